@@ -93,6 +93,10 @@ macro_rules! box_messages {
         )*
 
         /// One box protocol message of any kind.
+        // Nearly every frame on a box connection is an `sms`, so the enum is
+        // sms-sized whatever we do; boxing it would add an allocation to the
+        // common case to save space in the rare ones.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Clone, PartialEq, Eq, Debug)]
         pub enum Msg {
             $( $(#[$smeta])* $variant($name), )*
