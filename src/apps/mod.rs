@@ -1,0 +1,75 @@
+//! The built-in apps, configured in TOML (`[router] apps` and
+//! `[apps.NAME]`): `echo`, `keyword`, `webhook` and `optout`. Each is an
+//! ordinary [`App`]; a team that builds its own binary adds its own apps
+//! beside them with [`build`]'s output.
+
+mod echo;
+mod keyword;
+mod optout;
+mod webhook;
+
+pub use echo::Echo;
+pub use keyword::Keyword;
+pub use optout::Optout;
+pub use webhook::Webhook;
+
+use crate::client::HttpClient;
+use crate::config::{AppConfig, Config};
+use crate::router::{App, Incoming};
+use crate::store::Store;
+use crate::template::{Mode, Template, TemplateContext};
+
+/// The apps `config` lists, in order.
+pub fn build(config: &Config, store: &Store, http: &HttpClient) -> Vec<Box<dyn App>> {
+    config
+        .router_apps()
+        .map(|(name, app)| -> Box<dyn App> {
+            match app {
+                AppConfig::Echo(c) => Box::new(Echo::new(name, c.clone())),
+                AppConfig::Keyword(c) => Box::new(Keyword::new(name, c.clone())),
+                AppConfig::Webhook(c) => Box::new(Webhook::new(name, c.clone(), http.clone())),
+                AppConfig::Optout(c) => Box::new(Optout::new(name, c.clone(), store.clone())),
+            }
+        })
+        .collect()
+}
+
+/// A reply template rendered for the incoming message.
+fn reply(template: &Template, msg: &Incoming) -> String {
+    template.render(&TemplateContext::from_incoming(&msg.message), Mode::Text)
+}
+
+/// The message's first word, the keyword.
+fn first_word(msg: &Incoming) -> &str {
+    msg.text().split_whitespace().next().unwrap_or("")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::model::{Connection, Direction, KannelInfo, Message, Status};
+    use crate::router::Incoming;
+
+    /// An MO from +256772123456 to 8500 through `fake`.
+    pub fn incoming(text: &str) -> Incoming {
+        Incoming::new(Message {
+            id: 1,
+            connection: Connection::new("fake", "+256772123456"),
+            text: text.into(),
+            direction: Direction::Incoming,
+            status: Status::Received,
+            date: 1_764_000_000_000_000,
+            updated: 0,
+            sent: None,
+            delivered: None,
+            in_response_to: None,
+            external_id: None,
+            kannel: Some(KannelInfo {
+                shortcode: Some("8500".into()),
+                smsc_id: Some("fake".into()),
+                ..KannelInfo::default()
+            }),
+            attempts: 0,
+            retry_after: None,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! The outgoing HTTP client: one pooled hyper client (http and https) with
+//! the bounds every call needs — a deadline for the whole exchange and a cap
+//! on how much of a response body is read.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Most of a response body that is ever read; the rest is not waited for.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Idle pooled connections kept per host.
+const POOL_IDLE_PER_HOST: usize = 32;
+
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// A cheap-to-clone HTTP client.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<Connector, Full<Bytes>>,
+}
+
+/// A response, read within the limits.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("bad URL `{0}`")]
+    BadUrl(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("response body over {MAX_RESPONSE_BODY} bytes or unreadable: {0}")]
+    Body(String),
+}
+
+impl HttpClient {
+    /// A client trusting Mozilla's root certificates for https.
+    pub fn new() -> Result<HttpClient, HttpError> {
+        let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| HttpError::Request(format!("TLS setup: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .build(https);
+        Ok(HttpClient { inner })
+    }
+
+    /// Sends a request and reads the response, all within `timeout`.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<HttpResponse, HttpError> {
+        let uri: hyper::Uri = url.parse().map_err(|_| HttpError::BadUrl(url.to_owned()))?;
+        let mut request = Request::builder().method(method).uri(uri).header(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("rapidbox/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(ct) = content_type {
+            request = request.header(CONTENT_TYPE, ct);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| HttpError::Request(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| HttpError::Request(e.to_string()))?;
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
+                .collect()
+                .await
+                .map_err(|e| HttpError::Body(e.to_string()))?
+                .to_bytes();
+            Ok(HttpResponse {
+                status,
+                content_type,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout(timeout))?
+    }
+}

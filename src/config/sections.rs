@@ -1,0 +1,190 @@
+//! The configuration's sections other than the apps, with their defaults.
+//!
+//! Every key has a default, so a missing file, section or key means "the
+//! default". Numbers carry their unit in their name (`_ms`, `_secs`,
+//! `_bytes`); the methods turn them into `Duration`s.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `[store]`: where rapidbox keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [store] section (a table)")]
+pub struct StoreConfig {
+    /// The redb file; its directory is created when missing.
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            path: PathBuf::from("./data/rapidbox.redb"),
+        }
+    }
+}
+
+/// `[kannel]`: the connection to a bearerbox's smsbox-port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [kannel] section (a table)")]
+pub struct KannelConfig {
+    /// Whether to connect at all (false: HTTP backends only).
+    pub enabled: bool,
+    /// The bearerbox's host name or IP address.
+    pub host: String,
+    /// The bearerbox's `smsbox-port`.
+    #[serde(deserialize_with = "port")]
+    pub port: u16,
+    /// The `smsbox-id` to identify with; `None` identifies with a NULL id,
+    /// which gets every MO no `smsbox-route` claims. See
+    /// [`smsbox_id_warning`](super::smsbox_id_warning) before setting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smsbox_id: Option<String>,
+    /// Seconds between heartbeats (Kannel's smsbox sends one every 30).
+    pub heartbeat_secs: u64,
+    /// Whether the smsbox-port speaks TLS (`smsbox-port-ssl = true`).
+    pub tls: bool,
+    /// PEM file of the CA(s) to trust for the bearerbox's certificate.
+    /// Required with `tls`: rapidbox carries no list of public CAs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the bearerbox's certificate must carry; `None` means
+    /// [`host`](Self::host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+    /// The delivery reports asked for on every MT (box protocol dlr_mask
+    /// bits: 1 delivered, 2 undelivered, 4 buffered, 8 accepted by the
+    /// SMSC, 16 rejected by the SMSC); 0 asks for none.
+    pub dlr_mask: i32,
+    /// Sender for replies instead of the MO's receiver (the shortcode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_sender: Option<String>,
+    /// MTs sent to the bearerbox and not yet acknowledged, at most.
+    pub max_in_flight: usize,
+    /// MOs being routed at once, at most.
+    pub max_routing: usize,
+    /// First wait before reconnecting; it doubles up to
+    /// `reconnect_max_secs`.
+    pub reconnect_min_ms: u64,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max_secs: u64,
+    /// Largest frame accepted from the bearerbox.
+    pub max_frame_bytes: usize,
+}
+
+impl KannelConfig {
+    /// Default `dlr_mask`: 1 + 2 + 8 + 16, every report that settles a
+    /// message's status (delivered, undelivered, accepted or rejected by
+    /// the SMSC); 4 (buffered) is left out because it is intermediate and
+    /// changes no status, so it would only cost a frame and a write.
+    pub const DEFAULT_DLR_MASK: i32 = 27;
+
+    /// The time between heartbeats.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+
+    /// The first wait before reconnecting.
+    pub fn reconnect_min(&self) -> Duration {
+        Duration::from_millis(self.reconnect_min_ms)
+    }
+
+    /// The longest wait between reconnection attempts.
+    pub fn reconnect_max(&self) -> Duration {
+        Duration::from_secs(self.reconnect_max_secs)
+    }
+
+    /// The name to check the bearerbox's certificate against.
+    pub fn tls_server_name(&self) -> &str {
+        self.tls_server_name.as_deref().unwrap_or(&self.host)
+    }
+}
+
+impl Default for KannelConfig {
+    fn default() -> KannelConfig {
+        KannelConfig {
+            enabled: true,
+            host: "127.0.0.1".to_owned(),
+            // Kannel's customary smsbox-port.
+            port: 13001,
+            smsbox_id: None,
+            heartbeat_secs: 30,
+            tls: false,
+            tls_ca_file: None,
+            tls_server_name: None,
+            dlr_mask: KannelConfig::DEFAULT_DLR_MASK,
+            global_sender: None,
+            // The bearerbox answers an MT as soon as it has queued it, so
+            // the window only has to cover a round trip at full rate.
+            max_in_flight: 256,
+            // Above the bearerbox's default smsbox-max-pending (100), so
+            // the bearerbox, not rapidbox, is what holds MOs back.
+            max_routing: 512,
+            reconnect_min_ms: 500,
+            reconnect_max_secs: 30,
+            max_frame_bytes: boxproto::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// `[http]`: the HTTP server (httprouter endpoints, sendsms, console).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [http] section (a table)")]
+pub struct HttpConfig {
+    /// Address to listen on, `IP:PORT`.
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            // Loopback: the endpoints have no authentication yet.
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[router]`: which apps see incoming messages, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [router] section (a table)")]
+pub struct RouterConfig {
+    /// App names, in the order the router runs them. An app's kind is its
+    /// name unless its `[apps.NAME]` section says `kind = ...`.
+    pub apps: Vec<String>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> RouterConfig {
+        RouterConfig {
+            // A fresh rapidbox answers every message with its own words,
+            // which shows at once that the whole path works, but honours
+            // STOP first: nobody who opted out is echoed at.
+            apps: vec!["optout".to_owned(), "echo".to_owned()],
+        }
+    }
+}
+
+/// A TCP port, 1..=65535, with an error that says so.
+fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let number = i64::deserialize(deserializer)?;
+    match u16::try_from(number) {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(D::Error::custom(format!(
+            "{number} is not a port number: use 1 to 65535"
+        ))),
+    }
+}
+
+/// `IP:PORT`, with an error that shows the expected form.
+fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        D::Error::custom(format!(
+            "{text:?} is not an IP address and port such as \"127.0.0.1:8080\" or \"[::]:8080\""
+        ))
+    })
+}

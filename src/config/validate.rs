@@ -1,0 +1,370 @@
+//! Checks that need more than a type: ranges, required keys, keys that
+//! only make sense together, and the warnings.
+
+use std::collections::BTreeSet;
+
+use super::apps::{same_word, AppConfig, KeywordConfig, OnFailure, OptoutConfig, WebhookConfig};
+use super::report::{KeyPath, Problem, Report};
+use super::sections::{KannelConfig, RouterConfig, StoreConfig};
+use super::{smsbox_id_warning, Config};
+use crate::template::Template;
+
+/// The smallest `max_frame_bytes` that holds an `sms` frame with a
+/// full-length text, its addresses, UUID, DLR URL and meta-data.
+const MIN_FRAME_BYTES: usize = 1024;
+
+/// Every semantic problem of `config`. Apps named in `broken` had sections
+/// that could not be read; that has been reported, so they are not
+/// reported again as missing.
+pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
+    let mut report = Report::default();
+    let root = KeyPath::root();
+    store(&config.store, &root.key("store"), &mut report);
+    kannel(&config.kannel, &root.key("kannel"), &mut report);
+    router(config, broken, &root.key("router"), &mut report);
+    let at = root.key("apps");
+    for (name, app) in &config.apps {
+        let at = at.key(name);
+        if !config.router.apps.contains(name) {
+            warning(&mut report, &at, "not listed in router.apps, so not used");
+        }
+        match app {
+            AppConfig::Echo(echo) => reply(&echo.template, &at.key("template"), &mut report),
+            AppConfig::Keyword(keyword) => keyword_app(keyword, &at, &mut report),
+            AppConfig::Webhook(webhook) => webhook_app(webhook, &at, &mut report),
+            AppConfig::Optout(optout) => optout_app(optout, &at, &mut report),
+        }
+    }
+    report.sort();
+    report
+}
+
+fn error(report: &mut Report, at: &KeyPath, message: impl Into<String>) {
+    report.errors.push(Problem::new(at, message));
+}
+
+fn warning(report: &mut Report, at: &KeyPath, message: impl Into<String>) {
+    report.warnings.push(Problem::new(at, message));
+}
+
+fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
+    if store.path.as_os_str().is_empty() {
+        error(report, &at.key("path"), "empty: give the store file's path");
+    }
+}
+
+fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {
+    let host = kannel.host.trim();
+    if host.is_empty() {
+        error(
+            report,
+            &at.key("host"),
+            "empty: give the bearerbox's host name or IP address",
+        );
+    } else if host.chars().any(char::is_whitespace) {
+        error(report, &at.key("host"), "a host name has no spaces");
+    } else if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
+        error(
+            report,
+            &at.key("host"),
+            "a host name or IP address only: the port goes in kannel.port",
+        );
+    }
+    if kannel.heartbeat_secs == 0 {
+        error(
+            report,
+            &at.key("heartbeat_secs"),
+            "must be at least 1 (seconds between heartbeats)",
+        );
+    }
+    match &kannel.smsbox_id {
+        Some(id) if id.trim().is_empty() => error(
+            report,
+            &at.key("smsbox_id"),
+            "empty: remove the key to identify with a NULL id",
+        ),
+        Some(id) if kannel.enabled => warning(report, &at.key("smsbox_id"), smsbox_id_warning(id)),
+        _ => {}
+    }
+    if kannel.tls {
+        if kannel.tls_ca_file.is_none() {
+            error(
+                report,
+                &at.key("tls_ca_file"),
+                "required when tls = true: rapidbox carries no list of public certificate \
+                 authorities, so give the PEM file of the CA that signed the bearerbox's \
+                 certificate",
+            );
+        }
+    } else {
+        for (key, set) in [
+            ("tls_ca_file", kannel.tls_ca_file.is_some()),
+            ("tls_server_name", kannel.tls_server_name.is_some()),
+        ] {
+            if set {
+                warning(report, &at.key(key), "ignored: kannel.tls is false");
+            }
+        }
+    }
+    if kannel
+        .tls_ca_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        error(
+            report,
+            &at.key("tls_ca_file"),
+            "empty: give a PEM file's path",
+        );
+    }
+    if kannel
+        .tls_server_name
+        .as_ref()
+        .is_some_and(|n| n.trim().is_empty())
+    {
+        error(
+            report,
+            &at.key("tls_server_name"),
+            "empty: remove the key to use kannel.host",
+        );
+    }
+    if !(0..=31).contains(&kannel.dlr_mask) {
+        error(
+            report,
+            &at.key("dlr_mask"),
+            format!(
+                "{} is not a dlr_mask: add up the reports wanted, 1 delivered, 2 undelivered, \
+                 4 buffered, 8 accepted by the SMSC, 16 rejected by the SMSC (0 for none)",
+                kannel.dlr_mask
+            ),
+        );
+    }
+    if kannel
+        .global_sender
+        .as_ref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        error(
+            report,
+            &at.key("global_sender"),
+            "empty: remove the key to reply from the number the MO was sent to",
+        );
+    }
+    for (key, value) in [
+        ("max_in_flight", kannel.max_in_flight),
+        ("max_routing", kannel.max_routing),
+    ] {
+        if value == 0 {
+            error(
+                report,
+                &at.key(key),
+                "must be at least 1: nothing would ever move",
+            );
+        }
+    }
+    if kannel.reconnect_min_ms == 0 {
+        error(
+            report,
+            &at.key("reconnect_min_ms"),
+            "must be at least 1: rapidbox would reconnect in a busy loop",
+        );
+    }
+    if kannel.reconnect_max_secs == 0 {
+        error(report, &at.key("reconnect_max_secs"), "must be at least 1");
+    } else if u128::from(kannel.reconnect_min_ms) > u128::from(kannel.reconnect_max_secs) * 1000 {
+        error(
+            report,
+            &at.key("reconnect_min_ms"),
+            format!(
+                "{} ms is more than reconnect_max_secs ({} s)",
+                kannel.reconnect_min_ms, kannel.reconnect_max_secs
+            ),
+        );
+    }
+    if kannel.max_frame_bytes < MIN_FRAME_BYTES {
+        error(
+            report,
+            &at.key("max_frame_bytes"),
+            format!("must be at least {MIN_FRAME_BYTES}: a frame carries a whole SMS with its addresses, UUID and DLR URL"),
+        );
+    } else if kannel.max_frame_bytes > boxproto::msg::MAX_WIRE_BODY {
+        error(
+            report,
+            &at.key("max_frame_bytes"),
+            format!(
+                "must be at most {}: the box protocol's lengths are 32-bit",
+                boxproto::msg::MAX_WIRE_BODY
+            ),
+        );
+    }
+}
+
+fn router(config: &Config, broken: &BTreeSet<String>, at: &KeyPath, report: &mut Report) {
+    let RouterConfig { apps } = &config.router;
+    let at = at.key("apps");
+    if apps.is_empty() {
+        warning(
+            report,
+            &at,
+            "no apps: messages are stored and acknowledged, and nothing replies",
+        );
+    }
+    for (i, name) in apps.iter().enumerate() {
+        let at = at.index(i);
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            error(
+                report,
+                &at,
+                format!("{name:?} is not an app name: use letters, digits, `_` and `-`"),
+            );
+        } else if let Some(first) = apps[..i].iter().position(|other| other == name) {
+            error(
+                report,
+                &at,
+                format!("{name:?} is listed twice (also router.apps[{first}])"),
+            );
+        } else if !config.apps.contains_key(name) && !broken.contains(name) {
+            error(
+                report,
+                &at,
+                format!(
+                    "no app {name:?}: it is not a built-in app ({}) and no [apps.{name}] section \
+                     gives it a kind",
+                    super::apps::AppKind::list()
+                ),
+            );
+        }
+    }
+}
+
+/// A reply template must say something: an empty SMS helps nobody.
+fn reply(template: &Template, at: &KeyPath, report: &mut Report) {
+    if template.source().trim().is_empty() {
+        error(report, at, "empty: a reply must say something");
+    }
+}
+
+/// A keyword list entry or rule key: one word, not seen before (ignoring
+/// case) among `seen`.
+fn keyword(word: &str, seen: &mut Vec<String>, at: &KeyPath, report: &mut Report) {
+    if word.trim().is_empty() {
+        error(report, at, "empty keyword");
+    } else if word.split_whitespace().count() > 1 {
+        error(
+            report,
+            at,
+            "a keyword is one word: it is matched against a message's first word",
+        );
+    } else if let Some(other) = seen.iter().find(|other| same_word(other, word)) {
+        error(
+            report,
+            at,
+            format!(
+                "{word:?} is the same keyword as {other:?} (keywords are matched ignoring case)"
+            ),
+        );
+    } else {
+        seen.push(word.to_owned());
+    }
+}
+
+fn keyword_app(app: &KeywordConfig, at: &KeyPath, report: &mut Report) {
+    let mut seen = Vec::new();
+    for (word, template) in &app.rules {
+        let at = at.key("rules").key(word);
+        keyword(word, &mut seen, &at, report);
+        reply(template, &at, report);
+    }
+    if let Some(default) = &app.default {
+        reply(default, &at.key("default"), report);
+    }
+    if app.rules.is_empty() && app.default.is_none() {
+        warning(
+            report,
+            at,
+            "no rules and no default: this app never replies",
+        );
+    }
+}
+
+fn webhook_app(app: &WebhookConfig, at: &KeyPath, report: &mut Report) {
+    let url = app.url.source();
+    let url_at = at.key("url");
+    if url.trim().is_empty() {
+        error(
+            report,
+            &url_at,
+            "required: the URL to call, http:// or https://",
+        );
+    } else {
+        let lower = url.to_ascii_lowercase();
+        let rest = ["http://", "https://"]
+            .into_iter()
+            .find_map(|scheme| lower.strip_prefix(scheme));
+        match rest {
+            None => error(report, &url_at, "must start with http:// or https://"),
+            Some(rest) => {
+                let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                if host.is_empty() {
+                    error(report, &url_at, "no host after the scheme");
+                } else if host.contains('%') {
+                    // A host filled in from a message would let any phone
+                    // choose where rapidbox sends requests.
+                    error(
+                        report,
+                        &url_at,
+                        "the host must be written out: escapes may only come after it",
+                    );
+                }
+            }
+        }
+    }
+    if app.timeout_ms == 0 {
+        error(report, &at.key("timeout_ms"), "must be at least 1");
+    }
+    match (app.on_failure, &app.failure_reply) {
+        (OnFailure::Reply, None) => error(
+            report,
+            &at.key("failure_reply"),
+            "required when on_failure = \"reply\"",
+        ),
+        (OnFailure::Reply, Some(failure)) => reply(failure, &at.key("failure_reply"), report),
+        (OnFailure::None, Some(_)) => warning(
+            report,
+            &at.key("failure_reply"),
+            "ignored: on_failure is \"none\"",
+        ),
+        (OnFailure::None, None) => {}
+    }
+}
+
+fn optout_app(app: &OptoutConfig, at: &KeyPath, report: &mut Report) {
+    let mut seen = Vec::new();
+    for (key, words) in [
+        ("stop_keywords", &app.stop_keywords),
+        ("start_keywords", &app.start_keywords),
+    ] {
+        for (i, word) in words.iter().enumerate() {
+            keyword(word, &mut seen, &at.key(key).index(i), report);
+        }
+    }
+    if app.stop_keywords.is_empty() {
+        warning(
+            report,
+            &at.key("stop_keywords"),
+            "empty: nobody can opt out",
+        );
+    }
+    for (key, template) in [
+        ("stop_reply", &app.stop_reply),
+        ("start_reply", &app.start_reply),
+    ] {
+        if let Some(template) = template {
+            reply(template, &at.key(key), report);
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Between box protocol `sms` frames and stored messages: an MO becomes an
+//! incoming [`Message`], an outgoing [`Message`] becomes an MT.
+
+use boxproto::{Bytes, Coding, DlrMask, Sms, SmsType, Uuid};
+
+use crate::model::{now_micros, Connection, Direction, KannelInfo, Message, MessageId, Status};
+use crate::text;
+
+/// Why an MO cannot be routed. Kannel's smsbox refuses the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoProblem {
+    #[error("the MO has no sender")]
+    NoSender,
+    #[error("the MO has no receiver")]
+    NoReceiver,
+}
+
+fn text_of(field: &Option<Bytes>) -> Option<String> {
+    field
+        .as_ref()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn non_empty(field: &Option<Bytes>) -> Option<String> {
+    text_of(field).filter(|s| !s.is_empty())
+}
+
+/// The backend an MO belongs to: its SMSC, or `kannel` when the bearerbox
+/// did not say.
+pub fn backend_of(sms: &Sms) -> String {
+    non_empty(&sms.smsc_id).unwrap_or_else(|| "kannel".to_owned())
+}
+
+/// The incoming message for an MO, with the id `id`.
+///
+/// An MO without a sender or receiver still becomes a message (status F,
+/// so the record of it is kept) and the problem is returned beside it.
+pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>) {
+    let now = now_micros();
+    let sender = text_of(&sms.sender).unwrap_or_default();
+    let receiver = non_empty(&sms.receiver);
+    let problem = if sender.is_empty() {
+        Some(MoProblem::NoSender)
+    } else if receiver.is_none() {
+        Some(MoProblem::NoReceiver)
+    } else {
+        None
+    };
+    let data = sms.msgdata.as_deref().unwrap_or_default();
+    let charset = text_of(&sms.charset);
+    let decoded = text::decode_mo(data, i32::from(sms.coding), charset.as_deref());
+    let message = Message {
+        id,
+        connection: Connection::new(&backend_of(sms), &sender),
+        text: decoded.text,
+        direction: Direction::Incoming,
+        status: if problem.is_some() {
+            Status::Failed
+        } else {
+            Status::Received
+        },
+        date: now,
+        updated: now,
+        sent: None,
+        delivered: None,
+        in_response_to: None,
+        external_id: Some(sms.id.to_string()),
+        kannel: Some(KannelInfo {
+            uuid: Some(*sms.id.as_bytes()),
+            shortcode: receiver,
+            smsc_id: non_empty(&sms.smsc_id),
+            coding: i32::from(sms.coding),
+            charset,
+            udh: sms.udhdata.as_ref().map(|b| b.to_vec()),
+            binary: decoded.binary,
+            dlr_mask: sms.dlr_mask.0,
+            service: text_of(&sms.service),
+            meta_data: text_of(&sms.meta_data),
+            foreign_id: None,
+        }),
+        attempts: 0,
+        retry_after: None,
+    };
+    (message, problem)
+}
+
+/// Settings that shape every MT.
+#[derive(Debug, Clone, Default)]
+pub struct MtSettings {
+    /// Our smsbox-id, so the bearerbox routes the MT's reports back to us.
+    pub boxc_id: Option<String>,
+    /// Sender for MTs that have none of their own.
+    pub global_sender: Option<String>,
+}
+
+/// Why an outgoing message cannot become an MT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MtProblem {
+    #[error("message {0} has no Kannel UUID")]
+    NoUuid(MessageId),
+    #[error("message {0} has no sender: set kannel.global_sender or give one")]
+    NoSender(MessageId),
+}
+
+/// The MT for an outgoing message.
+///
+/// `dlr_url` carries the message id: a report echoes it back, which is how
+/// it finds its message again, even after a restart.
+pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
+    let kannel = msg.kannel.clone().unwrap_or_default();
+    let uuid = kannel.uuid.ok_or(MtProblem::NoUuid(msg.id))?;
+    let sender = kannel
+        .shortcode
+        .clone()
+        .or_else(|| settings.global_sender.clone())
+        .ok_or(MtProblem::NoSender(msg.id))?;
+    let (coding, msgdata, udh) = match (&kannel.binary, kannel.coding) {
+        // An 8-bit MT (sendsms with coding=1) keeps its bytes as given.
+        (Some(data), 1) => (Coding::EightBit, data.clone(), kannel.udh.clone()),
+        _ => {
+            let (coding, bytes) = text::encode_mt(&msg.text);
+            (Coding::from(coding), bytes, kannel.udh.clone())
+        }
+    };
+    let str_of = |s: Option<String>| s.map(Bytes::from);
+    Ok(Sms {
+        sender: Some(Bytes::from(sender)),
+        receiver: Some(Bytes::from(msg.connection.address.clone())),
+        udhdata: udh.map(Bytes::from),
+        msgdata: Some(Bytes::from(msgdata)),
+        time: i32::try_from(now_micros() / 1_000_000).unwrap_or(i32::MAX),
+        smsc_id: str_of(kannel.smsc_id),
+        service: str_of(kannel.service),
+        id: Uuid::from_bytes(uuid),
+        sms_type: if msg.in_response_to.is_some() {
+            SmsType::MtReply
+        } else {
+            SmsType::MtPush
+        },
+        coding,
+        dlr_mask: DlrMask(kannel.dlr_mask),
+        dlr_url: if kannel.dlr_mask > 0 {
+            Some(Bytes::from(msg.id.to_string()))
+        } else {
+            None
+        },
+        boxc_id: str_of(settings.boxc_id.clone()),
+        meta_data: None,
+        ..Sms::default()
+    })
+}
+
+/// The message id a report's `dlr_url` carries, when it is one of ours.
+pub fn report_message_id(sms: &Sms) -> Option<MessageId> {
+    let url = sms.dlr_url.as_ref()?;
+    std::str::from_utf8(url).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mo() -> Sms {
+        Sms {
+            sender: Some(Bytes::from_static(b"+256 772-123456")),
+            receiver: Some(Bytes::from_static(b"8500")),
+            msgdata: Some(Bytes::from_static("héllo".as_bytes())),
+            smsc_id: Some(Bytes::from_static(b"fake")),
+            coding: Coding::SevenBit,
+            id: Uuid::from_u128(7),
+            sms_type: SmsType::Mo,
+            ..Sms::default()
+        }
+    }
+
+    #[test]
+    fn an_mo_becomes_an_incoming_message_with_its_kannel_details() {
+        let (msg, problem) = incoming_message(&mo(), 9);
+        assert_eq!(problem, None);
+        assert_eq!(msg.id, 9);
+        assert_eq!(msg.text, "héllo");
+        assert_eq!(msg.connection.backend, "fake");
+        assert_eq!(msg.connection.identity, "256772123456");
+        assert_eq!(msg.connection.address, "+256 772-123456");
+        assert_eq!(msg.status, Status::Received);
+        let k = msg.kannel.unwrap();
+        assert_eq!(k.uuid, Some(*Uuid::from_u128(7).as_bytes()));
+        assert_eq!(k.shortcode.as_deref(), Some("8500"));
+    }
+
+    #[test]
+    fn an_mo_without_sender_or_receiver_is_kept_as_failed() {
+        let mut sms = mo();
+        sms.sender = Some(Bytes::new());
+        let (msg, problem) = incoming_message(&sms, 1);
+        assert_eq!(problem, Some(MoProblem::NoSender));
+        assert_eq!(msg.status, Status::Failed);
+        let mut sms = mo();
+        sms.receiver = None;
+        assert_eq!(incoming_message(&sms, 1).1, Some(MoProblem::NoReceiver));
+    }
+
+    #[test]
+    fn a_reply_goes_back_to_the_exact_address_it_came_from() {
+        let (incoming, _) = incoming_message(&mo(), 1);
+        let reply = Message {
+            id: 2,
+            direction: Direction::Outgoing,
+            status: Status::Queued,
+            in_response_to: Some(1),
+            text: "Got it".into(),
+            kannel: Some(KannelInfo {
+                uuid: Some(*Uuid::from_u128(8).as_bytes()),
+                shortcode: Some("8500".into()),
+                smsc_id: Some("fake".into()),
+                dlr_mask: 31,
+                ..KannelInfo::default()
+            }),
+            ..incoming
+        };
+        let settings = MtSettings {
+            boxc_id: Some("rapidbox".into()),
+            global_sender: None,
+        };
+        let sms = mt(&reply, &settings).unwrap();
+        assert_eq!(sms.receiver.as_deref(), Some(&b"+256 772-123456"[..]));
+        assert_eq!(sms.sender.as_deref(), Some(&b"8500"[..]));
+        assert_eq!(sms.smsc_id.as_deref(), Some(&b"fake"[..]));
+        assert_eq!(sms.boxc_id.as_deref(), Some(&b"rapidbox"[..]));
+        assert_eq!(sms.sms_type, SmsType::MtReply);
+        assert_eq!(sms.coding, Coding::SevenBit);
+        assert_eq!(sms.dlr_url.as_deref(), Some(&b"2"[..]));
+        assert_eq!(report_message_id(&sms), Some(2));
+        assert_eq!(sms.id, Uuid::from_u128(8));
+    }
+
+    #[test]
+    fn text_outside_gsm_goes_as_ucs2() {
+        let (mut msg, _) = incoming_message(&mo(), 1);
+        msg.text = "Привет".into();
+        msg.kannel.as_mut().unwrap().uuid = Some([1; 16]);
+        let sms = mt(&msg, &MtSettings::default()).unwrap();
+        assert_eq!(sms.coding, Coding::Ucs2);
+        let utf16: Vec<u8> = "Привет".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(sms.msgdata.as_deref(), Some(&utf16[..]));
+    }
+}

@@ -1,0 +1,175 @@
+//! What happens to an `sms` the bearerbox sends: an MO is routed, stored
+//! with its replies in one durable commit, and only then acknowledged; a
+//! delivery report updates the message it reports on. Each returns the ack
+//! status the bearerbox must hear.
+
+use boxproto::{AckStatus, Sms};
+use tracing::{error, info, warn};
+
+use crate::link::convert::{self, MoProblem};
+use crate::link::outbox::Outbox;
+use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, Status};
+use crate::router::Router;
+use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
+
+/// Handles the messages the bearerbox sends. Cheap to clone.
+#[derive(Clone)]
+pub struct Inbound {
+    pub store: Store,
+    pub router: Router,
+    pub outbox: Outbox,
+}
+
+/// The ack for a commit that failed: a storage problem is temporary (the
+/// bearerbox keeps the message and offers it again); a unit the store
+/// refuses would be refused again, so retrying it forever helps nobody.
+fn ack_for_store_error(e: &StoreError, what: &str) -> AckStatus {
+    if matches!(e, StoreError::Rejected(_)) {
+        error!(error = %e, "the store refused the {what}; acknowledging it as failed");
+        AckStatus::Failed
+    } else {
+        error!(error = %e, "could not store the {what}; the bearerbox keeps it (failed_tmp)");
+        AckStatus::FailedTmp
+    }
+}
+
+impl Inbound {
+    /// Routes and stores an MO. Success once it and its replies are
+    /// durable, or when it was stored before (a redelivery).
+    pub async fn mo(&self, sms: &Sms) -> AckStatus {
+        let uuid = *sms.id.as_bytes();
+        match self.store.message_id_by_uuid(&uuid) {
+            Ok(Some(id)) => {
+                info!(kannel_uuid = %sms.id, message_id = id, "MO already stored; acknowledging the redelivery");
+                return AckStatus::Success;
+            }
+            Ok(None) => {}
+            Err(e) => return ack_for_store_error(&e, "MO"),
+        }
+        let (message, problem) = convert::incoming_message(sms, self.store.allocate_id());
+        if let Some(problem) = problem {
+            return self.refuse(message, problem).await;
+        }
+        let id = message.id;
+        let routed = self.router.route(message).await;
+        let mut unit = Unit::new().unless_uuid_known(uuid);
+        for failure in &routed.failures {
+            unit.push(Op::AddDeliveryError(DeliveryError {
+                message_id: id,
+                time: now_micros(),
+                log: failure.to_string(),
+            }));
+        }
+        let queued: Vec<Message> = routed
+            .outgoing
+            .iter()
+            .filter(|m| m.status == Status::Queued)
+            .cloned()
+            .collect();
+        unit.push(Op::put(routed.incoming));
+        for reply in routed.outgoing {
+            unit.push(Op::put(reply));
+        }
+        match self.store.commit(unit).await {
+            Ok(Outcome::Applied) => {
+                info!(message_id = id, kannel_uuid = %sms.id, replies = queued.len(), "MO stored");
+                for reply in queued {
+                    self.outbox.offer(reply);
+                }
+                AckStatus::Success
+            }
+            Ok(Outcome::Duplicate(first)) => {
+                info!(message_id = first, kannel_uuid = %sms.id, "MO stored meanwhile by another delivery");
+                AckStatus::Success
+            }
+            Err(e) => ack_for_store_error(&e, "MO"),
+        }
+    }
+
+    /// Records an MO that cannot be routed and tells the bearerbox it
+    /// failed, as Kannel's smsbox does.
+    async fn refuse(&self, message: Message, problem: MoProblem) -> AckStatus {
+        let id = message.id;
+        warn!(message_id = id, %problem, "MO refused");
+        let uuid = message.kannel.as_ref().and_then(|k| k.uuid);
+        let mut unit = Unit::new()
+            .with(Op::put(message))
+            .with(Op::AddDeliveryError(DeliveryError {
+                message_id: id,
+                time: now_micros(),
+                log: problem.to_string(),
+            }));
+        if let Some(uuid) = uuid {
+            unit = unit.unless_uuid_known(uuid);
+        }
+        match self.store.commit(unit).await {
+            Ok(_) => AckStatus::Failed,
+            Err(e) => ack_for_store_error(&e, "refused MO"),
+        }
+    }
+
+    /// Applies a delivery report to the message its `dlr_url` names. A
+    /// report for no message of ours is logged and acknowledged.
+    pub async fn report(&self, sms: &Sms) -> AckStatus {
+        let event = sms.dlr_mask.0;
+        let text = sms
+            .msgdata
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let Some(id) = convert::report_message_id(sms) else {
+            warn!(kannel_uuid = %sms.id, dlr_mask = event, %text, "delivery report without a message id of ours; acknowledged and dropped");
+            return AckStatus::Success;
+        };
+        let message = match self.store.message(id) {
+            Ok(Some(m)) if m.direction == Direction::Outgoing => m,
+            Ok(_) => {
+                warn!(
+                    message_id = id,
+                    dlr_mask = event,
+                    "delivery report for an unknown message; acknowledged and dropped"
+                );
+                return AckStatus::Success;
+            }
+            Err(e) => return ack_for_store_error(&e, "delivery report"),
+        };
+        let now = now_micros();
+        let mut update = match event {
+            1 => Update::status(id, Status::Delivered, now),
+            2 | 16 if message.status != Status::Delivered => {
+                Update::status(id, Status::Failed, now)
+            }
+            // 4 (buffered) and 8 (accepted by the SMSC) are recorded below.
+            _ => Update::new(id, now),
+        };
+        if let Some(foreign) = sms.foreign_id.as_ref().filter(|f| !f.is_empty()) {
+            update = update.foreign_id(String::from_utf8_lossy(foreign).into_owned());
+        }
+        let mut unit = Unit::new()
+            .with(Op::AddDlr(DlrEvent {
+                message_id: id,
+                time: now,
+                mask: event,
+                text: text.clone(),
+            }))
+            .with(Op::from(update));
+        if event == 2 || event == 16 {
+            unit.push(Op::AddDeliveryError(DeliveryError {
+                message_id: id,
+                time: now,
+                log: format!("delivery report {event}: {text}"),
+            }));
+        }
+        match self.store.commit(unit).await {
+            Ok(_) => {
+                info!(
+                    message_id = id,
+                    dlr_mask = event,
+                    "delivery report recorded"
+                );
+                AckStatus::Success
+            }
+            Err(e) => ack_for_store_error(&e, "delivery report"),
+        }
+    }
+}

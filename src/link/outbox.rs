@@ -1,0 +1,274 @@
+//! Which MTs the bearerbox link sends next.
+//!
+//! The store is the source of truth: every outgoing message is durably
+//! queued (Q) before anybody tries to send it. The outbox is a bounded
+//! in-memory window onto that queue, fed two ways:
+//!
+//! - **fresh**: the router offers each reply right after its commit, so the
+//!   common case costs no store read at all;
+//! - **sweep**: a periodic scan of the store picks up everything the fresh
+//!   path could not hold (the outbox was full, the link was down, rapidbox
+//!   restarted) and E messages whose retry time has come.
+//!
+//! A message must never be sent twice while it is known to be in hand. The
+//! `scheduled` set holds every id in the backlog or in flight; `settling`
+//! holds ids just answered by the bearerbox whose new status may not be
+//! committed yet, so a sweep that still reads them as Q leaves them alone.
+//! And a sweep only takes Q messages that have been queued for a while
+//! ([`FRESH_GRACE`]) or since before this process started, so it never races
+//! the fresh path for a message that is on its way.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use crate::model::{now_micros, Message, MessageId, Micros, Status};
+use crate::store::Store;
+
+/// How many messages the outbox holds in memory, waiting to be sent. More
+/// stay queued in the store until there is room.
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+/// A Q message younger than this is left to the fresh path by sweeps.
+pub const FRESH_GRACE: Duration = Duration::from_secs(10);
+
+/// How long an answered id is kept from sweeps while its status commits.
+pub const SETTLE_FOR: Duration = Duration::from_secs(15);
+
+/// How often the store is swept.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The outbox; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    ready: Notify,
+    capacity: usize,
+    /// Messages queued before this moment belong to an earlier run: no
+    /// fresh offer can be on its way for them.
+    started: Micros,
+}
+
+#[derive(Default)]
+struct State {
+    backlog: VecDeque<Message>,
+    scheduled: HashSet<MessageId>,
+    settling: HashMap<MessageId, Instant>,
+    /// Resume points of the sweep, per status.
+    cursor_queued: Option<MessageId>,
+    cursor_errored: Option<MessageId>,
+    /// Fresh offers dropped for lack of room since the last sweep.
+    dropped: u64,
+}
+
+impl Outbox {
+    /// An outbox holding at most `capacity` messages in memory.
+    pub fn new(capacity: usize) -> Outbox {
+        Outbox {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                ready: Notify::new(),
+                capacity: capacity.max(1),
+                started: now_micros(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain data behind; carry on.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Offers a freshly committed Q message. When the outbox is full the
+    /// message stays queued in the store and a later sweep brings it.
+    pub fn offer(&self, msg: Message) {
+        let mut state = self.state();
+        if state.scheduled.contains(&msg.id) {
+            return;
+        }
+        if state.backlog.len() >= self.inner.capacity {
+            state.dropped += 1;
+            return;
+        }
+        state.scheduled.insert(msg.id);
+        state.backlog.push_back(msg);
+        drop(state);
+        self.inner.ready.notify_one();
+    }
+
+    /// The next message to send; waits while there is none. Cancel-safe: a
+    /// message is only taken in the poll that returns it.
+    pub async fn next(&self) -> Message {
+        loop {
+            let ready = self.inner.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(msg) = self.state().backlog.pop_front() {
+                return msg;
+            }
+            ready.await;
+        }
+    }
+
+    /// The bearerbox answered for `id` (whatever the answer): it leaves the
+    /// outbox, and sweeps ignore it until its new status has settled.
+    pub fn done(&self, id: MessageId) {
+        let mut state = self.state();
+        state.scheduled.remove(&id);
+        state.settling.insert(id, Instant::now());
+    }
+
+    /// A message taken with [`Outbox::next`] was not sent after all, or its
+    /// answer was lost with the connection: it goes back to the front.
+    pub fn release(&self, msg: Message) {
+        self.state().backlog.push_front(msg);
+        self.inner.ready.notify_one();
+    }
+
+    /// Messages waiting in memory.
+    pub fn len(&self) -> usize {
+        self.state().backlog.len()
+    }
+
+    /// True when nothing waits in memory.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Scans the store for sendable messages the outbox does not hold, up to
+    /// its free room. Blocking: run it on a blocking thread.
+    pub fn sweep(&self, store: &Store) {
+        let now = now_micros();
+        let grace = FRESH_GRACE.as_micros() as Micros;
+        let (room, after_q, after_e) = {
+            let mut state = self.state();
+            let keep = SETTLE_FOR;
+            state.settling.retain(|_, at| at.elapsed() < keep);
+            if state.dropped > 0 {
+                debug!(dropped = state.dropped, "fresh offers left to the sweep");
+                state.dropped = 0;
+            }
+            let room = self.inner.capacity.saturating_sub(state.backlog.len());
+            (room, state.cursor_queued, state.cursor_errored)
+        };
+        if room == 0 {
+            return;
+        }
+        let queued = store.messages_by_status(Status::Queued, None, after_q, room);
+        let errored = store.messages_by_status(Status::Errored, None, after_e, room);
+        let (queued, errored) = match (queued, errored) {
+            (Ok(q), Ok(e)) => (q, e),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "outbox sweep could not read the store");
+                return;
+            }
+        };
+        let mut state = self.state();
+        state.cursor_queued = if queued.len() < room {
+            None
+        } else {
+            queued.last().map(|m| m.id)
+        };
+        state.cursor_errored = if errored.len() < room {
+            None
+        } else {
+            errored.last().map(|m| m.id)
+        };
+        let started = self.inner.started;
+        let eligible = queued
+            .into_iter()
+            .filter(|m| m.updated < started || m.updated < now - grace)
+            .chain(
+                errored
+                    .into_iter()
+                    .filter(|m| m.retry_after.is_none_or(|t| t <= now)),
+            );
+        let mut added = 0;
+        for msg in eligible {
+            if state.backlog.len() >= self.inner.capacity {
+                break;
+            }
+            if state.scheduled.contains(&msg.id) || state.settling.contains_key(&msg.id) {
+                continue;
+            }
+            state.scheduled.insert(msg.id);
+            state.backlog.push_back(msg);
+            added += 1;
+        }
+        drop(state);
+        if added > 0 {
+            debug!(added, "outbox sweep found messages to send");
+            self.inner.ready.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Connection, Direction};
+
+    fn msg(id: MessageId) -> Message {
+        Message {
+            id,
+            connection: Connection::new("fake", "+1"),
+            text: "x".into(),
+            direction: Direction::Outgoing,
+            status: Status::Queued,
+            date: 0,
+            updated: now_micros(),
+            sent: None,
+            delivered: None,
+            in_response_to: None,
+            external_id: None,
+            kannel: None,
+            attempts: 0,
+            retry_after: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn offers_come_out_in_order_and_duplicates_are_ignored() {
+        let outbox = Outbox::new(10);
+        outbox.offer(msg(1));
+        outbox.offer(msg(2));
+        outbox.offer(msg(1));
+        assert_eq!(outbox.next().await.id, 1);
+        assert_eq!(outbox.next().await.id, 2);
+        assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_drops_offers_and_released_messages_go_first() {
+        let outbox = Outbox::new(2);
+        outbox.offer(msg(1));
+        outbox.offer(msg(2));
+        outbox.offer(msg(3));
+        assert_eq!(outbox.len(), 2);
+        let first = outbox.next().await;
+        outbox.release(first);
+        assert_eq!(outbox.next().await.id, 1);
+    }
+
+    #[tokio::test]
+    async fn next_waits_for_an_offer() {
+        let outbox = Outbox::new(2);
+        let waiter = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.next().await.id }
+        });
+        tokio::task::yield_now().await;
+        outbox.offer(msg(7));
+        assert_eq!(waiter.await.unwrap(), 7);
+    }
+}

@@ -1,0 +1,351 @@
+//! One connection to the bearerbox, from identify to close.
+//!
+//! A single task owns the read side and all session state (the MTs in
+//! flight, suspend), so none of it needs a lock. Writes go through a bounded
+//! channel to a writer task that batches whatever is queued into one flush.
+//! Each MO or report is handled in a task of its own, inline through router
+//! and store, so a slow commit never holds up the reading of acks; the
+//! number of such tasks is bounded by `max_routing`, and when all are busy
+//! the session stops reading, which pushes back on the bearerbox through TCP.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxproto::{
+    Ack, AckStatus, Admin, AdminCommand, BoxCodec, Bytes, FrameError, Heartbeat, Msg, Sms, SmsType,
+    Uuid,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::link::connect::Stream;
+use crate::link::convert;
+use crate::link::inbound::Inbound;
+use crate::link::{LinkConfig, LinkStatus};
+use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
+use crate::store::{Op, Unit, Update};
+
+/// Frames waiting for the writer. Acks, heartbeats and MTs are small; this
+/// bounds the memory they can hold while the socket is slow.
+const WRITE_QUEUE: usize = 1024;
+
+/// How long a shutdown waits for MOs being routed, so their acks go out.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// rapidbox is shutting down.
+    Shutdown,
+    /// The bearerbox said it is shutting down or restarting.
+    BearerboxLeaving(AdminCommand),
+    /// The bearerbox closed the connection.
+    Closed,
+    /// Reading or writing failed.
+    Broken(String),
+}
+
+/// An MT sent and not yet answered.
+struct InFlight {
+    message: Message,
+}
+
+pub(crate) struct Session<'a> {
+    pub config: &'a LinkConfig,
+    pub inbound: &'a Inbound,
+    pub status: &'a Arc<LinkStatus>,
+}
+
+impl Session<'_> {
+    /// Runs the session on a connected stream until it ends.
+    pub async fn run(&self, stream: Stream, shutdown: &CancellationToken) -> SessionEnd {
+        let framed = Framed::new(
+            stream,
+            BoxCodec::with_max_frame_len(self.config.max_frame_bytes),
+        );
+        let (sink, mut frames) = framed.split();
+        let (out, out_rx) = mpsc::channel::<Msg>(WRITE_QUEUE);
+        let writer = tokio::spawn(write_frames(sink, out_rx));
+
+        let identify = Admin {
+            command: AdminCommand::Identify,
+            boxc_id: self.config.smsbox_id.clone().map(Bytes::from),
+            ..Admin::default()
+        };
+        if out.send(identify.into()).await.is_err() {
+            return SessionEnd::Broken("the writer stopped before identify".into());
+        }
+
+        let routing = Arc::new(Semaphore::new(self.config.max_routing));
+        let mut tasks = JoinSet::new();
+        let mut in_flight: HashMap<Uuid, InFlight> = HashMap::new();
+        let mut suspended = false;
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outbox = &self.inbound.outbox;
+
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+                frame = frames.next() => {
+                    let msg = match frame {
+                        None => break SessionEnd::Closed,
+                        Some(Err(FrameError::Io(e))) => break SessionEnd::Broken(e.to_string()),
+                        Some(Err(e)) => break SessionEnd::Broken(e.to_string()),
+                        Some(Ok(Err(bad))) => {
+                            // The frame is consumed and the stream is in
+                            // step: the bearerbox will offer that message
+                            // again on reconnect, so it is not lost.
+                            error!(error = %bad, body_len = bad.body.len(), "skipped a frame the bearerbox sent");
+                            continue;
+                        }
+                        Some(Ok(Ok(msg))) => msg,
+                    };
+                    match msg {
+                        Msg::Sms(sms) => {
+                            let Ok(permit) = routing.clone().acquire_owned().await else {
+                                break SessionEnd::Broken("routing closed".into());
+                            };
+                            let inbound = self.inbound.clone();
+                            let out = out.clone();
+                            let status = self.status.clone();
+                            tasks.spawn(async move {
+                                let ack = handle_sms(&inbound, &sms).await;
+                                status.received.fetch_add(1, Ordering::Relaxed);
+                                let ack = Ack { nack: ack, time: sms.time, id: sms.id, ..Ack::default() };
+                                // A closed writer means the connection is
+                                // gone; the bearerbox redelivers, the store
+                                // recognizes the UUID.
+                                let _ = out.send(ack.into()).await;
+                                drop(permit);
+                            });
+                            // Reap finished tasks so the set stays small.
+                            while tasks.try_join_next().is_some() {}
+                        }
+                        Msg::Ack(ack) => self.on_ack(ack, &mut in_flight).await,
+                        Msg::Admin(admin) => match admin.command {
+                            AdminCommand::Shutdown | AdminCommand::Restart => {
+                                break SessionEnd::BearerboxLeaving(admin.command)
+                            }
+                            AdminCommand::Suspend => {
+                                info!("bearerbox suspended us: no MTs until it resumes");
+                                suspended = true;
+                            }
+                            AdminCommand::Resume => {
+                                info!("bearerbox resumed");
+                                suspended = false;
+                            }
+                            other => warn!(command = ?other, "unexpected admin command from the bearerbox"),
+                        },
+                        Msg::Heartbeat(_) => debug!("heartbeat from the bearerbox"),
+                        Msg::WdpDatagram(_) => warn!("wdp_datagram from the bearerbox; rapidbox is no wapbox"),
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let busy = self.config.max_routing - routing.available_permits();
+                    let load = i32::try_from(busy).unwrap_or(i32::MAX);
+                    if out.send(Heartbeat { load, ..Heartbeat::default() }.into()).await.is_err() {
+                        break SessionEnd::Broken("the writer stopped".into());
+                    }
+                }
+                message = outbox.next(), if !suspended && in_flight.len() < self.config.max_in_flight => {
+                    if let Some(sms) = self.prepare_mt(message, &mut in_flight).await {
+                        if out.send(sms.into()).await.is_err() {
+                            break SessionEnd::Broken("the writer stopped".into());
+                        }
+                    }
+                }
+            }
+            self.status
+                .in_flight
+                .store(in_flight.len(), Ordering::Relaxed);
+        };
+
+        // Let the MOs already being routed finish, so their acks reach the
+        // bearerbox before the connection closes.
+        if matches!(end, SessionEnd::Shutdown) {
+            let max = u32::try_from(self.config.max_routing).unwrap_or(u32::MAX);
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, routing.acquire_many(max)).await;
+            if drained.is_err() {
+                warn!("MOs still being routed after {DRAIN_TIMEOUT:?}; the bearerbox will redeliver them");
+            }
+        } else {
+            tasks.abort_all();
+        }
+        while tasks.join_next().await.is_some() {}
+        drop(out);
+        match writer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "writer ended with an error"),
+            Err(e) => debug!(error = %e, "writer task failed"),
+        }
+        // MTs the bearerbox never answered go back to the outbox; they are
+        // still Q in the store, so nothing is lost even if we die now.
+        let unanswered = in_flight.len();
+        for (_, flight) in in_flight.drain() {
+            outbox.release(flight.message);
+        }
+        if unanswered > 0 {
+            info!(unanswered, "MTs without an answer will be sent again");
+        }
+        self.status.in_flight.store(0, Ordering::Relaxed);
+        end
+    }
+
+    /// Turns an outgoing message into an MT and records it in flight, or
+    /// fails it when it cannot be an MT.
+    async fn prepare_mt(
+        &self,
+        message: Message,
+        in_flight: &mut HashMap<Uuid, InFlight>,
+    ) -> Option<Sms> {
+        match convert::mt(&message, &self.config.mt) {
+            Ok(sms) => {
+                debug!(message_id = message.id, kannel_uuid = %sms.id, "MT sent");
+                in_flight.insert(sms.id, InFlight { message });
+                Some(sms)
+            }
+            Err(problem) => {
+                error!(message_id = message.id, %problem, "cannot send through the bearerbox");
+                let now = now_micros();
+                let unit = Unit::new()
+                    .with(Update::status(message.id, Status::Failed, now).into())
+                    .with(Op::AddDeliveryError(DeliveryError {
+                        message_id: message.id,
+                        time: now,
+                        log: problem.to_string(),
+                    }));
+                self.inbound.outbox.done(message.id);
+                if let Err(e) = self.inbound.store.enqueue(unit).await {
+                    error!(message_id = message.id, error = %e, "could not record the failure");
+                }
+                None
+            }
+        }
+    }
+
+    /// Records the bearerbox's answer to one of our MTs.
+    async fn on_ack(&self, ack: Ack, in_flight: &mut HashMap<Uuid, InFlight>) {
+        let Some(InFlight { message }) = in_flight.remove(&ack.id) else {
+            warn!(kannel_uuid = %ack.id, nack = ?ack.nack, "ack for an MT we do not have in flight");
+            return;
+        };
+        let id = message.id;
+        let now = now_micros();
+        let attempts = message.attempts + 1;
+        let mut unit = Unit::new();
+        match ack.nack {
+            AckStatus::Success | AckStatus::Buffered => {
+                debug!(message_id = id, kannel_uuid = %ack.id, nack = ?ack.nack, "MT accepted");
+                unit.push(
+                    Update::status(id, Status::Sent, now)
+                        .retry_after(None)
+                        .into(),
+                );
+            }
+            AckStatus::Failed => {
+                warn!(message_id = id, kannel_uuid = %ack.id, "bearerbox refused the MT");
+                unit.push(
+                    Update::status(id, Status::Failed, now)
+                        .attempts(attempts)
+                        .into(),
+                );
+                unit.push(Op::AddDeliveryError(DeliveryError {
+                    message_id: id,
+                    time: now,
+                    log: "bearerbox ack: failed (no route, rejected or expired)".into(),
+                }));
+            }
+            nack => {
+                // failed_tmp is the bearerbox saying "not now": back off and
+                // send again. It never makes a message fail.
+                let retry = now + retry_delay(attempts);
+                warn!(message_id = id, kannel_uuid = %ack.id, ?nack, "bearerbox cannot take the MT now; will retry");
+                unit.push(
+                    Update::status(id, Status::Errored, now)
+                        .attempts(attempts)
+                        .retry_after(Some(retry))
+                        .into(),
+                );
+                unit.push(Op::AddDeliveryError(DeliveryError {
+                    message_id: id,
+                    time: now,
+                    log: format!("bearerbox ack: {nack:?} (queue full); retrying"),
+                }));
+            }
+        }
+        self.inbound.outbox.done(id);
+        self.status.answered.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.inbound.store.enqueue(unit).await {
+            error!(message_id = id, error = %e, "could not record the bearerbox's answer");
+        }
+    }
+}
+
+/// Backoff for MTs the bearerbox could not take: 10 s, doubling, at most
+/// 5 minutes.
+fn retry_delay(attempts: u32) -> Micros {
+    let secs = 10u64
+        .saturating_mul(1 << attempts.saturating_sub(1).min(5))
+        .min(300);
+    (secs * 1_000_000) as Micros
+}
+
+async fn handle_sms(inbound: &Inbound, sms: &Sms) -> AckStatus {
+    match sms.sms_type {
+        SmsType::Mo => inbound.mo(sms).await,
+        SmsType::ReportMo => inbound.report(sms).await,
+        other => {
+            warn!(kannel_uuid = %sms.id, sms_type = ?other, "sms of a type a box does not take; acknowledged as failed");
+            AckStatus::Failed
+        }
+    }
+}
+
+/// Writes queued frames, flushing once per batch.
+async fn write_frames<S>(mut sink: S, mut queue: mpsc::Receiver<Msg>) -> Result<(), String>
+where
+    S: futures_util::Sink<Msg, Error = boxproto::EncodeError> + Unpin,
+{
+    while let Some(msg) = queue.recv().await {
+        feed(&mut sink, msg).await?;
+        while let Ok(more) = queue.try_recv() {
+            feed(&mut sink, more).await?;
+        }
+        sink.flush().await.map_err(|e| e.to_string())?;
+    }
+    sink.close().await.map_err(|e| e.to_string())
+}
+
+async fn feed<S>(sink: &mut S, msg: Msg) -> Result<(), String>
+where
+    S: futures_util::Sink<Msg, Error = boxproto::EncodeError> + Unpin,
+{
+    match sink.feed(msg).await {
+        Ok(()) => Ok(()),
+        // Too long to send: nothing was written, the connection is fine.
+        Err(e @ boxproto::EncodeError::TooLong { .. }) => {
+            error!(error = %e, "frame not sent");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_five_minutes() {
+        let secs: Vec<_> = (1..=8).map(|a| retry_delay(a) / 1_000_000).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+}

@@ -1,0 +1,581 @@
+//! How units become table writes, inside the writer's one transaction.
+//!
+//! Many units share a transaction, so one refused unit must leave no trace
+//! while the others stay. redb cannot help here: a savepoint can only be
+//! taken before the transaction touches a table, and aborting to replay the
+//! batch without the bad unit costs the whole batch again for every bad
+//! unit (quadratic when a peer keeps naming unknown message ids). So each
+//! write records the entry's previous state in an undo log, and a refused
+//! unit is undone in place, newest write first. Most writes are inserts of
+//! new keys, whose undo entry is just the key; the happy path pays almost
+//! nothing for it.
+//!
+//! Counts are kept as deltas in memory, per unit and then per batch, and
+//! written once per commit: a batch of 4,000 units touches a handful of
+//! count entries, not 8,000.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{ReadableTable, StorageError, Table, TableError, WriteTransaction};
+use tracing::warn;
+
+use crate::model::{Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Status};
+
+use super::codec::{self, encode_into};
+use super::error::{uuid_text, Rejection, StoreError};
+use super::schema::*;
+use super::unit::{Op, Outcome, Unit, Update};
+
+/// Every table, opened once per transaction.
+pub(crate) struct Tables<'txn> {
+    messages: Table<'txn, u64, &'static [u8]>,
+    by_uuid: Table<'txn, &'static [u8; 16], u64>,
+    by_status: Table<'txn, (u8, &'static str, u64), ()>,
+    connections: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    optouts: Table<'txn, &'static str, i64>,
+    delivery_errors: Table<'txn, (u64, u64), &'static [u8]>,
+    dlr_events: Table<'txn, (u64, u64), &'static [u8]>,
+    counts: Table<'txn, (u8, u8), u64>,
+    meta: Table<'txn, &'static str, u64>,
+}
+
+impl<'txn> Tables<'txn> {
+    /// Opens (creating if needed) every table of the schema.
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, TableError> {
+        Ok(Tables {
+            messages: txn.open_table(MESSAGES)?,
+            by_uuid: txn.open_table(BY_UUID)?,
+            by_status: txn.open_table(BY_STATUS)?,
+            connections: txn.open_table(CONNECTIONS)?,
+            optouts: txn.open_table(OPTOUTS)?,
+            delivery_errors: txn.open_table(DELIVERY_ERRORS)?,
+            dlr_events: txn.open_table(DLR_EVENTS)?,
+            counts: txn.open_table(COUNTS)?,
+            meta: txn.open_table(META)?,
+        })
+    }
+}
+
+/// The state an entry had before a write, to put it back.
+enum Undo {
+    Message {
+        id: MessageId,
+        old: Option<Vec<u8>>,
+    },
+    Uuid {
+        uuid: [u8; 16],
+        old: Option<MessageId>,
+    },
+    Status {
+        key: (u8, String, MessageId),
+        was_present: bool,
+    },
+    /// A connection that was inserted (they are never rewritten).
+    Connection {
+        backend: String,
+        identity: String,
+    },
+    OptOut {
+        identity: String,
+        old: Option<i64>,
+    },
+    /// An event that was inserted under a fresh sequence number.
+    DeliveryError {
+        id: MessageId,
+        seq: u64,
+    },
+    Dlr {
+        id: MessageId,
+        seq: u64,
+    },
+}
+
+/// Why an op stopped.
+enum Stop {
+    /// This unit alone fails: undo it, answer it, go on with the batch.
+    Unit(StoreError),
+    /// The transaction is unusable: the whole batch fails.
+    Fatal(StoreError),
+}
+
+impl From<StorageError> for Stop {
+    fn from(e: StorageError) -> Stop {
+        Stop::Fatal(StoreError::storage("writing a batch")(e.into()))
+    }
+}
+
+impl From<Rejection> for Stop {
+    fn from(r: Rejection) -> Stop {
+        Stop::Unit(StoreError::Rejected(r))
+    }
+}
+
+const DIRECTIONS: [Direction; 2] = [Direction::Incoming, Direction::Outgoing];
+
+/// Changes to `counts`, indexed by direction then status (declaration
+/// order, the order of [`Status::ALL`]).
+#[derive(Clone, Copy, Default)]
+struct CountDeltas([[i64; Status::ALL.len()]; 2]);
+
+impl CountDeltas {
+    fn add(&mut self, direction: Direction, status: Status, delta: i64) {
+        self.0[direction as usize][status as usize] += delta;
+    }
+
+    fn merge(&mut self, other: &CountDeltas) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            for (m, t) in mine.iter_mut().zip(theirs.iter()) {
+                *m += t;
+            }
+        }
+    }
+
+    fn nonzero(&self) -> impl Iterator<Item = (Direction, Status, i64)> + '_ {
+        DIRECTIONS.into_iter().flat_map(move |d| {
+            Status::ALL
+                .into_iter()
+                .map(move |s| (d, s, self.0[d as usize][s as usize]))
+                .filter(|(_, _, delta)| *delta != 0)
+        })
+    }
+}
+
+/// One write transaction's worth of units.
+pub(crate) struct Batch<'a, 'txn> {
+    tables: Tables<'txn>,
+    /// Reused for every encoded value.
+    scratch: &'a mut Vec<u8>,
+    /// The allocator's counter: a put with a higher id moves it, so a
+    /// message put under a caller-chosen id is never given out again.
+    next_id: &'a AtomicU64,
+    /// The next event sequence; gaps (from refused units) are harmless.
+    next_seq: u64,
+    first_seq: u64,
+    undo: Vec<Undo>,
+    unit_counts: CountDeltas,
+    batch_counts: CountDeltas,
+    /// Whether any unit was applied: a batch of duplicates and refusals
+    /// needs no commit.
+    wrote: bool,
+}
+
+impl<'a, 'txn> Batch<'a, 'txn> {
+    pub(crate) fn new(
+        tables: Tables<'txn>,
+        scratch: &'a mut Vec<u8>,
+        next_id: &'a AtomicU64,
+        next_seq: u64,
+    ) -> Batch<'a, 'txn> {
+        Batch {
+            tables,
+            scratch,
+            next_id,
+            next_seq,
+            first_seq: next_seq,
+            undo: Vec::new(),
+            unit_counts: CountDeltas::default(),
+            batch_counts: CountDeltas::default(),
+            wrote: false,
+        }
+    }
+
+    /// Applies one unit. The outer error is fatal to the transaction; the
+    /// inner result is this unit's answer, and a refused unit has been
+    /// undone.
+    pub(crate) fn apply(&mut self, unit: &Unit) -> Result<Result<Outcome, StoreError>, StoreError> {
+        if let Some(uuid) = &unit.unless_uuid_known {
+            let known = self
+                .tables
+                .by_uuid
+                .get(uuid)
+                .map_err(|e| StoreError::storage("checking a UUID")(e.into()))?;
+            if let Some(owner) = known {
+                return Ok(Ok(Outcome::Duplicate(owner.value())));
+            }
+        }
+        self.undo.clear();
+        self.unit_counts = CountDeltas::default();
+        for (index, op) in unit.ops.iter().enumerate() {
+            match self.op(index, op) {
+                Ok(()) => {}
+                Err(Stop::Unit(refusal)) => {
+                    self.rollback()
+                        .map_err(|e| StoreError::storage("undoing a refused unit")(e.into()))?;
+                    return Ok(Err(refusal));
+                }
+                Err(Stop::Fatal(e)) => return Err(e),
+            }
+        }
+        self.batch_counts.merge(&self.unit_counts);
+        self.wrote |= !unit.ops.is_empty();
+        Ok(Ok(Outcome::Applied))
+    }
+
+    /// Writes what the batch kept in memory (counts, the event sequence),
+    /// hands back the tables, and says whether there is anything to commit
+    /// and the next event sequence.
+    pub(crate) fn finish(mut self) -> Result<(bool, u64), StoreError> {
+        let during = "writing counts";
+        for (direction, status, delta) in self.batch_counts.nonzero() {
+            let key = (codec::direction_code(direction), status.as_u8());
+            let current = self
+                .tables
+                .counts
+                .get(key)
+                .map_err(|e| StoreError::storage(during)(e.into()))?
+                .map_or(0, |g| g.value());
+            let updated = current.checked_add_signed(delta).unwrap_or_else(|| {
+                // Only a bug or a damaged file gets here; clamp and say so.
+                warn!(
+                    ?direction,
+                    ?status,
+                    current,
+                    delta,
+                    "count would go out of range"
+                );
+                if delta < 0 {
+                    0
+                } else {
+                    u64::MAX
+                }
+            });
+            self.tables
+                .counts
+                .insert(key, updated)
+                .map_err(|e| StoreError::storage(during)(e.into()))?;
+        }
+        if self.next_seq != self.first_seq {
+            self.tables
+                .meta
+                .insert(META_NEXT_EVENT_SEQ, self.next_seq)
+                .map_err(|e| StoreError::storage("writing meta")(e.into()))?;
+        }
+        Ok((self.wrote, self.next_seq))
+    }
+
+    fn op(&mut self, index: usize, op: &Op) -> Result<(), Stop> {
+        match op {
+            Op::Put(message) => self.put(index, message),
+            Op::Update(update) => self.update(index, update),
+            Op::AddDeliveryError(error) => self.add_delivery_error(index, error),
+            Op::AddDlr(event) => self.add_dlr(index, event),
+            Op::OptOut { identity, at } => {
+                let old = self
+                    .tables
+                    .optouts
+                    .insert(identity.as_str(), *at)?
+                    .map(|g| g.value());
+                self.undo.push(Undo::OptOut {
+                    identity: identity.clone(),
+                    old,
+                });
+                Ok(())
+            }
+            Op::OptIn { identity } => {
+                let old = self
+                    .tables
+                    .optouts
+                    .remove(identity.as_str())?
+                    .map(|g| g.value());
+                if old.is_some() {
+                    self.undo.push(Undo::OptOut {
+                        identity: identity.clone(),
+                        old,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn encode<T: serde::Serialize + ?Sized>(
+        &mut self,
+        index: usize,
+        value: &T,
+    ) -> Result<(), Stop> {
+        encode_into(value, self.scratch).map_err(|e| {
+            Stop::from(Rejection::Unencodable {
+                op: index,
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    fn put(&mut self, index: usize, message: &Message) -> Result<(), Stop> {
+        let id = message.id;
+        self.encode(index, message)?;
+        // The insert hands back the previous entry, so a new message costs
+        // no read.
+        let old = self
+            .tables
+            .messages
+            .insert(id, self.scratch.as_slice())?
+            .map(|g| g.value().to_vec());
+        let previous = old
+            .as_deref()
+            .map(|bytes| codec::decode_message(id, bytes))
+            .transpose();
+        self.undo.push(Undo::Message { id, old });
+        let previous = previous.map_err(Stop::Unit)?;
+
+        let uuid = kannel_uuid(message);
+        if let Some(previous) = &previous {
+            self.unit_counts
+                .add(previous.direction, previous.status, -1);
+            if previous.status != message.status
+                || previous.connection.backend != message.connection.backend
+            {
+                self.unindex_status(previous.status, &previous.connection.backend, id)?;
+            }
+            if let Some(old_uuid) = kannel_uuid(previous).filter(|u| Some(*u) != uuid) {
+                self.release_uuid(old_uuid, id)?;
+            }
+        }
+        self.index_status(message.status, &message.connection.backend, id)?;
+        self.unit_counts.add(message.direction, message.status, 1);
+        if let Some(uuid) = uuid {
+            self.claim_uuid(index, uuid, id)?;
+        }
+        self.remember_connection(index, &message.connection, message.date)?;
+        self.next_id
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn update(&mut self, index: usize, update: &Update) -> Result<(), Stop> {
+        let id = update.id;
+        let old = match self.tables.messages.get(id)? {
+            Some(guard) => guard.value().to_vec(),
+            None => return Err(Rejection::MissingMessage { op: index, id }.into()),
+        };
+        let mut message = codec::decode_message(id, &old).map_err(Stop::Unit)?;
+        let before = message.status;
+        apply_update(&mut message, update);
+        self.encode(index, &message)?;
+        self.tables.messages.insert(id, self.scratch.as_slice())?;
+        self.undo.push(Undo::Message { id, old: Some(old) });
+        if message.status != before {
+            let backend = &message.connection.backend;
+            self.unindex_status(before, backend, id)?;
+            self.index_status(message.status, backend, id)?;
+            self.unit_counts.add(message.direction, before, -1);
+            self.unit_counts.add(message.direction, message.status, 1);
+        }
+        Ok(())
+    }
+
+    fn add_delivery_error(&mut self, index: usize, error: &DeliveryError) -> Result<(), Stop> {
+        let id = error.message_id;
+        self.require_message(index, id)?;
+        let seq = self.take_seq();
+        self.encode(index, &codec::delivery_error_value(error))?;
+        self.tables
+            .delivery_errors
+            .insert((id, seq), self.scratch.as_slice())?;
+        self.undo.push(Undo::DeliveryError { id, seq });
+        Ok(())
+    }
+
+    fn add_dlr(&mut self, index: usize, event: &DlrEvent) -> Result<(), Stop> {
+        let id = event.message_id;
+        self.require_message(index, id)?;
+        let seq = self.take_seq();
+        self.encode(index, &codec::dlr_value(event))?;
+        self.tables
+            .dlr_events
+            .insert((id, seq), self.scratch.as_slice())?;
+        self.undo.push(Undo::Dlr { id, seq });
+        Ok(())
+    }
+
+    fn require_message(&self, index: usize, id: MessageId) -> Result<(), Stop> {
+        if self.tables.messages.get(id)?.is_none() {
+            return Err(Rejection::MissingMessage { op: index, id }.into());
+        }
+        Ok(())
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn index_status(&mut self, status: Status, backend: &str, id: MessageId) -> Result<(), Stop> {
+        let was_present = self
+            .tables
+            .by_status
+            .insert((status.as_u8(), backend, id), ())?
+            .is_some();
+        if !was_present {
+            self.undo.push(Undo::Status {
+                key: (status.as_u8(), backend.to_owned(), id),
+                was_present,
+            });
+        }
+        Ok(())
+    }
+
+    fn unindex_status(&mut self, status: Status, backend: &str, id: MessageId) -> Result<(), Stop> {
+        let was_present = self
+            .tables
+            .by_status
+            .remove((status.as_u8(), backend, id))?
+            .is_some();
+        if was_present {
+            self.undo.push(Undo::Status {
+                key: (status.as_u8(), backend.to_owned(), id),
+                was_present,
+            });
+        }
+        Ok(())
+    }
+
+    /// Points `uuid` at message `id`; refused if another message has it.
+    fn claim_uuid(&mut self, index: usize, uuid: [u8; 16], id: MessageId) -> Result<(), Stop> {
+        let old = self.tables.by_uuid.insert(&uuid, id)?.map(|g| g.value());
+        if old == Some(id) {
+            return Ok(());
+        }
+        self.undo.push(Undo::Uuid { uuid, old });
+        match old {
+            Some(owner) => Err(Rejection::UuidTaken {
+                op: index,
+                uuid: uuid_text(&uuid),
+                id,
+                owner,
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops `uuid` if it still points at message `id`.
+    fn release_uuid(&mut self, uuid: [u8; 16], id: MessageId) -> Result<(), Stop> {
+        let owner = self.tables.by_uuid.get(&uuid)?.map(|g| g.value());
+        if owner == Some(id) {
+            self.tables.by_uuid.remove(&uuid)?;
+            self.undo.push(Undo::Uuid { uuid, old: owner });
+        }
+        Ok(())
+    }
+
+    fn remember_connection(
+        &mut self,
+        index: usize,
+        connection: &Connection,
+        seen: i64,
+    ) -> Result<(), Stop> {
+        let key = (connection.backend.as_str(), connection.identity.as_str());
+        if self.tables.connections.get(key)?.is_some() {
+            return Ok(());
+        }
+        self.encode(index, &(connection.address.as_str(), seen))?;
+        self.tables
+            .connections
+            .insert(key, self.scratch.as_slice())?;
+        self.undo.push(Undo::Connection {
+            backend: connection.backend.clone(),
+            identity: connection.identity.clone(),
+        });
+        Ok(())
+    }
+
+    /// Puts back every entry the current unit changed, newest first.
+    fn rollback(&mut self) -> Result<(), StorageError> {
+        let t = &mut self.tables;
+        while let Some(entry) = self.undo.pop() {
+            match entry {
+                Undo::Message {
+                    id,
+                    old: Some(bytes),
+                } => {
+                    t.messages.insert(id, bytes.as_slice())?;
+                }
+                Undo::Message { id, old: None } => {
+                    t.messages.remove(id)?;
+                }
+                Undo::Uuid {
+                    uuid,
+                    old: Some(owner),
+                } => {
+                    t.by_uuid.insert(&uuid, owner)?;
+                }
+                Undo::Uuid { uuid, old: None } => {
+                    t.by_uuid.remove(&uuid)?;
+                }
+                Undo::Status {
+                    key: (status, backend, id),
+                    was_present: true,
+                } => {
+                    t.by_status.insert((status, backend.as_str(), id), ())?;
+                }
+                Undo::Status {
+                    key: (status, backend, id),
+                    was_present: false,
+                } => {
+                    t.by_status.remove((status, backend.as_str(), id))?;
+                }
+                Undo::Connection { backend, identity } => {
+                    t.connections
+                        .remove((backend.as_str(), identity.as_str()))?;
+                }
+                Undo::OptOut {
+                    identity,
+                    old: Some(at),
+                } => {
+                    t.optouts.insert(identity.as_str(), at)?;
+                }
+                Undo::OptOut {
+                    identity,
+                    old: None,
+                } => {
+                    t.optouts.remove(identity.as_str())?;
+                }
+                Undo::DeliveryError { id, seq } => {
+                    t.delivery_errors.remove((id, seq))?;
+                }
+                Undo::Dlr { id, seq } => {
+                    t.dlr_events.remove((id, seq))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kannel_uuid(message: &Message) -> Option<[u8; 16]> {
+    message.kannel.as_ref().and_then(|k| k.uuid)
+}
+
+fn apply_update(message: &mut Message, update: &Update) {
+    message.updated = update.at;
+    if let Some(status) = update.status {
+        message.status = status;
+    }
+    if let Some(sent) = update.sent {
+        message.sent = Some(sent);
+    }
+    if let Some(delivered) = update.delivered {
+        message.delivered = Some(delivered);
+    }
+    if let Some(attempts) = update.attempts {
+        message.attempts = attempts;
+    }
+    if let Some(retry_after) = update.retry_after {
+        message.retry_after = retry_after;
+    }
+    if let Some(external_id) = &update.external_id {
+        message.external_id = Some(external_id.clone());
+    }
+    if let Some(foreign_id) = &update.foreign_id {
+        let kannel = message
+            .kannel
+            .get_or_insert_with(|| crate::model::KannelInfo {
+                coding: -1,
+                dlr_mask: -1,
+                ..Default::default()
+            });
+        kannel.foreign_id = Some(foreign_id.clone());
+    }
+}

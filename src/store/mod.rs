@@ -1,0 +1,396 @@
+//! rapidbox's durable state: one redb file, written by one writer that
+//! group-commits.
+//!
+//! - [`schema`]: every table, its key and value, in one place.
+//! - [`Unit`], [`Op`], [`Update`], [`Outcome`] (`unit.rs`): what callers
+//!   ask the writer to do, and its answer.
+//! - `writer.rs`: the writer thread; batches queued units into one durable
+//!   transaction and answers every waiter after the fsync.
+//! - `apply.rs`: how ops become table writes, keeping every index and the
+//!   counts in step, and undoing a refused unit without disturbing the rest
+//!   of its batch.
+//! - `read.rs`: lookups and scans, from read snapshots that never wait for
+//!   the writer.
+//! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
+//!
+//! A router stores an MO and its replies like this:
+//!
+//! ```no_run
+//! # async fn example(store: rapidbox::store::Store, mut mo: rapidbox::model::Message,
+//! #                  uuid: [u8; 16]) -> Result<(), rapidbox::store::StoreError> {
+//! use rapidbox::store::{Op, Outcome, Unit};
+//! mo.id = store.allocate_id();
+//! let unit = Unit::new().unless_uuid_known(uuid).with(Op::put(mo));
+//! match store.commit(unit).await? {
+//!     Outcome::Applied => { /* durable: ack the bearerbox */ }
+//!     Outcome::Duplicate(_first) => { /* seen before: ack again, do not route */ }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod apply;
+mod codec;
+mod error;
+mod read;
+pub mod schema;
+mod unit;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info};
+
+use crate::model::MessageId;
+
+pub use error::{Rejection, StoreError};
+pub use read::{StoredConnection, MAX_SCAN};
+pub use unit::{Op, Outcome, Unit, Update};
+
+use apply::Tables;
+use writer::{Limits, Pending, Request, Shared, Writer};
+
+/// Tuning, with bounds on everything the store holds in memory.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Units that may wait for the writer. A caller beyond this waits for
+    /// room (backpressure) instead of growing memory.
+    pub queue_capacity: usize,
+    /// Most units in one transaction.
+    pub max_batch_units: usize,
+    /// Rough bytes of units in one transaction; the writer stops draining
+    /// the queue once a batch reaches it.
+    pub max_batch_bytes: usize,
+    /// Most ops in one unit; a bigger unit is refused before it is queued.
+    pub max_unit_ops: usize,
+    /// redb's page cache.
+    pub cache_bytes: usize,
+    /// Verify every page's checksum when opening, so a damaged file is
+    /// refused with a clear error instead of trusted. It reads the whole
+    /// file, so it slows the start of a big store. redb always verifies
+    /// after a crash (when the file was not closed cleanly).
+    pub check_integrity_on_open: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            queue_capacity: 4096,
+            max_batch_units: 4096,
+            max_batch_bytes: 16 << 20,
+            max_unit_ops: 1024,
+            cache_bytes: 256 << 20,
+            check_integrity_on_open: true,
+        }
+    }
+}
+
+/// What the writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Durable transactions committed.
+    pub transactions: u64,
+    /// Units answered from committed batches, whatever their outcome.
+    pub units: u64,
+    /// Units refused (answered with an error, nothing applied).
+    pub refused: u64,
+    /// Batches whose commit failed (every unit in them failed).
+    pub failed_batches: u64,
+    /// The most units one batch held.
+    pub largest_batch: u64,
+}
+
+/// A handle on the store. Cheap to clone; every clone talks to the same
+/// writer. The store closes when [`Store::close`] is called or the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+// Field order matters: dropping `requests` first lets the writer see the
+// queue end, then `writer` waits for it to commit what was queued.
+struct Inner {
+    requests: mpsc::Sender<Request>,
+    db: RwLock<Option<Arc<Database>>>,
+    shared: Arc<Shared>,
+    max_unit_ops: usize,
+    path: PathBuf,
+    writer: WriterThread,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating the file (and its directories)
+    /// if missing, and starts its writer thread.
+    ///
+    /// Fails with [`StoreError::NotAStore`] for a file that is not a redb
+    /// database or is damaged, [`StoreError::SchemaMismatch`] for another
+    /// schema version, [`StoreError::AlreadyOpen`] if something else has it
+    /// open.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_owned(),
+            source: Arc::new(source),
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(open_error)?;
+        }
+        let db = open_database(path, &options)?;
+        let (next_id, next_seq) = prepare(&db, path)?;
+        let db = Arc::new(db);
+        let shared = Arc::new(Shared::default());
+        shared.next_id.store(next_id, Ordering::Relaxed);
+        let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
+        let writer = Writer {
+            db: db.clone(),
+            requests: queue,
+            limits: Limits {
+                max_units: options.max_batch_units.max(1),
+                max_bytes: options.max_batch_bytes,
+            },
+            shared: shared.clone(),
+            next_seq,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rapidbox-store".to_owned())
+            .spawn(move || writer.run())
+            .map_err(open_error)?;
+        info!(path = %path.display(), next_id, "store open");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                requests,
+                db: RwLock::new(Some(db)),
+                shared,
+                max_unit_ops: options.max_unit_ops,
+                path: path.to_owned(),
+                writer: WriterThread(Mutex::new(Some(thread))),
+            }),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A fresh message id, before the message is stored, so the router can
+    /// name a message (and its replies' `in_response_to`) in the unit that
+    /// stores it. Ids grow and are never given twice while the store is
+    /// open; ids given out but never committed before a crash are gaps,
+    /// and the next run starts above the highest stored id.
+    pub fn allocate_id(&self) -> MessageId {
+        self.inner.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Applies `unit` atomically and returns once the transaction holding
+    /// it is durable (or the unit was refused, or the commit failed).
+    ///
+    /// Waits for room in the writer's queue first. Dropping the returned
+    /// future after the unit is queued does not withdraw it.
+    pub async fn commit(&self, unit: Unit) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(unit, Some(reply)).await?;
+        // The writer answers every unit it takes; a closed channel means it
+        // is gone.
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `unit` without waiting for its commit (for changes whose loss
+    /// in a crash is tolerable, such as a status after an ack). Still waits
+    /// for room in the queue. A refused or failed unit is logged.
+    pub async fn enqueue(&self, unit: Unit) -> Result<(), StoreError> {
+        self.send(unit, None).await
+    }
+
+    async fn send(
+        &self,
+        unit: Unit,
+        reply: Option<oneshot::Sender<Result<Outcome, StoreError>>>,
+    ) -> Result<(), StoreError> {
+        if unit.ops.len() > self.inner.max_unit_ops {
+            return Err(Rejection::TooManyOps {
+                ops: unit.ops.len(),
+                max: self.inner.max_unit_ops,
+            }
+            .into());
+        }
+        let bytes = unit.approx_bytes();
+        let pending = Pending { unit, reply, bytes };
+        self.inner
+            .requests
+            .send(Request::Unit(pending))
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Commits every unit already queued, stops the writer and closes the
+    /// file. Afterwards every handle answers [`StoreError::Closed`].
+    /// Closing twice is harmless.
+    pub async fn close(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.inner.requests.send(Request::Close(done)).await.is_ok() {
+            // An error means the writer had already stopped.
+            let _ = stopped.await;
+        }
+        self.inner
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // The writer has answered and is returning; this does not wait.
+        self.inner.writer.join();
+    }
+
+    /// Counters of the writer's work.
+    pub fn stats(&self) -> StoreStats {
+        let s = &self.inner.shared;
+        StoreStats {
+            transactions: s.transactions.load(Ordering::Relaxed),
+            units: s.units.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
+            failed_batches: s.failed_batches.load(Ordering::Relaxed),
+            largest_batch: s.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The open database, for reads.
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// The writer's thread, joined when the last handle goes.
+///
+/// Joining blocks the dropping thread until the queued units are committed
+/// (one transaction, usually milliseconds); async code that can should
+/// call [`Store::close`] instead.
+struct WriterThread(Mutex<Option<JoinHandle<()>>>);
+
+impl WriterThread {
+    fn join(&self) {
+        let handle = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                error!("the store writer had panicked");
+            }
+        }
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Opens (or creates) the redb file, telling apart the reasons it can fail.
+fn open_database(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder
+        .set_cache_size(options.cache_bytes)
+        .set_check_integrity_on_open(options.check_integrity_on_open);
+    let not_a_store = |reason: String| StoreError::NotAStore {
+        path: path.to_owned(),
+        reason,
+    };
+    // redb trusts a file it closed cleanly and may panic on one damaged
+    // since; a panic here must not take the process down.
+    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| builder.create(path)))
+        .map_err(|_| not_a_store("redb could not read it (damaged?)".to_owned()))?;
+    opened.map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+            path: path.to_owned(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            not_a_store(io.to_string())
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Open {
+            path: path.to_owned(),
+            source: Arc::new(io),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
+            not_a_store(format!("damaged: {why}"))
+        }
+        redb::DatabaseError::UpgradeRequired(version) => {
+            not_a_store(format!("redb file format {version} needs an upgrade"))
+        }
+        other => StoreError::storage("opening")(other.into()),
+    })
+}
+
+/// Creates missing tables, checks the schema version, and recovers the next
+/// message id and event sequence.
+fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64), StoreError> {
+    let storage = |during| move |e: redb::Error| StoreError::storage(during)(e);
+    let txn = db.begin_write().map_err(|e| storage("opening")(e.into()))?;
+    let (next_id, next_seq) = {
+        // A table of the right name but other types means some other
+        // program's file.
+        drop(Tables::open(&txn).map_err(|e| StoreError::NotAStore {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?);
+        let mut meta = txn
+            .open_table(schema::META)
+            .map_err(|e| storage("opening")(e.into()))?;
+        let messages = txn
+            .open_table(schema::MESSAGES)
+            .map_err(|e| storage("opening")(e.into()))?;
+        let version = meta
+            .get(schema::META_SCHEMA_VERSION)
+            .map_err(|e| storage("reading meta")(e.into()))?
+            .map(|g| g.value());
+        let empty = messages
+            .is_empty()
+            .map_err(|e| storage("opening")(e.into()))?;
+        match version {
+            Some(v) if v == schema::SCHEMA_VERSION => {}
+            None if empty => {
+                meta.insert(schema::META_SCHEMA_VERSION, schema::SCHEMA_VERSION)
+                    .map_err(|e| storage("writing meta")(e.into()))?;
+            }
+            found => {
+                return Err(StoreError::SchemaMismatch {
+                    path: path.to_owned(),
+                    found: found.unwrap_or(0),
+                    expected: schema::SCHEMA_VERSION,
+                })
+            }
+        }
+        let last = messages
+            .last()
+            .map_err(|e| storage("reading messages")(e.into()))?
+            .map(|(k, _)| k.value());
+        let next_seq = meta
+            .get(schema::META_NEXT_EVENT_SEQ)
+            .map_err(|e| storage("reading meta")(e.into()))?
+            .map_or(0, |g| g.value());
+        (last.map_or(1, |id| id.saturating_add(1)), next_seq)
+    };
+    txn.commit().map_err(|e| storage("opening")(e.into()))?;
+    Ok((next_id, next_seq))
+}

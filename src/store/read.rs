@@ -1,0 +1,264 @@
+//! Reads: each runs in its own redb read transaction, a consistent snapshot
+//! of the last commit, and never waits for the writer.
+//!
+//! Point lookups are cheap enough to call from async code. Scans
+//! ([`Store::messages_by_status`], [`Store::recent_messages`],
+//! [`Store::counts`] is fine) read up to their limit and should run under
+//! `tokio::task::spawn_blocking` when the limit is large.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ops::Bound;
+
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::model::{
+    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, Status,
+};
+
+use super::codec;
+use super::error::StoreError;
+use super::schema::*;
+use super::Store;
+
+/// The most entries one scan returns, whatever limit it is given.
+pub const MAX_SCAN: usize = 10_000;
+
+/// A connection as first recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub connection: Connection,
+    /// When a message was first stored for it (that message's `date`).
+    pub first_seen: Micros,
+}
+
+fn read_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::storage("reading")(e.into())
+}
+
+impl Store {
+    fn snapshot(&self) -> Result<ReadTransaction, StoreError> {
+        self.database()?.begin_read().map_err(read_err)
+    }
+
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        definition: TableDefinition<K, V>,
+    ) -> Result<ReadOnlyTable<K, V>, StoreError> {
+        self.snapshot()?.open_table(definition).map_err(read_err)
+    }
+
+    /// The message with this id, if stored.
+    pub fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let messages = self.table(MESSAGES)?;
+        let found = messages.get(id).map_err(read_err)?;
+        found
+            .map(|g| codec::decode_message(id, g.value()))
+            .transpose()
+    }
+
+    /// The id of the message with this Kannel UUID (an MO's, or the one
+    /// rapidbox gave an MT), if stored.
+    pub fn message_id_by_uuid(&self, uuid: &[u8; 16]) -> Result<Option<MessageId>, StoreError> {
+        let by_uuid = self.table(BY_UUID)?;
+        let found = by_uuid.get(uuid).map_err(read_err)?;
+        Ok(found.map(|g| g.value()))
+    }
+
+    /// Messages in `status`, in id order, with ids above `after_id`; from
+    /// one backend, or from all when `backend` is `None`. At most `limit`
+    /// (and [`MAX_SCAN`]). Page on by passing the last id seen as
+    /// `after_id`.
+    pub fn messages_by_status(
+        &self,
+        status: Status,
+        backend: Option<&str>,
+        after_id: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let limit = limit.min(MAX_SCAN);
+        let txn = self.snapshot()?;
+        let index = txn.open_table(BY_STATUS).map_err(read_err)?;
+        let messages = txn.open_table(MESSAGES).map_err(read_err)?;
+        let first = match after_id {
+            Some(id) if id == MessageId::MAX => return Ok(Vec::new()),
+            Some(id) => id + 1,
+            None => 0,
+        };
+        let code = status.as_u8();
+        let backends = match backend {
+            Some(b) => vec![b.to_owned()],
+            None => backends_in(&index, code)?,
+        };
+        // Each backend's keys are in id order; merge them by id.
+        let mut ranges = Vec::with_capacity(backends.len());
+        for b in &backends {
+            let range = index
+                .range((code, b.as_str(), first)..=(code, b.as_str(), MessageId::MAX))
+                .map_err(read_err)?;
+            ranges.push(range.map(|entry| entry.map(|(k, _)| k.value().2)));
+        }
+        let mut heads = BinaryHeap::with_capacity(ranges.len());
+        for (i, range) in ranges.iter_mut().enumerate() {
+            if let Some(id) = range.next().transpose().map_err(read_err)? {
+                heads.push(Reverse((id, i)));
+            }
+        }
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let Some(Reverse((id, i))) = heads.pop() else {
+                break;
+            };
+            let entry = messages.get(id).map_err(read_err)?;
+            let Some(entry) = entry else {
+                return Err(StoreError::Corrupt {
+                    table: "by_status",
+                    key: format!("({:?}, {:?}, {id})", status.code(), backends[i]),
+                    reason: "no such message".to_owned(),
+                });
+            };
+            found.push(codec::decode_message(id, entry.value())?);
+            if let Some(next) = ranges[i].next().transpose().map_err(read_err)? {
+                heads.push(Reverse((next, i)));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest messages first, with ids below `before_id` if given. At
+    /// most `limit` (and [`MAX_SCAN`]).
+    pub fn recent_messages(
+        &self,
+        before_id: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let messages = self.table(MESSAGES)?;
+        let upper = before_id.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = messages
+            .range::<u64>((Bound::Unbounded, upper))
+            .map_err(read_err)?;
+        let mut found = Vec::new();
+        for entry in range.rev().take(limit.min(MAX_SCAN)) {
+            let (key, value) = entry.map_err(read_err)?;
+            found.push(codec::decode_message(key.value(), value.value())?);
+        }
+        Ok(found)
+    }
+
+    /// Whether this normalized identity has opted out.
+    pub fn is_opted_out(&self, identity: &str) -> Result<bool, StoreError> {
+        Ok(self.opted_out_since(identity)?.is_some())
+    }
+
+    /// When this normalized identity last opted out, if it has not opted
+    /// back in.
+    pub fn opted_out_since(&self, identity: &str) -> Result<Option<Micros>, StoreError> {
+        let optouts = self.table(OPTOUTS)?;
+        let found = optouts.get(identity).map_err(read_err)?;
+        Ok(found.map(|g| g.value()))
+    }
+
+    /// A message's failed send attempts, oldest first (at most
+    /// [`MAX_SCAN`]).
+    pub fn delivery_errors(&self, id: MessageId) -> Result<Vec<DeliveryError>, StoreError> {
+        let table = self.table(DELIVERY_ERRORS)?;
+        let range = table.range((id, 0)..=(id, u64::MAX)).map_err(read_err)?;
+        let mut found = Vec::new();
+        for entry in range.take(MAX_SCAN) {
+            let (key, value) = entry.map_err(read_err)?;
+            let (id, seq) = key.value();
+            found.push(codec::decode_delivery_error(id, seq, value.value())?);
+        }
+        Ok(found)
+    }
+
+    /// A message's delivery reports, in arrival order (at most
+    /// [`MAX_SCAN`]).
+    pub fn dlr_events(&self, id: MessageId) -> Result<Vec<DlrEvent>, StoreError> {
+        let table = self.table(DLR_EVENTS)?;
+        let range = table.range((id, 0)..=(id, u64::MAX)).map_err(read_err)?;
+        let mut found = Vec::new();
+        for entry in range.take(MAX_SCAN) {
+            let (key, value) = entry.map_err(read_err)?;
+            let (id, seq) = key.value();
+            found.push(codec::decode_dlr(id, seq, value.value())?);
+        }
+        Ok(found)
+    }
+
+    /// How many messages there are per direction and status (only the
+    /// non-zero ones), without scanning messages.
+    pub fn counts(&self) -> Result<Vec<(Direction, Status, u64)>, StoreError> {
+        let counts = self.table(COUNTS)?;
+        let mut found = Vec::new();
+        for entry in counts.iter().map_err(read_err)? {
+            let (key, value) = entry.map_err(read_err)?;
+            let (d, s) = key.value();
+            let n = value.value();
+            let decoded = codec::direction_from_code(d).zip(codec::status_from_code(s));
+            let Some((direction, status)) = decoded else {
+                return Err(StoreError::Corrupt {
+                    table: "counts",
+                    key: format!("({d}, {s})"),
+                    reason: "unknown direction or status code".to_owned(),
+                });
+            };
+            if n > 0 {
+                found.push((direction, status, n));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The connection as first recorded, if any message was stored for it.
+    pub fn connection(
+        &self,
+        backend: &str,
+        identity: &str,
+    ) -> Result<Option<StoredConnection>, StoreError> {
+        let connections = self.table(CONNECTIONS)?;
+        let found = connections.get((backend, identity)).map_err(read_err)?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let (address, first_seen) = codec::decode_connection(backend, identity, found.value())?;
+        Ok(Some(StoredConnection {
+            connection: Connection {
+                backend: backend.to_owned(),
+                identity: identity.to_owned(),
+                address,
+            },
+            first_seen,
+        }))
+    }
+}
+
+/// The backends that have messages in status `code`, found by skipping
+/// from one backend's keys to the next rather than reading them all.
+fn backends_in(
+    index: &ReadOnlyTable<(u8, &'static str, u64), ()>,
+    code: u8,
+) -> Result<Vec<String>, StoreError> {
+    let mut backends: Vec<String> = Vec::new();
+    let end = Bound::Excluded((code.saturating_add(1), "", 0));
+    loop {
+        let start = match backends.last() {
+            Some(b) => Bound::Excluded((code, b.as_str(), MessageId::MAX)),
+            None => Bound::Included((code, "", 0)),
+        };
+        let next = index
+            .range::<(u8, &str, u64)>((start, end))
+            .map_err(read_err)?
+            .next()
+            .transpose()
+            .map_err(read_err)?;
+        let Some((key, _)) = next else {
+            return Ok(backends);
+        };
+        let (found_code, backend, _) = key.value();
+        if found_code != code {
+            return Ok(backends);
+        }
+        backends.push(backend.to_owned());
+    }
+}

@@ -1,0 +1,63 @@
+//! The on-disk schema: every table rapidbox keeps, with its key and value
+//! types, in one place.
+//!
+//! Values that are structs are postcard-encoded (see [`super::codec`]);
+//! postcard is not self-describing, so changing a stored type (a field of
+//! [`Message`](crate::model::Message), say) changes the file format and must
+//! bump [`SCHEMA_VERSION`]. The `encodings_are_pinned` test fails when that
+//! is forgotten.
+
+use redb::TableDefinition;
+
+/// The version of this schema, kept in [`META`] under
+/// [`META_SCHEMA_VERSION`]. A store with another version is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Every message, by id. Value: a postcard-encoded `Message`.
+///
+/// Ids grow, so new messages append at the right edge of the tree and the
+/// highest key is the recovery point for the next id.
+pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+
+/// Kannel UUID -> message id, for MOs (to spot a redelivery) and for the
+/// UUIDs rapidbox gives its MTs (to match acks and delivery reports).
+/// Both are random, so they share one table.
+///
+/// `&[u8; 16]` is stored exactly as `[u8; 16]` but reads without copying.
+pub const BY_UUID: TableDefinition<&[u8; 16], u64> = TableDefinition::new("by_uuid");
+
+/// (status code, backend, id) for every message: what the dispatcher
+/// scans for queued or errored messages per backend, and what the HTTP
+/// outbox lists. Within a status and backend the keys are in id order.
+pub const BY_STATUS: TableDefinition<(u8, &str, u64), ()> = TableDefinition::new("by_status");
+
+/// (backend, identity) -> postcard `(raw address, first seen)`: every
+/// connection a message was stored for, inserted the first time it is seen
+/// and never rewritten.
+pub const CONNECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("connections");
+
+/// Normalized identity -> when it last opted out. Opting in removes it.
+pub const OPTOUTS: TableDefinition<&str, i64> = TableDefinition::new("optouts");
+
+/// (message id, event sequence) -> postcard `(time, log)`: failed send
+/// attempts, in the order they happened.
+pub const DELIVERY_ERRORS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("delivery_errors");
+
+/// (message id, event sequence) -> postcard `(time, mask, text)`: delivery
+/// reports, in the order they arrived.
+pub const DLR_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("dlr_events");
+
+/// (direction code, status code) -> number of messages, kept exact by the
+/// writer so statistics never scan.
+pub const COUNTS: TableDefinition<(u8, u8), u64> = TableDefinition::new("counts");
+
+/// Named numbers: the schema version and the next event sequence.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// [`META`] key of the schema version.
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+
+/// [`META`] key of the next sequence number for [`DELIVERY_ERRORS`] and
+/// [`DLR_EVENTS`] (one counter for both).
+pub const META_NEXT_EVENT_SEQ: &str = "next_event_seq";

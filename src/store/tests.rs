@@ -1,0 +1,802 @@
+//! The store against real redb files in temporary directories.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use redb::{ReadableDatabase, WriteTransaction};
+
+use super::*;
+use crate::model::{
+    Connection, DeliveryError, Direction, DlrEvent, KannelInfo, Message, Micros, Status,
+};
+
+fn uuid(n: u64) -> [u8; 16] {
+    let mut u = [0xa5; 16];
+    u[..8].copy_from_slice(&n.to_be_bytes());
+    u
+}
+
+fn message(id: MessageId, direction: Direction, backend: &str, address: &str) -> Message {
+    let status = match direction {
+        Direction::Incoming => Status::Received,
+        Direction::Outgoing => Status::Queued,
+    };
+    Message {
+        id,
+        connection: Connection::new(backend, address),
+        text: format!("message {id}"),
+        direction,
+        status,
+        date: 1_000 + id as Micros,
+        updated: 1_000 + id as Micros,
+        sent: None,
+        delivered: None,
+        in_response_to: None,
+        external_id: None,
+        kannel: None,
+        attempts: 0,
+        retry_after: None,
+    }
+}
+
+fn with_uuid(mut m: Message, u: [u8; 16]) -> Message {
+    m.kannel = Some(KannelInfo {
+        uuid: Some(u),
+        shortcode: Some("8500".to_owned()),
+        smsc_id: Some(m.connection.backend.clone()),
+        coding: 0,
+        dlr_mask: -1,
+        ..KannelInfo::default()
+    });
+    m
+}
+
+fn applied(outcome: Outcome) {
+    assert_eq!(outcome, Outcome::Applied);
+}
+
+fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("state").join("rapidbox.redb")
+}
+
+fn open(path: &Path) -> Store {
+    Store::open(path, StoreOptions::default()).unwrap()
+}
+
+/// Holds the writer's next transaction back until the returned one is
+/// dropped, so the test decides what is queued together.
+fn hold_writer(store: &Store) -> WriteTransaction {
+    store.database().unwrap().begin_write().unwrap()
+}
+
+/// Waits until `n` units wait in the queue (or, with 0, until the writer
+/// has taken everything).
+async fn queued(store: &Store, n: usize) {
+    let tx = &store.inner.requests;
+    while tx.max_capacity() - tx.capacity() != n {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Every message, by a full scan of the messages table.
+fn all_messages(store: &Store) -> Vec<Message> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.recent_messages(before, 1000).unwrap();
+        let Some(last) = page.last() else {
+            return all;
+        };
+        before = Some(last.id);
+        all.extend(page);
+    }
+}
+
+/// Checks every index and the counts against a full scan.
+fn assert_consistent(store: &Store) {
+    let all = all_messages(store);
+    let mut scanned: BTreeMap<(char, char), u64> = BTreeMap::new();
+    for m in &all {
+        *scanned
+            .entry((m.direction.code(), m.status.code()))
+            .or_default() += 1;
+        if let Some(u) = m.kannel.as_ref().and_then(|k| k.uuid) {
+            assert_eq!(store.message_id_by_uuid(&u).unwrap(), Some(m.id));
+        }
+        assert!(store
+            .connection(&m.connection.backend, &m.connection.identity)
+            .unwrap()
+            .is_some());
+    }
+    let stored: BTreeMap<(char, char), u64> = store
+        .counts()
+        .unwrap()
+        .into_iter()
+        .map(|(d, s, n)| ((d.code(), s.code()), n))
+        .collect();
+    assert_eq!(stored, scanned, "counts differ from a full scan");
+    for status in Status::ALL {
+        let mut indexed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.messages_by_status(status, None, after, 333).unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            indexed.extend(page.into_iter().map(|m| m.id));
+        }
+        let mut expected: Vec<_> = all
+            .iter()
+            .filter(|m| m.status == status)
+            .map(|m| m.id)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(indexed, expected, "by_status for {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn messages_and_every_index_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+
+    let mo_id = store.allocate_id();
+    let reply_id = store.allocate_id();
+    let mo = with_uuid(
+        message(mo_id, Direction::Incoming, "smsc1", "+250 788-383383"),
+        uuid(1),
+    );
+    let mut reply = with_uuid(
+        message(reply_id, Direction::Outgoing, "smsc1", "+250 788-383383"),
+        uuid(2),
+    );
+    reply.in_response_to = Some(mo_id);
+    let unit = Unit::new()
+        .unless_uuid_known(uuid(1))
+        .with(Op::put(mo.clone()))
+        .with(Op::put(reply.clone()));
+    assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
+
+    let error = DeliveryError {
+        message_id: reply_id,
+        time: 5,
+        log: "HTTP 503".to_owned(),
+    };
+    let dlr = DlrEvent {
+        message_id: reply_id,
+        time: 6,
+        mask: 1,
+        text: "id:1 stat:DELIVRD".to_owned(),
+    };
+    let unit = Unit::new()
+        .with(Op::AddDeliveryError(error.clone()))
+        .with(Op::AddDlr(dlr.clone()))
+        .with(Op::OptOut {
+            identity: "250788383383".to_owned(),
+            at: 7,
+        });
+    assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
+
+    let check = |store: &Store| {
+        assert_eq!(store.message(mo_id).unwrap(), Some(mo.clone()));
+        assert_eq!(store.message(reply_id).unwrap(), Some(reply.clone()));
+        assert_eq!(store.message(reply_id + 1).unwrap(), None);
+        assert_eq!(store.message_id_by_uuid(&uuid(1)).unwrap(), Some(mo_id));
+        assert_eq!(store.message_id_by_uuid(&uuid(2)).unwrap(), Some(reply_id));
+        assert_eq!(store.message_id_by_uuid(&uuid(3)).unwrap(), None);
+        let received = store
+            .messages_by_status(Status::Received, Some("smsc1"), None, 10)
+            .unwrap();
+        assert_eq!(received, vec![mo.clone()]);
+        let queued = store
+            .messages_by_status(Status::Queued, None, None, 10)
+            .unwrap();
+        assert_eq!(queued, vec![reply.clone()]);
+        assert!(store
+            .messages_by_status(Status::Queued, Some("smsc2"), None, 10)
+            .unwrap()
+            .is_empty());
+        let connection = store.connection("smsc1", "250788383383").unwrap().unwrap();
+        assert_eq!(connection.connection.address, "+250 788-383383");
+        assert_eq!(connection.first_seen, mo.date);
+        assert!(store.connection("smsc2", "250788383383").unwrap().is_none());
+        assert!(store.is_opted_out("250788383383").unwrap());
+        assert_eq!(store.opted_out_since("250788383383").unwrap(), Some(7));
+        assert!(!store.is_opted_out("1").unwrap());
+        assert_eq!(
+            store.delivery_errors(reply_id).unwrap(),
+            vec![error.clone()]
+        );
+        assert_eq!(store.dlr_events(reply_id).unwrap(), vec![dlr.clone()]);
+        assert!(store.delivery_errors(mo_id).unwrap().is_empty());
+        let mut counts = store.counts().unwrap();
+        counts.sort_by_key(|(d, s, _)| (d.code(), s.code()));
+        assert_eq!(
+            counts,
+            vec![
+                (Direction::Incoming, Status::Received, 1),
+                (Direction::Outgoing, Status::Queued, 1),
+            ]
+        );
+        let recent = store.recent_messages(None, 10).unwrap();
+        assert_eq!(recent, vec![reply.clone(), mo.clone()]);
+        let older = store.recent_messages(Some(reply_id), 10).unwrap();
+        assert_eq!(older, vec![mo.clone()]);
+        assert_consistent(store);
+    };
+    check(&store);
+    store.close().await;
+
+    let store = open(&path);
+    check(&store);
+    assert_eq!(store.allocate_id(), reply_id + 1);
+
+    let unit = Unit::new().with(Op::OptIn {
+        identity: "250788383383".to_owned(),
+    });
+    assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
+    assert!(!store.is_opted_out("250788383383").unwrap());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn by_status_moves_when_status_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let mut unit = Unit::new();
+    for i in 0..10 {
+        let backend = if i % 2 == 0 { "even" } else { "odd" };
+        let id = store.allocate_id();
+        unit.push(Op::put(message(id, Direction::Outgoing, backend, "1")));
+    }
+    applied(store.commit(unit).await.unwrap());
+    let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+
+    // All backends merge in id order, and pages continue after `after_id`.
+    let queued = store
+        .messages_by_status(Status::Queued, None, None, 4)
+        .unwrap();
+    assert_eq!(ids(queued), vec![1, 2, 3, 4]);
+    let queued = store
+        .messages_by_status(Status::Queued, None, Some(4), 100)
+        .unwrap();
+    assert_eq!(ids(queued), vec![5, 6, 7, 8, 9, 10]);
+    let odd = store
+        .messages_by_status(Status::Queued, Some("odd"), Some(2), 2)
+        .unwrap();
+    assert_eq!(ids(odd), vec![4, 6]);
+
+    let unit = Unit::new()
+        .with(Update::status(3, Status::Sent, 50).into())
+        .with(
+            Update::status(4, Status::Errored, 51)
+                .attempts(1)
+                .retry_after(Some(99))
+                .into(),
+        )
+        .with(
+            Update::status(3, Status::Delivered, 52)
+                .foreign_id("abc")
+                .into(),
+        );
+    applied(store.commit(unit).await.unwrap());
+
+    let queued = store
+        .messages_by_status(Status::Queued, None, None, 100)
+        .unwrap();
+    assert_eq!(ids(queued), vec![1, 2, 5, 6, 7, 8, 9, 10]);
+    let delivered = store
+        .messages_by_status(Status::Delivered, Some("even"), None, 100)
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    let three = &delivered[0];
+    assert_eq!(
+        (three.sent, three.delivered, three.updated),
+        (Some(50), Some(52), 52)
+    );
+    assert_eq!(
+        three.kannel.as_ref().unwrap().foreign_id.as_deref(),
+        Some("abc")
+    );
+    let errored = store
+        .messages_by_status(Status::Errored, Some("odd"), None, 100)
+        .unwrap();
+    assert_eq!(errored.len(), 1);
+    assert_eq!((errored[0].attempts, errored[0].retry_after), (1, Some(99)));
+    assert!(store
+        .messages_by_status(Status::Sent, None, None, 100)
+        .unwrap()
+        .is_empty());
+
+    let unit = Unit::new().with(Update::new(4, 60).retry_after(None).into());
+    applied(store.commit(unit).await.unwrap());
+    let four = store.message(4).unwrap().unwrap();
+    assert_eq!(
+        (four.status, four.retry_after, four.updated),
+        (Status::Errored, None, 60)
+    );
+    assert_consistent(&store);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_put_that_replaces_moves_every_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let original = with_uuid(message(1, Direction::Outgoing, "a", "1"), uuid(10));
+    applied(
+        store
+            .commit(Unit::new().with(Op::put(original)))
+            .await
+            .unwrap(),
+    );
+
+    let mut replaced = with_uuid(message(1, Direction::Outgoing, "b", "1"), uuid(11));
+    replaced.status = Status::Sent;
+    applied(
+        store
+            .commit(Unit::new().with(Op::put(replaced.clone())))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.message(1).unwrap(), Some(replaced));
+    assert_eq!(store.message_id_by_uuid(&uuid(10)).unwrap(), None);
+    assert_eq!(store.message_id_by_uuid(&uuid(11)).unwrap(), Some(1));
+    assert!(store
+        .messages_by_status(Status::Queued, None, None, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.counts().unwrap(),
+        vec![(Direction::Outgoing, Status::Sent, 1)]
+    );
+    // A put under an id above the allocator moves the allocator past it.
+    let far = message(1_000, Direction::Incoming, "a", "1");
+    applied(store.commit(Unit::new().with(Op::put(far))).await.unwrap());
+    assert_eq!(store.allocate_id(), 1_001);
+    assert_consistent(&store);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_across_many_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    // A fixed pseudo-random walk: puts, status changes, replacements.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        let mut unit = Unit::new();
+        for _ in 0..1 + next(5) {
+            match next(3) {
+                0 if !ids.is_empty() => {
+                    let id = ids[next(ids.len() as u64) as usize];
+                    let status = Status::ALL[next(11) as usize];
+                    unit.push(Update::status(id, status, 1).into());
+                }
+                1 if !ids.is_empty() => {
+                    let id = ids[next(ids.len() as u64) as usize];
+                    let direction = if next(2) == 0 {
+                        Direction::Incoming
+                    } else {
+                        Direction::Outgoing
+                    };
+                    let mut m = message(id, direction, ["x", "y", "z"][next(3) as usize], "5");
+                    m.status = Status::ALL[next(11) as usize];
+                    unit.push(Op::put(m));
+                }
+                _ => {
+                    let id = store.allocate_id();
+                    ids.push(id);
+                    let m = message(id, Direction::Incoming, ["x", "y"][next(2) as usize], "6");
+                    unit.push(Op::put(m));
+                }
+            }
+        }
+        applied(store.commit(unit).await.unwrap());
+    }
+    assert_consistent(&store);
+    let counted: u64 = store.counts().unwrap().iter().map(|(_, _, n)| n).sum();
+    assert_eq!(counted, ids.len() as u64);
+    store.close().await;
+    let store = open(&path);
+    assert_consistent(&store);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_committers_share_transactions_and_all_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    const UNITS: u64 = 2000;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..UNITS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let id = store.allocate_id();
+            let m = with_uuid(message(id, Direction::Incoming, "smsc", "1"), uuid(n));
+            let unit = Unit::new().unless_uuid_known(uuid(n)).with(Op::put(m));
+            store.commit(unit).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(done.unwrap().unwrap(), Outcome::Applied);
+    }
+    let stats = store.stats();
+    assert_eq!(stats.units, UNITS);
+    assert!(
+        stats.transactions <= UNITS / 4,
+        "{} transactions for {UNITS} units: not batching",
+        stats.transactions
+    );
+    // Dropped, not closed: the last handle's drop commits and joins.
+    drop(store);
+
+    let store = open(&path);
+    for n in 0..UNITS {
+        let id = store.message_id_by_uuid(&uuid(n)).unwrap().unwrap();
+        assert!(store.message(id).unwrap().is_some());
+    }
+    assert_eq!(
+        store.counts().unwrap(),
+        vec![(Direction::Incoming, Status::Received, UNITS)]
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_known_uuid_applies_once_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let first = with_uuid(message(1, Direction::Incoming, "s", "1"), uuid(7));
+    let again = with_uuid(message(2, Direction::Incoming, "s", "1"), uuid(7));
+    let unit = |m: Message| Unit::new().unless_uuid_known(uuid(7)).with(Op::put(m));
+    assert_eq!(store.commit(unit(first)).await.unwrap(), Outcome::Applied);
+    assert_eq!(
+        store.commit(unit(again)).await.unwrap(),
+        Outcome::Duplicate(1)
+    );
+    assert_eq!(store.message(2).unwrap(), None);
+    assert_consistent(&store);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_uuid_applies_once_within_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let held = hold_writer(&store);
+    // A first unit, which the writer takes alone and is held with.
+    let m = message(1, Direction::Incoming, "s", "0");
+    store.enqueue(Unit::new().with(Op::put(m))).await.unwrap();
+    queued(&store, 0).await;
+    let mut racers = Vec::new();
+    for id in [2, 3] {
+        let racer = store.clone();
+        let m = with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(7));
+        racers.push(tokio::spawn(async move {
+            racer
+                .commit(Unit::new().unless_uuid_known(uuid(7)).with(Op::put(m)))
+                .await
+        }));
+        queued(&store, id as usize - 1).await;
+    }
+    drop(held);
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap().unwrap());
+    }
+    assert_eq!(outcomes, vec![Outcome::Applied, Outcome::Duplicate(2)]);
+    let stats = store.stats();
+    assert_eq!((stats.transactions, stats.largest_batch), (2, 2));
+    assert_eq!(store.message(3).unwrap(), None);
+    assert_consistent(&store);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    let held = hold_writer(&store);
+    store.enqueue(Unit::new()).await.unwrap();
+    queued(&store, 0).await;
+
+    let units = vec![
+        // Applied.
+        Unit::new().with(Op::put(with_uuid(
+            message(1, Direction::Incoming, "s", "1"),
+            uuid(1),
+        ))),
+        // Refused at its last op: its put, uuid, connection and opt-out
+        // must be undone.
+        Unit::new()
+            .with(Op::put(with_uuid(
+                message(2, Direction::Outgoing, "s", "2"),
+                uuid(2),
+            )))
+            .with(Op::OptOut {
+                identity: "2".to_owned(),
+                at: 1,
+            })
+            .with(Update::status(2, Status::Sent, 3).into())
+            .with(Update::status(99, Status::Sent, 3).into()),
+        // Refused: the UUID belongs to message 1 (same batch).
+        Unit::new().with(Op::put(with_uuid(
+            message(3, Direction::Incoming, "s", "3"),
+            uuid(1),
+        ))),
+        // Refused: a DLR for a message that was never stored.
+        Unit::new().with(Op::AddDlr(DlrEvent {
+            message_id: 2,
+            time: 1,
+            mask: 1,
+            text: String::new(),
+        })),
+        // Applied, and sees the first unit's message.
+        Unit::new()
+            .with(Op::put(message(4, Direction::Incoming, "s", "4")))
+            .with(Op::AddDeliveryError(DeliveryError {
+                message_id: 1,
+                time: 2,
+                log: "x".to_owned(),
+            }))
+            .with(Update::status(1, Status::Handled, 4).into()),
+    ];
+    let count = units.len();
+    let mut waiters = Vec::new();
+    for unit in units {
+        let waiter = store.clone();
+        waiters.push(tokio::spawn(async move { waiter.commit(unit).await }));
+        queued(&store, waiters.len()).await;
+    }
+    drop(held);
+    let mut answers = Vec::new();
+    for waiter in waiters {
+        answers.push(waiter.await.unwrap());
+    }
+    assert_eq!(store.stats().largest_batch, count as u64);
+    assert_eq!(answers[0].as_ref().unwrap(), &Outcome::Applied);
+    assert!(matches!(
+        answers[1],
+        Err(StoreError::Rejected(Rejection::MissingMessage {
+            op: 3,
+            id: 99
+        }))
+    ));
+    assert!(matches!(
+        answers[2],
+        Err(StoreError::Rejected(Rejection::UuidTaken {
+            op: 0,
+            id: 3,
+            owner: 1,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        answers[3],
+        Err(StoreError::Rejected(Rejection::MissingMessage {
+            op: 0,
+            id: 2
+        }))
+    ));
+    assert_eq!(answers[4].as_ref().unwrap(), &Outcome::Applied);
+    assert_eq!(store.stats().refused, 3);
+
+    let check = |store: &Store| {
+        assert_eq!(store.message(2).unwrap(), None);
+        assert_eq!(store.message(3).unwrap(), None);
+        assert_eq!(store.message_id_by_uuid(&uuid(2)).unwrap(), None);
+        assert_eq!(store.message_id_by_uuid(&uuid(1)).unwrap(), Some(1));
+        assert!(store.connection("s", "2").unwrap().is_none());
+        assert!(store.connection("s", "3").unwrap().is_none());
+        assert!(!store.is_opted_out("2").unwrap());
+        assert!(store.dlr_events(2).unwrap().is_empty());
+        assert_eq!(store.delivery_errors(1).unwrap().len(), 1);
+        assert_eq!(store.message(1).unwrap().unwrap().status, Status::Handled);
+        assert!(store.message(4).unwrap().is_some());
+        assert_consistent(store);
+    };
+    check(&store);
+    store.close().await;
+    check(&open(&path));
+}
+
+#[tokio::test]
+async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let crash_image = dir.path().join("crashed.redb");
+    let store = open(&path);
+    let mut stored = Vec::new();
+    for _ in 0..50 {
+        let id = store.allocate_id();
+        // Ids given out but never committed are gaps, never reused.
+        let _lost = store.allocate_id();
+        let m = with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(id));
+        applied(store.commit(Unit::new().with(Op::put(m))).await.unwrap());
+        stored.push(id);
+    }
+    // The file as a killed process leaves it: committed, never closed.
+    std::fs::copy(&path, &crash_image).unwrap();
+    store
+        .enqueue(Unit::new().with(Update::status(1, Status::Handled, 9).into()))
+        .await
+        .unwrap();
+    // Dropping the last handle commits what was enqueued.
+    drop(store);
+
+    for (file, status_of_1) in [(&crash_image, Status::Received), (&path, Status::Handled)] {
+        let store = open(file);
+        for id in &stored {
+            assert_eq!(store.message_id_by_uuid(&uuid(*id)).unwrap(), Some(*id));
+        }
+        assert_eq!(store.message(1).unwrap().unwrap().status, status_of_1);
+        let max = *stored.last().unwrap();
+        assert_eq!(store.allocate_id(), max + 1);
+        assert_consistent(&store);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_closed_store_says_so_and_frees_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    let other = store.clone();
+    assert!(matches!(
+        Store::open(&path, StoreOptions::default()),
+        Err(StoreError::AlreadyOpen { .. })
+    ));
+    for n in 0..100 {
+        let m = message(n + 1, Direction::Incoming, "s", "1");
+        store.enqueue(Unit::new().with(Op::put(m))).await.unwrap();
+    }
+    store.close().await;
+    store.close().await;
+    assert!(matches!(
+        other.commit(Unit::new()).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(other.message(1), Err(StoreError::Closed)));
+    // Everything enqueued before the close was committed.
+    let store = open(&path);
+    assert_eq!(all_messages(&store).len(), 100);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_oversized_unit_is_refused_before_it_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        max_unit_ops: 2,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&store_path(&dir), options).unwrap();
+    let unit = Unit::new()
+        .with(Op::OptIn {
+            identity: "1".into(),
+        })
+        .with(Op::OptIn {
+            identity: "2".into(),
+        })
+        .with(Op::OptIn {
+            identity: "3".into(),
+        });
+    assert!(matches!(
+        store.commit(unit).await,
+        Err(StoreError::Rejected(Rejection::TooManyOps {
+            ops: 3,
+            max: 2
+        }))
+    ));
+    store.close().await;
+}
+
+#[test]
+fn garbage_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.redb");
+    let garbage: Vec<u8> = (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&path, garbage).unwrap();
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_damaged_store_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    for n in 0..500 {
+        let m = with_uuid(message(n + 1, Direction::Incoming, "s", "1"), uuid(n));
+        applied(store.commit(Unit::new().with(Op::put(m))).await.unwrap());
+    }
+    store.close().await;
+    let good = std::fs::read(&path).unwrap();
+    assert!(good.len() > 16384 + 4096);
+
+    // Truncated.
+    std::fs::write(&path, &good[..good.len() / 3]).unwrap();
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+
+    // A page overwritten: the header, a B-tree page, the middle.
+    for start in [512, 4096, 16384, good.len() / 2] {
+        let mut damaged = good.clone();
+        for b in &mut damaged[start..start + 4096] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, &damaged).unwrap();
+        let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotAStore { .. }),
+            "{start}: {err}"
+        );
+
+        // Without the check redb trusts the file and may panic reading
+        // it; the open still answers with an error or a store.
+        let unchecked = StoreOptions {
+            check_integrity_on_open: false,
+            ..StoreOptions::default()
+        };
+        let opened = std::panic::catch_unwind(|| Store::open(&path, unchecked).map(drop));
+        assert!(opened.is_ok(), "{start}: open panicked");
+    }
+}
+
+#[test]
+fn another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    drop(open(&path));
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(schema::META)
+            .unwrap()
+            .insert(schema::META_SCHEMA_VERSION, 99)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaMismatch {
+                found: 99,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_of_another_program_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let other: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("messages");
+        txn.open_table(other).unwrap().insert("a", "b").unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    // Reads use the same snapshot API the store does.
+    let db = redb::Database::open(&path).unwrap();
+    assert!(db.begin_read().is_ok());
+}

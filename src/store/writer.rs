@@ -1,0 +1,211 @@
+//! The one writer: a dedicated thread (redb is blocking) that turns queued
+//! units into durable transactions, many units per fsync.
+//!
+//! It takes the first unit off the queue, drains whatever else is already
+//! waiting (up to a batch bound), applies them all in one transaction with
+//! [`Durability::Immediate`], commits, and only then answers the waiters.
+//! While one commit waits for the disk the queue fills, so the next batch
+//! is bigger: the batch size follows the load and throughput is not capped
+//! by the disk's fsync rate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use redb::{Database, Durability};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, warn};
+
+use super::apply::{Batch, Tables};
+use super::error::{uuid_text, StoreError};
+use super::unit::{Outcome, Unit};
+
+/// What callers send the writer.
+pub(crate) enum Request {
+    /// A unit to apply; `reply` is `None` for [`Store::enqueue`](super::Store::enqueue).
+    Unit(Pending),
+    /// Commit what is queued, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+pub(crate) struct Pending {
+    pub(crate) unit: Unit,
+    pub(crate) reply: Option<oneshot::Sender<Result<Outcome, StoreError>>>,
+    /// The unit's approximate size, for the batch byte budget.
+    pub(crate) bytes: usize,
+}
+
+impl Pending {
+    fn answer(self, answer: Result<Outcome, StoreError>) {
+        if let Err(e) = &answer {
+            let uuid = self.unit.unless_uuid_known.as_ref().map(uuid_text);
+            if matches!(e, StoreError::Rejected(_) | StoreError::Corrupt { .. }) {
+                warn!(error = %e, uuid, ops = self.unit.ops.len(), "unit refused");
+            } else if self.reply.is_none() {
+                // No caller waits for an enqueued unit; this log is all
+                // that is left of its failure.
+                warn!(error = %e, uuid, ops = self.unit.ops.len(), "enqueued unit lost");
+            }
+        }
+        if let Some(reply) = self.reply {
+            // A caller that stopped waiting has nothing to learn.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// How much one transaction may carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_units: usize,
+    pub(crate) max_bytes: usize,
+}
+
+/// Counters shared between the writer and the handles.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// The next id [`Store::allocate_id`](super::Store::allocate_id) gives.
+    pub(crate) next_id: AtomicU64,
+    pub(crate) transactions: AtomicU64,
+    pub(crate) units: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) failed_batches: AtomicU64,
+    pub(crate) largest_batch: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub(crate) db: Arc<Database>,
+    pub(crate) requests: mpsc::Receiver<Request>,
+    pub(crate) limits: Limits,
+    pub(crate) shared: Arc<Shared>,
+    /// The next event sequence, as of the last commit.
+    pub(crate) next_seq: u64,
+}
+
+impl Writer {
+    /// Runs until every handle is gone or a close was asked for, and the
+    /// queue is empty.
+    pub(crate) fn run(mut self) {
+        let _panic_log = PanicLog;
+        let mut scratch = Vec::with_capacity(1024);
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut closers = Vec::new();
+        while let Some(first) = self.requests.blocking_recv() {
+            let mut bytes = take(first, &mut batch, &mut closers);
+            while batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
+                match self.requests.try_recv() {
+                    Ok(request) => bytes += take(request, &mut batch, &mut closers),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(&mut batch, &mut scratch);
+            }
+            if !closers.is_empty() {
+                // Refuse new units; those already queued still commit.
+                self.requests.close();
+            }
+        }
+        debug!("store writer stopping");
+        // The file closes when the last reader lets go of it too.
+        drop(self.db);
+        for done in closers {
+            let _ = done.send(());
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Pending>, scratch: &mut Vec<u8>) {
+        let started = Instant::now();
+        let units = batch.len();
+        match self.write(batch, scratch) {
+            Ok(answers) => {
+                let refused = answers.iter().filter(|a| a.is_err()).count();
+                self.shared.units.fetch_add(units as u64, Ordering::Relaxed);
+                self.shared
+                    .refused
+                    .fetch_add(refused as u64, Ordering::Relaxed);
+                self.shared
+                    .largest_batch
+                    .fetch_max(units as u64, Ordering::Relaxed);
+                for (pending, answer) in batch.drain(..).zip(answers) {
+                    pending.answer(answer);
+                }
+                debug!(units, refused, elapsed = ?started.elapsed(), "batch committed");
+            }
+            Err(e) => {
+                self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+                error!(error = %e, units, "batch not committed; every unit in it fails");
+                for pending in batch.drain(..) {
+                    pending.answer(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// One transaction: the answers, in batch order, once it is durable.
+    fn write(
+        &mut self,
+        batch: &[Pending],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::storage("beginning a transaction")(e.into()))?;
+        // The default, said out loud: a unit is answered only once on disk.
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::storage("setting durability")(e.into()))?;
+        let tables =
+            Tables::open(&txn).map_err(|e| StoreError::storage("opening tables")(e.into()))?;
+        let mut work = Batch::new(tables, scratch, &self.shared.next_id, self.next_seq);
+        let mut answers = Vec::with_capacity(batch.len());
+        for pending in batch {
+            answers.push(work.apply(&pending.unit)?);
+        }
+        let (wrote, next_seq) = work.finish()?;
+        if wrote {
+            txn.commit()
+                .map_err(|e| StoreError::storage("committing")(e.into()))?;
+            self.next_seq = next_seq;
+            self.shared.transactions.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Only duplicates and refusals, all answered from state that
+            // was already durable: nothing to sync.
+            txn.abort()
+                .map_err(|e| StoreError::storage("aborting")(e.into()))?;
+        }
+        Ok(answers)
+    }
+}
+
+/// Sorts a request into the batch or the close requests; returns the bytes
+/// it adds to the batch.
+fn take(
+    request: Request,
+    batch: &mut Vec<Pending>,
+    closers: &mut Vec<oneshot::Sender<()>>,
+) -> usize {
+    match request {
+        Request::Unit(pending) => {
+            let bytes = pending.bytes;
+            batch.push(pending);
+            bytes
+        }
+        Request::Close(done) => {
+            closers.push(done);
+            0
+        }
+    }
+}
+
+/// Logs through tracing if the writer thread panics (the default hook only
+/// prints to stderr). Waiters then see their reply channel close.
+struct PanicLog;
+
+impl Drop for PanicLog {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            error!("store writer panicked; the store is closed");
+        }
+    }
+}

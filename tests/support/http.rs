@@ -1,0 +1,141 @@
+//! Just enough HTTP for Kannel tests: a GET (smsbox's sendsms interface)
+//! and a stub server (sms-service `get-url`, `dlr-url` callbacks, wapbox
+//! fetches). HTTP/1.0 with `Connection: close` keeps both sides trivial.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Longest a request or response may take, end to end.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request head the stub reads; Kannel's requests are a few
+/// hundred bytes.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// A response: status code and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code from the status line.
+    pub status: u16,
+    /// The body, lossily decoded as UTF-8.
+    pub body: String,
+}
+
+/// `GET path_and_query` from 127.0.0.1:`port` over HTTP/1.0. Panics on any
+/// failure: in a test, an unreachable server is a failed test.
+pub async fn get(port: u16, path_and_query: &str) -> Response {
+    let exchange = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let request = format!(
+            "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = match tokio::time::timeout(HTTP_TIMEOUT, exchange).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(e)) => panic!("GET 127.0.0.1:{port}{path_and_query} failed: {e}"),
+        Err(_) => panic!("GET 127.0.0.1:{port}{path_and_query} took over {HTTP_TIMEOUT:?}"),
+    };
+    let text = String::from_utf8_lossy(&raw);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        panic!("GET 127.0.0.1:{port}{path_and_query}: no end of headers in {text:?}");
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("GET 127.0.0.1:{port}{path_and_query}: bad status line in {head:?}")
+        });
+    Response {
+        status,
+        body: body.to_owned(),
+    }
+}
+
+/// A stub HTTP server on 127.0.0.1 that answers every request with the
+/// same bytes and remembers each request line. Stopped when dropped.
+#[derive(Debug)]
+pub struct StubServer {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl StubServer {
+    /// Starts the server on a free port. `response` is the whole response,
+    /// status line, headers and body, e.g.
+    /// `b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"`.
+    pub async fn start(response: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("stub HTTP server cannot bind: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("stub HTTP server has no address: {e}"))
+            .port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(HTTP_TIMEOUT, answer(stream, response, seen)).await;
+                });
+            }
+        });
+        StubServer {
+            port,
+            requests,
+            task,
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The request lines (`GET /path HTTP/1.1`) received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for StubServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one request head, records its first line and sends `response`.
+async fn answer(mut stream: TcpStream, response: &[u8], seen: Arc<Mutex<Vec<String>>>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    // A request body (none of Kannel's GETs has one) is left unread.
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let line = text.lines().next().unwrap_or("").to_owned();
+    seen.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
+}
