@@ -114,9 +114,10 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
-    let db_path = std::env::var("BENCH_DB").map(std::path::PathBuf::from).unwrap_or_else(|_| dir.path().join("bench.redb"));
-    let store = Store::open(&db_path, StoreOptions::default())
-        .expect("the store opens");
+    let db_path = std::env::var("BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("bench.redb"));
+    let store = Store::open(&db_path, StoreOptions::default()).expect("the store opens");
 
     if std::env::var("VARIANT").is_err() {
         let mut group = c.benchmark_group("store");
