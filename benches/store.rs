@@ -2,11 +2,16 @@
 //! units per second 256 concurrent committers get through, each waiting
 //! for its own fsync'd commit.
 //!
-//! Run: `cargo bench --bench store`. The file lives under Cargo's target
+//! Two variants: MT UUIDs random like Kannel's (`random_mt_uuids`), and
+//! from [`time_ordered_uuid`] (`ordered_mt_uuids`); MO UUIDs are random in
+//! both, as Kannel makes them.
+//!
+//! Run: `cargo bench --bench store`. The files live under Cargo's target
 //! tmp directory, on the same disk as the build, not in a tmpfs, so the
 //! fsyncs are real. The product target is 12,000 units/s with a few µs of
-//! CPU per unit; after criterion's figures the bench prints one longer
-//! run's units/s, CPU per unit and batch sizes.
+//! CPU per unit; after criterion's figures the bench prints, per variant,
+//! one longer run's units/s, CPU per unit and batch sizes, and how long
+//! reopening the store (with its integrity check) took.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,25 +19,28 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rapidbox::model::{Connection, Direction, KannelInfo, Message, Status};
-use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
+use rapidbox::store::{time_ordered_uuid, Op, Outcome, Store, StoreOptions, Unit};
 
 const COMMITTERS: u64 = 256;
 
+#[derive(Clone, Copy)]
+enum MtUuids {
+    Random,
+    TimeOrdered,
+}
+
 /// What the router commits for one MO: the MO (Kannel UUID as the
 /// redelivery guard) and one queued reply with the UUID rapidbox gives it.
-fn typical_unit(store: &Store, n: u64) -> Unit {
-    let variant = std::env::var("VARIANT").unwrap_or_default();
+fn typical_unit(store: &Store, n: u64, mt_uuids: MtUuids) -> Unit {
     let mo_uuid = *uuid::Uuid::new_v4().as_bytes();
-    let mut mt_uuid = *uuid::Uuid::new_v4().as_bytes();
-    if variant == "v7" {
-        mt_uuid[..8]
-            .copy_from_slice(&(rapidbox::model::now_micros() as u64 * 64 + n % 64).to_be_bytes());
-    }
+    let mt_uuid = match mt_uuids {
+        MtUuids::Random => *uuid::Uuid::new_v4().as_bytes(),
+        MtUuids::TimeOrdered => time_ordered_uuid(),
+    };
     let now = rapidbox::model::now_micros();
     let address = format!("+2567721{:05}", n % 100_000);
-    let nouuid = variant == "none";
     let kannel = |uuid| KannelInfo {
-        uuid: if nouuid { None } else { Some(uuid) },
+        uuid: Some(uuid),
         shortcode: Some("8500".to_owned()),
         smsc_id: Some("mtn-ug".to_owned()),
         coding: 0,
@@ -72,7 +80,7 @@ fn typical_unit(store: &Store, n: u64) -> Unit {
 }
 
 /// Commits `units` units from [`COMMITTERS`] tasks; returns the wall time.
-async fn run(store: &Store, units: u64) -> Duration {
+async fn run(store: &Store, units: u64, mt_uuids: MtUuids) -> Duration {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -85,7 +93,7 @@ async fn run(store: &Store, units: u64) -> Duration {
                 if n >= units {
                     break;
                 }
-                let outcome = store.commit(typical_unit(&store, n)).await;
+                let outcome = store.commit(typical_unit(&store, n, mt_uuids)).await;
                 assert_eq!(outcome.ok(), Some(Outcome::Applied));
             }
         });
@@ -114,43 +122,56 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
-    let db_path = std::env::var("BENCH_DB")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| dir.path().join("bench.redb"));
-    let store = Store::open(&db_path, StoreOptions::default()).expect("the store opens");
-
-    if std::env::var("VARIANT").is_err() {
-        let mut group = c.benchmark_group("store");
-        group.throughput(Throughput::Elements(1));
-        group.sample_size(10);
-        group.measurement_time(Duration::from_secs(10));
-        group.bench_function("commit_mo_and_reply_256_committers", |b| {
-            b.iter_custom(|units| runtime.block_on(run(&store, units)));
+    let variants = [
+        ("random_mt_uuids", MtUuids::Random),
+        ("ordered_mt_uuids", MtUuids::TimeOrdered),
+    ];
+    let mut stores = Vec::new();
+    let mut group = c.benchmark_group("store_commit_mo_and_reply_256_committers");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for (name, mt_uuids) in variants {
+        let path = dir.path().join(format!("{name}.redb"));
+        let store = Store::open(&path, StoreOptions::default()).expect("the store opens");
+        group.bench_function(name, |b| {
+            b.iter_custom(|units| runtime.block_on(run(&store, units, mt_uuids)));
         });
-        group.finish();
+        stores.push((name, mt_uuids, path, store));
     }
+    group.finish();
 
-    // One longer run, for the figures criterion does not give.
-    let units: u64 = std::env::var("UNITS")
-        .ok()
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(100_000);
-    let before = store.stats();
-    let cpu = cpu_time();
-    let wall = runtime.block_on(run(&store, units));
-    let cpu = cpu_time() - cpu;
-    let after = store.stats();
-    let transactions = after.transactions - before.transactions;
-    println!(
-        "store: {units} units in {wall:.2?}: {:.0} units/s, {:.1} µs CPU per unit, \
-         {transactions} transactions ({:.0} units each, largest {}), {} messages stored",
-        units as f64 / wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / units as f64,
-        units as f64 / transactions.max(1) as f64,
-        after.largest_batch,
-        store.allocate_id() - 1,
-    );
-    runtime.block_on(store.close());
+    // One longer run each, for the figures criterion does not give.
+    for (name, mt_uuids, path, store) in stores {
+        let units = 100_000;
+        let before = store.stats();
+        let cpu = cpu_time();
+        let wall = runtime.block_on(run(&store, units, mt_uuids));
+        let cpu = cpu_time() - cpu;
+        let after = store.stats();
+        let transactions = after.transactions - before.transactions;
+        let apply = (after.apply_time - before.apply_time).as_secs_f64() * 1e6 / units as f64;
+        let commit = (after.commit_time - before.commit_time).as_secs_f64() * 1e3
+            / transactions.max(1) as f64;
+        let messages = store.allocate_id() - 1;
+        runtime.block_on(store.close());
+        let reopening = Instant::now();
+        let store = Store::open(&path, StoreOptions::default()).expect("the store reopens");
+        let reopened = reopening.elapsed();
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        println!(
+            "{name}: {units} units in {wall:.2?}: {:.0} units/s, {:.1} µs CPU per unit, \
+             {transactions} transactions ({:.0} units each, largest {}); writer: \
+             applying {apply:.1} µs per unit, committing {commit:.2} ms per transaction; \
+             {messages} messages, {} MB, reopened in {reopened:.2?}",
+            units as f64 / wall.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / units as f64,
+            units as f64 / transactions.max(1) as f64,
+            after.largest_batch,
+            size >> 20,
+        );
+        runtime.block_on(store.close());
+    }
 }
 
 criterion_group!(benches, bench);

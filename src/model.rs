@@ -217,6 +217,38 @@ pub struct Message {
     pub retry_after: Option<Micros>,
 }
 
+impl Message {
+    /// A message with only its essentials: received (R) if incoming,
+    /// queued (Q) if outgoing, dated now, no Kannel details, no attempts.
+    pub fn new(
+        id: MessageId,
+        connection: Connection,
+        direction: Direction,
+        text: impl Into<String>,
+    ) -> Message {
+        let now = now_micros();
+        Message {
+            id,
+            connection,
+            text: text.into(),
+            direction,
+            status: match direction {
+                Direction::Incoming => Status::Received,
+                Direction::Outgoing => Status::Queued,
+            },
+            date: now,
+            updated: now,
+            sent: None,
+            delivered: None,
+            in_response_to: None,
+            external_id: None,
+            kannel: None,
+            attempts: 0,
+            retry_after: None,
+        }
+    }
+}
+
 /// One failed attempt to send a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryError {

@@ -315,7 +315,6 @@ impl Router {
         failures: &mut Vec<AppFailure>,
     ) -> Message {
         let incoming = &answering.message;
-        let now = now_micros();
         let kannel = incoming.kannel.as_ref().map(|mo| KannelInfo {
             uuid: Some(*uuid::Uuid::new_v4().as_bytes()),
             shortcode: self
@@ -327,22 +326,14 @@ impl Router {
             dlr_mask: self.replies.dlr_mask,
             ..KannelInfo::default()
         });
-        let mut reply = Message {
-            id: self.ids.next_id(),
-            connection: incoming.connection.clone(),
+        let mut reply = Message::new(
+            self.ids.next_id(),
+            incoming.connection.clone(),
+            Direction::Outgoing,
             text,
-            direction: Direction::Outgoing,
-            status: Status::Queued,
-            date: now,
-            updated: now,
-            sent: None,
-            delivered: None,
-            in_response_to: Some(incoming.id),
-            external_id: None,
-            kannel,
-            attempts: 0,
-            retry_after: None,
-        };
+        );
+        reply.in_response_to = Some(incoming.id);
+        reply.kannel = kannel;
         if let Some(uuid) = reply.kannel.as_ref().and_then(|k| k.uuid) {
             reply.external_id = Some(uuid::Uuid::from_bytes(uuid).to_string());
         }
@@ -469,26 +460,18 @@ mod tests {
     }
 
     fn mo(text: &str) -> Message {
-        Message {
-            id: 1,
-            connection: Connection::new("fake", "+256 772 123456"),
-            text: text.into(),
-            direction: Direction::Incoming,
-            status: Status::Received,
-            date: 0,
-            updated: 0,
-            sent: None,
-            delivered: None,
-            in_response_to: None,
-            external_id: None,
-            kannel: Some(KannelInfo {
-                shortcode: Some("8500".into()),
-                smsc_id: Some("fake".into()),
-                ..KannelInfo::default()
-            }),
-            attempts: 0,
-            retry_after: None,
-        }
+        let mut mo = Message::new(
+            1,
+            Connection::new("fake", "+256 772 123456"),
+            Direction::Incoming,
+            text,
+        );
+        mo.kannel = Some(KannelInfo {
+            shortcode: Some("8500".into()),
+            smsc_id: Some("fake".into()),
+            ..KannelInfo::default()
+        });
+        mo
     }
 
     fn router(apps: Vec<Script>) -> Router {

@@ -4,6 +4,7 @@
 
 use crate::config::KeywordConfig;
 use crate::router::{App, AppFuture, Incoming};
+use crate::template::Template;
 
 pub struct Keyword {
     name: String,
@@ -25,35 +26,30 @@ impl App for Keyword {
     }
 
     fn handle<'a>(&'a self, msg: &'a mut Incoming) -> AppFuture<'a, bool> {
-        let handled = match self.config.rule(super::first_word(msg)) {
-            Some(template) => {
-                let text = super::reply(template, msg);
-                msg.respond(text);
-                true
-            }
-            None => false,
-        };
-        Box::pin(std::future::ready(Ok(handled)))
+        let rule = self.config.rule(super::first_word(msg));
+        Box::pin(std::future::ready(Ok(answer(rule, msg))))
     }
 
     fn default<'a>(&'a self, msg: &'a mut Incoming) -> AppFuture<'a, bool> {
-        let handled = match &self.config.default {
-            Some(template) => {
-                let text = super::reply(template, msg);
-                msg.respond(text);
-                true
-            }
-            None => false,
-        };
-        Box::pin(std::future::ready(Ok(handled)))
+        let reply = self.config.default.as_ref();
+        Box::pin(std::future::ready(Ok(answer(reply, msg))))
     }
+}
+
+/// Responds with `template`, if there is one; true when it did.
+fn answer(template: Option<&Template>, msg: &mut Incoming) -> bool {
+    let Some(template) = template else {
+        return false;
+    };
+    let text = super::reply(template, msg);
+    msg.respond(text);
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::apps::tests::incoming;
-    use crate::template::Template;
 
     fn app() -> Keyword {
         let mut config = KeywordConfig {

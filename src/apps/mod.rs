@@ -46,30 +46,19 @@ fn first_word(msg: &Incoming) -> &str {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::model::{Connection, Direction, KannelInfo, Message, Status};
+    use crate::model::{Connection, Direction, KannelInfo, Message};
     use crate::router::Incoming;
 
     /// An MO from +256772123456 to 8500 through `fake`.
     pub fn incoming(text: &str) -> Incoming {
-        Incoming::new(Message {
-            id: 1,
-            connection: Connection::new("fake", "+256772123456"),
-            text: text.into(),
-            direction: Direction::Incoming,
-            status: Status::Received,
-            date: 1_764_000_000_000_000,
-            updated: 0,
-            sent: None,
-            delivered: None,
-            in_response_to: None,
-            external_id: None,
-            kannel: Some(KannelInfo {
-                shortcode: Some("8500".into()),
-                smsc_id: Some("fake".into()),
-                ..KannelInfo::default()
-            }),
-            attempts: 0,
-            retry_after: None,
-        })
+        let connection = Connection::new("fake", "+256772123456");
+        let mut mo = Message::new(1, connection, Direction::Incoming, text);
+        mo.date = 1_764_000_000_000_000;
+        mo.kannel = Some(KannelInfo {
+            shortcode: Some("8500".into()),
+            smsc_id: Some("fake".into()),
+            ..KannelInfo::default()
+        });
+        Incoming::new(mo)
     }
 }

@@ -36,7 +36,6 @@ pub fn backend_of(sms: &Sms) -> String {
 /// An MO without a sender or receiver still becomes a message (status F,
 /// so the record of it is kept) and the problem is returned beside it.
 pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>) {
-    let now = now_micros();
     let sender = text_of(&sms.sender).unwrap_or_default();
     let receiver = non_empty(&sms.receiver);
     let problem = if sender.is_empty() {
@@ -49,38 +48,25 @@ pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>
     let data = sms.msgdata.as_deref().unwrap_or_default();
     let charset = text_of(&sms.charset);
     let decoded = text::decode_mo(data, i32::from(sms.coding), charset.as_deref());
-    let message = Message {
-        id,
-        connection: Connection::new(&backend_of(sms), &sender),
-        text: decoded.text,
-        direction: Direction::Incoming,
-        status: if problem.is_some() {
-            Status::Failed
-        } else {
-            Status::Received
-        },
-        date: now,
-        updated: now,
-        sent: None,
-        delivered: None,
-        in_response_to: None,
-        external_id: Some(sms.id.to_string()),
-        kannel: Some(KannelInfo {
-            uuid: Some(*sms.id.as_bytes()),
-            shortcode: receiver,
-            smsc_id: non_empty(&sms.smsc_id),
-            coding: i32::from(sms.coding),
-            charset,
-            udh: sms.udhdata.as_ref().map(|b| b.to_vec()),
-            binary: decoded.binary,
-            dlr_mask: sms.dlr_mask.0,
-            service: text_of(&sms.service),
-            meta_data: text_of(&sms.meta_data),
-            foreign_id: None,
-        }),
-        attempts: 0,
-        retry_after: None,
-    };
+    let connection = Connection::new(&backend_of(sms), &sender);
+    let mut message = Message::new(id, connection, Direction::Incoming, decoded.text);
+    if problem.is_some() {
+        message.status = Status::Failed;
+    }
+    message.external_id = Some(sms.id.to_string());
+    message.kannel = Some(KannelInfo {
+        uuid: Some(*sms.id.as_bytes()),
+        shortcode: receiver,
+        smsc_id: non_empty(&sms.smsc_id),
+        coding: i32::from(sms.coding),
+        charset,
+        udh: sms.udhdata.as_ref().map(|b| b.to_vec()),
+        binary: decoded.binary,
+        dlr_mask: sms.dlr_mask.0,
+        service: text_of(&sms.service),
+        meta_data: text_of(&sms.meta_data),
+        foreign_id: None,
+    });
     (message, problem)
 }
 

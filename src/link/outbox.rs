@@ -219,22 +219,7 @@ mod tests {
     use crate::model::{Connection, Direction};
 
     fn msg(id: MessageId) -> Message {
-        Message {
-            id,
-            connection: Connection::new("fake", "+1"),
-            text: "x".into(),
-            direction: Direction::Outgoing,
-            status: Status::Queued,
-            date: 0,
-            updated: now_micros(),
-            sent: None,
-            delivered: None,
-            in_response_to: None,
-            external_id: None,
-            kannel: None,
-            attempts: 0,
-            retry_after: None,
-        }
+        Message::new(id, Connection::new("fake", "+1"), Direction::Outgoing, "x")
     }
 
     #[tokio::test]

@@ -13,6 +13,16 @@
 //!   the writer.
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
 //!
+//! Throughput, measured with `cargo bench --bench store` (256 tasks each
+//! committing an MO and its reply, both with Kannel UUIDs, and waiting for
+//! durability; 2-core VM whose disk takes ~5.6 ms per fsync): about
+//! 11,000 units/s on a store growing to ~700,000 messages (9,900-12,900
+//! over criterion's samples), ~170 units per transaction, 25-30 µs of
+//! writer time per unit to apply plus 6-9 ms per commit. Random keys in
+//! `by_uuid` dominate the cost (each lands on its own page); MT UUIDs from
+//! [`time_ordered_uuid`] append instead and gave 14,500 units/s against
+//! 11,700 in the same run.
+//!
 //! A router stores an MO and its replies like this:
 //!
 //! ```no_run
@@ -44,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 use tokio::sync::{mpsc, oneshot};
@@ -106,6 +117,10 @@ pub struct StoreStats {
     pub failed_batches: u64,
     /// The most units one batch held.
     pub largest_batch: u64,
+    /// Time spent applying units to transactions.
+    pub apply_time: Duration,
+    /// Time spent in commits: writing pages and waiting for the fsync.
+    pub commit_time: Duration,
 }
 
 /// A handle on the store. Cheap to clone; every clone talks to the same
@@ -184,8 +199,10 @@ impl Store {
     /// A fresh message id, before the message is stored, so the router can
     /// name a message (and its replies' `in_response_to`) in the unit that
     /// stores it. Ids grow and are never given twice while the store is
-    /// open; ids given out but never committed before a crash are gaps,
-    /// and the next run starts above the highest stored id.
+    /// open. Ids given out but never committed are gaps; the next run
+    /// starts above the highest *stored* id, so an id that was given out
+    /// but never stored (before a crash, say) may be given again, while a
+    /// stored message's id never is.
     pub fn allocate_id(&self) -> MessageId {
         self.inner.shared.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -258,6 +275,8 @@ impl Store {
             refused: s.refused.load(Ordering::Relaxed),
             failed_batches: s.failed_batches.load(Ordering::Relaxed),
             largest_batch: s.largest_batch.load(Ordering::Relaxed),
+            apply_time: Duration::from_micros(s.apply_micros.load(Ordering::Relaxed)),
+            commit_time: Duration::from_micros(s.commit_micros.load(Ordering::Relaxed)),
         }
     }
 
@@ -303,6 +322,24 @@ impl Drop for WriterThread {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// A fresh UUID for an MT, laid out as a version 7 UUID: the first 48 bits
+/// are the time in milliseconds, the rest random.
+///
+/// Kannel needs MT UUIDs only to be unique. Time-ordered ones land at the
+/// right edge of `by_uuid` instead of on a random page of it, so storing an
+/// MT costs one page write fewer: with `cargo bench --bench store`, on a
+/// store of ~700,000 messages, 14,500 MO+reply units/s against 11,700 with
+/// random MT UUIDs, and a quarter less CPU per unit. (MO UUIDs are
+/// Kannel's own, random.)
+pub fn time_ordered_uuid() -> [u8; 16] {
+    let mut uuid = *uuid::Uuid::new_v4().as_bytes();
+    let millis = u64::try_from(crate::model::now_micros() / 1000).unwrap_or(0);
+    uuid[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    // Version 7; the variant bits are already those of RFC 9562.
+    uuid[6] = 0x70 | (uuid[6] & 0x0f);
+    uuid
 }
 
 /// Opens (or creates) the redb file, telling apart the reasons it can fail.

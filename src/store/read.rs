@@ -1,10 +1,11 @@
 //! Reads: each runs in its own redb read transaction, a consistent snapshot
 //! of the last commit, and never waits for the writer.
 //!
-//! Point lookups are cheap enough to call from async code. Scans
-//! ([`Store::messages_by_status`], [`Store::recent_messages`],
-//! [`Store::counts`] is fine) read up to their limit and should run under
-//! `tokio::task::spawn_blocking` when the limit is large.
+//! Point lookups (a message, a UUID, an opt-out, a connection, the counts,
+//! which are at most 22 entries) are cheap enough to call from async code.
+//! Scans ([`Store::messages_by_status`], [`Store::recent_messages`]) read
+//! up to their limit, and a page can be cold on disk: run them under
+//! `tokio::task::spawn_blocking` when the limit is more than a few hundred.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -800,3 +800,23 @@ fn a_file_of_another_program_is_not_a_store() {
     let db = redb::Database::open(&path).unwrap();
     assert!(db.begin_read().is_ok());
 }
+
+#[test]
+fn time_ordered_uuids_are_version_7_and_grow_with_time() {
+    let first = time_ordered_uuid();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let second = time_ordered_uuid();
+    assert!(first < second);
+    let parsed = uuid::Uuid::from_bytes(second);
+    assert_eq!(parsed.get_version_num(), 7);
+    assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+    assert_ne!(time_ordered_uuid(), time_ordered_uuid());
+}
+
+#[test]
+fn handles_are_send_sync_and_errors_clone() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Store>();
+    shareable::<StoreError>();
+    shareable::<Unit>();
+}

@@ -90,7 +90,10 @@ impl Op {
                             + k.meta_data.as_ref().map_or(0, String::len)
                     })
             }
-            Op::Update(u) => u.external_id.as_ref().map_or(0, String::len),
+            Op::Update(u) => {
+                u.external_id.as_ref().map_or(0, String::len)
+                    + u.foreign_id.as_ref().map_or(0, String::len)
+            }
             Op::AddDeliveryError(e) => e.log.len(),
             Op::AddDlr(d) => d.text.len(),
             Op::OptOut { identity, .. } | Op::OptIn { identity } => identity.len(),

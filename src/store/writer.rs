@@ -71,6 +71,9 @@ pub(crate) struct Shared {
     pub(crate) refused: AtomicU64,
     pub(crate) failed_batches: AtomicU64,
     pub(crate) largest_batch: AtomicU64,
+    /// Wall time applying units, and committing them (mostly the disk).
+    pub(crate) apply_micros: AtomicU64,
+    pub(crate) commit_micros: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -148,6 +151,7 @@ impl Writer {
         batch: &[Pending],
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        let started = Instant::now();
         let mut txn = self
             .db
             .begin_write()
@@ -163,9 +167,12 @@ impl Writer {
             answers.push(work.apply(&pending.unit)?);
         }
         let (wrote, next_seq) = work.finish()?;
+        let applied = Instant::now();
+        add_micros(&self.shared.apply_micros, applied - started);
         if wrote {
-            txn.commit()
-                .map_err(|e| StoreError::storage("committing")(e.into()))?;
+            let committed = txn.commit();
+            add_micros(&self.shared.commit_micros, applied.elapsed());
+            committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
             self.next_seq = next_seq;
             self.shared.transactions.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -176,6 +183,11 @@ impl Writer {
         }
         Ok(answers)
     }
+}
+
+fn add_micros(total: &AtomicU64, elapsed: std::time::Duration) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    total.fetch_add(micros, Ordering::Relaxed);
 }
 
 /// Sorts a request into the batch or the close requests; returns the bytes

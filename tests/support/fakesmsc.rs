@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::process::Daemon;
+use super::process::{Daemon, SpawnOptions};
 
 /// How often [`FakeSmsc::wait_for_mts`] rereads the output.
 const POLL: Duration = Duration::from_millis(20);
@@ -76,43 +76,221 @@ impl FakeSmsc {
     /// first at INFO level, later ones at DEBUG), not on stdout; both go to
     /// the same file here, so either would be found.
     pub fn mts(&self) -> Vec<FakeMt> {
-        let Ok(bytes) = std::fs::read(self.daemon.console_path()) else {
-            return Vec::new();
-        };
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(parse_mt_line)
-            .collect()
+        mts_in(self.daemon.console_path())
     }
 
     /// Waits until fakesmsc has reported at least `n` MTs and returns them
     /// all, panicking with its output if `timeout` passes or it exits.
     pub async fn wait_for_mts(&mut self, n: usize, timeout: Duration) -> Vec<FakeMt> {
-        let started = Instant::now();
-        loop {
-            let mts = self.mts();
-            if mts.len() >= n {
-                return mts;
-            }
-            if let Some(status) = self.daemon.try_exit_status() {
-                panic!(
-                    "{} exited ({status}) after {} of {n} MTs\n{}",
-                    self.daemon.name(),
-                    mts.len(),
-                    self.daemon.log_tails()
-                );
-            }
-            if started.elapsed() >= timeout {
-                panic!(
-                    "{} got {} of {n} MTs within {timeout:?}\n{}",
-                    self.daemon.name(),
-                    mts.len(),
-                    self.daemon.log_tails()
-                );
-            }
-            tokio::time::sleep(POLL).await;
+        wait_for_mts_of(&mut self.daemon, n, timeout).await
+    }
+}
+
+/// Waits until the fakesmsc `daemon` has reported at least `n` MTs.
+async fn wait_for_mts_of(daemon: &mut Daemon, n: usize, timeout: Duration) -> Vec<FakeMt> {
+    let started = Instant::now();
+    loop {
+        let mts = mts_in(daemon.console_path());
+        if mts.len() >= n {
+            return mts;
+        }
+        if let Some(status) = daemon.try_exit_status() {
+            panic!(
+                "{} exited ({status}) after {} of {n} MTs\n{}",
+                daemon.name(),
+                mts.len(),
+                daemon.log_tails()
+            );
+        }
+        if started.elapsed() >= timeout {
+            panic!(
+                "{} got {} of {n} MTs within {timeout:?}\n{}",
+                daemon.name(),
+                mts.len(),
+                daemon.log_tails()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// fakesmsc in its interactive mode, driven line by line: a phone (or as
+/// many phones as there are senders) whose every MO the test writes, in
+/// order, and counts exactly.
+///
+/// Given no messages on its command line, fakesmsc reads them from stdin,
+/// one line each (`SENDER RECEIVER TYPE DATA`, under 255 bytes), and logs
+/// `fakesmsc: sent message N` once it has written the Nth to the bearerbox.
+/// [`send`](Self::send) writes one line and waits for that confirmation
+/// before the next, for two reasons: fakesmsc polls stdin with `select`
+/// and then reads it through stdio, so a second line already sitting in
+/// stdio's buffer would wait there until more input came; and the
+/// confirmation is what makes the count of sent MOs exact.
+///
+/// fakesmsc is started with `-i 0`: its interval also paces interactive
+/// input (one message per second by default). With nothing to send it
+/// reads the MTs that arrived at least once a second, so an MT shows up in
+/// [`mts`](Self::mts) within about a second of reaching it.
+///
+/// Its stdin must stay open while it runs: fakesmsc 1.4.5 crashes on end
+/// of input (a NULL from `fgets`). The daemon is therefore declared before
+/// the pipe, so that dropping a `Phone` stops the process first.
+#[derive(Debug)]
+pub struct Phone {
+    daemon: Daemon,
+    stdin: std::process::ChildStdin,
+    /// MOs fakesmsc confirmed sending.
+    sent: u64,
+    /// How far the console has been scanned for confirmations.
+    scanned: usize,
+}
+
+/// How long [`Phone::send`] waits for fakesmsc to confirm one MO.
+pub const SEND_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often [`Phone::send`] looks for the confirmation. fakesmsc confirms
+/// within a fraction of a millisecond, so this paces the sending.
+const SEND_POLL: Duration = Duration::from_millis(1);
+
+impl Phone {
+    /// Starts an interactive fakesmsc connected to the fake SMSC port
+    /// `smsc_port`.
+    pub fn start(name: &str, dir: &Path, smsc_port: u16) -> Phone {
+        let args = [
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-r".to_owned(),
+            smsc_port.to_string(),
+            "-i".to_owned(),
+            "0".to_owned(),
+        ];
+        let options = SpawnOptions {
+            piped_stdin: true,
+            ..SpawnOptions::default()
+        };
+        let mut daemon = Daemon::spawn_with(name, super::FAKESMSC, args, dir, Vec::new(), options);
+        let Some(stdin) = daemon.take_stdin() else {
+            panic!("{name}: spawned with a piped stdin but has none");
+        };
+        Phone {
+            daemon,
+            stdin,
+            sent: 0,
+            scanned: 0,
         }
     }
+
+    /// The underlying process.
+    pub fn daemon(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
+
+    /// How many MOs fakesmsc has confirmed sending.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Sends one MO, `"SENDER RECEIVER TYPE DATA"`, and waits until
+    /// fakesmsc confirms it has written it to the bearerbox. An error means
+    /// it was not confirmed: fakesmsc exited (its bearerbox went away) or
+    /// took longer than [`SEND_CONFIRM_TIMEOUT`].
+    pub async fn send(&mut self, mo: &str) -> Result<(), String> {
+        use std::io::Write as _;
+        assert!(
+            !mo.contains('\n') && mo.len() < 250,
+            "{}: an MO line must be one line under 250 bytes: {mo:?}",
+            self.daemon.name()
+        );
+        let wanted = self.sent + 1;
+        if let Err(e) = self.stdin.write_all(format!("{mo}\n").as_bytes()) {
+            return Err(format!(
+                "{}: cannot write MO {wanted} ({mo:?}): {e}",
+                self.daemon.name()
+            ));
+        }
+        let started = Instant::now();
+        loop {
+            self.scan_confirmations();
+            if self.sent >= wanted {
+                return Ok(());
+            }
+            if let Some(status) = self.daemon.try_exit_status() {
+                self.scan_confirmations();
+                if self.sent >= wanted {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "{} exited ({status}) before confirming MO {wanted} ({mo:?})",
+                    self.daemon.name()
+                ));
+            }
+            if started.elapsed() >= SEND_CONFIRM_TIMEOUT {
+                return Err(format!(
+                    "{} did not confirm MO {wanted} ({mo:?}) within {SEND_CONFIRM_TIMEOUT:?}\n{}",
+                    self.daemon.name(),
+                    self.daemon.log_tails()
+                ));
+            }
+            tokio::time::sleep(SEND_POLL).await;
+        }
+    }
+
+    /// Reads the console from where the last scan stopped, counting
+    /// `fakesmsc: sent message N` lines; a line not yet complete is left
+    /// for the next scan.
+    fn scan_confirmations(&mut self) {
+        let Ok(bytes) = std::fs::read(self.daemon.console_path()) else {
+            return;
+        };
+        let Some(fresh) = bytes.get(self.scanned..) else {
+            return;
+        };
+        let Some(end) = fresh.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&fresh[..end]).lines() {
+            if let Some(n) = parse_sent_line(line) {
+                self.sent = self.sent.max(n);
+            }
+        }
+        self.scanned += end + 1;
+    }
+
+    /// The MTs fakesmsc has reported so far (see [`FakeSmsc::mts`]).
+    pub fn mts(&self) -> Vec<FakeMt> {
+        mts_in(self.daemon.console_path())
+    }
+
+    /// Waits until fakesmsc has reported at least `n` MTs and returns them
+    /// all, panicking with its output if `timeout` passes or it exits.
+    pub async fn wait_for_mts(&mut self, n: usize, timeout: Duration) -> Vec<FakeMt> {
+        wait_for_mts_of(&mut self.daemon, n, timeout).await
+    }
+
+    /// Stops fakesmsc (SIGTERM, then SIGKILL) and returns the MTs it
+    /// reported.
+    pub fn stop(&mut self) -> Vec<FakeMt> {
+        self.daemon.stop();
+        self.mts()
+    }
+}
+
+/// Parses fakesmsc's `fakesmsc: sent message N` (DEBUG for every message
+/// but the last of a `-m` run, which is INFO).
+pub fn parse_sent_line(line: &str) -> Option<u64> {
+    let rest = &line[line.find("fakesmsc: sent message ")? + "fakesmsc: sent message ".len()..];
+    rest.trim().parse().ok()
+}
+
+/// The MTs reported in a fakesmsc console file.
+fn mts_in(path: &Path) -> Vec<FakeMt> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(parse_mt_line)
+        .collect()
 }
 
 /// Parses `... Got message N: <SENDER RECEIVER TYPE DATA>` out of a log
@@ -153,5 +331,15 @@ mod tests {
         let text = "2026-11-26 13:12:21 [5401] [0] INFO: Got message 1: <5555 +4914 text Got it>";
         assert_eq!(parse_mt_line(text).map(|mt| mt.data), Some("Got it".into()));
         assert_eq!(parse_mt_line("INFO: fakesmsc: sent message 3"), None);
+    }
+
+    #[test]
+    fn parses_fakesmsc_sent_lines() {
+        let debug = "2026-11-26 13:41:21 [16247] [0] DEBUG: fakesmsc: sent message 12";
+        assert_eq!(parse_sent_line(debug), Some(12));
+        let info = "2026-11-26 13:41:39 [16578] [0] INFO: fakesmsc: sent message 50";
+        assert_eq!(parse_sent_line(info), Some(50));
+        let summary = "INFO: fakesmsc: 50 messages sent and 3 received";
+        assert_eq!(parse_sent_line(summary), None);
     }
 }

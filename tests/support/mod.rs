@@ -13,7 +13,12 @@
 //! - [`process`]: Kannel daemons as child processes, with readiness waits
 //!   that panic with the tail of their logs, stopped on drop (SIGTERM, then
 //!   SIGKILL) so that no test leaves a process behind.
-//! - [`fakesmsc`]: Kannel's fake SMSC client, and the MTs it reports.
+//! - [`fakesmsc`]: Kannel's fake SMSC client, and the MTs it reports; a
+//!   [`fakesmsc::Phone`] sends numbered MOs one by one and counts them.
+//! - [`bearerbox`]: a bearerbox that can be stopped and restarted on the
+//!   same configuration, and its status page read as numbers.
+//! - [`rapidbox`]: the `rapidbox` binary, configured from parameters,
+//!   stopped gracefully or killed, and its store read afterwards.
 //! - [`recorder`]: `rapidbox::tap` relays between a bearerbox and its boxes,
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
@@ -25,11 +30,13 @@
 //! different part of it, hence the `dead_code` allowance below.
 #![allow(dead_code)]
 
+pub mod bearerbox;
 pub mod conf;
 pub mod fakesmsc;
 pub mod http;
 pub mod ports;
 pub mod process;
+pub mod rapidbox;
 pub mod recorder;
 pub mod wire;
 

@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a daemon gets to exit after SIGTERM before it is killed.
@@ -44,16 +44,39 @@ impl Daemon {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Self::spawn_with(name, program, args, dir, logs, SpawnOptions::default())
+    }
+
+    /// Like [`spawn`](Self::spawn), with environment variables and, if
+    /// asked, a pipe to the daemon's stdin (see [`take_stdin`](Self::take_stdin)).
+    pub fn spawn_with<I, S>(
+        name: &str,
+        program: &str,
+        args: I,
+        dir: &Path,
+        logs: Vec<PathBuf>,
+        options: SpawnOptions,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let out_path = dir.join(format!("{name}.out"));
         let out = File::create(&out_path)
             .unwrap_or_else(|e| panic!("{name}: cannot create {}: {e}", out_path.display()));
         let err = out
             .try_clone()
             .unwrap_or_else(|e| panic!("{name}: cannot share {}: {e}", out_path.display()));
+        let stdin = if options.piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         let child = Command::new(program)
             .args(args)
+            .envs(options.env)
             .current_dir(dir)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -76,6 +99,12 @@ impl Daemon {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The write end of the daemon's stdin, if it was spawned with
+    /// [`SpawnOptions::piped_stdin`] and not taken before.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// The file with the daemon's stdout and stderr.
@@ -219,6 +248,34 @@ impl Daemon {
             Err(e) => panic!("{}: cannot reap the process: {e}", self.name),
         }
     }
+
+    /// Kills the daemon at once with SIGKILL, as a crash or the OOM killer
+    /// would, and reaps it. Returns how it exited (killed, unless it had
+    /// already exited).
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Some(status) = self.try_exit_status() {
+            return status;
+        }
+        if let Err(e) = self.child.kill() {
+            panic!("{}: SIGKILL failed: {e}", self.name);
+        }
+        match self.child.wait() {
+            Ok(status) => {
+                self.exited = Some(status);
+                status
+            }
+            Err(e) => panic!("{}: cannot reap the process: {e}", self.name),
+        }
+    }
+}
+
+/// How to start a daemon, beyond its program and arguments.
+#[derive(Debug, Default)]
+pub struct SpawnOptions {
+    /// Environment variables set for the daemon, on top of the test's own.
+    pub env: Vec<(String, String)>,
+    /// Give the daemon a pipe as stdin instead of /dev/null.
+    pub piped_stdin: bool,
 }
 
 impl Drop for Daemon {

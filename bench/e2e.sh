@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end MO -> reply throughput through a real bearerbox and fakesmsc,
+# for rapidbox (echo app, durable store) and for Kannel's smsbox (static
+# text sms-service), one after the other on the same machine.
+#
+#   bash bench/e2e.sh [MESSAGES]      (default 50000)
+#
+# For each box it prints: messages, seconds from the first MO sent to the
+# last reply received, msgs/s, and the CPU time (user+sys, from /proc) the
+# box and the bearerbox spent, per message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N="${1:-50000}"
+FAKESMSC=/usr/lib/kannel/test/fakesmsc
+for bin in /usr/sbin/bearerbox /usr/sbin/smsbox "$FAKESMSC"; do
+    [ -x "$bin" ] || { echo "needs Kannel: apt-get install -y kannel kannel-extras" >&2; exit 1; }
+done
+cargo build --release --quiet --bin rapidbox
+RAPIDBOX="$PWD/target/release/rapidbox"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 1
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# CPU seconds (user + system) a process has used so far.
+cpu_secs() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 never opened" >&2; return 1
+}
+
+run_one() { # NAME
+    local name="$1" dir="$WORK/$1"
+    mkdir -p "$dir"
+    local admin smsbox_port smsc_port
+    admin=$(free_port); smsbox_port=$(free_port); smsc_port=$(free_port)
+    cat > "$dir/bearerbox.conf" <<CONF
+group = core
+admin-port = $admin
+admin-password = bench
+admin-allow-ip = "127.0.0.1"
+smsbox-port = $smsbox_port
+box-allow-ip = "127.0.0.1"
+dlr-storage = internal
+log-file = "$dir/bearerbox.log"
+log-level = 4
+
+group = smsc
+smsc = fake
+smsc-id = fake
+port = $smsc_port
+connect-allow-ip = "127.0.0.1"
+
+group = smsbox
+bearerbox-host = "127.0.0.1"
+bearerbox-port = $smsbox_port
+log-file = "$dir/smsbox.log"
+log-level = 4
+
+group = sms-service
+keyword = default
+text = "Got it"
+max-messages = 1
+CONF
+    /usr/sbin/bearerbox "$dir/bearerbox.conf" > "$dir/bearerbox.out" 2>&1 &
+    local bb=$!; PIDS+=("$bb")
+    wait_port "$smsbox_port"; wait_port "$smsc_port" 2>/dev/null || true
+
+    local box
+    if [ "$name" = rapidbox ]; then
+        cat > "$dir/rapidbox.toml" <<CONF
+[store]
+path = "$dir/rapidbox.redb"
+[kannel]
+port = $smsbox_port
+dlr_mask = 0
+[router]
+apps = ["echo"]
+[apps.echo]
+template = "Got it"
+CONF
+        env RUST_LOG=warn ${RAPIDBOX_ENV:-} "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
+    else
+        /usr/sbin/smsbox "$dir/bearerbox.conf" > "$dir/box.log" 2>&1 &
+    fi
+    box=$!; PIDS+=("$box")
+    sleep 1.5
+    # PERF=DIR profiles the box while it works (perf record, software clock).
+    if [ -n "${PERF:-}" ]; then
+        perf record -F 2000 -g -p "$box" -o "$PERF/$name.perf.data" > /dev/null 2>&1 &
+        PIDS+=("$!")
+    fi
+
+    local box_cpu0 bb_cpu0 start end
+    box_cpu0=$(cpu_secs "$box"); bb_cpu0=$(cpu_secs "$bb")
+    start=$(date +%s.%N)
+    "$FAKESMSC" -H 127.0.0.1 -r "$smsc_port" -i 0 -m "$N" "+4912345 5555 text hello" \
+        > "$dir/fakesmsc.log" 2>&1 &
+    local fs=$!; PIDS+=("$fs")
+    # fakesmsc logs each MT it receives as "Got message N".
+    local got=0
+    for _ in $(seq 1200); do
+        got=$(grep -c "Got message" "$dir/fakesmsc.log" || true)
+        [ "$got" -ge "$N" ] && break
+        sleep 0.1
+    done
+    end=$(date +%s.%N)
+    local box_cpu bb_cpu
+    box_cpu=$(echo "$(cpu_secs "$box") - $box_cpu0" | bc -l)
+    bb_cpu=$(echo "$(cpu_secs "$bb") - $bb_cpu0" | bc -l)
+    kill -TERM "$fs" "$box" 2>/dev/null || true
+    sleep 1
+    kill -TERM "$bb" 2>/dev/null || true
+    sleep 1
+    python3 - "$name" "$N" "$got" "$start" "$end" "$box_cpu" "$bb_cpu" <<'PY'
+import sys
+name, n, got, start, end, box_cpu, bb_cpu = sys.argv[1:]
+n, got = int(n), int(got)
+secs = float(end) - float(start)
+print(f"{name:9} sent {n:6} replies {got:6} in {secs:6.2f} s = {got/secs:8.0f} msgs/s; "
+      f"box CPU {float(box_cpu)*1e6/max(got,1):6.1f} us/msg, bearerbox CPU {float(bb_cpu)*1e6/max(got,1):6.1f} us/msg")
+PY
+}
+
+echo "MO->reply through bearerbox + fakesmsc, $N messages, $(nproc) cores"
+for box in ${BOXES:-smsbox rapidbox}; do
+    run_one "$box"
+done

@@ -1,0 +1,663 @@
+//! The built-in apps against real peers: configurations parsed from TOML,
+//! apps built by `rapidbox::apps::build`, messages routed by
+//! `rapidbox::router::Router`, state in a real `rapidbox::store::Store` in
+//! a temporary directory, and, for the webhook, a real HTTP server on
+//! 127.0.0.1 (hyper) that records what it is sent and answers as each test
+//! says.
+//!
+//! Each routed message is stored as the bearerbox link stores it: the MO
+//! and its replies in one commit; the tests then read the statuses back.
+//!
+//! - webhook: JSON and plain-text answers become replies; the POST carries
+//!   the message as JSON and the URL template's escapes arrive
+//!   URL-encoded; a 500, a service that never answers and a refused
+//!   connection are failures that name the app, reply only with
+//!   `on_failure = "reply"`, and the timeout fires on time.
+//! - optout: STOP is recorded in the store and confirmed; replies to that
+//!   number are cancelled (C) in the outgoing phase until START.
+//! - keyword and echo: the handle phase stops at the first app that
+//!   handles a message, and keyword's default answers only when no app
+//!   did.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming as Body;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use rapidbox::client::HttpClient;
+use rapidbox::config::Config;
+use rapidbox::model::{now_micros, Connection, Direction, KannelInfo, Message, MessageId, Status};
+use rapidbox::router::{Ids, ReplySettings, Routed, Router};
+use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
+
+/// The shortcode the phones write to, and the SMSC they come through.
+const SHORTCODE: &str = "8500";
+const SMSC: &str = "fake";
+
+/// Two phones.
+const ALICE: &str = "+256772000001";
+const BOB: &str = "+256772000002";
+
+/// Bound on anything a test waits for that has no timer of its own.
+const WAIT: Duration = Duration::from_secs(10);
+
+// --- rapidbox's parts, as the daemon wires them ---------------------------
+
+/// Message ids from the store, as `rapidbox run` takes them.
+struct StoreIds(Store);
+
+impl Ids for StoreIds {
+    fn next_id(&self) -> MessageId {
+        self.0.allocate_id()
+    }
+}
+
+/// A store in a temporary directory and a router over the apps `toml`
+/// configures.
+struct Rig {
+    store: Store,
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(toml: &str) -> Rig {
+        let config = Config::from_toml_str(toml)
+            .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
+        let store = Store::open(&dir.path().join("rapidbox.redb"), StoreOptions::default())
+            .unwrap_or_else(|e| panic!("cannot open the store: {e}"));
+        let http = HttpClient::new().unwrap_or_else(|e| panic!("no HTTP client: {e}"));
+        let apps = rapidbox::apps::build(&config, &store, &http);
+        let router = Router::new(
+            apps,
+            Arc::new(StoreIds(store.clone())),
+            ReplySettings {
+                global_sender: None,
+                dlr_mask: 27,
+            },
+        );
+        Rig {
+            store,
+            router,
+            _dir: dir,
+        }
+    }
+
+    /// An MO from `from` with `text`, as the link makes it from a Kannel
+    /// `sms`: a fresh id from the store, a Kannel UUID, the shortcode and
+    /// SMSC.
+    fn mo(&self, from: &str, text: &str) -> Message {
+        let now = now_micros();
+        Message {
+            id: self.store.allocate_id(),
+            connection: Connection::new(SMSC, from),
+            text: text.to_owned(),
+            direction: Direction::Incoming,
+            status: Status::Received,
+            date: now,
+            updated: now,
+            sent: None,
+            delivered: None,
+            in_response_to: None,
+            external_id: None,
+            kannel: Some(KannelInfo {
+                uuid: Some(*uuid::Uuid::new_v4().as_bytes()),
+                shortcode: Some(SHORTCODE.to_owned()),
+                smsc_id: Some(SMSC.to_owned()),
+                coding: 0,
+                dlr_mask: -1,
+                ..KannelInfo::default()
+            }),
+            attempts: 0,
+            retry_after: None,
+        }
+    }
+
+    /// Routes `message` and stores it with its replies in one commit, as
+    /// the bearerbox link does before it acknowledges an MO.
+    async fn route(&self, message: Message) -> Routed {
+        let routed = self.router.route(message).await;
+        let mut unit = Unit::new().with(Op::put(routed.incoming.clone()));
+        for reply in &routed.outgoing {
+            unit.push(Op::put(reply.clone()));
+        }
+        let outcome = self
+            .store
+            .commit(unit)
+            .await
+            .unwrap_or_else(|e| panic!("cannot store the routed message: {e}"));
+        assert_eq!(outcome, Outcome::Applied);
+        routed
+    }
+
+    /// Routes an MO from `from` with `text` and stores it.
+    async fn send(&self, from: &str, text: &str) -> Routed {
+        let message = self.mo(from, text);
+        self.route(message).await
+    }
+
+    /// The stored status of message `id`.
+    fn status(&self, id: MessageId) -> Status {
+        self.store
+            .message(id)
+            .unwrap_or_else(|e| panic!("cannot read message {id}: {e}"))
+            .unwrap_or_else(|| panic!("message {id} is not stored"))
+            .status
+    }
+
+    fn is_opted_out(&self, address: &str) -> bool {
+        let identity = Connection::new(SMSC, address).identity;
+        self.store
+            .is_opted_out(&identity)
+            .unwrap_or_else(|e| panic!("cannot read the opt-out list: {e}"))
+    }
+}
+
+/// The texts of `routed`'s replies with their statuses.
+fn replies(routed: &Routed) -> Vec<(&str, Status)> {
+    routed
+        .outgoing
+        .iter()
+        .map(|m| (m.text.as_str(), m.status))
+        .collect()
+}
+
+// --- a webhook service ---------------------------------------------------
+
+/// What the service answers.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// 200 with `Content-Type: application/json`.
+    Json(&'static str),
+    /// 200 with `Content-Type: text/plain`.
+    Text(&'static str),
+    /// This status, with a plain-text body.
+    Status(u16, &'static str),
+    /// Nothing, ever: the request is read and left hanging.
+    Never,
+}
+
+/// One request the service received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    /// The path and query, as sent.
+    target: String,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+/// A local HTTP/1.1 service that records every request and answers with
+/// the current [`Answer`]. Stops accepting when dropped.
+struct Service {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    answer: Arc<Mutex<Answer>>,
+    accept: JoinHandle<()>,
+}
+
+impl Service {
+    async fn start(answer: Answer) -> Service {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("the webhook service cannot bind: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the webhook service has no address: {e}"))
+            .port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(Mutex::new(answer));
+        let (s, a) = (seen.clone(), answer.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (s, a) = (s.clone(), a.clone());
+                let service = service_fn(move |request| respond(request, s.clone(), a.clone()));
+                tokio::spawn(async move {
+                    // A client that gives up (the timeout test) ends the
+                    // connection; that is no concern of the service.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Service {
+            port,
+            seen,
+            answer,
+            accept,
+        }
+    }
+
+    /// Changes what the service answers from now on.
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap_or_else(|e| e.into_inner()) = answer;
+    }
+
+    /// The requests received so far.
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn respond(
+    request: Request<Body>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    answer: Arc<Mutex<Answer>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = request.method().to_string();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_default();
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match request.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => Bytes::from(format!("(unreadable body: {e})")),
+    };
+    seen.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+        method,
+        target,
+        content_type,
+        body,
+    });
+    let answer = answer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (status, content_type, body) = match answer {
+        Answer::Json(body) => (200, "application/json", body),
+        Answer::Text(body) => (200, "text/plain; charset=utf-8", body),
+        Answer::Status(status, body) => (status, "text/plain", body),
+        Answer::Never => std::future::pending().await,
+    };
+    let response = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from_static(body.as_bytes())));
+    Ok(response.unwrap_or_else(|e| panic!("cannot build the response: {e}")))
+}
+
+/// A configuration with one webhook app, `hook`, calling `url`, and the
+/// extra `settings` lines in its section.
+fn webhook_config(url: &str, settings: &str) -> String {
+    let url = toml::Value::String(url.to_owned());
+    format!(
+        r#"
+[router]
+apps = ["hook"]
+
+[apps.hook]
+kind = "webhook"
+url = {url}
+{settings}
+"#
+    )
+}
+
+// --- webhook -------------------------------------------------------------
+
+#[tokio::test]
+async fn webhook_json_responses_become_replies_and_the_post_carries_the_message() {
+    let service = Service::start(Answer::Json(r#"{"responses": ["a", "b"]}"#)).await;
+    let url = service.url("/sms?from=%p&to=%P&text=%a&id=%I");
+    let rig = Rig::new(&webhook_config(&url, "timeout_ms = 5000"));
+    let mo = rig.mo(ALICE, "héllo  & bye?");
+    let (mo_id, uuid) = (mo.id, mo.kannel.as_ref().and_then(|k| k.uuid));
+    let uuid = uuid::Uuid::from_bytes(uuid.unwrap_or_default()).to_string();
+    let date = mo.date / 1_000_000;
+    let routed = rig.route(mo).await;
+
+    assert!(routed.failures.is_empty(), "{:?}", routed.failures);
+    assert!(routed.handled, "a 2xx answer handles the message");
+    assert_eq!(
+        replies(&routed),
+        [("a", Status::Queued), ("b", Status::Queued)]
+    );
+    for reply in &routed.outgoing {
+        assert_eq!(reply.in_response_to, Some(mo_id));
+        assert_eq!(reply.connection.address, ALICE);
+        assert_eq!(rig.status(reply.id), Status::Queued, "stored queued");
+    }
+    assert_eq!(rig.status(mo_id), Status::Handled);
+
+    let seen = service.seen();
+    assert_eq!(seen.len(), 1, "one call per message: {seen:?}");
+    let call = &seen[0];
+    assert_eq!(call.method, "POST");
+    assert_eq!(
+        call.target,
+        format!("/sms?from=%2B256772000001&to=8500&text=h%C3%A9llo%20%26%20bye%3F&id={uuid}"),
+        "every escape URL-encoded, the template's own text as written"
+    );
+    assert_eq!(call.content_type.as_deref(), Some("application/json"));
+    let body: Value = serde_json::from_slice(&call.body)
+        .unwrap_or_else(|e| panic!("the POST body is not JSON ({e}): {:?}", call.body));
+    let expected: Value = serde_json::json!({
+        "id": mo_id,
+        "backend": SMSC,
+        "sender": ALICE,
+        "identity": "256772000001",
+        "receiver": SHORTCODE,
+        "text": "héllo  & bye?",
+        "smsc_id": SMSC,
+        "kannel_uuid": uuid,
+        "date": date,
+    });
+    assert_eq!(body, expected);
+}
+
+#[tokio::test]
+async fn webhook_plain_text_answer_is_one_reply() {
+    let service = Service::start(Answer::Text("  Thanks, we got it.\n")).await;
+    let rig = Rig::new(&webhook_config(&service.url("/sms"), ""));
+    let routed = rig.send(ALICE, "hello").await;
+    assert!(routed.failures.is_empty(), "{:?}", routed.failures);
+    assert_eq!(replies(&routed), [("Thanks, we got it.", Status::Queued)]);
+    // An empty body is an answer with no reply, and no failure.
+    service.answer(Answer::Text(""));
+    let routed = rig.send(ALICE, "hello again").await;
+    assert!(routed.failures.is_empty(), "{:?}", routed.failures);
+    assert!(routed.handled);
+    assert_eq!(replies(&routed), []);
+    assert_eq!(service.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn webhook_http_500_is_a_failure_that_names_the_app_and_the_status() {
+    let service = Service::start(Answer::Status(500, "database down")).await;
+    let rig = Rig::new(&webhook_config(
+        &service.url("/sms"),
+        r#"on_failure = "none""#,
+    ));
+    let routed = rig.send(ALICE, "hello").await;
+    assert_eq!(replies(&routed), [], "on_failure = none: no reply");
+    assert!(!routed.handled);
+    assert_eq!(routed.failures.len(), 1, "{:?}", routed.failures);
+    let failure = &routed.failures[0];
+    assert_eq!((failure.app.as_str(), failure.phase), ("hook", "handle"));
+    assert!(
+        failure.error.contains("HTTP 500") && failure.error.contains("database down"),
+        "the failure gives the status and the service's words: {failure}"
+    );
+    assert_eq!(rig.status(routed.incoming.id), Status::Handled);
+    assert_eq!(service.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn webhook_failure_reply_is_sent_with_on_failure_reply() {
+    let service = Service::start(Answer::Status(500, "database down")).await;
+    let settings = r#"
+on_failure = "reply"
+failure_reply = "Sorry %p, try again later."
+"#;
+    let rig = Rig::new(&webhook_config(&service.url("/sms"), settings));
+    let routed = rig.send(ALICE, "hello").await;
+    assert_eq!(
+        replies(&routed),
+        [("Sorry +256772000001, try again later.", Status::Queued)]
+    );
+    assert_eq!(routed.failures.len(), 1, "still recorded as a failure");
+    assert!(routed.failures[0].error.contains("HTTP 500"));
+    assert_eq!(rig.status(routed.outgoing[0].id), Status::Queued);
+}
+
+#[tokio::test]
+async fn webhook_timeout_fires_on_time_and_is_a_failure() {
+    let service = Service::start(Answer::Never).await;
+    let settings = r#"
+timeout_ms = 200
+on_failure = "reply"
+failure_reply = "Busy, try later."
+"#;
+    let rig = Rig::new(&webhook_config(&service.url("/slow"), settings));
+    let message = rig.mo(ALICE, "hello");
+    let started = Instant::now();
+    let routed = tokio::time::timeout(WAIT, rig.route(message))
+        .await
+        .unwrap_or_else(|_| panic!("routing hung for {WAIT:?} on a 200 ms webhook"));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(800),
+        "the 200 ms timeout fired after {took:?}"
+    );
+    assert_eq!(routed.failures.len(), 1, "{:?}", routed.failures);
+    assert_eq!(routed.failures[0].app, "hook");
+    assert!(
+        routed.failures[0].error.contains("no answer within 200ms"),
+        "{}",
+        routed.failures[0]
+    );
+    assert_eq!(replies(&routed), [("Busy, try later.", Status::Queued)]);
+    assert_eq!(service.seen().len(), 1, "the request did reach the service");
+}
+
+#[tokio::test]
+async fn webhook_connection_refused_is_a_failure() {
+    // A port that was free a moment ago and has nobody listening now.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind: {e}"));
+        listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no address: {e}"))
+            .port()
+    };
+    let url = format!("http://127.0.0.1:{port}/sms");
+    let rig = Rig::new(&webhook_config(&url, "timeout_ms = 5000"));
+    let started = Instant::now();
+    let routed = rig.send(ALICE, "hello").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a refused connection fails at once, not at the timeout"
+    );
+    assert_eq!(replies(&routed), []);
+    assert!(!routed.handled);
+    assert_eq!(routed.failures.len(), 1, "{:?}", routed.failures);
+    let failure = &routed.failures[0];
+    assert_eq!(failure.app, "hook");
+    assert!(
+        failure.error.contains(&url) && failure.error.contains("request failed"),
+        "{failure}"
+    );
+}
+
+// --- optout --------------------------------------------------------------
+
+const OPTOUT: &str = r#"
+[router]
+apps = ["optout", "echo"]
+
+[apps.optout]
+stop_reply = "You will get no more messages from %P."
+start_reply = "Welcome back."
+
+[apps.echo]
+template = "echo: %a"
+"#;
+
+#[tokio::test]
+async fn optout_stop_cancels_later_replies_until_start() {
+    let rig = Rig::new(OPTOUT);
+    assert_eq!(
+        replies(&rig.send(ALICE, "hello").await),
+        [("echo: hello", Status::Queued)],
+        "before STOP, replies flow"
+    );
+
+    // STOP: recorded, and confirmed; echo does not see it.
+    let stop = rig.send(ALICE, "stop please").await;
+    assert!(rig.is_opted_out(ALICE), "STOP is in the store");
+    assert!(stop.handled);
+    assert_eq!(
+        replies(&stop),
+        [("You will get no more messages from 8500.", Status::Queued)],
+        "the confirmation is owed and goes out"
+    );
+    assert_eq!(rig.status(stop.outgoing[0].id), Status::Queued);
+
+    // Afterwards: the reply is made, and cancelled by the outgoing phase.
+    let later = rig.send(ALICE, "hello again").await;
+    assert_eq!(replies(&later), [("echo: hello again", Status::Cancelled)]);
+    assert_eq!(rig.status(later.outgoing[0].id), Status::Cancelled);
+    assert_eq!(rig.status(later.incoming.id), Status::Handled);
+    // The same number written another way is the same person.
+    let spaced = rig.send("+256 772 000 001", "hi").await;
+    assert_eq!(replies(&spaced), [("echo: hi", Status::Cancelled)]);
+    // Nobody else is affected.
+    assert!(!rig.is_opted_out(BOB));
+    assert_eq!(
+        replies(&rig.send(BOB, "hello").await),
+        [("echo: hello", Status::Queued)]
+    );
+
+    // START, in any case: off the list, confirmed, and replies flow again.
+    let start = rig.send(ALICE, "Start").await;
+    assert!(!rig.is_opted_out(ALICE), "START is in the store");
+    assert_eq!(replies(&start), [("Welcome back.", Status::Queued)]);
+    let after = rig.send(ALICE, "hello once more").await;
+    assert_eq!(replies(&after), [("echo: hello once more", Status::Queued)]);
+    assert_eq!(rig.status(after.outgoing[0].id), Status::Queued);
+}
+
+#[tokio::test]
+async fn optout_is_durable_across_a_reopened_store() {
+    let rig = Rig::new(OPTOUT);
+    rig.send(ALICE, "STOP").await;
+    let path = rig.store.path().to_owned();
+    rig.store.close().await;
+    let reopened = Store::open(&path, StoreOptions::default())
+        .unwrap_or_else(|e| panic!("cannot reopen the store: {e}"));
+    let identity = Connection::new(SMSC, ALICE).identity;
+    assert_eq!(reopened.is_opted_out(&identity).ok(), Some(true));
+    reopened.close().await;
+}
+
+// --- keyword and echo ----------------------------------------------------
+
+const MENU: &str = r#"
+[router]
+apps = ["optout", "keyword", "echo"]
+
+[apps.keyword.rules]
+join = "Welcome %s!"
+help = "Send JOIN <name>."
+
+[apps.echo]
+template = "echo: %a"
+"#;
+
+#[tokio::test]
+async fn a_keyword_match_stops_echo_and_no_match_falls_through_to_echo() {
+    let rig = Rig::new(MENU);
+    assert_eq!(
+        rig.router.app_names(),
+        ["optout", "keyword", "echo"],
+        "the configured order"
+    );
+    let join = rig.send(ALICE, "JOIN Alice").await;
+    assert!(join.handled);
+    assert_eq!(
+        replies(&join),
+        [("Welcome Alice!", Status::Queued)],
+        "keyword handled it: echo was not asked"
+    );
+    let other = rig.send(ALICE, "what is this").await;
+    assert_eq!(
+        replies(&other),
+        [("echo: what is this", Status::Queued)],
+        "no rule: echo answers"
+    );
+    // optout comes first: STOP never reaches keyword or echo.
+    let stop = rig.send(ALICE, "STOP").await;
+    assert!(stop.handled);
+    assert_eq!(
+        replies(&stop),
+        [],
+        "optout without stop_reply sends nothing"
+    );
+    assert!(rig.is_opted_out(ALICE));
+}
+
+#[tokio::test]
+async fn keyword_default_answers_only_when_no_app_handled() {
+    // echo's template takes the second word: a one-word message renders
+    // empty, which echo does not send, so nothing handles it.
+    let toml = r#"
+[router]
+apps = ["keyword", "echo"]
+
+[apps.keyword]
+default = "Send JOIN or HELP."
+
+[apps.keyword.rules]
+join = "Welcome %s!"
+
+[apps.echo]
+template = "%s"
+"#;
+    let rig = Rig::new(toml);
+    let unhandled = rig.send(ALICE, "hello").await;
+    assert!(!unhandled.handled);
+    assert_eq!(
+        replies(&unhandled),
+        [("Send JOIN or HELP.", Status::Queued)],
+        "no app handled it: keyword's default answers"
+    );
+    let echoed = rig.send(ALICE, "hello world").await;
+    assert!(echoed.handled);
+    assert_eq!(
+        replies(&echoed),
+        [("world", Status::Queued)],
+        "echo handled it: no default"
+    );
+    let joined = rig.send(ALICE, "join Bob").await;
+    assert_eq!(replies(&joined), [("Welcome Bob!", Status::Queued)]);
+}
+
+#[tokio::test]
+async fn a_failing_webhook_leaves_the_message_to_the_next_app() {
+    let service = Service::start(Answer::Status(503, "maintenance")).await;
+    let toml = format!(
+        "{}\n[apps.echo]\ntemplate = \"echo: %a\"\n",
+        webhook_config(&service.url("/sms"), "")
+            .replace(r#"apps = ["hook"]"#, r#"apps = ["hook", "echo"]"#)
+    );
+    let rig = Rig::new(&toml);
+    let routed = rig.send(ALICE, "hello").await;
+    assert_eq!(replies(&routed), [("echo: hello", Status::Queued)]);
+    let failed: BTreeMap<&str, &str> = routed
+        .failures
+        .iter()
+        .map(|f| (f.app.as_str(), f.phase))
+        .collect();
+    assert_eq!(failed, BTreeMap::from([("hook", "handle")]));
+}
