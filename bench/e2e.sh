@@ -102,7 +102,7 @@ CONF
     sleep 1.5
     # PERF=DIR profiles the box while it works (perf record, software clock).
     if [ -n "${PERF:-}" ]; then
-        perf record -F 2000 -g -p "$box" -o "$PERF/$name.perf.data" > /dev/null 2>&1 &
+        perf record -F 1000 ${PERF_ARGS:--g} -p "$box" -o "$PERF/$name.perf.data" > /dev/null 2>&1 &
         PIDS+=("$!")
     fi
 

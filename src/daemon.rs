@@ -29,6 +29,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("kannel TLS: {0}")]
     Tls(#[from] crate::link::connect::TlsSetupError),
+    #[error("kannel.tls is set but kannel.tls_ca_file is not: no CA to trust")]
+    TlsWithoutCa,
     #[error("HTTP client: {0}")]
     Http(#[from] crate::client::HttpError),
 }
@@ -103,7 +105,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         }
         let tls = match (k.tls, &k.tls_ca_file) {
             (true, Some(ca)) => Some(Arc::new(TlsSettings::new(ca.clone(), k.tls_server_name())?)),
-            _ => None,
+            // Never fall back to plain TCP when TLS was asked for.
+            (true, None) => return Err(StartError::TlsWithoutCa),
+            (false, _) => None,
         };
         let link = Link {
             config: LinkConfig {

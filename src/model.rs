@@ -121,6 +121,22 @@ impl Status {
         }
     }
 
+    /// True while work remains for the message (R, P, L, Q, I, E): the
+    /// statuses the store indexes, because something will come looking for
+    /// messages in them. Handled, sent, delivered, cancelled and failed
+    /// messages are found by id, not by status.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::Received
+                | Status::Processing
+                | Status::Locked
+                | Status::Queued
+                | Status::Dispatched
+                | Status::Errored
+        )
+    }
+
     /// The status as a byte, for store keys.
     pub fn as_u8(self) -> u8 {
         self.code() as u8

@@ -69,6 +69,10 @@ pub struct Incoming {
     pub annotations: BTreeMap<String, String>,
     /// The responses so far.
     pub responses: Vec<Response>,
+    /// Failures the current app reported without failing its phase (see
+    /// [`Incoming::report_failure`]); the router takes them after each
+    /// call and records them with the app's name.
+    reported: Vec<String>,
 }
 
 impl Incoming {
@@ -78,6 +82,7 @@ impl Incoming {
             message,
             annotations: BTreeMap::new(),
             responses: Vec::new(),
+            reported: Vec::new(),
         }
     }
 
@@ -89,6 +94,13 @@ impl Incoming {
     /// Answers the sender.
     pub fn respond(&mut self, text: impl Into<String>) {
         self.responses.push(Response { text: text.into() });
+    }
+
+    /// Records a failure that the app has dealt with itself (a webhook
+    /// that timed out and sent its failure reply, say): it is kept with the
+    /// message like an error, but the app's answer for the phase stands.
+    pub fn report_failure(&mut self, error: impl Into<String>) {
+        self.reported.push(error.into());
     }
 }
 
@@ -226,6 +238,23 @@ fn settle<T>(
     None
 }
 
+/// Moves what `app` reported during `phase` into `failures`.
+fn take_reported(
+    app: &dyn App,
+    phase: &'static str,
+    msg: &mut Incoming,
+    failures: &mut Vec<AppFailure>,
+) {
+    for error in msg.reported.drain(..) {
+        warn!(app = app.name(), phase, %error, "app reported a failure");
+        failures.push(AppFailure {
+            app: app.name().to_owned(),
+            phase,
+            error,
+        });
+    }
+}
+
 impl Router {
     /// A router over `apps`, in order.
     pub fn new(apps: Vec<Box<dyn App>>, ids: Arc<dyn Ids>, replies: ReplySettings) -> Router {
@@ -266,11 +295,13 @@ impl Router {
         for app in self.apps.iter() {
             let app = app.as_ref();
             guard(app, "parse", &mut failures, || app.parse(&mut msg));
+            take_reported(app, "parse", &mut msg, &mut failures);
         }
         let mut handled = false;
         for app in self.apps.iter() {
             let app = app.as_ref();
             let outcome = AssertUnwindSafe(app.handle(&mut msg)).catch_unwind().await;
+            take_reported(app, "handle", &mut msg, &mut failures);
             if settle(app, "handle", &mut failures, outcome) == Some(true) {
                 debug!(message_id = id, app = app.name(), "handled");
                 handled = true;
@@ -281,6 +312,7 @@ impl Router {
             for app in self.apps.iter() {
                 let app = app.as_ref();
                 let outcome = AssertUnwindSafe(app.default(&mut msg)).catch_unwind().await;
+                take_reported(app, "default", &mut msg, &mut failures);
                 if settle(app, "default", &mut failures, outcome) == Some(true) {
                     break;
                 }
@@ -289,6 +321,7 @@ impl Router {
         for app in self.apps.iter() {
             let app = app.as_ref();
             guard(app, "cleanup", &mut failures, || app.cleanup(&mut msg));
+            take_reported(app, "cleanup", &mut msg, &mut failures);
         }
 
         msg.message.status = Status::Handled;

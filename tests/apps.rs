@@ -11,15 +11,17 @@
 //! - webhook: JSON and plain-text answers become replies; the POST carries
 //!   the message as JSON and the URL template's escapes arrive
 //!   URL-encoded; a 500, a service that never answers and a refused
-//!   connection are failures that name the app, reply only with
-//!   `on_failure = "reply"`, and the timeout fires on time.
-//! - optout: STOP is recorded in the store and confirmed; replies to that
-//!   number are cancelled (C) in the outgoing phase until START.
+//!   connection are failures that name the app; with `on_failure =
+//!   "reply"` the failure reply answers the message (and no later app
+//!   does), without it the message goes on to the next app; the timeout
+//!   fires on time.
+//! - optout: STOP is recorded in the store (and still there when it is
+//!   reopened) and confirmed; replies to that number, however it is
+//!   written, are cancelled (C) in the outgoing phase until START.
 //! - keyword and echo: the handle phase stops at the first app that
 //!   handles a message, and keyword's default answers only when no app
 //!   did.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -440,8 +442,9 @@ failure_reply = "Busy, try later."
 "#;
     let rig = Rig::new(&webhook_config(&service.url("/slow"), settings));
     let message = rig.mo(ALICE, "hello");
+    // Only the routing is timed: the store's commit is not the webhook's.
     let started = Instant::now();
-    let routed = tokio::time::timeout(WAIT, rig.route(message))
+    let routed = tokio::time::timeout(WAIT, rig.router.route(message))
         .await
         .unwrap_or_else(|_| panic!("routing hung for {WAIT:?} on a 200 ms webhook"));
     let took = started.elapsed();
@@ -646,18 +649,70 @@ template = "%s"
 #[tokio::test]
 async fn a_failing_webhook_leaves_the_message_to_the_next_app() {
     let service = Service::start(Answer::Status(503, "maintenance")).await;
+    let url = toml::Value::String(service.url("/sms"));
     let toml = format!(
-        "{}\n[apps.echo]\ntemplate = \"echo: %a\"\n",
-        webhook_config(&service.url("/sms"), "")
-            .replace(r#"apps = ["hook"]"#, r#"apps = ["hook", "echo"]"#)
+        r#"
+[router]
+apps = ["hook", "echo"]
+
+[apps.hook]
+kind = "webhook"
+url = {url}
+
+[apps.echo]
+template = "echo: %a"
+"#
     );
     let rig = Rig::new(&toml);
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(replies(&routed), [("echo: hello", Status::Queued)]);
-    let failed: BTreeMap<&str, &str> = routed
+    let failed: Vec<_> = routed
         .failures
         .iter()
         .map(|f| (f.app.as_str(), f.phase))
         .collect();
-    assert_eq!(failed, BTreeMap::from([("hook", "handle")]));
+    assert_eq!(
+        failed,
+        [("hook", "handle")],
+        "the failure is still recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_failure_reply_answers_the_message_and_the_next_app_stays_quiet() {
+    let service = Service::start(Answer::Status(503, "maintenance")).await;
+    let url = toml::Value::String(service.url("/sms"));
+    let toml = format!(
+        r#"
+[router]
+apps = ["hook", "echo"]
+
+[apps.hook]
+kind = "webhook"
+url = {url}
+on_failure = "reply"
+failure_reply = "Sorry"
+
+[apps.echo]
+template = "echo: %a"
+"#
+    );
+    let rig = Rig::new(&toml);
+    let routed = rig.send(ALICE, "hello").await;
+    assert_eq!(
+        replies(&routed),
+        [("Sorry", Status::Queued)],
+        "one answer only: the failure reply handled the message"
+    );
+    assert!(routed.handled);
+    let failed: Vec<_> = routed
+        .failures
+        .iter()
+        .map(|f| (f.app.as_str(), f.phase))
+        .collect();
+    assert_eq!(
+        failed,
+        [("hook", "handle")],
+        "the failure is still recorded"
+    );
 }

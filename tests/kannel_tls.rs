@@ -17,11 +17,14 @@
 //!   queued, the store stays empty).
 //!
 //! What bearerbox 1.4.5 needs, found by running it: the two file keys in
-//! the core group, PEM. It loads a PKCS#8 ECDSA key as written by rcgen,
-//! needs no chain file and no `ssl-trusted-ca-file` (it asks boxes for no
-//! client certificate), and speaks TLS 1.3 through Debian's OpenSSL 3. With
-//! `smsbox-port-ssl = true` the port speaks only TLS; bearerbox logs each
-//! box as `Client connected from <127.0.0.1> using SSL`.
+//! the core group, PEM. It loads the PKCS#8 ECDSA key rcgen writes, needs
+//! no chain file (the leaf alone, the CA being the box's to trust), and
+//! without `ssl-trusted-ca-file` accepts a box that sends no client
+//! certificate, as rapidbox does not. `openssl s_client` against it
+//! negotiates TLS 1.3 (Debian's OpenSSL 3). With `smsbox-port-ssl = true`
+//! the port speaks only TLS. Bearerbox logs each box it accepts there as
+//! `Client connected from <127.0.0.1> using SSL`, refused handshakes
+//! included, and accepts at most one box a second.
 //!
 //! `KANNEL_KEEP_TEST_DIR=1` keeps the configurations, certificates and logs.
 
@@ -170,7 +173,7 @@ impl TlsBearerbox {
             .wait_until(
                 &format!("{n} log lines with {part:?}"),
                 EXCHANGE_WAIT,
-                || lines_with(&read(&log), part) >= n,
+                || count_lines(&read(&log), &[part]) >= n,
             )
             .await;
     }
@@ -242,10 +245,7 @@ template = "tls: %a"
 
     /// How many lines of the log contain every one of `parts`.
     fn count(&self, parts: &[&str]) -> usize {
-        self.log()
-            .lines()
-            .filter(|line| parts.iter().all(|p| line.contains(p)))
-            .count()
+        count_lines(&self.log(), parts)
     }
 
     /// Waits until `n` log lines contain every one of `parts`, panicking
@@ -254,13 +254,7 @@ template = "tls: %a"
         let what = format!("{n} log lines with {parts:?}");
         let log = self.daemon.console_path().to_owned();
         self.daemon
-            .wait_until(&what, timeout, || {
-                read(&log)
-                    .lines()
-                    .filter(|line| parts.iter().all(|p| line.contains(p)))
-                    .count()
-                    >= n
-            })
+            .wait_until(&what, timeout, || count_lines(&read(&log), parts) >= n)
             .await;
     }
 
@@ -289,9 +283,11 @@ fn read(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// How many lines of `text` contain `part`.
-fn lines_with(text: &str, part: &str) -> usize {
-    text.lines().filter(|line| line.contains(part)).count()
+/// How many lines of `text` contain every one of `parts`.
+fn count_lines(text: &str, parts: &[&str]) -> usize {
+    text.lines()
+        .filter(|line| parts.iter().all(|p| line.contains(p)))
+        .count()
 }
 
 // --- the tests -----------------------------------------------------------

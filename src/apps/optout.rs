@@ -2,9 +2,10 @@
 //! the opt-out list (durably, before the reply is queued); a start keyword
 //! takes it off. In the outgoing phase, every message to an opted-out
 //! identity is cancelled (C) — except the confirmation of the STOP itself,
-//! which the sender is owed.
+//! which the sender is owed. If the list cannot be read, the message is
+//! cancelled: one reply lost is better than a text to someone who said STOP.
 
-use tracing::info;
+use tracing::{error, info};
 
 use crate::config::OptoutConfig;
 use crate::model::now_micros;
@@ -82,10 +83,14 @@ impl App for Optout {
         if confirms_stop {
             return Ok(true);
         }
-        let opted_out = self
-            .store
-            .is_opted_out(&msg.connection.identity)
-            .map_err(|e| AppError::new(format!("could not read the opt-out list: {e}")))?;
-        Ok(!opted_out)
+        match self.store.is_opted_out(&msg.connection.identity) {
+            Ok(opted_out) => Ok(!opted_out),
+            // Fail closed: better one reply lost than a message to someone
+            // who said STOP.
+            Err(e) => {
+                error!(message_id = msg.id, error = %e, "cannot read the opt-out list; cancelling the message");
+                Ok(false)
+            }
+        }
     }
 }

@@ -8,8 +8,9 @@
 //! each a string or an object with a `text`; a body that is not JSON is one
 //! plain-text reply, an empty body none. Anything else — a timeout, a
 //! refused connection, a non-2xx status, JSON of another shape — is a
-//! failure: it is recorded on the message, and the sender gets
-//! `failure_reply` when `on_failure = "reply"`, nothing otherwise.
+//! failure: it is recorded on the message. With `on_failure = "reply"` the
+//! sender gets `failure_reply` and the message counts as handled; with
+//! `"none"` nothing is sent and the apps after this one get their turn.
 
 use bytes::Bytes;
 use hyper::Method;
@@ -159,17 +160,19 @@ impl App for Webhook {
                     }
                     Ok(true)
                 }
-                Err(error) => {
-                    if let (OnFailure::Reply, Some(template)) =
-                        (self.config.on_failure, &self.config.failure_reply)
-                    {
+                Err(error) => match (self.config.on_failure, &self.config.failure_reply) {
+                    // The failure reply answers the message: the failure is
+                    // recorded, and no app after this one answers as well.
+                    (OnFailure::Reply, Some(template)) => {
+                        msg.report_failure(error);
                         let text = super::reply(template, msg);
                         msg.respond(text);
+                        Ok(true)
                     }
-                    // The router records this on the message; the failure
-                    // reply, if any, still goes out.
-                    Err(AppError::new(error))
-                }
+                    // Nothing sent: recorded, and the apps after this one
+                    // get their turn.
+                    _ => Err(AppError::new(error)),
+                },
             }
         })
     }

@@ -402,6 +402,9 @@ impl<'a, 'txn> Batch<'a, 'txn> {
     }
 
     fn index_status(&mut self, status: Status, backend: &str, id: MessageId) -> Result<(), Stop> {
+        if !status.is_open() {
+            return Ok(());
+        }
         let was_present = self
             .tables
             .by_status
@@ -417,6 +420,9 @@ impl<'a, 'txn> Batch<'a, 'txn> {
     }
 
     fn unindex_status(&mut self, status: Status, backend: &str, id: MessageId) -> Result<(), Stop> {
+        if !status.is_open() {
+            return Ok(());
+        }
         let was_present = self
             .tables
             .by_status
@@ -544,7 +550,11 @@ impl<'a, 'txn> Batch<'a, 'txn> {
     }
 }
 
+/// The UUID [`BY_UUID`] indexes the message under: an MO's, never an MT's.
 fn kannel_uuid(message: &Message) -> Option<[u8; 16]> {
+    if message.direction != Direction::Incoming {
+        return None;
+    }
     message.kannel.as_ref().and_then(|k| k.uuid)
 }
 

@@ -63,6 +63,11 @@ pub enum StoreError {
     /// The store was closed (or its writer stopped); nothing was applied.
     #[error("the store is closed")]
     Closed,
+
+    /// Messages were asked for by a status the store does not index (only
+    /// open statuses are; see `Status::is_open`).
+    #[error("messages in status {status} are not indexed by status")]
+    NotIndexed { status: char },
 }
 
 impl StoreError {

@@ -58,8 +58,8 @@ impl Store {
             .transpose()
     }
 
-    /// The id of the message with this Kannel UUID (an MO's, or the one
-    /// rapidbox gave an MT), if stored.
+    /// The id of the MO with this Kannel UUID, if stored. (MT UUIDs are
+    /// not indexed; see [`BY_UUID`].)
     pub fn message_id_by_uuid(&self, uuid: &[u8; 16]) -> Result<Option<MessageId>, StoreError> {
         let by_uuid = self.table(BY_UUID)?;
         let found = by_uuid.get(uuid).map_err(read_err)?;
@@ -70,6 +70,9 @@ impl Store {
     /// one backend, or from all when `backend` is `None`. At most `limit`
     /// (and [`MAX_SCAN`]). Page on by passing the last id seen as
     /// `after_id`.
+    ///
+    /// Only open statuses ([`Status::is_open`]) are indexed; asking for
+    /// another is [`StoreError::NotIndexed`].
     pub fn messages_by_status(
         &self,
         status: Status,
@@ -77,6 +80,11 @@ impl Store {
         after_id: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
+        if !status.is_open() {
+            return Err(StoreError::NotIndexed {
+                status: status.code(),
+            });
+        }
         let limit = limit.min(MAX_SCAN);
         let txn = self.snapshot()?;
         let index = txn.open_table(BY_STATUS).map_err(read_err)?;

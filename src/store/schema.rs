@@ -11,7 +11,7 @@ use redb::TableDefinition;
 
 /// The version of this schema, kept in [`META`] under
 /// [`META_SCHEMA_VERSION`]. A store with another version is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Every message, by id. Value: a postcard-encoded `Message`.
 ///
@@ -19,16 +19,23 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// highest key is the recovery point for the next id.
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 
-/// Kannel UUID -> message id, for MOs (to spot a redelivery) and for the
-/// UUIDs rapidbox gives its MTs (to match acks and delivery reports).
-/// Both are random, so they share one table.
+/// Kannel UUID -> message id, for MOs: how a redelivered MO is spotted.
+///
+/// Only incoming messages are indexed. An MT's UUID is matched to its ack
+/// in memory, and its delivery reports carry the message id in `dlr_url`,
+/// so indexing MT UUIDs would cost a random-page write per reply for
+/// nothing.
 ///
 /// `&[u8; 16]` is stored exactly as `[u8; 16]` but reads without copying.
 pub const BY_UUID: TableDefinition<&[u8; 16], u64> = TableDefinition::new("by_uuid");
 
-/// (status code, backend, id) for every message: what the dispatcher
-/// scans for queued or errored messages per backend, and what the HTTP
-/// outbox lists. Within a status and backend the keys are in id order.
+/// (status code, backend, id) for every message in an *open* status
+/// ([`Status::is_open`](crate::model::Status::is_open): R, P, L, Q, I, E):
+/// what the dispatcher scans for queued or errored messages per backend,
+/// and what the HTTP outbox lists. Within a status and backend the keys are
+/// in id order. Messages in final statuses are not indexed: nothing looks
+/// for them by status, and leaving them out halves the index writes of the
+/// hot path (an MO stored handled, a reply going from Q to S).
 pub const BY_STATUS: TableDefinition<(u8, &str, u64), ()> = TableDefinition::new("by_status");
 
 /// (backend, identity) -> postcard `(raw address, first seen)`: every
