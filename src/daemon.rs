@@ -12,7 +12,10 @@ use tracing::{error, info, warn};
 
 use crate::apps;
 use crate::client::HttpClient;
+use crate::config::TransportKind;
 use crate::config::{smsbox_id_warning, Config};
+use crate::dispatch::push::{self, Pusher};
+use crate::dispatch::Dispatch;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
@@ -33,6 +36,8 @@ pub enum StartError {
     TlsWithoutCa,
     #[error("HTTP client: {0}")]
     Http(#[from] crate::client::HttpError),
+    #[error("HTTP server: {0}")]
+    HttpListen(#[from] crate::http::ListenError),
 }
 
 /// Message ids come from the store's counter.
@@ -49,8 +54,11 @@ impl Ids for StoreIds {
 pub struct Running {
     pub store: Store,
     pub router: Router,
-    pub outbox: Outbox,
+    /// Where queued messages go, per backend.
+    pub dispatch: Dispatch,
     pub link_status: Arc<LinkStatus>,
+    /// Where the HTTP server listens (the port chosen, for port 0).
+    pub http_addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -93,69 +101,128 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     );
     info!(apps = ?router.app_names(), "router ready");
 
-    let outbox = Outbox::new(outbox::DEFAULT_CAPACITY);
     let shutdown = CancellationToken::new();
     let link_status = Arc::new(LinkStatus::default());
     let mut tasks = JoinSet::new();
+    let shared_config = Arc::new(config.clone());
+    let serves = |kind: TransportKind| -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
+        let config = shared_config.clone();
+        Arc::new(move |backend: &str| config.transport_for(backend) == kind)
+    };
 
-    if config.kannel.enabled {
-        let k = &config.kannel;
-        if let Some(id) = &k.smsbox_id {
-            warn!("{}", smsbox_id_warning(id));
-        }
-        let tls = match (k.tls, &k.tls_ca_file) {
-            (true, Some(ca)) => Some(Arc::new(TlsSettings::new(ca.clone(), k.tls_server_name())?)),
-            // Never fall back to plain TCP when TLS was asked for.
-            (true, None) => return Err(StartError::TlsWithoutCa),
-            (false, _) => None,
+    // One outbox per transport that runs; each sweeps the store for its
+    // own backends' messages.
+    let kannel_outbox = config.kannel.enabled.then(|| {
+        let policy = outbox::Policy {
+            serves: serves(TransportKind::Kannel),
+            ..outbox::Policy::every_backend()
         };
-        let link = Link {
-            config: LinkConfig {
-                endpoint: Endpoint {
-                    host: k.host.clone(),
-                    port: k.port,
-                    tls,
-                },
-                smsbox_id: k.smsbox_id.clone(),
-                heartbeat: k.heartbeat(),
-                max_in_flight: k.max_in_flight,
-                max_routing: k.max_routing,
-                reconnect_min: k.reconnect_min(),
-                reconnect_max: k.reconnect_max(),
-                max_frame_bytes: k.max_frame_bytes,
-                mt: MtSettings {
-                    boxc_id: k.smsbox_id.clone(),
-                    global_sender: k.global_sender.clone(),
-                },
-            },
-            inbound: Inbound {
-                store: store.clone(),
-                router: router.clone(),
-                outbox: outbox.clone(),
-            },
-            status: link_status.clone(),
-        };
-        tasks.spawn(link.run(shutdown.clone()));
+        Outbox::new(outbox::DEFAULT_CAPACITY, policy)
+    });
+    let push_outbox = config.push.is_set().then(|| {
+        let policy = push::policy(&config.push, serves(TransportKind::Push));
+        Outbox::new(outbox::DEFAULT_CAPACITY, policy)
+    });
+    let dispatch = Dispatch::new(
+        shared_config.clone(),
+        kannel_outbox.clone(),
+        push_outbox.clone(),
+    );
+    for outbox in kannel_outbox.iter().chain(push_outbox.iter()) {
         tasks.spawn(sweep(outbox.clone(), store.clone(), shutdown.clone()));
-    } else {
-        info!("kannel.enabled = false: not connecting to a bearerbox");
     }
+    if let Some(outbox) = &push_outbox {
+        let pusher = Pusher {
+            config: Arc::new(config.push.clone()),
+            http: http.clone(),
+            store: store.clone(),
+            outbox: outbox.clone(),
+        };
+        tasks.spawn(pusher.run(shutdown.clone()));
+        info!(method = ?config.push.method, "push transport ready");
+    }
+
+    match (&kannel_outbox, config.kannel.enabled) {
+        (Some(outbox), true) => {
+            let k = &config.kannel;
+            if let Some(id) = &k.smsbox_id {
+                warn!("{}", smsbox_id_warning(id));
+            }
+            let tls = match (k.tls, &k.tls_ca_file) {
+                (true, Some(ca)) => {
+                    Some(Arc::new(TlsSettings::new(ca.clone(), k.tls_server_name())?))
+                }
+                // Never fall back to plain TCP when TLS was asked for.
+                (true, None) => return Err(StartError::TlsWithoutCa),
+                (false, _) => None,
+            };
+            let link = Link {
+                config: LinkConfig {
+                    endpoint: Endpoint {
+                        host: k.host.clone(),
+                        port: k.port,
+                        tls,
+                    },
+                    smsbox_id: k.smsbox_id.clone(),
+                    heartbeat: k.heartbeat(),
+                    max_in_flight: k.max_in_flight,
+                    max_routing: k.max_routing,
+                    reconnect_min: k.reconnect_min(),
+                    reconnect_max: k.reconnect_max(),
+                    max_frame_bytes: k.max_frame_bytes,
+                    mt: MtSettings {
+                        boxc_id: k.smsbox_id.clone(),
+                        global_sender: k.global_sender.clone(),
+                        dlr_mask: k.dlr_mask,
+                    },
+                },
+                inbound: Inbound {
+                    store: store.clone(),
+                    router: router.clone(),
+                    dispatch: dispatch.clone(),
+                },
+                outbox: outbox.clone(),
+                status: link_status.clone(),
+            };
+            tasks.spawn(link.run(shutdown.clone()));
+        }
+        _ => info!("kannel.enabled = false: not connecting to a bearerbox"),
+    }
+
+    // --- HTTP server (src/http): httprouter's endpoints ---------------------
+    let http_dispatch: Arc<dyn crate::http::Dispatch> = Arc::new(dispatch.clone());
+    let http_server = crate::http::HttpServer::bind(
+        &config.http,
+        crate::http::Parts {
+            store: store.clone(),
+            router: router.clone(),
+            dispatch: http_dispatch,
+            link_status: link_status.clone(),
+            // For /router/stats (link enabled, queue depth).
+            kannel_outbox: kannel_outbox.clone(),
+        },
+    )
+    .await?;
+    let http_addr = http_server.local_addr();
+    tasks.spawn(http_server.run(shutdown.clone()));
+    // --- end HTTP server ------------------------------------------------------
 
     Ok(Running {
         store,
         router,
-        outbox,
+        dispatch,
         link_status,
+        http_addr,
         shutdown,
         tasks,
     })
 }
 
-/// Sweeps the store into the outbox at start and every
-/// [`outbox::SWEEP_EVERY`]: queued messages from before a restart, replies
-/// the outbox had no room for, errored messages due for a retry.
+/// Sweeps the store into an outbox at start and then as its policy says:
+/// queued messages from before a restart, messages the outbox had no room
+/// for, errored messages due for a retry.
 async fn sweep(outbox: Outbox, store: Store, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(outbox::SWEEP_EVERY);
+    let mut every = tokio::time::interval(outbox.sweep_every());
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -26,6 +26,8 @@
 //!   03.38 or UCS-2 for MTs.
 //! - [`link`] — the bearerbox connection: sessions, reconnection, MOs and
 //!   reports in, MTs out through a bounded window, acks.
+//! - [`http`] — the HTTP server: rapidsms-httprouter's endpoints
+//!   (`/router/receive`, `outbox`, `delivered`, `status`, `stats`).
 //! - [`client`] — the outgoing HTTP client (webhooks), bounded in time and
 //!   size.
 //! - [`tap`] — a recording relay between any box and a bearerbox.
@@ -43,6 +45,8 @@ pub mod apps;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
+pub mod http;
 pub mod link;
 pub mod model;
 pub mod router;

@@ -29,6 +29,7 @@ mod apps;
 mod load;
 mod report;
 mod sections;
+mod transport;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ pub use apps::{
 };
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
+pub use transport::{
+    transport_for, BackendConfig, PushConfig, PushMethod, TransportKind, PUSH_FIELDS,
+};
 
 /// The whole configuration.
 ///
@@ -53,6 +57,11 @@ pub struct Config {
     pub kannel: KannelConfig,
     pub http: HttpConfig,
     pub router: RouterConfig,
+    /// Push transport settings.
+    pub push: PushConfig,
+    /// Transport per backend; `default` covers the rest.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, BackendConfig>,
     /// The apps by name. After loading, every app `router.apps` lists is
     /// here (from its `[apps.NAME]` section, or with its kind's defaults);
     /// sections the router does not list are here too, unused.
@@ -76,6 +85,8 @@ impl Default for Config {
             kannel: KannelConfig::default(),
             http: HttpConfig::default(),
             router,
+            push: PushConfig::default(),
+            backends: BTreeMap::new(),
             apps,
         }
     }
@@ -124,6 +135,11 @@ impl Config {
     /// these at startup.
     pub fn warnings(&self) -> Vec<Problem> {
         self.check().warnings
+    }
+
+    /// Which transport `backend`'s outgoing messages take.
+    pub fn transport_for(&self, backend: &str) -> TransportKind {
+        transport_for(&self.backends, &self.push, self.kannel.enabled, backend)
     }
 
     /// The apps `router.apps` lists, in order, with their settings.

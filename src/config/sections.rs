@@ -134,16 +134,62 @@ impl Default for KannelConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [http] section (a table)")]
 pub struct HttpConfig {
-    /// Address to listen on, `IP:PORT`.
+    /// Address to listen on, `IP:PORT`; port 0 takes any free port.
     #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
+    /// httprouter's `ROUTER_PASSWORD`: when set, `/router/receive`,
+    /// `/router/outbox` and `/router/delivered` require it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// httprouter's `ROUTER_SILENT`: `/router/receive` answers an empty 200
+    /// unless the request says `echo`.
+    pub silent: bool,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request body (a POSTed form); bigger ones get 413.
+    pub max_body_bytes: usize,
+    /// Largest request line plus headers; bigger ones get 431.
+    pub max_header_bytes: usize,
+    /// Time a client has to send a request's headers, counted from the
+    /// moment the server waits for them; also how long an idle keep-alive
+    /// connection is kept.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in.
+    pub body_timeout_ms: u64,
+}
+
+impl HttpConfig {
+    /// The smallest `max_header_bytes`: hyper's HTTP/1 read buffer cannot
+    /// be smaller.
+    pub const MIN_HEADER_BYTES: usize = 8192;
+
+    /// The header (and idle) timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// The body timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> HttpConfig {
         HttpConfig {
-            // Loopback: the endpoints have no authentication yet.
+            // Loopback: anyone who can reach the endpoints can inject
+            // messages unless a password is set.
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            password: None,
+            silent: false,
+            // Relays and monitoring make a handful of connections; 256
+            // leaves room for bursts while bounding sockets and memory.
+            max_connections: 256,
+            // A form with a long SMS is under 2 KiB; 64 KiB is generous.
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }

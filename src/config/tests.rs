@@ -312,7 +312,7 @@ a = 1
 
 [http]
 listen = "127.0.0.1:1"
-password = "x"
+pasword = "x"
 
 [router]
 app = []
@@ -334,6 +334,7 @@ stop_reply = "bye"
 stopkeywords = []
 
 [backends.x]
+transport = "pull"
 url = "http://y/"
 "#;
     let report = check(text);
@@ -344,13 +345,13 @@ url = "http://y/"
             "store.paht",
             "kannel.prot",
             "kannel.nested",
-            "http.password",
+            "http.pasword",
             "router.app",
             "apps.echo.templat",
             "apps.menu.bogus",
             "apps.webhook.extra",
             "apps.optout.stopkeywords",
-            "backends",
+            "backends.x.url",
         ]),
         "{report:#?}"
     );
@@ -640,4 +641,39 @@ fn load_reads_a_file_and_names_it_in_errors() {
     assert!(missing.errors[0]
         .message
         .starts_with("cannot read the configuration file"));
+}
+
+#[test]
+fn http_bounds_and_password_are_checked() {
+    let text = r#"
+[http]
+listen = "0.0.0.0:8080"
+password = " "
+max_connections = 0
+max_body_bytes = 10
+max_header_bytes = 100000000
+header_timeout_ms = 0
+body_timeout_ms = 0
+"#;
+    let report = check(text);
+    assert_eq!(
+        keys(&report.errors),
+        set(&[
+            "http.password",
+            "http.max_connections",
+            "http.max_body_bytes",
+            "http.max_header_bytes",
+            "http.header_timeout_ms",
+            "http.body_timeout_ms",
+        ]),
+        "{report:#?}"
+    );
+    // A password is set (if empty), so no warning about the open address.
+    assert!(!keys(&report.warnings).contains("http.listen"));
+    let open = check("[http]\nlisten = \"0.0.0.0:8080\"\n");
+    assert!(open.errors.is_empty(), "{open:#?}");
+    assert!(message(&open.warnings, "http.listen").contains("password is not set"));
+    let defaults = Config::default().http;
+    assert_eq!((defaults.password, defaults.silent), (None, false));
+    assert_eq!(defaults.max_body_bytes, 64 * 1024);
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::apps::{same_word, AppConfig, KeywordConfig, OnFailure, OptoutConfig, WebhookConfig};
 use super::report::{KeyPath, Problem, Report};
-use super::sections::{KannelConfig, RouterConfig, StoreConfig};
+use super::sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
 use super::{smsbox_id_warning, Config};
 use crate::template::Template;
 
@@ -21,7 +21,22 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     let root = KeyPath::root();
     store(&config.store, &root.key("store"), &mut report);
     kannel(&config.kannel, &root.key("kannel"), &mut report);
+    http(&config.http, &root.key("http"), &mut report);
     router(config, broken, &root.key("router"), &mut report);
+    push(config, &root.key("push"), &mut report);
+    for (name, backend) in &config.backends {
+        let at = root.key("backends").key(name);
+        if backend.transport == super::TransportKind::Kannel && !config.kannel.enabled {
+            error(
+                &mut report,
+                &at.key("transport"),
+                "kannel, but kannel.enabled = false",
+            );
+        }
+        if backend.transport == super::TransportKind::Push && config.push.url_for(name).is_none() {
+            error(&mut report, &at.key("transport"), "push, but [push] has no URL for it (set push.url, push.urls.NAME or push.urls.default)");
+        }
+    }
     let at = root.key("apps");
     for (name, app) in &config.apps {
         let at = at.key(name);
@@ -37,6 +52,44 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     }
     report.sort();
     report
+}
+
+fn push(config: &Config, at: &KeyPath, report: &mut Report) {
+    let push = &config.push;
+    if push.url.is_some() && !push.urls.is_empty() {
+        error(
+            report,
+            &at.key("urls"),
+            "give either push.url or push.urls, not both",
+        );
+    }
+    if let Some(url) = &push.url {
+        if let Err(e) = super::transport::check_push_url(url) {
+            error(report, &at.key("url"), e);
+        }
+    }
+    for (name, url) in &push.urls {
+        if let Err(e) = super::transport::check_push_url(url) {
+            error(report, &at.key("urls").key(name), e);
+        }
+    }
+    if push.timeout_ms == 0 {
+        error(report, &at.key("timeout_ms"), "must be at least 1");
+    }
+    if push.max_in_flight == 0 {
+        error(report, &at.key("max_in_flight"), "must be at least 1");
+    }
+    if push.max_attempts == 0 {
+        error(report, &at.key("max_attempts"), "must be at least 1");
+    }
+    for (key, value) in [
+        ("sweep_secs", push.sweep_secs),
+        ("retry_secs", push.retry_secs),
+    ] {
+        if value == 0 {
+            error(report, &at.key(key), "must be at least 1");
+        }
+    }
 }
 
 fn error(report: &mut Report, at: &KeyPath, message: impl Into<String>) {
@@ -196,6 +249,67 @@ fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {
                 boxproto::msg::MAX_WIRE_BODY
             ),
         );
+    }
+}
+
+/// The largest `max_body_bytes` and `max_header_bytes`: the server holds
+/// a whole body or head in memory, once per connection.
+const MAX_HTTP_BYTES: usize = 16 << 20;
+
+/// The smallest `max_body_bytes`: a form with a full-length SMS, escaped,
+/// and its other fields.
+const MIN_BODY_BYTES: usize = 1024;
+
+fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
+    match &http.password {
+        Some(p) if p.trim().is_empty() => error(
+            report,
+            &at.key("password"),
+            "empty: remove the key to serve without a password",
+        ),
+        None if !http.listen.ip().is_loopback() => warning(
+            report,
+            &at.key("listen"),
+            format!(
+                "{} is reachable from other machines and http.password is not set: anyone who \
+                 can connect can inject messages and read the outbox",
+                http.listen
+            ),
+        ),
+        _ => {}
+    }
+    if http.max_connections == 0 {
+        error(
+            report,
+            &at.key("max_connections"),
+            "must be at least 1: no request would ever be served",
+        );
+    }
+    for (key, value, min) in [
+        ("max_body_bytes", http.max_body_bytes, MIN_BODY_BYTES),
+        (
+            "max_header_bytes",
+            http.max_header_bytes,
+            HttpConfig::MIN_HEADER_BYTES,
+        ),
+    ] {
+        if value < min {
+            error(report, &at.key(key), format!("must be at least {min}"));
+        } else if value > MAX_HTTP_BYTES {
+            error(
+                report,
+                &at.key(key),
+                format!("must be at most {MAX_HTTP_BYTES}: it is held in memory per connection"),
+            );
+        }
+    }
+    for (key, value) in [
+        ("header_timeout_ms", http.header_timeout_ms),
+        ("body_timeout_ms", http.body_timeout_ms),
+    ] {
+        if value == 0 {
+            error(report, &at.key(key), "must be at least 1");
+        }
     }
 }
 

@@ -77,13 +77,13 @@ pub struct MtSettings {
     pub boxc_id: Option<String>,
     /// Sender for MTs that have none of their own.
     pub global_sender: Option<String>,
+    /// Reports asked for on MTs that carry no Kannel details of their own.
+    pub dlr_mask: i32,
 }
 
 /// Why an outgoing message cannot become an MT.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MtProblem {
-    #[error("message {0} has no Kannel UUID")]
-    NoUuid(MessageId),
     #[error("message {0} has no sender: set kannel.global_sender or give one")]
     NoSender(MessageId),
 }
@@ -93,8 +93,16 @@ pub enum MtProblem {
 /// `dlr_url` carries the message id: a report echoes it back, which is how
 /// it finds its message again, even after a restart.
 pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
-    let kannel = msg.kannel.clone().unwrap_or_default();
-    let uuid = kannel.uuid.ok_or(MtProblem::NoUuid(msg.id))?;
+    // A message that did not come through a bearerbox (an HTTP receive, a
+    // sendsms) gets its Kannel details here: a fresh UUID (acks match it in
+    // memory, reports match the message id), and its backend as smsc-id.
+    let from_elsewhere = msg.kannel.is_none();
+    let mut kannel = msg.kannel.clone().unwrap_or_default();
+    if from_elsewhere {
+        kannel.smsc_id = Some(msg.connection.backend.clone());
+        kannel.dlr_mask = settings.dlr_mask;
+    }
+    let uuid = kannel.uuid.unwrap_or_else(|| *Uuid::new_v4().as_bytes());
     let sender = kannel
         .shortcode
         .clone()
@@ -207,6 +215,7 @@ mod tests {
         let settings = MtSettings {
             boxc_id: Some("rapidbox".into()),
             global_sender: None,
+            dlr_mask: 0,
         };
         let sms = mt(&reply, &settings).unwrap();
         assert_eq!(sms.receiver.as_deref(), Some(&b"+256 772-123456"[..]));
@@ -218,6 +227,24 @@ mod tests {
         assert_eq!(sms.dlr_url.as_deref(), Some(&b"2"[..]));
         assert_eq!(report_message_id(&sms), Some(2));
         assert_eq!(sms.id, Uuid::from_u128(8));
+    }
+
+    #[test]
+    fn a_message_from_http_gets_a_uuid_its_backend_as_smsc_and_the_dlr_mask() {
+        let connection = Connection::new("fake", "+4912");
+        let msg = Message::new(5, connection, Direction::Outgoing, "hi");
+        let settings = MtSettings {
+            boxc_id: None,
+            global_sender: Some("8500".into()),
+            dlr_mask: 27,
+        };
+        let sms = mt(&msg, &settings).unwrap();
+        assert_eq!(sms.smsc_id.as_deref(), Some(&b"fake"[..]));
+        assert_eq!(sms.sender.as_deref(), Some(&b"8500"[..]));
+        assert_eq!(sms.dlr_mask, DlrMask(27));
+        assert_eq!(sms.dlr_url.as_deref(), Some(&b"5"[..]));
+        assert_eq!(sms.sms_type, SmsType::MtPush);
+        assert!(!sms.id.is_nil());
     }
 
     #[test]

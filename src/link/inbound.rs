@@ -6,8 +6,8 @@
 use boxproto::{AckStatus, Sms};
 use tracing::{error, info, warn};
 
+use crate::dispatch::Dispatch;
 use crate::link::convert::{self, MoProblem};
-use crate::link::outbox::Outbox;
 use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, Status};
 use crate::router::Router;
 use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
@@ -17,7 +17,8 @@ use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
 pub struct Inbound {
     pub store: Store,
     pub router: Router,
-    pub outbox: Outbox,
+    /// Where the replies go once stored.
+    pub dispatch: Dispatch,
 }
 
 /// The ack for a commit that failed: a storage problem is temporary (the
@@ -74,7 +75,7 @@ impl Inbound {
             Ok(Outcome::Applied) => {
                 info!(message_id = id, kannel_uuid = %sms.id, replies = queued.len(), "MO stored");
                 for reply in queued {
-                    self.outbox.offer(reply);
+                    self.dispatch.offer(reply);
                 }
                 AckStatus::Success
             }

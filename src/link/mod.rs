@@ -77,6 +77,8 @@ impl LinkStatus {
 pub struct Link {
     pub config: LinkConfig,
     pub inbound: Inbound,
+    /// The MTs this link sends.
+    pub outbox: outbox::Outbox,
     pub status: Arc<LinkStatus>,
 }
 
@@ -108,6 +110,7 @@ impl Link {
                     let session = Session {
                         config: &self.config,
                         inbound: &self.inbound,
+                        outbox: &self.outbox,
                         status: &self.status,
                     };
                     let end = session.run(stream, &shutdown).await;

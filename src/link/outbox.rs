@@ -32,14 +32,38 @@ use crate::store::Store;
 /// stay queued in the store until there is room.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
-/// A Q message younger than this is left to the fresh path by sweeps.
+/// A Q message younger than this is left to the fresh path by the bearerbox
+/// link's sweeps.
 pub const FRESH_GRACE: Duration = Duration::from_secs(10);
 
 /// How long an answered id is kept from sweeps while its status commits.
 pub const SETTLE_FOR: Duration = Duration::from_secs(15);
 
-/// How often the store is swept.
+/// How often the bearerbox link's outbox sweeps the store.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Which stored messages an outbox takes, and how it sweeps for them.
+#[derive(Clone)]
+pub struct Policy {
+    /// How often to sweep the store.
+    pub sweep_every: Duration,
+    /// Q messages younger than this are left to the fresh path.
+    pub fresh_grace: Duration,
+    /// Whether messages of this backend are this outbox's to send.
+    pub serves: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+impl Policy {
+    /// The bearerbox link's policy: every backend, [`SWEEP_EVERY`],
+    /// [`FRESH_GRACE`].
+    pub fn every_backend() -> Policy {
+        Policy {
+            sweep_every: SWEEP_EVERY,
+            fresh_grace: FRESH_GRACE,
+            serves: Arc::new(|_| true),
+        }
+    }
+}
 
 /// The outbox; cheap to clone.
 #[derive(Clone)]
@@ -51,6 +75,7 @@ struct Inner {
     state: Mutex<State>,
     ready: Notify,
     capacity: usize,
+    policy: Policy,
     /// Messages queued before this moment belong to an earlier run: no
     /// fresh offer can be on its way for them.
     started: Micros,
@@ -69,16 +94,23 @@ struct State {
 }
 
 impl Outbox {
-    /// An outbox holding at most `capacity` messages in memory.
-    pub fn new(capacity: usize) -> Outbox {
+    /// An outbox holding at most `capacity` messages in memory, taking
+    /// what `policy` says.
+    pub fn new(capacity: usize, policy: Policy) -> Outbox {
         Outbox {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 ready: Notify::new(),
                 capacity: capacity.max(1),
+                policy,
                 started: now_micros(),
             }),
         }
+    }
+
+    /// How often [`Outbox::sweep`] should run.
+    pub fn sweep_every(&self) -> Duration {
+        self.inner.policy.sweep_every
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -128,6 +160,13 @@ impl Outbox {
         state.settling.insert(id, Instant::now());
     }
 
+    /// The message's new status is already committed: it leaves the outbox
+    /// and sweeps may see it again at once (an E message due for a quick
+    /// retry, say).
+    pub fn finished(&self, id: MessageId) {
+        self.state().scheduled.remove(&id);
+    }
+
     /// A message taken with [`Outbox::next`] was not sent after all, or its
     /// answer was lost with the connection: it goes back to the front.
     pub fn release(&self, msg: Message) {
@@ -149,7 +188,9 @@ impl Outbox {
     /// its free room. Blocking: run it on a blocking thread.
     pub fn sweep(&self, store: &Store) {
         let now = now_micros();
-        let grace = FRESH_GRACE.as_micros() as Micros;
+        let grace =
+            Micros::try_from(self.inner.policy.fresh_grace.as_micros()).unwrap_or(Micros::MAX);
+        let serves = &self.inner.policy.serves;
         let (room, after_q, after_e) = {
             let mut state = self.state();
             let keep = SETTLE_FOR;
@@ -187,12 +228,13 @@ impl Outbox {
         let started = self.inner.started;
         let eligible = queued
             .into_iter()
-            .filter(|m| m.updated < started || m.updated < now - grace)
+            .filter(|m| m.updated < started || m.updated < now.saturating_sub(grace))
             .chain(
                 errored
                     .into_iter()
                     .filter(|m| m.retry_after.is_none_or(|t| t <= now)),
-            );
+            )
+            .filter(|m| serves(&m.connection.backend));
         let mut added = 0;
         for msg in eligible {
             if state.backlog.len() >= self.inner.capacity {
@@ -224,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn offers_come_out_in_order_and_duplicates_are_ignored() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10, Policy::every_backend());
         outbox.offer(msg(1));
         outbox.offer(msg(2));
         outbox.offer(msg(1));
@@ -235,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_drops_offers_and_released_messages_go_first() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, Policy::every_backend());
         outbox.offer(msg(1));
         outbox.offer(msg(2));
         outbox.offer(msg(3));
@@ -247,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_waits_for_an_offer() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, Policy::every_backend());
         let waiter = tokio::spawn({
             let outbox = outbox.clone();
             async move { outbox.next().await.id }

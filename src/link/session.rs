@@ -27,6 +27,7 @@ use tracing::{debug, error, info, warn};
 use crate::link::connect::Stream;
 use crate::link::convert;
 use crate::link::inbound::Inbound;
+use crate::link::outbox::Outbox;
 use crate::link::{LinkConfig, LinkStatus};
 use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
 use crate::store::{Op, Unit, Update};
@@ -59,6 +60,8 @@ struct InFlight {
 pub(crate) struct Session<'a> {
     pub config: &'a LinkConfig,
     pub inbound: &'a Inbound,
+    /// The MTs to send: messages of kannel backends.
+    pub outbox: &'a Outbox,
     pub status: &'a Arc<LinkStatus>,
 }
 
@@ -88,7 +91,7 @@ impl Session<'_> {
         let mut suspended = false;
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let outbox = &self.inbound.outbox;
+        let outbox = self.outbox;
 
         let end = loop {
             tokio::select! {
@@ -222,7 +225,7 @@ impl Session<'_> {
                         time: now,
                         log: problem.to_string(),
                     }));
-                self.inbound.outbox.done(message.id);
+                self.outbox.done(message.id);
                 if let Err(e) = self.inbound.store.enqueue(unit).await {
                     error!(message_id = message.id, error = %e, "could not record the failure");
                 }
@@ -281,7 +284,7 @@ impl Session<'_> {
                 }));
             }
         }
-        self.inbound.outbox.done(id);
+        self.outbox.done(id);
         self.status.answered.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.inbound.store.enqueue(unit).await {
             error!(message_id = id, error = %e, "could not record the bearerbox's answer");

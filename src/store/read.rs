@@ -134,6 +134,20 @@ impl Store {
         Ok(found)
     }
 
+    /// The backends that have messages in `status`, in name order, found
+    /// by skipping from one backend's index keys to the next (one read per
+    /// backend, not per message). Only open statuses are indexed, as for
+    /// [`Store::messages_by_status`].
+    pub fn backends_with_status(&self, status: Status) -> Result<Vec<String>, StoreError> {
+        if !status.is_open() {
+            return Err(StoreError::NotIndexed {
+                status: status.code(),
+            });
+        }
+        let index = self.table(BY_STATUS)?;
+        backends_in(&index, status.as_u8())
+    }
+
     /// The newest messages first, with ids below `before_id` if given. At
     /// most `limit` (and [`MAX_SCAN`]).
     pub fn recent_messages(

@@ -23,6 +23,8 @@
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
 //!   at recorded frames independently of the crate under test.
+//! - [`service`]: a recording HTTP service that answers on demand
+//!   (webhook target, push relay).
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
 //!   stub HTTP server (for sms-service get-url and dlr-url callbacks).
 //!
@@ -38,6 +40,7 @@ pub mod ports;
 pub mod process;
 pub mod rapidbox;
 pub mod recorder;
+pub mod service;
 pub mod wire;
 
 use std::path::Path;

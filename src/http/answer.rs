@@ -1,0 +1,192 @@
+//! What the endpoints answer: JSON bodies, the error shapes, and messages
+//! as httprouter's `Message.as_json`.
+//!
+//! Every error is JSON, `{"error": "..."}`, with `"fields"` naming each
+//! bad parameter of an invalid request, so a relay can log something
+//! useful whatever went wrong.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+use tracing::error;
+
+use crate::model::{Message, MessageId, Micros};
+use crate::store::StoreError;
+
+/// A response with its whole body in hand.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Bad parameters, by name, with what is wrong with each.
+pub type FieldErrors = BTreeMap<&'static str, String>;
+
+/// Why a request was not served; each maps to one status and JSON body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request")]
+    Invalid(FieldErrors),
+    #[error("a valid password is required")]
+    Forbidden,
+    #[error("no such endpoint")]
+    NoSuchPath,
+    #[error("no message {0}")]
+    NoSuchMessage(MessageId),
+    #[error("message {0} is incoming; only outgoing messages are delivered")]
+    NotOutgoing(MessageId),
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static [Method]),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("a body must be application/x-www-form-urlencoded")]
+    UnsupportedBody,
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+    #[error("storage unavailable, try again later")]
+    StorageUnavailable(#[source] StoreError),
+    #[error("storage error")]
+    Storage(#[source] StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        if e.is_transient() {
+            ApiError::StorageUnavailable(e)
+        } else {
+            ApiError::Storage(e)
+        }
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NoSuchPath | ApiError::NoSuchMessage(_) => StatusCode::NOT_FOUND,
+            ApiError::NotOutgoing(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedBody => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // A relay retries on 503; a refused unit would be refused again.
+            ApiError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response for this error.
+    pub fn into_response(self) -> HttpResponse {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fields: Option<&'a FieldErrors>,
+        }
+        match &self {
+            ApiError::StorageUnavailable(e) | ApiError::Storage(e) => {
+                error!(error = %e, "HTTP request failed on the store");
+            }
+            ApiError::Internal(what) => error!("HTTP request failed: {what}"),
+            _ => {}
+        }
+        let fields = match &self {
+            ApiError::Invalid(fields) => Some(fields),
+            _ => None,
+        };
+        let body = Body {
+            error: self.to_string(),
+            fields,
+        };
+        let mut response = json(self.status(), &body);
+        if let ApiError::MethodNotAllowed(allowed) = &self {
+            let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
+                response.headers_mut().insert(ALLOW, value);
+            }
+        }
+        response
+    }
+}
+
+/// `value` as a JSON response.
+pub fn json(status: StatusCode, value: &impl Serialize) -> HttpResponse {
+    // Serializing these plain structs cannot fail; if it ever did, an empty
+    // object is still JSON.
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    with_type(status, "application/json", body)
+}
+
+/// `text` as a plain-text response.
+pub fn text(status: StatusCode, text: String) -> HttpResponse {
+    with_type(status, "text/plain; charset=utf-8", text.into_bytes())
+}
+
+/// A 200 with an empty body (httprouter's silent mode).
+pub fn empty() -> HttpResponse {
+    Response::new(Full::new(Bytes::new()))
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A message as httprouter's `as_json` has it.
+#[derive(Debug, Serialize)]
+pub struct MessageJson<'a> {
+    pub id: MessageId,
+    /// The connection's identity (the normalized address), as httprouter.
+    pub contact: &'a str,
+    pub backend: &'a str,
+    pub direction: char,
+    pub status: char,
+    pub text: &'a str,
+    pub date: String,
+}
+
+impl<'a> From<&'a Message> for MessageJson<'a> {
+    fn from(m: &'a Message) -> MessageJson<'a> {
+        MessageJson {
+            id: m.id,
+            contact: &m.connection.identity,
+            backend: &m.connection.backend,
+            direction: m.direction.code(),
+            status: m.status.code(),
+            text: &m.text,
+            date: iso8601(m.date),
+        }
+    }
+}
+
+/// `micros` as ISO 8601 in UTC to the second, `2026-11-26T13:08:34`, as
+/// httprouter's `date.isoformat()` wrote its (UTC, naive) dates.
+pub fn iso8601(micros: Micros) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_iso_8601_utc_to_the_second() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00");
+        assert_eq!(iso8601(1_795_698_514_999_999), "2026-11-26T13:08:34");
+    }
+}

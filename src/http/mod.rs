@@ -1,0 +1,61 @@
+//! The HTTP server: rapidsms-httprouter's endpoints, for backends that are
+//! not Kannel (Android relays, other gateways) and for monitoring.
+//!
+//! | endpoint | what it does |
+//! | --- | --- |
+//! | `GET/POST /router/receive` | routes a message through the same router as bearerbox MOs, stores it with its replies in one commit, answers them as JSON |
+//! | `GET /router/outbox` | the queued (Q) messages of pull backends |
+//! | `GET/POST /router/delivered` | marks an outgoing message delivered (D) |
+//! | `GET /router/status` | how many messages have been queued for more than 15 minutes |
+//! | `GET /router/stats` | message counts, the bearerbox link, queues, the store's writer |
+//!
+//! - [`server`]: the accept loop, its bounds (connections, head size,
+//!   timeouts) and graceful shutdown;
+//! - `service`: from method and path to an endpoint;
+//! - `request`: a request's parameters, from its query string and form
+//!   body (bounded in size and time);
+//! - `auth`: `[http] password`, compared in constant time;
+//! - `answer`: JSON bodies, errors, and messages as httprouter's `as_json`;
+//! - `receive`, `outbox`, `delivered`, `monitor`: the endpoints;
+//! - [`dispatch`]: the hook through which replies leave and which says
+//!   which backends are pull.
+//!
+//! Like the bearerbox link, `/router/receive` answers only after the
+//! message and its replies are durably committed, and offers the queued
+//! replies for sending only after that commit.
+
+mod answer;
+mod auth;
+mod delivered;
+pub mod dispatch;
+mod monitor;
+mod outbox;
+mod receive;
+mod request;
+pub mod server;
+mod service;
+
+use std::sync::Arc;
+
+use crate::link::outbox::Outbox;
+use crate::link::LinkStatus;
+use crate::router::Router;
+use crate::store::Store;
+
+pub use dispatch::{Dispatch, LeaveQueued};
+pub use server::{HttpServer, ListenError};
+
+/// The parts of rapidbox the endpoints use.
+#[derive(Clone)]
+pub struct Parts {
+    pub store: Store,
+    /// The same router bearerbox MOs go through.
+    pub router: Router,
+    /// Where replies go after their commit; which backends are pull.
+    pub dispatch: Arc<dyn Dispatch>,
+    /// The bearerbox link's state, for `/router/stats`.
+    pub link_status: Arc<LinkStatus>,
+    /// The bearerbox link's outbox when the link runs, for
+    /// `/router/stats`.
+    pub kannel_outbox: Option<Outbox>,
+}

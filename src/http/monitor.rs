@@ -1,0 +1,178 @@
+//! Monitoring: `/router/status`, httprouter's check for messages stuck in
+//! the queue, and `/router/stats`, the numbers behind it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::header::ACCEPT;
+use hyper::{HeaderMap, StatusCode};
+use serde::Serialize;
+
+use super::answer::{self, iso8601, ApiError, HttpResponse};
+use super::request::Params;
+use super::service::Shared;
+use crate::model::{now_micros, Micros, Status};
+use crate::store::{Store, MAX_SCAN};
+
+/// A message queued (Q) for longer than this is stuck (httprouter's
+/// threshold).
+pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// The most queued messages one status check reads. A backlog larger than
+/// this is already an alarm; the answer then says "at least".
+pub const MAX_CHECKED: usize = 100_000;
+
+#[derive(Debug, Serialize)]
+struct Pending {
+    /// "OK" when no message is stuck, else "ERROR".
+    status: &'static str,
+    /// Messages queued for more than `minutes`.
+    pending: u64,
+    minutes: u64,
+    /// False when the check stopped at [`MAX_CHECKED`]: `pending` is then
+    /// a lower bound.
+    complete: bool,
+}
+
+/// `/router/status`: plain text by default, in httprouter's words
+/// (`STATUS: OK` / `PENDING: 0`) so existing checks keep working; JSON
+/// with `?format=json` or `Accept: application/json`. Always 200: the
+/// verdict is in the body, as in httprouter.
+pub async fn status(
+    shared: &Shared,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<HttpResponse, ApiError> {
+    let store = shared.parts.store.clone();
+    let cutoff = now_micros() - STUCK_AFTER.as_micros() as Micros;
+    let (pending, complete) = tokio::task::spawn_blocking(move || stuck(&store, cutoff))
+        .await
+        .map_err(|_| ApiError::Internal("the status scan failed"))??;
+    let report = Pending {
+        status: if pending == 0 { "OK" } else { "ERROR" },
+        pending,
+        minutes: STUCK_AFTER.as_secs() / 60,
+        complete,
+    };
+    if wants_json(params, headers) {
+        return Ok(answer::json(StatusCode::OK, &report));
+    }
+    let at_least = if complete { "" } else { "at least " };
+    Ok(answer::text(
+        StatusCode::OK,
+        format!(
+            "STATUS: {}\nPENDING: {at_least}{} messages queued for more than {} minutes\n",
+            report.status, report.pending, report.minutes
+        ),
+    ))
+}
+
+fn wants_json(params: &Params, headers: &HeaderMap) -> bool {
+    if let Some(format) = params.get("format") {
+        return format.eq_ignore_ascii_case("json");
+    }
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// How many Q messages are dated before `cutoff`, and whether every Q
+/// message was looked at.
+fn stuck(store: &Store, cutoff: Micros) -> Result<(u64, bool), ApiError> {
+    let mut count = 0;
+    let mut checked = 0;
+    let mut after = None;
+    while checked < MAX_CHECKED {
+        let page = store.messages_by_status(Status::Queued, None, after, MAX_SCAN)?;
+        checked += page.len();
+        count += page.iter().filter(|m| m.date < cutoff).count() as u64;
+        match page.last() {
+            Some(last) if page.len() == MAX_SCAN => after = Some(last.id),
+            _ => return Ok((count, true)),
+        }
+    }
+    Ok((count, false))
+}
+
+#[derive(Serialize)]
+struct Stats {
+    /// Messages per direction code (`I`, `O`) and status code.
+    messages: BTreeMap<char, BTreeMap<char, u64>>,
+    total: u64,
+    link: Link,
+    /// Messages waiting in memory, per queue.
+    queues: BTreeMap<String, usize>,
+    store: StoreNumbers,
+}
+
+#[derive(Serialize)]
+struct Link {
+    enabled: bool,
+    connected: bool,
+    /// When the link last connected (if connected) or disconnected.
+    since: Option<String>,
+    in_flight: usize,
+    received: u64,
+    answered: u64,
+    connects: u64,
+}
+
+#[derive(Serialize)]
+struct StoreNumbers {
+    transactions: u64,
+    units: u64,
+    refused: u64,
+    failed_batches: u64,
+    largest_batch: u64,
+}
+
+/// `/router/stats`.
+pub fn stats(shared: &Shared) -> Result<HttpResponse, ApiError> {
+    let parts = &shared.parts;
+    let mut messages: BTreeMap<char, BTreeMap<char, u64>> = BTreeMap::new();
+    let mut total = 0;
+    for (direction, status, n) in parts.store.counts()? {
+        messages
+            .entry(direction.code())
+            .or_default()
+            .insert(status.code(), n);
+        total += n;
+    }
+    let link = &parts.link_status;
+    let since = link.since.load(Ordering::Relaxed);
+    let mut queues: BTreeMap<String, usize> = parts.dispatch.queue_depths().into_iter().collect();
+    if let Some(outbox) = &parts.kannel_outbox {
+        queues.entry("kannel".to_owned()).or_insert(outbox.len());
+    }
+    let s = parts.store.stats();
+    let body = Stats {
+        messages,
+        total,
+        link: Link {
+            enabled: parts.kannel_outbox.is_some(),
+            connected: link.connected.load(Ordering::Relaxed),
+            since: (since != 0).then(|| iso8601(since)),
+            in_flight: link.in_flight.load(Ordering::Relaxed),
+            received: link.received.load(Ordering::Relaxed),
+            answered: link.answered.load(Ordering::Relaxed),
+            connects: link.connects.load(Ordering::Relaxed),
+        },
+        queues,
+        store: StoreNumbers {
+            transactions: s.transactions,
+            units: s.units,
+            refused: s.refused,
+            failed_batches: s.failed_batches,
+            largest_batch: s.largest_batch,
+        },
+    };
+    Ok(answer::json(StatusCode::OK, &body))
+}

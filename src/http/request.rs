@@ -1,0 +1,127 @@
+//! A request's parameters: its query string, and for a POST its form body
+//! (`application/x-www-form-urlencoded`), read within a size and a time
+//! bound.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request};
+
+use super::answer::ApiError;
+
+/// How much body a request may send, and how fast.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// Name-value pairs, in the order given: the query string's, then the
+/// form body's.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parameters from decoded pairs.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
+        Params {
+            pairs: pairs.into_iter().collect(),
+        }
+    }
+
+    /// The value of `name`: the last one given, as Django's `QueryDict`
+    /// (so a form field overrides the query string).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value given for `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn extend_urlencoded(&mut self, bytes: &[u8]) {
+        self.pairs
+            .extend(form_urlencoded::parse(bytes).map(|(n, v)| (n.into_owned(), v.into_owned())));
+    }
+}
+
+/// The parameters of `request`. A GET's body is ignored; a POST's must be
+/// a form of at most `limits.max_bytes`, arriving within `limits.timeout`.
+pub async fn params(
+    request: Request<Incoming>,
+    limits: BodyLimits,
+) -> Result<(hyper::http::request::Parts, Params), ApiError> {
+    let (head, body) = request.into_parts();
+    let mut params = Params::default();
+    if let Some(query) = head.uri.query() {
+        params.extend_urlencoded(query.as_bytes());
+    }
+    if head.method != Method::POST {
+        return Ok((head, params));
+    }
+    if let Some(kind) = head.headers.get(CONTENT_TYPE) {
+        let essence = kind
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(ApiError::UnsupportedBody);
+        }
+    }
+    // A declared length over the bound is refused before reading a byte.
+    let declared = head
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(ApiError::BodyTooLarge(limits.max_bytes));
+    }
+    let collected = tokio::time::timeout(
+        limits.timeout,
+        Limited::new(body, limits.max_bytes).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)?;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::BodyTooLarge(limits.max_bytes));
+        }
+        Err(_) => return Err(ApiError::BodyUnreadable),
+    };
+    params.extend_urlencoded(&bytes);
+    Ok((head, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_value_wins_and_escapes_are_decoded() {
+        let mut p = Params::default();
+        p.extend_urlencoded(b"a=1&b=x+y%2Bz&a=2&c");
+        assert_eq!(p.get("a"), Some("2"));
+        assert_eq!(p.get("b"), Some("x y+z"));
+        assert_eq!(p.get("c"), Some(""));
+        assert_eq!(p.get("d"), None);
+        assert_eq!(p.all("a").collect::<Vec<_>>(), ["1", "2"]);
+    }
+}

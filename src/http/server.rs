@@ -1,0 +1,202 @@
+//! The accept loop: one task per connection, HTTP/1.1 by hyper, every
+//! resource bounded, and a graceful stop.
+//!
+//! Bounds, from `[http]`:
+//! - `max_connections`: a [`Semaphore`] permit is taken *before* accepting,
+//!   so connections beyond the bound wait in the kernel's listen backlog
+//!   instead of costing a task and buffers here;
+//! - `max_header_bytes`: hyper's read buffer, so an endless request line or
+//!   header section is answered 431 (or the connection closed) instead of
+//!   growing memory;
+//! - `header_timeout_ms`: hyper's header read timeout. In hyper 1.x its
+//!   clock starts whenever the connection waits for a request head, so it
+//!   drops both a client that trickles its headers (slowloris) and a
+//!   keep-alive connection left idle;
+//! - `max_body_bytes` and `body_timeout_ms`: applied where a body is read
+//!   (`request.rs`).
+//!
+//! On shutdown the listener is closed at once, idle connections are
+//! closed, and requests in progress get [`SHUTDOWN_GRACE`] to finish
+//! (a receive in progress commits and answers) before they are dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::request::BodyLimits;
+use super::service::{self, Shared};
+use super::Parts;
+use crate::config::HttpConfig;
+
+/// How long requests in progress may take to finish once shutdown starts.
+/// Well under the 30 s `rapidbox run` gives the whole shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long to wait after `accept` fails for lack of resources (too many
+/// open files, say) before trying again, instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The listening address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A bound, not yet running, HTTP server.
+pub struct HttpServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    http1: http1::Builder,
+}
+
+impl HttpServer {
+    /// Binds `config.listen`; fails if the address cannot be had. Serves
+    /// nothing until [`HttpServer::run`].
+    pub async fn bind(config: &HttpConfig, parts: Parts) -> Result<HttpServer, ListenError> {
+        let listen_error = |source| ListenError {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout())
+            // hyper refuses (panics on) a buffer below its minimum; the
+            // configuration check says so, this keeps code-built configs
+            // safe.
+            .max_buf_size(config.max_header_bytes.max(HttpConfig::MIN_HEADER_BYTES))
+            .keep_alive(true);
+        Ok(HttpServer {
+            listener,
+            local_addr,
+            shared: Arc::new(Shared {
+                parts,
+                password: config.password.clone(),
+                silent: config.silent,
+                body: BodyLimits {
+                    max_bytes: config.max_body_bytes,
+                    timeout: config.body_timeout(),
+                },
+            }),
+            max_connections: config.max_connections.max(1),
+            http1,
+        })
+    }
+
+    /// The address actually bound (the port chosen, for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops as the module
+    /// documentation says and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        info!(address = %self.local_addr, "HTTP server listening");
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let mut connections = JoinSet::new();
+        loop {
+            // Finished connections leave the set as we go, so it holds at
+            // most max_connections tasks.
+            while connections.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => permit,
+            };
+            // The semaphore is never closed.
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    debug!(%peer, "HTTP connection");
+                    connections.spawn(connection(
+                        stream,
+                        self.shared.clone(),
+                        self.http1.clone(),
+                        shutdown.clone(),
+                        permit,
+                    ));
+                }
+                Err(e) if is_per_connection(&e) => debug!(error = %e, "HTTP accept"),
+                Err(e) => {
+                    warn!(error = %e, "HTTP accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+        drop(self.listener);
+        let pending = connections.len();
+        info!(connections = pending, "HTTP server stopping");
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                connections = connections.len(),
+                "HTTP requests still running after {SHUTDOWN_GRACE:?}; dropping them"
+            );
+            connections.shutdown().await;
+        }
+        info!("HTTP server stopped");
+    }
+}
+
+/// Errors of `accept` that concern only the connection being accepted.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Serves one connection; holds its permit until the connection ends.
+async fn connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    http1: http1::Builder,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    // Answers are small and written whole; do not hold them back.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| service::serve(shared.clone(), request));
+    let conn = http1.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = shutdown.cancelled() => {
+            // Closes the connection if idle, else after the response in
+            // progress.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        // Timeouts, oversized heads and clients that went away end here.
+        debug!(error = %e, "HTTP connection ended");
+    }
+}
