@@ -561,7 +561,14 @@ fn kannel_uuid(message: &Message) -> Option<[u8; 16]> {
 fn apply_update(message: &mut Message, update: &Update) {
     message.updated = update.at;
     if let Some(status) = update.status {
-        message.status = status;
+        // A delivery report can overtake the bearerbox's ack of its MT
+        // (seen with Kannel 1.4.5): "sent" never replaces what a report
+        // already settled. The sent time is still recorded.
+        let overtaken =
+            status == Status::Sent && matches!(message.status, Status::Delivered | Status::Failed);
+        if !overtaken {
+            message.status = status;
+        }
     }
     if let Some(sent) = update.sent {
         message.sent = Some(sent);

@@ -832,3 +832,32 @@ fn handles_are_send_sync_and_errors_clone() {
     shareable::<StoreError>();
     shareable::<Unit>();
 }
+
+#[tokio::test]
+async fn a_late_sent_never_replaces_a_delivered_or_failed_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let mut unit = Unit::new();
+    for id in [1, 2] {
+        unit.push(Op::put(message(id, Direction::Outgoing, "fake", "1")));
+    }
+    applied(store.commit(unit).await.unwrap());
+    // The reports arrive first...
+    let reports = Unit::new()
+        .with(Update::status(1, Status::Delivered, 10).into())
+        .with(Update::status(2, Status::Failed, 10).into());
+    applied(store.commit(reports).await.unwrap());
+    // ...then the acks.
+    let acks = Unit::new()
+        .with(Update::status(1, Status::Sent, 11).into())
+        .with(Update::status(2, Status::Sent, 11).into());
+    applied(store.commit(acks).await.unwrap());
+    let one = store.message(1).unwrap().unwrap();
+    assert_eq!(
+        (one.status, one.sent, one.delivered),
+        (Status::Delivered, Some(11), Some(10))
+    );
+    assert_eq!(store.message(2).unwrap().unwrap().status, Status::Failed);
+    assert_consistent(&store);
+    store.close().await;
+}
