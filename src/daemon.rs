@@ -16,6 +16,7 @@ use crate::config::TransportKind;
 use crate::config::{smsbox_id_warning, Config};
 use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
+use crate::dlr_callback::DlrCallbacks;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
@@ -142,6 +143,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         info!(method = ?config.push.method, "push transport ready");
     }
 
+    // sendsms callers' dlr-urls, called when their reports arrive.
+    let (dlr_callbacks, callback_worker) =
+        DlrCallbacks::new(http.clone(), store.clone(), shutdown.clone());
+    tasks.spawn(callback_worker);
+
     match (&kannel_outbox, config.kannel.enabled) {
         (Some(outbox), true) => {
             let k = &config.kannel;
@@ -180,6 +186,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                     store: store.clone(),
                     router: router.clone(),
                     dispatch: dispatch.clone(),
+                    dlr_callbacks: Some(dlr_callbacks.clone()),
                 },
                 outbox: outbox.clone(),
                 status: link_status.clone(),
@@ -200,6 +207,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             link_status: link_status.clone(),
             // For /router/stats (link enabled, queue depth).
             kannel_outbox: kannel_outbox.clone(),
+            sendsms_users: config.sendsms_users.clone().into(),
         },
     )
     .await?;

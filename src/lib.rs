@@ -27,9 +27,12 @@
 //! - [`link`] — the bearerbox connection: sessions, reconnection, MOs and
 //!   reports in, MTs out through a bounded window, acks.
 //! - [`http`] — the HTTP server: rapidsms-httprouter's endpoints
-//!   (`/router/receive`, `outbox`, `delivered`, `status`, `stats`).
+//!   (`/router/receive`, `outbox`, `delivered`, `status`, `stats`) and
+//!   Kannel's `/cgi-bin/sendsms`.
 //! - [`client`] — the outgoing HTTP client (webhooks), bounded in time and
 //!   size.
+//! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
+//!   message's delivery report arrives, with Kannel's escapes.
 //! - [`tap`] — a recording relay between any box and a bearerbox.
 //!
 //! The box protocol itself is the `boxproto` crate (`proto/`).
@@ -46,6 +49,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod dlr_callback;
 pub mod http;
 pub mod link;
 pub mod model;

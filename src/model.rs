@@ -203,6 +203,53 @@ pub struct KannelInfo {
     pub meta_data: Option<String>,
     /// The SMSC's own id for an MT, learnt from a delivery report.
     pub foreign_id: Option<String>,
+    /// What a sendsms caller asked for beyond the fields above; `None` for
+    /// MOs and replies. Boxed so that messages without it stay small.
+    pub mt_options: Option<Box<MtOptions>>,
+}
+
+/// The MT fields a Kannel sendsms request may set that only sendsms MTs
+/// carry, kept so that an MT sent (or re-sent after a restart) carries
+/// them to the bearerbox, and so that a delivery report can call the
+/// caller's `dlr-url`. Integers are Kannel's, -1 meaning "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MtOptions {
+    /// The caller's `dlr-url`, with Kannel's escapes not yet substituted.
+    /// (The MT's own `dlr_url` on the wire is rapidbox's message id.)
+    pub dlr_url: Option<String>,
+    pub mclass: i32,
+    pub mwi: i32,
+    pub pid: i32,
+    pub alt_dcs: i32,
+    pub rpi: i32,
+    /// Absolute, in Unix seconds, as Kannel's smsbox computes it from the
+    /// request's minutes when it takes the request.
+    pub validity: i32,
+    /// Absolute, in Unix seconds, likewise.
+    pub deferred: i32,
+    pub priority: i32,
+    pub account: Option<String>,
+    pub binfo: Option<String>,
+    pub meta_data: Option<String>,
+}
+
+impl Default for MtOptions {
+    fn default() -> MtOptions {
+        MtOptions {
+            dlr_url: None,
+            mclass: -1,
+            mwi: -1,
+            pid: -1,
+            alt_dcs: -1,
+            rpi: -1,
+            validity: -1,
+            deferred: -1,
+            priority: -1,
+            account: None,
+            binfo: None,
+            meta_data: None,
+        }
+    }
 }
 
 /// A stored message (httprouter's `Message`, with Kannel's details).

@@ -773,6 +773,7 @@ async fn alone(pause: Duration, http: HttpConfig) -> Alone {
         dispatch: recorder.clone(),
         link_status: Arc::new(LinkStatus::default()),
         kannel_outbox: None,
+        sendsms_users: Arc::from([]),
     };
     let server = HttpServer::bind(&http, parts).await.expect("bind");
     let addr = server.local_addr();

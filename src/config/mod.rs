@@ -7,6 +7,7 @@
 //! [http]      # the HTTP server
 //! [router]    # apps = [...], in order
 //! [apps.NAME] # one section per app; its kind is NAME unless `kind` says
+//! [[sendsms_users]] # who may use /cgi-bin/sendsms
 //! ```
 //!
 //! `rapidbox.example.toml` at the repository root documents every key.
@@ -16,6 +17,7 @@
 //! - `sections`: `[store]`, `[kannel]`, `[http]`, `[router]` and their
 //!   defaults;
 //! - `apps`: the built-in apps' sections;
+//! - `sendsms`: `[[sendsms_users]]`;
 //! - `load`: text to `Config`, collecting every problem, not just the first;
 //! - `validate`: checks beyond types, and the warnings;
 //! - `report`: [`KeyPath`], [`Problem`], [`Report`], [`ConfigErrors`].
@@ -29,6 +31,7 @@ mod apps;
 mod load;
 mod report;
 mod sections;
+mod sendsms;
 mod transport;
 mod validate;
 
@@ -42,6 +45,7 @@ pub use apps::{
 };
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
+pub use sendsms::SendsmsUser;
 pub use transport::{
     transport_for, BackendConfig, PushConfig, PushMethod, TransportKind, PUSH_FIELDS,
 };
@@ -62,6 +66,9 @@ pub struct Config {
     /// Transport per backend; `default` covers the rest.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub backends: BTreeMap<String, BackendConfig>,
+    /// Who may use `/cgi-bin/sendsms`; none, and it refuses everyone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sendsms_users: Vec<SendsmsUser>,
     /// The apps by name. After loading, every app `router.apps` lists is
     /// here (from its `[apps.NAME]` section, or with its kind's defaults);
     /// sections the router does not list are here too, unused.
@@ -87,6 +94,7 @@ impl Default for Config {
             router,
             push: PushConfig::default(),
             backends: BTreeMap::new(),
+            sendsms_users: Vec::new(),
             apps,
         }
     }

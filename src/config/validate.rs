@@ -24,6 +24,7 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     http(&config.http, &root.key("http"), &mut report);
     router(config, broken, &root.key("router"), &mut report);
     push(config, &root.key("push"), &mut report);
+    sendsms_users(config, &root.key("sendsms_users"), &mut report);
     for (name, backend) in &config.backends {
         let at = root.key("backends").key(name);
         if backend.transport == super::TransportKind::Kannel && !config.kannel.enabled {
@@ -88,6 +89,39 @@ fn push(config: &Config, at: &KeyPath, report: &mut Report) {
     ] {
         if value == 0 {
             error(report, &at.key(key), "must be at least 1");
+        }
+    }
+}
+
+fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
+    let mut seen = BTreeSet::new();
+    for (i, user) in config.sendsms_users.iter().enumerate() {
+        let at = at.index(i);
+        if user.username.trim().is_empty() {
+            error(report, &at.key("username"), "empty: give the user a name");
+        } else if !seen.insert(user.username.as_str()) {
+            error(
+                report,
+                &at.key("username"),
+                format!("{:?} is already a sendsms user", user.username),
+            );
+        }
+        if user.password.is_empty() {
+            error(
+                report,
+                &at.key("password"),
+                "empty: a sendsms user needs a password",
+            );
+        }
+        for (key, value) in [
+            ("default_sender", &user.default_sender),
+            ("forced_sender", &user.forced_sender),
+            ("default_smsc", &user.default_smsc),
+            ("forced_smsc", &user.forced_smsc),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                error(report, &at.key(key), "empty: remove the key instead");
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | `GET/POST /router/delivered` | marks an outgoing message delivered (D) |
 //! | `GET /router/status` | how many messages have been queued for more than 15 minutes |
 //! | `GET /router/stats` | message counts, the bearerbox link, queues, the store's writer |
+//! | `GET/POST /cgi-bin/sendsms` | Kannel smsbox's sendsms: queues an MT per receiver, answers as smsbox |
 //!
 //! - [`server`]: the accept loop, its bounds (connections, head size,
 //!   timeouts) and graceful shutdown;
@@ -16,7 +17,7 @@
 //!   body (bounded in size and time);
 //! - `auth`: `[http] password`, compared in constant time;
 //! - `answer`: JSON bodies, errors, and messages as httprouter's `as_json`;
-//! - `receive`, `outbox`, `delivered`, `monitor`: the endpoints;
+//! - `receive`, `outbox`, `delivered`, `monitor`, `sendsms`: the endpoints;
 //! - [`dispatch`]: the hook through which replies leave and which says
 //!   which backends are pull.
 //!
@@ -32,11 +33,13 @@ mod monitor;
 mod outbox;
 mod receive;
 mod request;
+mod sendsms;
 pub mod server;
 mod service;
 
 use std::sync::Arc;
 
+use crate::config::SendsmsUser;
 use crate::link::outbox::Outbox;
 use crate::link::LinkStatus;
 use crate::router::Router;
@@ -58,4 +61,6 @@ pub struct Parts {
     /// The bearerbox link's outbox when the link runs, for
     /// `/router/stats`.
     pub kannel_outbox: Option<Outbox>,
+    /// Who may use `/cgi-bin/sendsms` (`[[sendsms_users]]`).
+    pub sendsms_users: Arc<[SendsmsUser]>,
 }

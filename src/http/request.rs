@@ -23,6 +23,10 @@ pub struct BodyLimits {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     pairs: Vec<(String, String)>,
+    /// The same pairs still URL-encoded, `&`-joined: what
+    /// [`Params::bytes`] reads, for values that are not UTF-8 (a sendsms
+    /// `udh`, or a `text` in another charset).
+    raw: Vec<u8>,
 }
 
 impl Params {
@@ -31,7 +35,29 @@ impl Params {
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
         Params {
             pairs: pairs.into_iter().collect(),
+            raw: Vec::new(),
         }
+    }
+
+    /// Parameters from a URL-encoded query string.
+    #[cfg(test)]
+    pub fn from_query(query: &str) -> Params {
+        let mut params = Params::default();
+        params.extend_urlencoded(query.as_bytes());
+        params
+    }
+
+    /// The last value of `name` as bytes, percent-decoded but not taken as
+    /// UTF-8 (where [`Params::get`] would replace bytes that are not).
+    pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
+        // From the end: the last value wins, as in `get`.
+        self.raw.rsplit(|&b| b == b'&').find_map(|pair| {
+            let (n, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            (percent_decode(n) == name.as_bytes()).then(|| percent_decode(v))
+        })
     }
 
     /// The value of `name`: the last one given, as Django's `QueryDict`
@@ -55,7 +81,42 @@ impl Params {
     fn extend_urlencoded(&mut self, bytes: &[u8]) {
         self.pairs
             .extend(form_urlencoded::parse(bytes).map(|(n, v)| (n.into_owned(), v.into_owned())));
+        if !self.raw.is_empty() {
+            self.raw.push(b'&');
+        }
+        self.raw.extend_from_slice(bytes);
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space,
+/// `%XX` a byte; a `%` without two hex digits stays as it is, as the
+/// `form_urlencoded` crate leaves it.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let pair = input
+                    .get(i + 1)
+                    .copied()
+                    .and_then(hex)
+                    .zip(input.get(i + 2).copied().and_then(hex));
+                if let Some((high, low)) = pair {
+                    // Two hex digits make at most 0xFF.
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// The parameters of `request`. A GET's body is ignored; a POST's must be
@@ -123,5 +184,22 @@ mod tests {
         assert_eq!(p.get("c"), Some(""));
         assert_eq!(p.get("d"), None);
         assert_eq!(p.all("a").collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    #[test]
+    fn bytes_keep_what_is_not_utf8() {
+        let mut p = Params::default();
+        p.extend_urlencoded(b"udh=%06%05%04%0B%84%23%F0&t=h%E9+x&t=2&odd=%4&n%61me=v");
+        p.extend_urlencoded(b"late=%zz");
+        assert_eq!(
+            p.bytes("udh").as_deref(),
+            Some(&[6u8, 5, 4, 0x0b, 0x84, 0x23, 0xf0][..])
+        );
+        assert_eq!(p.bytes("t").as_deref(), Some(&b"2"[..]));
+        assert_eq!(p.bytes("odd").as_deref(), Some(&b"%4"[..]));
+        assert_eq!(p.bytes("name").as_deref(), Some(&b"v"[..]));
+        assert_eq!(p.bytes("late").as_deref(), Some(&b"%zz"[..]));
+        assert_eq!(p.bytes("none"), None);
+        assert_eq!(percent_decode(b"h%E9+x"), b"h\xe9 x");
     }
 }

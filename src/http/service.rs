@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::answer::{ApiError, HttpResponse};
 use super::request::{self, BodyLimits, Params};
-use super::{auth, delivered, monitor, outbox, receive, Parts};
+use super::{auth, delivered, monitor, outbox, receive, sendsms, Parts};
 
 /// What every request's handling shares.
 pub struct Shared {
@@ -43,6 +43,7 @@ enum Endpoint {
     Delivered,
     Status,
     Stats,
+    Sendsms,
 }
 
 const GET: &[Method] = &[Method::GET];
@@ -56,6 +57,7 @@ fn endpoint(path: &str) -> Option<(Endpoint, &'static [Method])> {
         "/router/delivered" => (Endpoint::Delivered, GET_POST),
         "/router/status" => (Endpoint::Status, GET),
         "/router/stats" => (Endpoint::Stats, GET),
+        "/cgi-bin/sendsms" => (Endpoint::Sendsms, GET_POST),
         _ => return None,
     })
 }
@@ -99,5 +101,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Result<HttpResp
         }
         Endpoint::Status => monitor::status(shared, &params, &head.headers).await,
         Endpoint::Stats => monitor::stats(shared),
+        // Its own users (`[[sendsms_users]]`), not `[http] password`.
+        Endpoint::Sendsms => Ok(sendsms::handle(shared, &params).await),
     }
 }

@@ -66,6 +66,7 @@ pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>
         service: text_of(&sms.service),
         meta_data: text_of(&sms.meta_data),
         foreign_id: None,
+        mt_options: None,
     });
     (message, problem)
 }
@@ -108,15 +109,23 @@ pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
         .clone()
         .or_else(|| settings.global_sender.clone())
         .ok_or(MtProblem::NoSender(msg.id))?;
+    let options = kannel.mt_options.take().map(|o| *o);
     let (coding, msgdata, udh) = match (&kannel.binary, kannel.coding) {
         // An 8-bit MT (sendsms with coding=1) keeps its bytes as given.
         (Some(data), 1) => (Coding::EightBit, data.clone(), kannel.udh.clone()),
+        // A sendsms caller who asked for UCS-2 gets it even for text that
+        // would fit the GSM alphabet, as from Kannel's smsbox.
+        (_, text::coding::UCS2) if options.is_some() => {
+            let bytes = msg.text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            (Coding::Ucs2, bytes, kannel.udh.clone())
+        }
         _ => {
             let (coding, bytes) = text::encode_mt(&msg.text);
             (Coding::from(coding), bytes, kannel.udh.clone())
         }
     };
     let str_of = |s: Option<String>| s.map(Bytes::from);
+    let options = options.unwrap_or_default();
     Ok(Sms {
         sender: Some(Bytes::from(sender)),
         receiver: Some(Bytes::from(msg.connection.address.clone())),
@@ -139,7 +148,19 @@ pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
             None
         },
         boxc_id: str_of(settings.boxc_id.clone()),
-        meta_data: None,
+        // A sendsms caller's MT fields; -1 and NULL (Kannel's "not set")
+        // for every other MT.
+        mclass: options.mclass,
+        mwi: options.mwi,
+        pid: options.pid,
+        alt_dcs: options.alt_dcs,
+        rpi: options.rpi,
+        validity: options.validity,
+        deferred: options.deferred,
+        priority: options.priority,
+        account: str_of(options.account),
+        binfo: str_of(options.binfo),
+        meta_data: str_of(options.meta_data),
         ..Sms::default()
     })
 }
@@ -245,6 +266,69 @@ mod tests {
         assert_eq!(sms.dlr_url.as_deref(), Some(&b"5"[..]));
         assert_eq!(sms.sms_type, SmsType::MtPush);
         assert!(!sms.id.is_nil());
+    }
+
+    #[test]
+    fn a_sendsms_mt_carries_the_callers_fields_and_coding() {
+        let mut msg = Message::new(
+            5,
+            Connection::new("fake", "+4912"),
+            Direction::Outgoing,
+            "hi",
+        );
+        msg.kannel = Some(KannelInfo {
+            uuid: Some([3; 16]),
+            shortcode: Some("5555".into()),
+            smsc_id: Some("fake".into()),
+            coding: 2,
+            dlr_mask: 9,
+            service: Some("shop".into()),
+            mt_options: Some(Box::new(crate::model::MtOptions {
+                dlr_url: Some("http://caller/dlr".into()),
+                mclass: 1,
+                mwi: 2,
+                pid: 65,
+                alt_dcs: 1,
+                rpi: 1,
+                validity: 1_795_786_440,
+                deferred: 1_795_700_040,
+                priority: 3,
+                account: Some("acct".into()),
+                binfo: Some("bill".into()),
+                meta_data: Some("?smpp?a=b".into()),
+            })),
+            ..KannelInfo::default()
+        });
+        let sms = mt(&msg, &MtSettings::default()).unwrap();
+        assert_eq!(
+            sms.coding,
+            Coding::Ucs2,
+            "coding=2 asked for, though GSM fits"
+        );
+        assert_eq!(sms.msgdata.as_deref(), Some(&[0, b'h', 0, b'i'][..]));
+        assert_eq!(
+            (
+                sms.mclass,
+                sms.mwi,
+                sms.pid,
+                sms.alt_dcs,
+                sms.rpi,
+                sms.priority
+            ),
+            (1, 2, 65, 1, 1, 3)
+        );
+        assert_eq!((sms.validity, sms.deferred), (1_795_786_440, 1_795_700_040));
+        assert_eq!(sms.account.as_deref(), Some(&b"acct"[..]));
+        assert_eq!(sms.binfo.as_deref(), Some(&b"bill"[..]));
+        assert_eq!(sms.meta_data.as_deref(), Some(&b"?smpp?a=b"[..]));
+        assert_eq!(sms.service.as_deref(), Some(&b"shop"[..]));
+        // The wire's dlr_url is ours; the caller's stays with the message.
+        assert_eq!(sms.dlr_url.as_deref(), Some(&b"5"[..]));
+        // A reply keeps Kannel's "not set".
+        let (incoming, _) = incoming_message(&mo(), 1);
+        let plain = mt(&incoming, &MtSettings::default()).unwrap();
+        assert_eq!((plain.mclass, plain.validity, plain.priority), (-1, -1, -1));
+        assert_eq!(plain.meta_data, None);
     }
 
     #[test]

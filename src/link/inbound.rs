@@ -7,6 +7,7 @@ use boxproto::{AckStatus, Sms};
 use tracing::{error, info, warn};
 
 use crate::dispatch::Dispatch;
+use crate::dlr_callback::{self, Callback, DlrCallbacks};
 use crate::link::convert::{self, MoProblem};
 use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, Status};
 use crate::router::Router;
@@ -19,6 +20,9 @@ pub struct Inbound {
     pub router: Router,
     /// Where the replies go once stored.
     pub dispatch: Dispatch,
+    /// Where the reports of sendsms messages that carry a caller's
+    /// `dlr-url` go once recorded; `None` calls no one.
+    pub dlr_callbacks: Option<DlrCallbacks>,
 }
 
 /// The ack for a commit that failed: a storage problem is temporary (the
@@ -168,9 +172,29 @@ impl Inbound {
                     dlr_mask = event,
                     "delivery report recorded"
                 );
+                self.call_back(sms, &message).await;
                 AckStatus::Success
             }
             Err(e) => ack_for_store_error(&e, "delivery report"),
+        }
+    }
+
+    /// Queues the call to the `dlr-url` a sendsms caller gave for
+    /// `message`, if any, now that `report` is recorded.
+    async fn call_back(&self, report: &Sms, message: &Message) {
+        let template = message
+            .kannel
+            .as_ref()
+            .and_then(|k| k.mt_options.as_ref())
+            .and_then(|o| o.dlr_url.as_deref());
+        if let (Some(template), Some(callbacks)) = (template, &self.dlr_callbacks) {
+            let url = dlr_callback::expand(template, report, message);
+            callbacks
+                .offer(Callback {
+                    message_id: message.id,
+                    url,
+                })
+                .await;
         }
     }
 }

@@ -11,7 +11,7 @@ use redb::TableDefinition;
 
 /// The version of this schema, kept in [`META`] under
 /// [`META_SCHEMA_VERSION`]. A store with another version is refused.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Every message, by id. Value: a postcard-encoded `Message`.
 ///

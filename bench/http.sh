@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# HTTP throughput with wrk (2 threads, 32 connections), a real bearerbox and
+# fakesmsc behind each box, side by side on the same machine:
+#   - Kannel's smsbox:  GET /cgi-bin/sendsms
+#   - rapidbox:         GET /cgi-bin/sendsms and GET /router/receive
+#                       (every message durably stored; receive routes
+#                       through the echo app and queues the reply)
+#
+#   bash bench/http.sh [SECONDS]     (default 10 per run)
+#
+# Prints requests/s and the box's CPU per request (user+sys from /proc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECS="${1:-10}"
+FAKESMSC=/usr/lib/kannel/test/fakesmsc
+for bin in /usr/sbin/bearerbox /usr/sbin/smsbox "$FAKESMSC" wrk; do
+    command -v "$bin" > /dev/null || { echo "needs $bin (apt-get install -y kannel kannel-extras wrk)" >&2; exit 1; }
+done
+cargo build --release --quiet --bin rapidbox
+RAPIDBOX="$PWD/target/release/rapidbox"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 1
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 never opened" >&2; return 1
+}
+
+# Starts bearerbox + fakesmsc (draining MTs) in DIR; sets BB, SMSBOX_PORT.
+kannel() {
+    local dir="$1" admin smsc_port
+    admin=$(free_port); SMSBOX_PORT=$(free_port); smsc_port=$(free_port); SENDSMS_PORT=$(free_port)
+    cat > "$dir/kannel.conf" <<CONF
+group = core
+admin-port = $admin
+admin-password = bench
+admin-allow-ip = "127.0.0.1"
+smsbox-port = $SMSBOX_PORT
+box-allow-ip = "127.0.0.1"
+dlr-storage = internal
+log-file = "$dir/bearerbox.log"
+log-level = 4
+
+group = smsc
+smsc = fake
+smsc-id = fake
+port = $smsc_port
+connect-allow-ip = "127.0.0.1"
+
+group = smsbox
+bearerbox-host = "127.0.0.1"
+bearerbox-port = $SMSBOX_PORT
+sendsms-port = $SENDSMS_PORT
+log-file = "$dir/smsbox.log"
+log-level = 4
+
+group = sendsms-user
+username = bench
+password = bench
+
+group = sms-service
+keyword = default
+text = "Got it"
+CONF
+    /usr/sbin/bearerbox "$dir/kannel.conf" > "$dir/bearerbox.out" 2>&1 &
+    BB=$!; PIDS+=("$BB")
+    wait_port "$SMSBOX_PORT"
+    # A fake SMSC that sends nothing and takes every MT.
+    "$FAKESMSC" -H 127.0.0.1 -r "$smsc_port" -i 1 -m 0 "+1 2 text x" > /dev/null 2>&1 &
+    PIDS+=("$!")
+}
+
+run_wrk() { # NAME BOXPID URL
+    local name="$1" box="$2" url="$3" cpu0 cpu out reqs
+    cpu0=$(cpu_secs "$box")
+    out=$(wrk -t2 -c32 -d"${SECS}s" "$url")
+    cpu=$(echo "$(cpu_secs "$box") - $cpu0" | bc -l)
+    reqs=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
+    local total non2xx
+    total=$(echo "$out" | awk '/requests in/ { print $1 }')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
+    printf '%-28s %9.0f req/s  %6.1f us CPU/req  (%s requests, non-2xx: %s)\n' \
+        "$name" "$reqs" "$(echo "$cpu * 1000000 / $total" | bc -l)" "$total" "${non2xx:-0}"
+}
+
+echo "wrk -t2 -c32 -d${SECS}s, bearerbox + fakesmsc behind each box, $(nproc) cores"
+
+dir="$WORK/smsbox"; mkdir -p "$dir"; kannel "$dir"
+/usr/sbin/smsbox "$dir/kannel.conf" > "$dir/smsbox.out" 2>&1 &
+SMSBOX=$!; PIDS+=("$SMSBOX"); wait_port "$SENDSMS_PORT"
+run_wrk "smsbox /cgi-bin/sendsms" "$SMSBOX" \
+    "http://127.0.0.1:$SENDSMS_PORT/cgi-bin/sendsms?username=bench&password=bench&from=5555&to=4912345&text=hello"
+kill -TERM "$SMSBOX" "$BB" 2>/dev/null || true; sleep 2
+
+for endpoint in sendsms receive; do
+    dir="$WORK/rapidbox-$endpoint"; mkdir -p "$dir"; kannel "$dir"
+    http_port=$(free_port)
+    cat > "$dir/rapidbox.toml" <<CONF
+[store]
+path = "$dir/rapidbox.redb"
+[kannel]
+port = $SMSBOX_PORT
+global_sender = "5555"
+dlr_mask = 0
+[http]
+listen = "127.0.0.1:$http_port"
+[router]
+apps = ["echo"]
+[[sendsms_users]]
+username = "bench"
+password = "bench"
+CONF
+    RUST_LOG=warn "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/rapidbox.log" 2>&1 &
+    RB=$!; PIDS+=("$RB"); wait_port "$http_port"; sleep 0.5
+    if [ "$endpoint" = sendsms ]; then
+        run_wrk "rapidbox /cgi-bin/sendsms" "$RB" \
+            "http://127.0.0.1:$http_port/cgi-bin/sendsms?username=bench&password=bench&from=5555&to=4912345&text=hello"
+    else
+        run_wrk "rapidbox /router/receive" "$RB" \
+            "http://127.0.0.1:$http_port/router/receive?backend=fake&sender=4912345&message=hello"
+    fi
+    kill -TERM "$RB" "$BB" 2>/dev/null || true; sleep 2
+done
