@@ -128,6 +128,13 @@ impl Outbox {
         state.settling.insert(id, Instant::now());
     }
 
+    /// The message's new status is already committed: it leaves the outbox
+    /// and sweeps may see it again at once (an E message due for a quick
+    /// retry, say).
+    pub fn finished(&self, id: MessageId) {
+        self.state().scheduled.remove(&id);
+    }
+
     /// A message taken with [`Outbox::next`] was not sent after all, or its
     /// answer was lost with the connection: it goes back to the front.
     pub fn release(&self, msg: Message) {
