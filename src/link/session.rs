@@ -169,7 +169,7 @@ impl Session<'_> {
                         Err(_) => break SessionEnd::Broken("the MT window closed".into()),
                     }
                 }
-                message = outbox.next(), if slot.is_some() => {
+                message = outbox.next(), if !suspended && slot.is_some() => {
                     let Some(taken) = slot.take() else { continue };
                     if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
                         if out.send(sms.into()).await.is_err() {
