@@ -37,7 +37,6 @@ fn typical_unit(store: &Store, n: u64, mt_uuids: MtUuids) -> Unit {
         MtUuids::Random => *uuid::Uuid::new_v4().as_bytes(),
         MtUuids::TimeOrdered => time_ordered_uuid(),
     };
-    let now = rapidbox::model::now_micros();
     let address = format!("+2567721{:05}", n % 100_000);
     let kannel = |uuid| KannelInfo {
         uuid: Some(uuid),
@@ -48,22 +47,11 @@ fn typical_unit(store: &Store, n: u64, mt_uuids: MtUuids) -> Unit {
         dlr_mask: -1,
         ..KannelInfo::default()
     };
-    let mo = Message {
-        id: store.allocate_id(),
-        connection: Connection::new("mtn-ug", &address),
-        text: "JOIN kampala central please register me".to_owned(),
-        direction: Direction::Incoming,
-        status: Status::Handled,
-        date: now,
-        updated: now,
-        sent: None,
-        delivered: None,
-        in_response_to: None,
-        external_id: None,
-        kannel: Some(kannel(mo_uuid)),
-        attempts: 0,
-        retry_after: None,
-    };
+    let connection = Connection::new("mtn-ug", &address);
+    let text = "JOIN kampala central please register me";
+    let mut mo = Message::new(store.allocate_id(), connection, Direction::Incoming, text);
+    mo.status = Status::Handled;
+    mo.kannel = Some(kannel(mo_uuid));
     let reply = Message {
         id: store.allocate_id(),
         text: "Welcome! You are registered for Kampala Central.".to_owned(),

@@ -32,7 +32,7 @@ use support::service::{Answer, Service};
 
 use rapidbox::client::HttpClient;
 use rapidbox::config::Config;
-use rapidbox::model::{now_micros, Connection, Direction, KannelInfo, Message, MessageId, Status};
+use rapidbox::model::{Connection, Direction, KannelInfo, Message, MessageId, Status};
 use rapidbox::router::{Ids, ReplySettings, Routed, Router};
 use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
 
@@ -94,30 +94,22 @@ impl Rig {
     /// `sms`: a fresh id from the store, a Kannel UUID, the shortcode and
     /// SMSC.
     fn mo(&self, from: &str, text: &str) -> Message {
-        let now = now_micros();
-        Message {
-            id: self.store.allocate_id(),
-            connection: Connection::new(SMSC, from),
-            text: text.to_owned(),
-            direction: Direction::Incoming,
-            status: Status::Received,
-            date: now,
-            updated: now,
-            sent: None,
-            delivered: None,
-            in_response_to: None,
-            external_id: None,
-            kannel: Some(KannelInfo {
-                uuid: Some(*uuid::Uuid::new_v4().as_bytes()),
-                shortcode: Some(SHORTCODE.to_owned()),
-                smsc_id: Some(SMSC.to_owned()),
-                coding: 0,
-                dlr_mask: -1,
-                ..KannelInfo::default()
-            }),
-            attempts: 0,
-            retry_after: None,
-        }
+        let connection = Connection::new(SMSC, from);
+        let mut mo = Message::new(
+            self.store.allocate_id(),
+            connection,
+            Direction::Incoming,
+            text,
+        );
+        mo.kannel = Some(KannelInfo {
+            uuid: Some(*uuid::Uuid::new_v4().as_bytes()),
+            shortcode: Some(SHORTCODE.to_owned()),
+            smsc_id: Some(SMSC.to_owned()),
+            coding: 0,
+            dlr_mask: -1,
+            ..KannelInfo::default()
+        });
+        mo
     }
 
     /// Routes `message` and stores it with its replies in one commit, as

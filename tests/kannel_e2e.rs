@@ -86,11 +86,12 @@ const FAKESMSC_READ_PERIOD: Duration = Duration::from_millis(1100);
 
 /// One test's bearerbox, rapidbox configuration and directory.
 struct Rig {
-    /// Removed when the rig is dropped (after the daemons, declared later
-    /// in the tests, have been stopped).
-    dir: tempfile::TempDir,
     bearerbox: Bearerbox,
     params: RapidboxParams,
+    /// Declared last, so that it is removed after the bearerbox has been
+    /// stopped (a test's own daemons, declared after its rig, are stopped
+    /// before the rig is dropped).
+    dir: tempfile::TempDir,
 }
 
 impl Rig {
@@ -119,9 +120,9 @@ impl Rig {
         params.template = TEMPLATE.to_owned();
         rapidbox(&mut params);
         Some(Rig {
-            dir,
             bearerbox,
             params,
+            dir,
         })
     }
 
@@ -184,7 +185,14 @@ fn first<T: std::fmt::Debug>(items: &[T], count: usize) -> String {
 }
 
 /// Waits until the phones, together, have a reply to each of MOs 1..=n.
-async fn wait_for_replies(phones: &[&Phone], n: u32, timeout: Duration) -> Vec<FakeMt> {
+/// A timeout panics with what the bearerbox holds and rapidbox's log.
+async fn wait_for_replies(
+    phones: &[&Phone],
+    n: u32,
+    timeout: Duration,
+    bearerbox: &Bearerbox,
+    rapidbox: &Rapidbox,
+) -> Vec<FakeMt> {
     let started = Instant::now();
     loop {
         let mts: Vec<FakeMt> = phones.iter().flat_map(|p| p.mts()).collect();
@@ -194,11 +202,17 @@ async fn wait_for_replies(phones: &[&Phone], n: u32, timeout: Duration) -> Vec<F
             return mts;
         }
         if started.elapsed() >= timeout {
+            let status = bearerbox.status().await;
+            let (_, stray) = replies_by_number(&mts);
             panic!(
-                "expected a reply to each of MOs 1..={n} within {timeout:?}; \
-                 {} replies seen, none to MOs {}",
+                "expected a reply to each of MOs 1..={n} within {timeout:?}; {} replies seen, \
+                 none to MOs {}; MTs that answer no MO: {}\nbearerbox status:\n{}\n{}{}",
                 mts.len(),
-                first(&missing, 20)
+                first(&missing, 20),
+                first(&stray, 3),
+                status.text,
+                bearerbox.log_tails(),
+                rapidbox.log_tails()
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -402,8 +416,7 @@ fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32
         let events = store
             .dlr_events(reply.id)
             .unwrap_or_else(|e| panic!("cannot read the reports of message {}: {e}", reply.id));
-        if std::env::var_os("TMP_IGNORE_DLR_RACE").is_none()
-            && events.iter().any(|e| e.mask == 1)
+        if events.iter().any(|e| e.mask == 1)
             && (reply.status != Status::Delivered || reply.delivered.is_none())
         {
             problems.push(format!(
@@ -509,7 +522,7 @@ async fn volume(test: &str, smsbox_id: Option<&str>) {
     let mut phone = rig.phone("fakesmsc");
     send_mos(&mut phone, 1..=VOLUME).await;
     let sent_in = started.elapsed();
-    wait_for_replies(&[&phone], VOLUME, REPLIES_WAIT).await;
+    wait_for_replies(&[&phone], VOLUME, REPLIES_WAIT, &rig.bearerbox, &rapidbox).await;
     let status = rig
         .bearerbox
         .wait_settled(
@@ -838,7 +851,14 @@ async fn a_bearerbox_restart_loses_and_duplicates_no_mo() {
     rig.bearerbox.wait_for_box(None, SHORT_WAIT).await;
     let mut phone2 = rig.phone("fakesmsc-2");
     send_mos(&mut phone2, BEFORE + 1..=VOLUME).await;
-    wait_for_replies(&[&phone1, &phone2], VOLUME, REPLIES_WAIT).await;
+    wait_for_replies(
+        &[&phone1, &phone2],
+        VOLUME,
+        REPLIES_WAIT,
+        &rig.bearerbox,
+        &rapidbox,
+    )
+    .await;
     let status = rig
         .bearerbox
         .wait_settled("every MO answered after the restart", SHORT_WAIT, |s| {
@@ -865,12 +885,12 @@ async fn a_bearerbox_restart_loses_and_duplicates_no_mo() {
     let box_queue: u64 = at_stop.boxes.iter().map(|b| b.queued).sum();
     eprintln!(
         "{TEST}::bearerbox_restart: when the bearerbox got SIGTERM it had received {} MOs, \
-         had {} unrouted and {box_queue} frames queued for or unacknowledged by rapidbox, and \
-         had sent {} replies; it took {stop_took:?} to exit. rapidbox stored {} MOs while it \
-         was stopping and {} of MOs 1..={BEFORE} only after the restart; its log shows {} \
-         redelivered MOs recognized as stored and {} MTs answered failed_tmp. fakesmsc got \
-         {before_restart} replies before the restart and {} after; {} MOs were answered more \
-         than once (MO, replies): {repeated:?}",
+         had {} unrouted and {box_queue} MOs and reports queued for or unacknowledged by \
+         rapidbox, and had sent {} replies; it took {stop_took:?} to exit. rapidbox stored {} \
+         MOs while it was stopping and {} of MOs 1..={BEFORE} only after the restart; its log \
+         shows {} redelivered MOs recognized as stored and {} MTs answered failed_tmp. \
+         fakesmsc got {before_restart} replies before the restart and {} after; {} MOs were \
+         answered more than once (MO, replies): {repeated:?}",
         at_stop.sms_received,
         at_stop.sms_received_queued,
         at_stop.sms_sent,
@@ -880,6 +900,11 @@ async fn a_bearerbox_restart_loses_and_duplicates_no_mo() {
         count_in_log(&rapidbox, "cannot take the MT now"),
         mts.len() - before_restart,
         repeated.len(),
+    );
+    assert!(
+        at_stop.sms_received_queued + box_queue > 0,
+        "expected the bearerbox to hold MOs or reports for rapidbox when it was stopped; it \
+         held none, so this run did not restart it mid-stream"
     );
     check_replies(&mts, VOLUME);
     check_store(&store, VOLUME, SENT_OR_DELIVERED);
@@ -943,10 +968,32 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
     let at_kill = rig.bearerbox.status().await;
     first.kill();
     let killed_at = now_micros();
+    // The store as the kill left it, read from a copy so that the second
+    // rapidbox still starts on the crashed file itself.
+    let at_kill_path = rig.dir.path().join("rapidbox-at-kill.redb");
+    std::fs::copy(&rig.params.store, &at_kill_path)
+        .unwrap_or_else(|e| panic!("cannot copy rapidbox's store after the kill: {e}"));
+    let at_kill_store = rb::open_store(&at_kill_path);
+    let replies_at_kill: Vec<(u32, Status)> = rb::all_messages(&at_kill_store)
+        .iter()
+        .filter(|m| m.direction == Direction::Outgoing)
+        .filter_map(|m| {
+            Some((
+                m.text.strip_prefix("You said: msg ")?.parse().ok()?,
+                m.status,
+            ))
+        })
+        .collect();
+    at_kill_store.close().await;
+    let unsent_at_kill: BTreeSet<u32> = replies_at_kill
+        .iter()
+        .filter(|(_, status)| !matches!(status, Status::Sent | Status::Delivered | Status::Failed))
+        .map(|(k, _)| *k)
+        .collect();
     send_mos(&mut phone, KILL_AFTER + 1..=RESTART_AFTER).await;
     let mut second = rig.start_rapidbox("rapidbox-2").await;
     send_mos(&mut phone, RESTART_AFTER + 1..=VOLUME).await;
-    wait_for_replies(&[&phone], VOLUME, REPLIES_WAIT).await;
+    wait_for_replies(&[&phone], VOLUME, REPLIES_WAIT, &rig.bearerbox, &second).await;
     let status = rig
         .bearerbox
         .wait_settled("every MO answered after the kill", SHORT_WAIT, |s| {
@@ -973,29 +1020,169 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
     let stored_before_kill = mo_numbers(&messages, |_, mo| mo.date < killed_at).len();
     eprintln!(
         "{TEST}::rapidbox_killed: at the kill the bearerbox had received {} MOs and sent {} \
-         replies; the first rapidbox had stored {stored_before_kill} MOs; the second's log \
-         shows {} redeliveries of MOs already stored; {extra} duplicate replies in all \
-         (MO, replies): {repeated:?}",
+         replies; the first rapidbox had stored {stored_before_kill} MOs and {} replies, {} of \
+         them not yet recorded as sent; the second's log shows {} redeliveries of MOs already \
+         stored; {extra} duplicate replies in all (MO, replies): {repeated:?}",
         at_kill.sms_received,
         at_kill.sms_sent,
+        replies_at_kill.len(),
+        unsent_at_kill.len(),
         count_in_log(&second, "MO already stored"),
+    );
+    assert!(
+        at_kill.sms_received > stored_before_kill as u64 || !unsent_at_kill.is_empty(),
+        "expected rapidbox to be killed with work in hand (MOs received by the bearerbox and \
+         not stored, or replies not recorded as sent); it had none, so this run did not kill \
+         it mid-stream"
     );
     check_replies(&mts, VOLUME);
     check_store(&store, VOLUME, SENT_OR_DELIVERED);
+    let resent_though_recorded: Vec<u32> = repeated
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !unsent_at_kill.contains(k))
+        .collect();
+    assert!(
+        resent_though_recorded.is_empty(),
+        "expected only replies that were not yet recorded as sent when rapidbox was killed to \
+         be sent again; the replies to MOs {resent_though_recorded:?} were sent twice though \
+         the store held them as sent (or held no reply for them) at the kill"
+    );
     assert!(
         extra <= MAX_IN_FLIGHT,
         "expected at most max_in_flight = {MAX_IN_FLIGHT} repeated replies (the MTs in flight \
          at the kill), got {extra}: {repeated:?}"
     );
-    let repeated_after_kill: Vec<u32> = repeated
-        .iter()
-        .map(|(k, _)| *k)
-        .filter(|k| *k > KILL_AFTER)
-        .collect();
+    store.close().await;
+}
+
+// ---------------------------------------------------------------------------
+// The checks themselves, without Kannel: each must catch what it is for.
+
+/// A stored message for the checks' own tests.
+fn stored(id: u64, direction: Direction, text: &str, k: u32, answers: Option<u64>) -> Message {
+    let (status, shortcode) = match direction {
+        Direction::Incoming => (Status::Handled, SHORTCODE),
+        Direction::Outgoing => (Status::Sent, SHORTCODE),
+    };
+    let mut uuid = [0u8; 16];
+    uuid[..8].copy_from_slice(&id.to_be_bytes());
+    Message {
+        id,
+        connection: rapidbox::model::Connection::new(conf::FAKE_SMSC_ID, &sender(k)),
+        text: text.to_owned(),
+        direction,
+        status,
+        date: 0,
+        updated: 0,
+        sent: None,
+        delivered: None,
+        in_response_to: answers,
+        external_id: None,
+        kannel: Some(rapidbox::model::KannelInfo {
+            uuid: Some(uuid),
+            shortcode: Some(shortcode.to_owned()),
+            smsc_id: Some(conf::FAKE_SMSC_ID.to_owned()),
+            coding: 0,
+            dlr_mask: 27,
+            ..Default::default()
+        }),
+        attempts: 0,
+        retry_after: None,
+    }
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) else {
+        panic!("expected the check to fail, but it passed");
+    };
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_store_check_catches_lost_repeated_and_unanswered_mos() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = rb::open_store(&dir.path().join("check.redb"));
+    let messages = [
+        // MO 1, answered: fine.
+        stored(1, Direction::Incoming, "msg 1", 1, None),
+        stored(2, Direction::Outgoing, &reply_text(1), 1, Some(1)),
+        // MO 2 stored twice (two UUIDs), each copy answered.
+        stored(3, Direction::Incoming, "msg 2", 2, None),
+        stored(4, Direction::Outgoing, &reply_text(2), 2, Some(3)),
+        stored(5, Direction::Incoming, "msg 2", 2, None),
+        stored(6, Direction::Outgoing, &reply_text(2), 2, Some(5)),
+        // MO 3 never stored; MO 4 stored and never answered.
+        stored(7, Direction::Incoming, "msg 4", 4, None),
+    ];
+    let mut unit = rapidbox::store::Unit::new();
+    for m in messages {
+        unit.push(rapidbox::store::Op::put(m));
+    }
+    let outcome = store.commit(unit).await.unwrap();
+    assert_eq!(outcome, rapidbox::store::Outcome::Applied);
+    let message = panic_message(|| {
+        check_store(&store, 4, SENT_OR_DELIVERED);
+    });
+    for expected in [
+        "MOs [3] are not",
+        "stored more than once (MO, message ids): [(2, [3, 5])]",
+        "none for MOs [4]",
+        "MOs [2] have more",
+    ] {
+        assert!(
+            message.contains(expected),
+            "expected the store check to report {expected:?}, it said:\n{message}"
+        );
+    }
+    // Checked for MO 1 alone, every other MO is one too many.
+    let message = panic_message(|| {
+        check_store(&store, 1, SENT_OR_DELIVERED);
+    });
     assert!(
-        repeated_after_kill.is_empty(),
-        "expected only replies to MOs sent before the kill (1..={KILL_AFTER}) to repeat, but \
-         MOs {repeated_after_kill:?} were answered more than once"
+        message.contains("expected only MOs \"msg 1\"..=\"msg 1\""),
+        "expected MOs beyond n reported, got:\n{message}"
     );
     store.close().await;
+}
+
+#[test]
+fn the_reply_check_catches_missing_misaddressed_and_stray_replies() {
+    let mt = |sender: &str, receiver: String, data: String| FakeMt {
+        number: 0,
+        sender: sender.to_owned(),
+        receiver,
+        kind: "text".to_owned(),
+        data,
+    };
+    let good = vec![
+        mt(SHORTCODE, sender(1), reply_text(1)),
+        mt(SHORTCODE, sender(2), reply_text(2)),
+    ];
+    assert_eq!(check_replies(&good, 2), BTreeMap::from([(1, 1), (2, 1)]));
+    let bad = vec![
+        mt(SHORTCODE, sender(1), reply_text(1)),
+        mt(SHORTCODE, sender(1), reply_text(1)),
+        mt("6666", sender(2), reply_text(2)),
+        mt(SHORTCODE, sender(3), "You sad: msg 3".to_owned()),
+    ];
+    let message = panic_message(|| {
+        check_replies(&bad, 3);
+    });
+    for expected in [
+        "were not: [FakeMt",
+        "none to MOs [3]",
+        "reply to MO 2: expected (sender, receiver, type, text) (\"5555\"",
+    ] {
+        assert!(
+            message.contains(expected),
+            "expected the reply check to report {expected:?}, it said:\n{message}"
+        );
+    }
+    assert_eq!(repeats(&bad), [(1, 2)], "MO 1 was answered twice");
 }

@@ -209,6 +209,10 @@ tls_server_name = {server_name}
 reconnect_min_ms = 100
 reconnect_max_secs = 1
 
+# Any free port: tests run in parallel.
+[http]
+listen = "127.0.0.1:0"
+
 [router]
 apps = ["echo"]
 

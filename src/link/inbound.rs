@@ -198,3 +198,128 @@ impl Inbound {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::outbox::Outbox;
+    use crate::model::MessageId;
+    use crate::router::{Ids, ReplySettings};
+    use crate::store::StoreOptions;
+    use boxproto::{Bytes, Coding, DlrMask, SmsType, Uuid};
+    use std::sync::Arc;
+
+    struct StoreIds(Store);
+    impl Ids for StoreIds {
+        fn next_id(&self) -> MessageId {
+            self.0.allocate_id()
+        }
+    }
+
+    /// An echo router over a fresh store, and the bearerbox link's outbox
+    /// its replies go to.
+    fn inbound(dir: &tempfile::TempDir) -> (Inbound, Outbox) {
+        let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).unwrap();
+        let config = crate::config::Config::default();
+        let http = crate::client::HttpClient::new().unwrap();
+        let apps = crate::apps::build(&config, &store, &http);
+        let router = Router::new(
+            apps,
+            Arc::new(StoreIds(store.clone())),
+            ReplySettings::default(),
+        );
+        let outbox = Outbox::new(16, crate::link::outbox::Policy::every_backend());
+        let dispatch = crate::dispatch::Dispatch::new(
+            std::sync::Arc::new(config),
+            Some(outbox.clone()),
+            None,
+        );
+        let inbound = Inbound {
+            store,
+            router,
+            dispatch,
+            dlr_callbacks: None,
+        };
+        (inbound, outbox)
+    }
+
+    fn mo(n: u128) -> Sms {
+        Sms {
+            sender: Some(Bytes::from_static(b"+4912")),
+            receiver: Some(Bytes::from_static(b"5555")),
+            msgdata: Some(Bytes::from_static(b"hello")),
+            smsc_id: Some(Bytes::from_static(b"fake")),
+            coding: Coding::SevenBit,
+            id: Uuid::from_u128(n),
+            sms_type: SmsType::Mo,
+            ..Sms::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_mo_is_acked_after_it_and_its_reply_are_stored_and_a_redelivery_is_not_routed_again()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbound, outbox) = inbound(&dir);
+        assert_eq!(inbound.mo(&mo(1)).await, AckStatus::Success);
+        assert_eq!(outbox.len(), 1, "the reply is offered for sending");
+        assert_eq!(inbound.mo(&mo(1)).await, AckStatus::Success);
+        assert_eq!(outbox.len(), 1, "a redelivery is not routed again");
+        let counts = inbound.store.counts().unwrap();
+        assert_eq!(
+            counts,
+            [
+                (Direction::Incoming, Status::Handled, 1),
+                (Direction::Outgoing, Status::Queued, 1)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn storage_trouble_acks_failed_tmp_so_the_bearerbox_keeps_the_mo() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbound, outbox) = inbound(&dir);
+        inbound.store.close().await;
+        assert_eq!(inbound.mo(&mo(2)).await, AckStatus::FailedTmp);
+        assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_mo_without_sender_is_acked_failed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbound, _outbox) = inbound(&dir);
+        let mut sms = mo(3);
+        sms.sender = Some(Bytes::new());
+        assert_eq!(inbound.mo(&sms).await, AckStatus::Failed);
+        let id = inbound
+            .store
+            .message_id_by_uuid(sms.id.as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            inbound.store.message(id).unwrap().unwrap().status,
+            Status::Failed
+        );
+        let errors = inbound.store.delivery_errors(id).unwrap();
+        assert_eq!(errors[0].log, "the MO has no sender");
+    }
+
+    #[tokio::test]
+    async fn a_report_for_no_message_of_ours_is_acked_and_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbound, _outbox) = inbound(&dir);
+        let report = Sms {
+            sms_type: SmsType::ReportMo,
+            dlr_mask: DlrMask(1),
+            dlr_url: Some(Bytes::from_static(b"https://someone.else/")),
+            ..Sms::default()
+        };
+        assert_eq!(inbound.report(&report).await, AckStatus::Success);
+        let unknown_id = Sms {
+            dlr_url: Some(Bytes::from_static(b"999")),
+            ..report
+        };
+        assert_eq!(inbound.report(&unknown_id).await, AckStatus::Success);
+        assert!(inbound.store.counts().unwrap().is_empty());
+    }
+}

@@ -18,7 +18,7 @@ use boxproto::{
     Uuid,
 };
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -52,9 +52,10 @@ pub enum SessionEnd {
     Broken(String),
 }
 
-/// An MT sent and not yet answered.
+/// An MT sent and not yet answered, holding its place in the window.
 struct InFlight {
     message: Message,
+    slot: OwnedSemaphorePermit,
 }
 
 pub(crate) struct Session<'a> {
@@ -88,6 +89,13 @@ impl Session<'_> {
         let routing = Arc::new(Semaphore::new(self.config.max_routing));
         let mut tasks = JoinSet::new();
         let mut in_flight: HashMap<Uuid, InFlight> = HashMap::new();
+        // The MT window. A slot is held from the moment an MT is sent until
+        // the bearerbox's answer is durably stored, not just received: an
+        // MT whose "sent" is still on its way to the disk would be sent
+        // again after a crash, so it still counts as in flight. That keeps
+        // the duplicates a crash can cause within `max_in_flight`.
+        let window = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let mut slot: Option<OwnedSemaphorePermit> = None;
         let mut suspended = false;
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -132,7 +140,7 @@ impl Session<'_> {
                             // Reap finished tasks so the set stays small.
                             while tasks.try_join_next().is_some() {}
                         }
-                        Msg::Ack(ack) => self.on_ack(ack, &mut in_flight).await,
+                        Msg::Ack(ack) => self.on_ack(ack, &mut in_flight, &mut tasks),
                         Msg::Admin(admin) => match admin.command {
                             AdminCommand::Shutdown | AdminCommand::Restart => {
                                 break SessionEnd::BearerboxLeaving(admin.command)
@@ -158,17 +166,23 @@ impl Session<'_> {
                         break SessionEnd::Broken("the writer stopped".into());
                     }
                 }
-                message = outbox.next(), if !suspended && in_flight.len() < self.config.max_in_flight => {
-                    if let Some(sms) = self.prepare_mt(message, &mut in_flight).await {
+                free = window.clone().acquire_owned(), if !suspended && slot.is_none() => {
+                    match free {
+                        Ok(free) => slot = Some(free),
+                        Err(_) => break SessionEnd::Broken("the MT window closed".into()),
+                    }
+                }
+                message = outbox.next(), if !suspended && slot.is_some() => {
+                    let Some(taken) = slot.take() else { continue };
+                    if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
                         if out.send(sms.into()).await.is_err() {
                             break SessionEnd::Broken("the writer stopped".into());
                         }
                     }
                 }
             }
-            self.status
-                .in_flight
-                .store(in_flight.len(), Ordering::Relaxed);
+            let used = self.config.max_in_flight - window.available_permits();
+            self.status.in_flight.store(used, Ordering::Relaxed);
         };
 
         // Let the MOs already being routed finish, so their acks reach the
@@ -207,12 +221,13 @@ impl Session<'_> {
     async fn prepare_mt(
         &self,
         message: Message,
+        slot: OwnedSemaphorePermit,
         in_flight: &mut HashMap<Uuid, InFlight>,
     ) -> Option<Sms> {
         match convert::mt(&message, &self.config.mt) {
             Ok(sms) => {
                 debug!(message_id = message.id, kannel_uuid = %sms.id, "MT sent");
-                in_flight.insert(sms.id, InFlight { message });
+                in_flight.insert(sms.id, InFlight { message, slot });
                 Some(sms)
             }
             Err(problem) => {
@@ -234,9 +249,10 @@ impl Session<'_> {
         }
     }
 
-    /// Records the bearerbox's answer to one of our MTs.
-    async fn on_ack(&self, ack: Ack, in_flight: &mut HashMap<Uuid, InFlight>) {
-        let Some(InFlight { message }) = in_flight.remove(&ack.id) else {
+    /// Records the bearerbox's answer to one of our MTs. The MT keeps its
+    /// window slot until the answer is durably stored.
+    fn on_ack(&self, ack: Ack, in_flight: &mut HashMap<Uuid, InFlight>, tasks: &mut JoinSet<()>) {
+        let Some(InFlight { message, slot }) = in_flight.remove(&ack.id) else {
             warn!(kannel_uuid = %ack.id, nack = ?ack.nack, "ack for an MT we do not have in flight");
             return;
         };
@@ -267,8 +283,9 @@ impl Session<'_> {
                 }));
             }
             nack => {
-                // failed_tmp is the bearerbox saying "not now": back off and
-                // send again. It never makes a message fail.
+                // failed_tmp is the bearerbox saying "not now" (its queue is
+                // full, or it is shutting down): back off and send again. It
+                // never makes a message fail.
                 let retry = now + retry_delay(attempts);
                 warn!(message_id = id, kannel_uuid = %ack.id, ?nack, "bearerbox cannot take the MT now; will retry");
                 unit.push(
@@ -280,23 +297,34 @@ impl Session<'_> {
                 unit.push(Op::AddDeliveryError(DeliveryError {
                     message_id: id,
                     time: now,
-                    log: format!("bearerbox ack: {nack:?} (queue full); retrying"),
+                    log: format!("bearerbox ack: {nack:?} (queue full or shutting down); retrying"),
                 }));
             }
         }
-        self.outbox.done(id);
         self.status.answered.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.inbound.store.enqueue(unit).await {
-            error!(message_id = id, error = %e, "could not record the bearerbox's answer");
-        }
+        let store = self.inbound.store.clone();
+        let outbox = self.outbox.clone();
+        tasks.spawn(async move {
+            match store.commit(unit).await {
+                // Durable: sweeps may take it again as soon as it is due.
+                Ok(_) => outbox.finished(id),
+                Err(e) => {
+                    error!(message_id = id, error = %e, "could not record the bearerbox's answer");
+                    outbox.done(id);
+                }
+            }
+            drop(slot);
+        });
+        while tasks.try_join_next().is_some() {}
     }
 }
 
-/// Backoff for MTs the bearerbox could not take: 10 s, doubling, at most
-/// 5 minutes.
+/// Backoff for MTs the bearerbox could not take: 2 s, doubling, at most
+/// 5 minutes. Short at first: the usual cause is a bearerbox restarting,
+/// which is back within seconds.
 fn retry_delay(attempts: u32) -> Micros {
-    let secs = 10u64
-        .saturating_mul(1 << attempts.saturating_sub(1).min(5))
+    let secs = 2u64
+        .saturating_mul(1 << attempts.saturating_sub(1).min(8))
         .min(300);
     (secs * 1_000_000) as Micros
 }
@@ -347,8 +375,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_to_five_minutes() {
-        let secs: Vec<_> = (1..=8).map(|a| retry_delay(a) / 1_000_000).collect();
-        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300, 300]);
+    fn retries_back_off_from_two_seconds_to_five_minutes() {
+        let secs: Vec<_> = (1..=9).map(|a| retry_delay(a) / 1_000_000).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 64, 128, 256, 300]);
     }
 }

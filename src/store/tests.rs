@@ -17,26 +17,11 @@ fn uuid(n: u64) -> [u8; 16] {
 }
 
 fn message(id: MessageId, direction: Direction, backend: &str, address: &str) -> Message {
-    let status = match direction {
-        Direction::Incoming => Status::Received,
-        Direction::Outgoing => Status::Queued,
-    };
-    Message {
-        id,
-        connection: Connection::new(backend, address),
-        text: format!("message {id}"),
-        direction,
-        status,
-        date: 1_000 + id as Micros,
-        updated: 1_000 + id as Micros,
-        sent: None,
-        delivered: None,
-        in_response_to: None,
-        external_id: None,
-        kannel: None,
-        attempts: 0,
-        retry_after: None,
-    }
+    let connection = Connection::new(backend, address);
+    let mut m = Message::new(id, connection, direction, format!("message {id}"));
+    m.date = 1_000 + id as Micros;
+    m.updated = m.date;
+    m
 }
 
 fn with_uuid(mut m: Message, u: [u8; 16]) -> Message {

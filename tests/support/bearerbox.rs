@@ -64,6 +64,11 @@ impl Bearerbox {
         &mut self.daemon
     }
 
+    /// The tails of its console and logs, for failure messages.
+    pub fn log_tails(&self) -> String {
+        self.daemon.log_tails()
+    }
+
     /// Stops it with SIGTERM, as an operator would, and waits up to
     /// `timeout` for it to exit; panics with its logs if it does not.
     ///

@@ -39,8 +39,8 @@ impl FakeSmsc {
     /// afterwards, receiving MTs, until stopped.
     ///
     /// To send several different MOs in a known order, run one fakesmsc
-    /// per MO: with several `messages` fakesmsc chooses among them at
-    /// random.
+    /// per MO, or use a [`Phone`]: with several `messages` fakesmsc
+    /// chooses among them at random.
     pub fn spawn(
         name: &str,
         dir: &Path,
