@@ -16,10 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use rapidbox::dispatch::Dispatch;
 use rapidbox::link::connect::Endpoint;
 use rapidbox::link::convert::MtSettings;
 use rapidbox::link::inbound::Inbound;
-use rapidbox::dispatch::Dispatch;
 use rapidbox::link::outbox::{Outbox, Policy};
 use rapidbox::link::{Link, LinkConfig, LinkStatus};
 use rapidbox::model::{Connection, Direction, KannelInfo, Message, MessageId};

@@ -229,11 +229,8 @@ mod tests {
             ReplySettings::default(),
         );
         let outbox = Outbox::new(16, crate::link::outbox::Policy::every_backend());
-        let dispatch = crate::dispatch::Dispatch::new(
-            std::sync::Arc::new(config),
-            Some(outbox.clone()),
-            None,
-        );
+        let dispatch =
+            crate::dispatch::Dispatch::new(std::sync::Arc::new(config), Some(outbox.clone()), None);
         let inbound = Inbound {
             store,
             router,
