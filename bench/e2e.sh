@@ -71,7 +71,7 @@ apps = ["echo"]
 [apps.echo]
 template = "Got it"
 CONF
-        env RUST_LOG=warn ${RAPIDBOX_ENV:-} "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
+        env RUST_LOG=${RAPIDBOX_LOG:-warn} ${RAPIDBOX_ENV:-} "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
     else
         /usr/sbin/smsbox "$dir/bearerbox.conf" > "$dir/box.log" 2>&1 &
     fi
@@ -102,6 +102,10 @@ CONF
     bb_cpu=$(echo "$(cpu_secs "$bb") - $bb_cpu0" | bc -l)
     kill -TERM "$fs" "$box" 2>/dev/null || true
     sleep 1
+    # RAPIDBOX_LOG=info shows the store's batching when rapidbox stops.
+    if [ "$name" = rapidbox ] && [ -n "${RAPIDBOX_LOG:-}" ]; then
+        grep -h "rapidbox stopped" "$dir/box.log" | sed 's/\x1b\[[0-9;]*m//g' || true
+    fi
     kill -TERM "$bb" 2>/dev/null || true
     sleep 1
     python3 - "$name" "$N" "$got" "$start" "$end" "$box_cpu" "$bb_cpu" <<'PY'

@@ -73,8 +73,16 @@ impl Running {
                 error!(error = %e, "a task failed while stopping");
             }
         }
+        let stats = self.store.stats();
         self.store.close().await;
-        info!("rapidbox stopped");
+        info!(
+            transactions = stats.transactions,
+            units = stats.units,
+            largest_batch = stats.largest_batch,
+            apply = ?stats.apply_time,
+            commit = ?stats.commit_time,
+            "rapidbox stopped"
+        );
     }
 
     /// The token whose cancellation stops everything.
