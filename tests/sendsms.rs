@@ -432,3 +432,47 @@ async fn a_sendsms_reaches_the_smsc_and_its_reports_call_the_dlr_url() {
     fakesmsc.daemon().stop();
     bearerbox.stop(Duration::from_secs(30)).await;
 }
+
+/// smsbox's own POST: the text is the body (its charset in the content
+/// type), everything else in `X-Kannel-*` headers, the UDH in hex.
+#[tokio::test]
+async fn kannels_post_with_the_text_as_body_and_x_kannel_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rig = Rig::start("[]").await;
+    let body: &[u8] = b"h\xe9llo";
+    let head = format!(
+        "POST /cgi-bin/sendsms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: text/plain; charset=ISO-8859-1\r\nContent-Length: {}\r\n\
+         X-Kannel-Username: bank\r\nX-Kannel-Password: b4nk\r\n\
+         X-Kannel-From: 99\r\nX-Kannel-To: 7 8\r\nX-Kannel-DLR-Mask: 3\r\n\
+         X-Kannel-UDH: 0605040B8423F0\r\n\r\n",
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(rig.addr)
+        .await
+        .expect("connect");
+    socket.write_all(head.as_bytes()).await.expect("write head");
+    socket.write_all(body).await.expect("write body");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, socket.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.ends_with("0: Accepted for delivery"), "{answer}");
+    let stored = rig.outgoing();
+    assert_eq!(stored.len(), 2, "one message per receiver");
+    for (msg, to) in stored.iter().zip(["7", "8"]) {
+        assert_eq!(msg.connection.address, to);
+        assert_eq!(msg.text, "héllo", "the body, decoded from ISO-8859-1");
+        let k = msg.kannel.as_ref().expect("kannel");
+        assert_eq!(k.shortcode.as_deref(), Some("99"));
+        assert_eq!(k.dlr_mask, 3);
+        assert_eq!(
+            k.udh.as_deref(),
+            Some(&[6, 5, 4, 0x0b, 0x84, 0x23, 0xf0][..])
+        );
+    }
+    rig.stop().await;
+}

@@ -1,6 +1,7 @@
 //! A request's parameters: its query string, and for a POST its form body
 //! (`application/x-www-form-urlencoded`), read within a size and a time
-//! bound.
+//! bound. Kannel's sendsms POST — the text as the body, everything else in
+//! `X-Kannel-*` headers — is turned into the same parameters.
 
 use std::time::Duration;
 
@@ -119,11 +120,105 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
+/// How a POST body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostBody {
+    /// Only `application/x-www-form-urlencoded` forms.
+    Form,
+    /// Forms, and Kannel's sendsms POST: any other content type is the
+    /// message text (its `charset` parameter naming the charset) and the
+    /// other parameters come from `X-Kannel-*` headers.
+    FormOrKannel,
+}
+
+/// The `X-Kannel-*` headers of a sendsms POST and the parameters they
+/// stand for. `X-Kannel-UDH` is hexadecimal, as Kannel reads it.
+const KANNEL_HEADERS: [(&str, &str); 20] = [
+    ("x-kannel-username", "username"),
+    ("x-kannel-password", "password"),
+    ("x-kannel-from", "from"),
+    ("x-kannel-to", "to"),
+    ("x-kannel-udh", "udh"),
+    ("x-kannel-smsc", "smsc"),
+    ("x-kannel-mclass", "mclass"),
+    ("x-kannel-mwi", "mwi"),
+    ("x-kannel-compress", "compress"),
+    ("x-kannel-coding", "coding"),
+    ("x-kannel-validity", "validity"),
+    ("x-kannel-deferred", "deferred"),
+    ("x-kannel-dlr-mask", "dlr-mask"),
+    ("x-kannel-dlr-url", "dlr-url"),
+    ("x-kannel-account", "account"),
+    ("x-kannel-pid", "pid"),
+    ("x-kannel-alt-dcs", "alt-dcs"),
+    ("x-kannel-rpi", "rpi"),
+    ("x-kannel-binfo", "binfo"),
+    ("x-kannel-priority", "priority"),
+];
+
+/// `name=value` percent-encoded, byte for byte.
+fn encode_pair(name: &str, value: &[u8], out: &mut Vec<u8>) {
+    if !out.is_empty() {
+        out.push(b'&');
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'=');
+    for &b in value {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+}
+
+/// Hex text to bytes; `None` if it is not hex.
+fn unhex(text: &[u8]) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
+/// Kannel's sendsms POST as parameters: the headers, the body as `text`,
+/// the content type's charset as `charset`.
+fn kannel_post(headers: &hyper::HeaderMap, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    for (header, name) in KANNEL_HEADERS {
+        let Some(value) = headers.get(header) else {
+            continue;
+        };
+        let value = value.as_bytes();
+        if name == "udh" {
+            // Bad hex goes on as it came, for the udh check to refuse.
+            let udh = unhex(value).unwrap_or_else(|| value.to_vec());
+            encode_pair(name, &udh, &mut encoded);
+        } else {
+            encode_pair(name, value, &mut encoded);
+        }
+    }
+    let charset = content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned());
+    if let Some(charset) = charset {
+        encode_pair("charset", charset.as_bytes(), &mut encoded);
+    }
+    encode_pair("text", body, &mut encoded);
+    encoded
+}
+
 /// The parameters of `request`. A GET's body is ignored; a POST's must be
-/// a form of at most `limits.max_bytes`, arriving within `limits.timeout`.
+/// a form (or, with [`PostBody::FormOrKannel`], Kannel's sendsms POST) of
+/// at most `limits.max_bytes`, arriving within `limits.timeout`.
 pub async fn params(
     request: Request<Incoming>,
     limits: BodyLimits,
+    post: PostBody,
 ) -> Result<(hyper::http::request::Parts, Params), ApiError> {
     let (head, body) = request.into_parts();
     let mut params = Params::default();
@@ -133,17 +228,16 @@ pub async fn params(
     if head.method != Method::POST {
         return Ok((head, params));
     }
-    if let Some(kind) = head.headers.get(CONTENT_TYPE) {
-        let essence = kind
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim();
-        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(ApiError::UnsupportedBody);
-        }
+    let content_type = head
+        .headers
+        .get(CONTENT_TYPE)
+        .map(|kind| kind.to_str().unwrap_or_default().to_owned());
+    let is_form = content_type.as_deref().is_none_or(|kind| {
+        let essence = kind.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !is_form && post == PostBody::Form {
+        return Err(ApiError::UnsupportedBody);
     }
     // A declared length over the bound is refused before reading a byte.
     let declared = head
@@ -167,7 +261,12 @@ pub async fn params(
         }
         Err(_) => return Err(ApiError::BodyUnreadable),
     };
-    params.extend_urlencoded(&bytes);
+    if is_form {
+        params.extend_urlencoded(&bytes);
+    } else {
+        let kind = content_type.unwrap_or_default();
+        params.extend_urlencoded(&kannel_post(&head.headers, &kind, &bytes));
+    }
     Ok((head, params))
 }
 
@@ -184,6 +283,27 @@ mod tests {
         assert_eq!(p.get("c"), Some(""));
         assert_eq!(p.get("d"), None);
         assert_eq!(p.all("a").collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    #[test]
+    fn a_kannel_post_becomes_parameters() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("X-Kannel-Username", "tester".parse().unwrap());
+        headers.insert("X-Kannel-To", "+4912 +4913".parse().unwrap());
+        headers.insert("X-Kannel-UDH", "0605040B8423F0".parse().unwrap());
+        headers.insert("X-Kannel-DLR-Mask", "31".parse().unwrap());
+        let encoded = kannel_post(&headers, "text/plain; charset=ISO-8859-1", b"h\xe9 & co");
+        let mut p = Params::default();
+        p.extend_urlencoded(&encoded);
+        assert_eq!(p.get("username"), Some("tester"));
+        assert_eq!(p.get("to"), Some("+4912 +4913"));
+        assert_eq!(p.get("dlr-mask"), Some("31"));
+        assert_eq!(p.get("charset"), Some("ISO-8859-1"));
+        assert_eq!(p.bytes("text").as_deref(), Some(&b"h\xe9 & co"[..]));
+        assert_eq!(
+            p.bytes("udh").as_deref(),
+            Some(&[6u8, 5, 4, 0x0b, 0x84, 0x23, 0xf0][..])
+        );
     }
 
     #[test]

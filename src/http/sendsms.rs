@@ -33,8 +33,9 @@
 //!   `Not routable. Do not try again.` (smsbox's words for an MT the
 //!   bearerbox refuses), because the caller should not retry it;
 //! - a POST takes the same parameters as a form
-//!   (`application/x-www-form-urlencoded`) body; smsbox's POST with the
-//!   text as the body and `X-Kannel-*` headers is not supported;
+//!   (`application/x-www-form-urlencoded`) body, as well as smsbox's POST
+//!   (the text as the body, its charset in the content type, the rest in
+//!   `X-Kannel-*` headers, the UDH in hex);
 //! - `coding` 0 text that does not fit the GSM alphabet goes as UCS-2
 //!   instead of losing characters.
 

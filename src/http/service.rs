@@ -85,7 +85,11 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Result<HttpResp
     if !allowed.contains(request.method()) {
         return Err(ApiError::MethodNotAllowed(allowed));
     }
-    let (head, params) = request::params(request, shared.body).await?;
+    let post = match endpoint {
+        Endpoint::Sendsms => request::PostBody::FormOrKannel,
+        _ => request::PostBody::Form,
+    };
+    let (head, params) = request::params(request, shared.body, post).await?;
     match endpoint {
         Endpoint::Receive => {
             shared.check_password(&params, &head.headers)?;
