@@ -12,8 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::apps;
 use crate::client::HttpClient;
-use crate::config::TransportKind;
-use crate::config::{smsbox_id_warning, Config};
+use crate::config::{smsbox_id_warning, Config, KannelConfig, TransportKind};
 use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
 use crate::dlr_callback::DlrCallbacks;
@@ -156,40 +155,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         DlrCallbacks::new(http.clone(), store.clone(), shutdown.clone());
     tasks.spawn(callback_worker);
 
-    match (&kannel_outbox, config.kannel.enabled) {
-        (Some(outbox), true) => {
-            let k = &config.kannel;
-            if let Some(id) = &k.smsbox_id {
-                warn!("{}", smsbox_id_warning(id));
-            }
-            let tls = match (k.tls, &k.tls_ca_file) {
-                (true, Some(ca)) => {
-                    Some(Arc::new(TlsSettings::new(ca.clone(), k.tls_server_name())?))
-                }
-                // Never fall back to plain TCP when TLS was asked for.
-                (true, None) => return Err(StartError::TlsWithoutCa),
-                (false, _) => None,
-            };
+    match &kannel_outbox {
+        Some(outbox) => {
             let link = Link {
-                config: LinkConfig {
-                    endpoint: Endpoint {
-                        host: k.host.clone(),
-                        port: k.port,
-                        tls,
-                    },
-                    smsbox_id: k.smsbox_id.clone(),
-                    heartbeat: k.heartbeat(),
-                    max_in_flight: k.max_in_flight,
-                    max_routing: k.max_routing,
-                    reconnect_min: k.reconnect_min(),
-                    reconnect_max: k.reconnect_max(),
-                    max_frame_bytes: k.max_frame_bytes,
-                    mt: MtSettings {
-                        boxc_id: k.smsbox_id.clone(),
-                        global_sender: k.global_sender.clone(),
-                        dlr_mask: k.dlr_mask,
-                    },
-                },
+                config: link_config(&config.kannel)?,
                 inbound: Inbound {
                     store: store.clone(),
                     router: router.clone(),
@@ -201,10 +170,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             };
             tasks.spawn(link.run(shutdown.clone()));
         }
-        _ => info!("kannel.enabled = false: not connecting to a bearerbox"),
+        None => info!("kannel.enabled = false: not connecting to a bearerbox"),
     }
 
-    // --- HTTP server (src/http): httprouter's endpoints ---------------------
+    // The HTTP endpoints: httprouter's and Kannel's sendsms.
     let http_dispatch: Arc<dyn crate::http::Dispatch> = Arc::new(dispatch.clone());
     let http_server = crate::http::HttpServer::bind(
         &config.http,
@@ -221,7 +190,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     .await?;
     let http_addr = http_server.local_addr();
     tasks.spawn(http_server.run(shutdown.clone()));
-    // --- end HTTP server ------------------------------------------------------
 
     Ok(Running {
         store,
@@ -231,6 +199,38 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         http_addr,
         shutdown,
         tasks,
+    })
+}
+
+/// The bearerbox link's settings from `[kannel]`.
+fn link_config(k: &KannelConfig) -> Result<LinkConfig, StartError> {
+    if let Some(id) = &k.smsbox_id {
+        warn!("{}", smsbox_id_warning(id));
+    }
+    let tls = match (k.tls, &k.tls_ca_file) {
+        (true, Some(ca)) => Some(Arc::new(TlsSettings::new(ca.clone(), k.tls_server_name())?)),
+        // Never fall back to plain TCP when TLS was asked for.
+        (true, None) => return Err(StartError::TlsWithoutCa),
+        (false, _) => None,
+    };
+    Ok(LinkConfig {
+        endpoint: Endpoint {
+            host: k.host.clone(),
+            port: k.port,
+            tls,
+        },
+        smsbox_id: k.smsbox_id.clone(),
+        heartbeat: k.heartbeat(),
+        max_in_flight: k.max_in_flight,
+        max_routing: k.max_routing,
+        reconnect_min: k.reconnect_min(),
+        reconnect_max: k.reconnect_max(),
+        max_frame_bytes: k.max_frame_bytes,
+        mt: MtSettings {
+            boxc_id: k.smsbox_id.clone(),
+            global_sender: k.global_sender.clone(),
+            dlr_mask: k.dlr_mask,
+        },
     })
 }
 
