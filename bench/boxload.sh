@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The box alone under load, without a bearerbox or an SMSC: boxload plays
+# the bearerbox (offers numbered MOs through a window, acks the replies) and
+# measures MO->ack and MO->reply for rapidbox (echo app, durable store) and
+# for Kannel's smsbox (a text sms-service that quotes the MO), one after
+# the other with the same N and window.
+#
+#   bash bench/boxload.sh [MESSAGES] [WINDOW]      (default 20000, 100)
+#
+# Prints each box's boxload report (text), then both JSON lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N="${1:-20000}"
+WINDOW="${2:-100}"
+[ -x /usr/sbin/smsbox ] || { echo "needs Kannel: apt-get install -y kannel" >&2; exit 1; }
+cargo build --release --quiet --bin rapidbox && cargo build --release --quiet -p boxload
+RAPIDBOX="$PWD/target/release/rapidbox"
+BOXLOAD="$PWD/target/release/boxload"
+
+source bench/lib.sh
+
+run_one() { # NAME
+    local name="$1" dir="$WORK/$1"
+    mkdir -p "$dir"
+    local port
+    port=$(free_port)
+    "$BOXLOAD" --listen "127.0.0.1:$port" --messages "$N" --window "$WINDOW" \
+        --text "load test {n}" --timeout 600 --allow-loss > "$dir/report" 2> "$dir/boxload.err" &
+    local load=$!; PIDS+=("$load")
+    wait_port "$port"
+    if [ "$name" = rapidbox ]; then
+        cat > "$dir/rapidbox.toml" <<CONF
+[store]
+path = "$dir/rapidbox.redb"
+[kannel]
+port = $port
+dlr_mask = 0
+reconnect_min_ms = 200
+[http]
+listen = "127.0.0.1:0"
+[router]
+apps = ["echo"]
+[apps.echo]
+template = "You said: %a"
+CONF
+        env RUST_LOG=warn "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
+    else
+        # smsbox takes its bearerbox from its own group; it also reads the
+        # core group of the same file, which must exist.
+        cat > "$dir/smsbox.conf" <<CONF
+group = core
+admin-port = $(free_port)
+admin-password = bench
+smsbox-port = $port
+
+group = smsbox
+bearerbox-host = "127.0.0.1"
+bearerbox-port = $port
+log-file = "$dir/smsbox.log"
+log-level = 4
+
+group = sms-service
+keyword = default
+text = "You said: %a"
+max-messages = 1
+CONF
+        /usr/sbin/smsbox "$dir/smsbox.conf" > "$dir/box.log" 2>&1 &
+    fi
+    local box=$!; PIDS+=("$box")
+    wait "$load" || true
+    kill -TERM "$box" 2>/dev/null || true
+    echo "== $name"
+    sed '$d' "$dir/report"
+}
+
+echo "boxload: $N MOs, window $WINDOW, $(nproc) cores"
+for box in ${BOXES:-smsbox rapidbox}; do
+    run_one "$box"
+done
+echo "== JSON"
+for box in ${BOXES:-smsbox rapidbox}; do
+    echo "$box $(tail -n 1 "$WORK/$box/report")"
+done
