@@ -7,7 +7,10 @@
 #
 #   bash bench/boxload.sh [MESSAGES] [WINDOW]      (default 20000, 100)
 #
-# Prints each box's boxload report (text), then both JSON lines.
+# BOXLOAD_ARGS adds boxload options (e.g. "--rate 10000"); BOXES picks the
+# boxes ("rapidbox" alone, say). Prints each box's boxload report (text)
+# with its peak RSS and, for rapidbox, the store's size per message; then
+# both JSON lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +29,8 @@ run_one() { # NAME
     local port
     port=$(free_port)
     "$BOXLOAD" --listen "127.0.0.1:$port" --messages "$N" --window "$WINDOW" \
-        --text "load test {n}" --timeout 600 --allow-loss > "$dir/report" 2> "$dir/boxload.err" &
+        --text "load test {n}" --timeout 600 --allow-loss ${BOXLOAD_ARGS:-} \
+        > "$dir/report" 2> "$dir/boxload.err" &
     local load=$!; PIDS+=("$load")
     wait_port "$port"
     if [ "$name" = rapidbox ]; then
@@ -69,9 +73,18 @@ CONF
     fi
     local box=$!; PIDS+=("$box")
     wait "$load" || true
+    local peak
+    peak=$(awk '/^VmHWM/ { print $2, $3 }' "/proc/$box/status" 2>/dev/null || echo "?")
     kill -TERM "$box" 2>/dev/null || true
     echo "== $name"
     sed '$d' "$dir/report"
+    echo "peak RSS: $peak"
+    if [ "$name" = rapidbox ]; then
+        sleep 2
+        local bytes
+        bytes=$(stat -c %s "$dir/rapidbox.redb")
+        echo "store: $bytes bytes for $N MOs and $N replies = $((bytes / (2 * N))) bytes per message"
+    fi
 }
 
 echo "boxload: $N MOs, window $WINDOW, $(nproc) cores"

@@ -95,7 +95,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     for warning in config.warnings() {
         warn!("{warning}");
     }
-    let store = Store::open(&config.store.path, StoreOptions::default())?;
+    let options = StoreOptions {
+        cache_bytes: config.store.cache_mb << 20,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&config.store.path, options)?;
     info!(path = %config.store.path.display(), "store open");
     let http = HttpClient::new()?;
     let app_list = apps::build(config, &store, &http);

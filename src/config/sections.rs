@@ -17,12 +17,16 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct StoreConfig {
     /// The redb file; its directory is created when missing.
     pub path: PathBuf,
+    /// redb's page cache, in MiB. It is most of rapidbox's memory; the
+    /// operating system's file cache sits behind it anyway.
+    pub cache_mb: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
             path: PathBuf::from("./data/rapidbox.redb"),
+            cache_mb: 32,
         }
     }
 }

@@ -138,6 +138,9 @@ fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
     if store.path.as_os_str().is_empty() {
         error(report, &at.key("path"), "empty: give the store file's path");
     }
+    if store.cache_mb == 0 || store.cache_mb > 1 << 20 {
+        error(report, &at.key("cache_mb"), "must be 1 to 1048576 (MiB)");
+    }
 }
 
 fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {
