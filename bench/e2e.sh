@@ -24,39 +24,8 @@ source bench/lib.sh
 run_one() { # NAME
     local name="$1" dir="$WORK/$1"
     mkdir -p "$dir"
-    local admin smsbox_port smsc_port
-    admin=$(free_port); smsbox_port=$(free_port); smsc_port=$(free_port)
-    cat > "$dir/bearerbox.conf" <<CONF
-group = core
-admin-port = $admin
-admin-password = bench
-admin-allow-ip = "127.0.0.1"
-smsbox-port = $smsbox_port
-box-allow-ip = "127.0.0.1"
-dlr-storage = internal
-log-file = "$dir/bearerbox.log"
-log-level = 4
-
-group = smsc
-smsc = fake
-smsc-id = fake
-port = $smsc_port
-connect-allow-ip = "127.0.0.1"
-
-group = smsbox
-bearerbox-host = "127.0.0.1"
-bearerbox-port = $smsbox_port
-log-file = "$dir/smsbox.log"
-log-level = 4
-
-group = sms-service
-keyword = default
-text = "Got it"
-max-messages = 1
-CONF
-    /usr/sbin/bearerbox "$dir/bearerbox.conf" > "$dir/bearerbox.out" 2>&1 &
-    local bb=$!; PIDS+=("$bb")
-    wait_port "$smsbox_port"; wait_port "$smsc_port" 2>/dev/null || true
+    start_bearerbox "$dir"
+    local bb=$BB smsbox_port=$SMSBOX_PORT smsc_port=$SMSC_PORT
 
     local box
     if [ "$name" = rapidbox ]; then
@@ -73,7 +42,7 @@ template = "Got it"
 CONF
         env RUST_LOG=${RAPIDBOX_LOG:-warn} ${RAPIDBOX_ENV:-} "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
     else
-        /usr/sbin/smsbox "$dir/bearerbox.conf" > "$dir/box.log" 2>&1 &
+        /usr/sbin/smsbox "$dir/kannel.conf" > "$dir/box.log" 2>&1 &
     fi
     box=$!; PIDS+=("$box")
     sleep 1.5

@@ -22,47 +22,10 @@ RAPIDBOX="$PWD/target/release/rapidbox"
 
 source bench/lib.sh
 
-# Starts bearerbox + fakesmsc (draining MTs) in DIR; sets BB, SMSBOX_PORT.
-kannel() {
-    local dir="$1" admin smsc_port
-    admin=$(free_port); SMSBOX_PORT=$(free_port); smsc_port=$(free_port); SENDSMS_PORT=$(free_port)
-    cat > "$dir/kannel.conf" <<CONF
-group = core
-admin-port = $admin
-admin-password = bench
-admin-allow-ip = "127.0.0.1"
-smsbox-port = $SMSBOX_PORT
-box-allow-ip = "127.0.0.1"
-dlr-storage = internal
-log-file = "$dir/bearerbox.log"
-log-level = 4
-
-group = smsc
-smsc = fake
-smsc-id = fake
-port = $smsc_port
-connect-allow-ip = "127.0.0.1"
-
-group = smsbox
-bearerbox-host = "127.0.0.1"
-bearerbox-port = $SMSBOX_PORT
-sendsms-port = $SENDSMS_PORT
-log-file = "$dir/smsbox.log"
-log-level = 4
-
-group = sendsms-user
-username = bench
-password = bench
-
-group = sms-service
-keyword = default
-text = "Got it"
-CONF
-    /usr/sbin/bearerbox "$dir/kannel.conf" > "$dir/bearerbox.out" 2>&1 &
-    BB=$!; PIDS+=("$BB")
-    wait_port "$SMSBOX_PORT"
-    # A fake SMSC that sends nothing and takes every MT.
-    "$FAKESMSC" -H 127.0.0.1 -r "$smsc_port" -i 1 -m 0 "+1 2 text x" > /dev/null 2>&1 &
+# Starts bearerbox (see bench/lib.sh) and a fakesmsc that takes every MT.
+kannel() { # DIR
+    start_bearerbox "$1"
+    "$FAKESMSC" -H 127.0.0.1 -r "$SMSC_PORT" -i 1 -m 0 "+1 2 text x" > /dev/null 2>&1 &
     PIDS+=("$!")
 }
 

@@ -28,3 +28,49 @@ wait_port() {
     done
     echo "port $1 never opened" >&2; return 1
 }
+
+# Writes a Kannel configuration to DIR/kannel.conf and starts its bearerbox:
+# a fake SMSC, smsbox-port, and an smsbox group (with a sendsms port and
+# user) and static sms-service for Kannel's smsbox, should it be started on
+# the same file. Sets BB (the bearerbox's pid), SMSBOX_PORT, SMSC_PORT and
+# SENDSMS_PORT.
+start_bearerbox() { # DIR
+    local dir="$1" admin
+    admin=$(free_port); SMSBOX_PORT=$(free_port); SMSC_PORT=$(free_port); SENDSMS_PORT=$(free_port)
+    cat > "$dir/kannel.conf" <<CONF
+group = core
+admin-port = $admin
+admin-password = bench
+admin-allow-ip = "127.0.0.1"
+smsbox-port = $SMSBOX_PORT
+box-allow-ip = "127.0.0.1"
+dlr-storage = internal
+log-file = "$dir/bearerbox.log"
+log-level = 4
+
+group = smsc
+smsc = fake
+smsc-id = fake
+port = $SMSC_PORT
+connect-allow-ip = "127.0.0.1"
+
+group = smsbox
+bearerbox-host = "127.0.0.1"
+bearerbox-port = $SMSBOX_PORT
+sendsms-port = $SENDSMS_PORT
+log-file = "$dir/smsbox.log"
+log-level = 4
+
+group = sendsms-user
+username = bench
+password = bench
+
+group = sms-service
+keyword = default
+text = "Got it"
+max-messages = 1
+CONF
+    /usr/sbin/bearerbox "$dir/kannel.conf" > "$dir/bearerbox.out" 2>&1 &
+    BB=$!; PIDS+=("$BB")
+    wait_port "$SMSBOX_PORT"
+}
