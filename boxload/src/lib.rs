@@ -49,5 +49,5 @@ pub mod report;
 pub mod session;
 
 pub use options::{Options, OptionsError, TextCoding};
-pub use report::{Latency, Report};
+pub use report::{Counts, Latency, Report};
 pub use session::{run, LoadError};

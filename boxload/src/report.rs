@@ -26,20 +26,37 @@ pub struct Tally {
     pub last_reply: Option<Instant>,
     pub ack_latency: Histogram<u64>,
     pub reply_latency: Histogram<u64>,
+    /// What the box did, counted; carried into the report as is.
+    pub counts: Counts,
+    /// The first few problems, described, for the readable report.
+    pub problems: Vec<String>,
+}
+
+/// What the box did, counted while the load runs. The report carries the
+/// same counts (flattened into its JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// MO acks by status: success, failed, failed_tmp, buffered, other_N.
     pub acks: BTreeMap<String, u64>,
+    /// MOs answered (first replies).
     pub replies: u64,
+    /// Replies beyond the first to one MO.
     pub duplicated: u64,
+    /// MTs that answer no MO offered.
     pub mismatched: u64,
+    /// MTs received (mt_reply and mt_push), all acknowledged success.
     pub mts: u64,
     pub dlrs_sent: u64,
     pub dlr_acks: u64,
     pub heartbeats: u64,
+    /// Frames from the box that did not decode.
     pub bad_frames: u64,
+    /// Frames that decoded but a bearerbox would not expect from a box.
     pub unexpected_frames: u64,
+    /// Acks for an id boxload never sent.
     pub unknown_acks: u64,
+    /// Acks for an MO already acknowledged.
     pub repeated_acks: u64,
-    /// The first few problems, described, for the readable report.
-    pub problems: Vec<String>,
 }
 
 /// Problems described in the report, at most; the rest are only counted.
@@ -58,18 +75,7 @@ impl Tally {
             last_reply: None,
             ack_latency: histogram(),
             reply_latency: histogram(),
-            acks: BTreeMap::new(),
-            replies: 0,
-            duplicated: 0,
-            mismatched: 0,
-            mts: 0,
-            dlrs_sent: 0,
-            dlr_acks: 0,
-            heartbeats: 0,
-            bad_frames: 0,
-            unexpected_frames: 0,
-            unknown_acks: 0,
-            repeated_acks: 0,
+            counts: Counts::default(),
             problems: Vec::new(),
         }
     }
@@ -83,14 +89,14 @@ impl Tally {
 
     /// An MO's first ack.
     pub fn ack(&mut self, status: AckStatus, micros: u64, at: Instant) {
-        *self.acks.entry(status_name(status)).or_default() += 1;
+        *self.counts.acks.entry(status_name(status)).or_default() += 1;
         self.ack_latency.saturating_record(micros.max(1));
         self.last_ack = Some(at);
     }
 
     /// An MO's first reply.
     pub fn reply(&mut self, micros: u64, at: Instant) {
-        self.replies += 1;
+        self.counts.replies += 1;
         self.reply_latency.saturating_record(micros.max(1));
         self.last_reply = Some(at);
     }
@@ -118,22 +124,11 @@ impl Tally {
             offered: offer.offered(),
             acked,
             unacked: u64::from(offer.offered()) - acked,
-            acks: self.acks.clone(),
-            replies: self.replies,
             lost,
-            duplicated: self.duplicated,
-            mismatched: self.mismatched,
-            mts: self.mts,
-            dlrs_sent: self.dlrs_sent,
-            dlr_acks: self.dlr_acks,
-            heartbeats: self.heartbeats,
-            bad_frames: self.bad_frames,
-            unexpected_frames: self.unexpected_frames,
-            unknown_acks: self.unknown_acks,
-            repeated_acks: self.repeated_acks,
+            counts: self.counts.clone(),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
             ack_rate: rate(acked, self.last_ack),
-            reply_rate: rate(self.replies, self.last_reply),
+            reply_rate: rate(self.counts.replies, self.last_reply),
             ack_latency_ms: Latency::of(&self.ack_latency),
             reply_latency_ms: Latency::of(&self.reply_latency),
             end: end.name().to_owned(),
@@ -217,29 +212,11 @@ pub struct Report {
     pub acked: u64,
     /// MOs offered and never acknowledged.
     pub unacked: u64,
-    /// MO acks by status: success, failed, failed_tmp, buffered, other_N.
-    pub acks: BTreeMap<String, u64>,
-    /// MOs answered (first replies).
-    pub replies: u64,
     /// MOs acknowledged success and never answered.
     pub lost: u64,
-    /// Replies beyond the first to one MO.
-    pub duplicated: u64,
-    /// MTs that answer no MO offered.
-    pub mismatched: u64,
-    /// MTs received (mt_reply and mt_push), all acknowledged success.
-    pub mts: u64,
-    pub dlrs_sent: u64,
-    pub dlr_acks: u64,
-    pub heartbeats: u64,
-    /// Frames from the box that did not decode.
-    pub bad_frames: u64,
-    /// Frames that decoded but a bearerbox would not expect from a box.
-    pub unexpected_frames: u64,
-    /// Acks for an id boxload never sent.
-    pub unknown_acks: u64,
-    /// Acks for an MO already acknowledged.
-    pub repeated_acks: u64,
+    /// What the box did, counted.
+    #[serde(flatten)]
+    pub counts: Counts,
     pub elapsed_secs: f64,
     /// MO acks per second, from the first MO written to the last ack.
     pub ack_rate: f64,
@@ -257,10 +234,10 @@ impl Report {
     /// True when the box did its job: every MO acknowledged success,
     /// nothing lost, duplicated or mismatched.
     pub fn passed(&self) -> bool {
-        let success = self.acks.get("success").copied().unwrap_or(0);
+        let success = self.counts.acks.get("success").copied().unwrap_or(0);
         self.lost == 0
-            && self.duplicated == 0
-            && self.mismatched == 0
+            && self.counts.duplicated == 0
+            && self.counts.mismatched == 0
             && success == u64::from(self.messages)
     }
 
@@ -273,7 +250,12 @@ impl Report {
     /// The report as readable text, several lines.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let acks: Vec<String> = self.acks.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let acks: Vec<String> = self
+            .counts
+            .acks
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(
             out,
             "boxload: {} MOs, {} offered, {} acked ({}), {} unacked; ended: {} after {:.2} s",
@@ -292,7 +274,7 @@ impl Report {
         let _ = writeln!(
             out,
             "replies: {} answered, {} lost, {} duplicated, {} mismatched ({} MTs, {} DLRs sent, {} DLR acks)",
-            self.replies, self.lost, self.duplicated, self.mismatched, self.mts, self.dlrs_sent, self.dlr_acks
+            self.counts.replies, self.lost, self.counts.duplicated, self.counts.mismatched, self.counts.mts, self.counts.dlrs_sent, self.counts.dlr_acks
         );
         let line = |name: &str, rate: f64, l: &Latency| {
             format!(
@@ -305,7 +287,7 @@ impl Report {
         let _ = writeln!(
             out,
             "from the box: {} bad frames, {} unexpected frames, {} acks for unknown ids, {} repeated acks, {} heartbeats",
-            self.bad_frames, self.unexpected_frames, self.unknown_acks, self.repeated_acks, self.heartbeats
+            self.counts.bad_frames, self.counts.unexpected_frames, self.counts.unknown_acks, self.counts.repeated_acks, self.counts.heartbeats
         );
         for problem in &self.problems {
             let _ = writeln!(out, "  problem: {problem}");

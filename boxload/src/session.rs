@@ -254,12 +254,12 @@ impl Load {
         let msg = match item {
             Ok(Ok(msg)) => msg,
             Ok(Err(bad)) => {
-                self.tally.bad_frames += 1;
+                self.tally.counts.bad_frames += 1;
                 self.tally.problem(format!("bad frame: {bad}"));
                 return Ok(());
             }
             Err(broken) => {
-                self.tally.bad_frames += 1;
+                self.tally.counts.bad_frames += 1;
                 self.tally.problem(format!("the stream broke: {broken}"));
                 return Err(Broken);
             }
@@ -269,14 +269,14 @@ impl Load {
                 debug!(boxc_id = ?admin.boxc_id, "box identified");
                 self.identified = true;
             }
-            Msg::Heartbeat(_) => self.tally.heartbeats += 1,
+            Msg::Heartbeat(_) => self.tally.counts.heartbeats += 1,
             Msg::Ack(ack) => self.on_ack(&ack, now),
             Msg::Sms(sms) if matches!(sms.sms_type, SmsType::MtReply | SmsType::MtPush) => {
                 self.identified = true;
                 self.on_mt(sms, now).await?;
             }
             other => {
-                self.tally.unexpected_frames += 1;
+                self.tally.counts.unexpected_frames += 1;
                 self.tally
                     .problem(format!("unexpected from a box: {other}"));
             }
@@ -291,12 +291,12 @@ impl Load {
                 self.last_progress = now;
             }
             AckFor::Again { seq } => {
-                self.tally.repeated_acks += 1;
+                self.tally.counts.repeated_acks += 1;
                 self.tally.problem(format!("MO {seq} acknowledged again"));
             }
-            AckFor::Unknown if is_dlr_id(&ack.id, self.dlr_next) => self.tally.dlr_acks += 1,
+            AckFor::Unknown if is_dlr_id(&ack.id, self.dlr_next) => self.tally.counts.dlr_acks += 1,
             AckFor::Unknown => {
-                self.tally.unknown_acks += 1;
+                self.tally.counts.unknown_acks += 1;
                 self.tally
                     .problem(format!("ack for an unknown id {}", ack.id));
             }
@@ -304,7 +304,7 @@ impl Load {
     }
 
     async fn on_mt(&mut self, mt: Sms, now: Instant) -> Result<(), Broken> {
-        self.tally.mts += 1;
+        self.tally.counts.mts += 1;
         match matcher::find(&mt, &self.offer) {
             Some(seq) => match self.offer.reply(seq, now) {
                 Some(micros) => {
@@ -312,12 +312,12 @@ impl Load {
                     self.last_progress = now;
                 }
                 None => {
-                    self.tally.duplicated += 1;
+                    self.tally.counts.duplicated += 1;
                     self.tally.problem(format!("MO {seq} answered again"));
                 }
             },
             None => {
-                self.tally.mismatched += 1;
+                self.tally.counts.mismatched += 1;
                 let text = matcher::text_of(&mt);
                 self.tally.problem(format!(
                     "reply to {:?} matches no MO: {text:?}",
@@ -335,7 +335,7 @@ impl Load {
         if self.options.dlr && mt.dlr_mask.contains(DlrMask::DELIVERED) {
             let dlr = self.delivered_report(&mt);
             self.feed(Msg::from(dlr)).await?;
-            self.tally.dlrs_sent += 1;
+            self.tally.counts.dlrs_sent += 1;
         }
         Ok(())
     }

@@ -81,18 +81,22 @@ async fn rapidbox_answers_every_mo_exactly_once() {
     );
     assert_eq!(report.end, "complete");
     assert_eq!(report.offered, 2000);
-    assert_eq!(report.acks.get("success"), Some(&2000));
-    assert_eq!(report.replies, 2000);
+    assert_eq!(report.counts.acks.get("success"), Some(&2000));
+    assert_eq!(report.counts.replies, 2000);
     assert_eq!(
-        (report.lost, report.duplicated, report.mismatched),
+        (
+            report.lost,
+            report.counts.duplicated,
+            report.counts.mismatched
+        ),
         (0, 0, 0)
     );
     assert_eq!(
-        report.bad_frames + report.unexpected_frames + report.unknown_acks,
+        report.counts.bad_frames + report.counts.unexpected_frames + report.counts.unknown_acks,
         0
     );
     // dlr_mask 1 on every reply: one delivered report each, each acked.
-    assert_eq!(report.dlrs_sent, 2000);
+    assert_eq!(report.counts.dlrs_sent, 2000);
 
     // The JSON line carries the same figures under the documented names.
     let json: serde_json::Value = serde_json::from_str(&report.to_json())
@@ -224,12 +228,12 @@ async fn a_box_that_answers_every_other_mo_is_reported_and_fails() {
     eprintln!("{}", report.to_text());
     assert!(!report.passed());
     assert_eq!(report.end, "grace_expired");
-    assert_eq!(report.acks.get("success"), Some(&100));
-    assert_eq!(report.replies, 50);
+    assert_eq!(report.counts.acks.get("success"), Some(&100));
+    assert_eq!(report.counts.replies, 50);
     assert_eq!(report.lost, 50);
-    assert_eq!(report.duplicated, 0);
-    assert_eq!(report.mismatched, 1);
-    assert_eq!(report.bad_frames, 1);
+    assert_eq!(report.counts.duplicated, 0);
+    assert_eq!(report.counts.mismatched, 1);
+    assert_eq!(report.counts.bad_frames, 1);
     assert!(
         report.problems.iter().any(|p| p.contains("bad frame")),
         "the bad frame is not described: {:?}",
