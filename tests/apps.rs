@@ -501,11 +501,11 @@ template = "%s"
     assert_eq!(replies(&joined), [("Welcome Bob!", Status::Queued)]);
 }
 
-#[tokio::test]
-async fn a_failing_webhook_leaves_the_message_to_the_next_app() {
-    let service = Service::start(Answer::Status(503, "maintenance")).await;
-    let url = toml::Value::String(service.url("/sms"));
-    let toml = format!(
+/// A webhook app `hook` calling `url` (with the extra `settings` lines),
+/// then an echo app answering "echo: %a".
+fn hook_then_echo(url: &str, settings: &str) -> String {
+    let url = toml::Value::String(url.to_owned());
+    format!(
         r#"
 [router]
 apps = ["hook", "echo"]
@@ -513,12 +513,18 @@ apps = ["hook", "echo"]
 [apps.hook]
 kind = "webhook"
 url = {url}
+{settings}
 
 [apps.echo]
 template = "echo: %a"
 "#
-    );
-    let rig = Rig::new(&toml);
+    )
+}
+
+#[tokio::test]
+async fn a_failing_webhook_leaves_the_message_to_the_next_app() {
+    let service = Service::start(Answer::Status(503, "maintenance")).await;
+    let rig = Rig::new(&hook_then_echo(&service.url("/sms"), ""));
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(replies(&routed), [("echo: hello", Status::Queued)]);
     let failed: Vec<_> = routed
@@ -536,23 +542,8 @@ template = "echo: %a"
 #[tokio::test]
 async fn a_webhook_failure_reply_answers_the_message_and_the_next_app_stays_quiet() {
     let service = Service::start(Answer::Status(503, "maintenance")).await;
-    let url = toml::Value::String(service.url("/sms"));
-    let toml = format!(
-        r#"
-[router]
-apps = ["hook", "echo"]
-
-[apps.hook]
-kind = "webhook"
-url = {url}
-on_failure = "reply"
-failure_reply = "Sorry"
-
-[apps.echo]
-template = "echo: %a"
-"#
-    );
-    let rig = Rig::new(&toml);
+    let settings = "on_failure = \"reply\"\nfailure_reply = \"Sorry\"";
+    let rig = Rig::new(&hook_then_echo(&service.url("/sms"), settings));
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(
         replies(&routed),
