@@ -32,7 +32,8 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tracing::{debug, warn};
 
-use crate::model::{now_micros, Direction, KannelInfo, Message, MessageId, Status};
+use crate::model::{now_micros, DeliveryError, Direction, KannelInfo, Message, MessageId, Status};
+use crate::store::{Op, Unit};
 
 /// What an app may fail with. The message goes on; the text is logged and
 /// kept with the message.
@@ -173,6 +174,33 @@ pub struct Routed {
     /// True when an app handled it in `handle` (not counting `default`).
     pub handled: bool,
     pub failures: Vec<AppFailure>,
+}
+
+impl Routed {
+    /// What to commit, in one unit: the incoming message, every outgoing
+    /// one, and a delivery error on the incoming message for each app
+    /// failure. Only once it is durable may the message be acknowledged
+    /// and the queued replies sent.
+    pub fn unit(&self) -> Unit {
+        let mut unit = Unit::new();
+        for failure in &self.failures {
+            unit.push(Op::AddDeliveryError(DeliveryError {
+                message_id: self.incoming.id,
+                time: now_micros(),
+                log: failure.to_string(),
+            }));
+        }
+        unit.push(Op::put(self.incoming.clone()));
+        for reply in &self.outgoing {
+            unit.push(Op::put(reply.clone()));
+        }
+        unit
+    }
+
+    /// The outgoing messages to send (those the outgoing phase let through).
+    pub fn queued(&self) -> impl Iterator<Item = &Message> {
+        self.outgoing.iter().filter(|m| m.status == Status::Queued)
+    }
 }
 
 /// How outgoing messages get their ids and Kannel details.

@@ -11,10 +11,7 @@ use tracing::info;
 use super::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
 use super::request::Params;
 use super::service::Shared;
-use crate::model::{
-    normalize_identity, now_micros, Connection, DeliveryError, Direction, Message, Status,
-};
-use crate::store::{Op, Unit};
+use crate::model::{normalize_identity, Connection, Direction, Message};
 
 /// httprouter's limits on the form fields.
 pub const MAX_BACKEND_CHARS: usize = 32;
@@ -104,26 +101,10 @@ pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, Ap
     );
     let id = message.id;
     let routed = parts.router.route(message).await;
-    let mut unit = Unit::new();
-    for failure in &routed.failures {
-        unit.push(Op::AddDeliveryError(DeliveryError {
-            message_id: id,
-            time: now_micros(),
-            log: failure.to_string(),
-        }));
-    }
-    unit.push(Op::put(routed.incoming.clone()));
-    for reply in &routed.outgoing {
-        unit.push(Op::put(reply.clone()));
-    }
     // Without a UUID there is no duplicate check: Applied or an error.
-    let _outcome = parts.store.commit(unit).await?;
-    let queued = routed
-        .outgoing
-        .iter()
-        .filter(|m| m.status == Status::Queued);
+    let _outcome = parts.store.commit(routed.unit()).await?;
     let mut offered = 0;
-    for reply in queued {
+    for reply in routed.queued() {
         parts.dispatch.offer(reply.clone());
         offered += 1;
     }

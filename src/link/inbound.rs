@@ -57,30 +57,15 @@ impl Inbound {
         }
         let id = message.id;
         let routed = self.router.route(message).await;
-        let mut unit = Unit::new().unless_uuid_known(uuid);
-        for failure in &routed.failures {
-            unit.push(Op::AddDeliveryError(DeliveryError {
-                message_id: id,
-                time: now_micros(),
-                log: failure.to_string(),
-            }));
-        }
-        let queued: Vec<Message> = routed
-            .outgoing
-            .iter()
-            .filter(|m| m.status == Status::Queued)
-            .cloned()
-            .collect();
-        unit.push(Op::put(routed.incoming));
-        for reply in routed.outgoing {
-            unit.push(Op::put(reply));
-        }
+        let unit = routed.unit().unless_uuid_known(uuid);
         match self.store.commit(unit).await {
             Ok(Outcome::Applied) => {
-                info!(message_id = id, kannel_uuid = %sms.id, replies = queued.len(), "MO stored");
-                for reply in queued {
-                    self.dispatch.offer(reply);
+                let mut replies = 0;
+                for reply in routed.queued() {
+                    self.dispatch.offer(reply.clone());
+                    replies += 1;
                 }
+                info!(message_id = id, kannel_uuid = %sms.id, replies, "MO stored");
                 AckStatus::Success
             }
             Ok(Outcome::Duplicate(first)) => {
