@@ -187,7 +187,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             dispatch: http_dispatch,
             link_status: link_status.clone(),
             // For /router/stats (link enabled, queue depth).
-            kannel_outbox: kannel_outbox.clone(),
+            kannel_enabled: config.kannel.enabled,
             sendsms_users: config.sendsms_users.clone().into(),
         },
     )

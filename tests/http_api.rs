@@ -772,7 +772,7 @@ async fn alone(pause: Duration, http: HttpConfig) -> Alone {
         router,
         dispatch: recorder.clone(),
         link_status: Arc::new(LinkStatus::default()),
-        kannel_outbox: None,
+        kannel_enabled: false,
         sendsms_users: Arc::from([]),
     };
     let server = HttpServer::bind(&http, parts).await.expect("bind");

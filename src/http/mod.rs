@@ -40,7 +40,6 @@ mod service;
 use std::sync::Arc;
 
 use crate::config::SendsmsUser;
-use crate::link::outbox::Outbox;
 use crate::link::LinkStatus;
 use crate::router::Router;
 use crate::store::Store;
@@ -58,9 +57,9 @@ pub struct Parts {
     pub dispatch: Arc<dyn Dispatch>,
     /// The bearerbox link's state, for `/router/stats`.
     pub link_status: Arc<LinkStatus>,
-    /// The bearerbox link's outbox when the link runs, for
-    /// `/router/stats`.
-    pub kannel_outbox: Option<Outbox>,
+    /// Whether the bearerbox link runs, for `/router/stats`; its queue
+    /// depth comes from [`Dispatch::queue_depths`].
+    pub kannel_enabled: bool,
     /// Who may use `/cgi-bin/sendsms` (`[[sendsms_users]]`).
     pub sendsms_users: Arc<[SendsmsUser]>,
 }

@@ -148,16 +148,13 @@ pub fn stats(shared: &Shared) -> Result<HttpResponse, ApiError> {
     }
     let link = &parts.link_status;
     let since = link.since.load(Ordering::Relaxed);
-    let mut queues: BTreeMap<String, usize> = parts.dispatch.queue_depths().into_iter().collect();
-    if let Some(outbox) = &parts.kannel_outbox {
-        queues.entry("kannel".to_owned()).or_insert(outbox.len());
-    }
+    let queues: BTreeMap<String, usize> = parts.dispatch.queue_depths().into_iter().collect();
     let s = parts.store.stats();
     let body = Stats {
         messages,
         total,
         link: Link {
-            enabled: parts.kannel_outbox.is_some(),
+            enabled: parts.kannel_enabled,
             connected: link.connected.load(Ordering::Relaxed),
             since: (since != 0).then(|| iso8601(since)),
             in_flight: link.in_flight.load(Ordering::Relaxed),
