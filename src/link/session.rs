@@ -87,7 +87,14 @@ impl Session<'_> {
         }
 
         let routing = Arc::new(Semaphore::new(self.config.max_routing));
+        // MOs and reports being handled: aborted when the connection is
+        // lost (their acks could not be sent; the bearerbox redelivers).
         let mut tasks = JoinSet::new();
+        // Answers to our MTs being stored: never aborted. Each one takes
+        // its message out of the outbox's hands when its commit returns; an
+        // aborted one would leave the message marked as in hand forever,
+        // and a failed_tmp'd MT would never be sent again.
+        let mut answers = JoinSet::new();
         let mut in_flight: HashMap<Uuid, InFlight> = HashMap::new();
         // The MT window. A slot is held from the moment an MT is sent until
         // the bearerbox's answer is durably stored, not just received: an
@@ -140,7 +147,7 @@ impl Session<'_> {
                             // Reap finished tasks so the set stays small.
                             while tasks.try_join_next().is_some() {}
                         }
-                        Msg::Ack(ack) => self.on_ack(ack, &mut in_flight, &mut tasks),
+                        Msg::Ack(ack) => self.on_ack(ack, &mut in_flight, &mut answers),
                         Msg::Admin(admin) => match admin.command {
                             AdminCommand::Shutdown | AdminCommand::Restart => {
                                 break SessionEnd::BearerboxLeaving(admin.command)
@@ -197,6 +204,7 @@ impl Session<'_> {
             tasks.abort_all();
         }
         while tasks.join_next().await.is_some() {}
+        while answers.join_next().await.is_some() {}
         drop(out);
         match writer.await {
             Ok(Ok(())) => {}
