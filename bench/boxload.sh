@@ -48,7 +48,8 @@ apps = ["echo"]
 [apps.echo]
 template = "You said: %a"
 CONF
-        env RUST_LOG=warn "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
+        env RUST_LOG=warn python3 bench/rusage.py "$dir/rusage" \
+            "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
     else
         # smsbox takes its bearerbox from its own group; it also reads the
         # core group of the same file, which must exist.
@@ -69,22 +70,37 @@ keyword = default
 text = "You said: %a"
 max-messages = 1
 CONF
-        /usr/sbin/smsbox "$dir/smsbox.conf" > "$dir/box.log" 2>&1 &
+        python3 bench/rusage.py "$dir/rusage" \
+            /usr/sbin/smsbox "$dir/smsbox.conf" > "$dir/box.log" 2>&1 &
     fi
     local box=$!; PIDS+=("$box")
     wait "$load" || true
-    local peak
-    peak=$(awk '/^VmHWM/ { print $2, $3 }' "/proc/$box/status" 2>/dev/null || echo "?")
+    # boxload ends with an admin shutdown, as a bearerbox would; a box
+    # still running then gets SIGTERM. Its CPU and peak RSS, over its whole
+    # life, come from bench/rusage.py once it has exited.
+    sleep 1
     kill -TERM "$box" 2>/dev/null || true
+    wait "$box" || true
+    local peak cpu
+    read -r cpu peak < "$dir/rusage"
     echo "== $name"
     sed '$d' "$dir/report"
-    echo "peak RSS: $peak"
+    echo "peak RSS: $peak kB; CPU: $cpu s"
+    local note="-"
     if [ "$name" = rapidbox ]; then
-        sleep 2
         local bytes
         bytes=$(stat -c %s "$dir/rapidbox.redb")
         echo "store: $bytes bytes for $N MOs and $N replies = $((bytes / (2 * N))) bytes per message"
+        note="store: $((bytes / (2 * N))) bytes/message"
     fi
+    # Two rows for bench/suite.sh: MO->ack and MO->reply, each with its
+    # latencies; CPU is all the box used since it started, per MO.
+    local what
+    for what in ack reply; do
+        # shellcheck disable=SC2046
+        record "${LABEL:-boxload} MO->$what" "$name" \
+            $(python3 bench/report_row.py "$dir/report" "$what" "$cpu") "$peak" "$note"
+    done
 }
 
 echo "boxload: $N MOs, window $WINDOW, $(nproc) cores"

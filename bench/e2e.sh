@@ -66,9 +66,10 @@ CONF
         sleep 0.1
     done
     end=$(date +%s.%N)
-    local box_cpu bb_cpu
+    local box_cpu bb_cpu peak
     box_cpu=$(echo "$(cpu_secs "$box") - $box_cpu0" | bc -l)
     bb_cpu=$(echo "$(cpu_secs "$bb") - $bb_cpu0" | bc -l)
+    peak=$(peak_rss_kb "$box")
     kill -TERM "$fs" "$box" 2>/dev/null || true
     sleep 1
     # RAPIDBOX_LOG=info shows the store's batching when rapidbox stops.
@@ -77,14 +78,24 @@ CONF
     fi
     kill -TERM "$bb" 2>/dev/null || true
     sleep 1
-    python3 - "$name" "$N" "$got" "$start" "$end" "$box_cpu" "$bb_cpu" <<'PY'
+    local figures
+    figures=$(python3 - "$name" "$N" "$got" "$start" "$end" "$box_cpu" "$bb_cpu" "$peak" <<'PY'
 import sys
-name, n, got, start, end, box_cpu, bb_cpu = sys.argv[1:]
+name, n, got, start, end, box_cpu, bb_cpu, peak = sys.argv[1:]
 n, got = int(n), int(got)
 secs = float(end) - float(start)
 print(f"{name:9} sent {n:6} replies {got:6} in {secs:6.2f} s = {got/secs:8.0f} msgs/s; "
-      f"box CPU {float(box_cpu)*1e6/max(got,1):6.1f} us/msg, bearerbox CPU {float(bb_cpu)*1e6/max(got,1):6.1f} us/msg")
+      f"box CPU {float(box_cpu)*1e6/max(got,1):6.1f} us/msg, bearerbox CPU {float(bb_cpu)*1e6/max(got,1):6.1f} us/msg; "
+      f"peak RSS {peak} kB")
+print(f"{got/secs:.0f}", f"{float(box_cpu)*1e6/max(got,1):.1f}", f"{float(bb_cpu)*1e6/max(got,1):.1f}")
 PY
+)
+    echo "$figures" | head -n 1
+    local rate cpu_us bb_us
+    read -r rate cpu_us bb_us <<< "$(echo "$figures" | tail -n 1)"
+    # fakesmsc reports no per-message times: no latencies here.
+    record "bearerbox + fakesmsc, MO->reply" "$name" "$rate" - - - - "$cpu_us" "$peak" \
+        "$got/$N replies; bearerbox CPU $bb_us us/msg"
 }
 
 echo "MO->reply through bearerbox + fakesmsc, $N messages, $(nproc) cores"

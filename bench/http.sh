@@ -29,17 +29,34 @@ kannel() { # DIR
     PIDS+=("$!")
 }
 
+# wrk's latency (e.g. "1.52ms", "870.00us", "1.01s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000
+        printf "%.2f", n
+    }'
+}
+
 run_wrk() { # NAME BOXPID URL
     local name="$1" box="$2" url="$3" cpu0 cpu out reqs
     cpu0=$(cpu_secs "$box")
-    out=$(wrk -t2 -c32 -d"${SECS}s" "$url")
+    out=$(wrk -t2 -c32 -d"${SECS}s" --latency "$url")
     cpu=$(echo "$(cpu_secs "$box") - $cpu0" | bc -l)
     reqs=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
-    local total non2xx
+    local total non2xx cpu_us
     total=$(echo "$out" | awk '/requests in/ { print $1 }')
     non2xx=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
+    cpu_us=$(printf '%.1f' "$(echo "$cpu * 1000000 / $total" | bc -l)")
     printf '%-28s %9.0f req/s  %6.1f us CPU/req  (%s requests, non-2xx: %s)\n' \
-        "$name" "$reqs" "$(echo "$cpu * 1000000 / $total" | bc -l)" "$total" "${non2xx:-0}"
+        "$name" "$reqs" "$cpu_us" "$total" "${non2xx:-0}"
+    local p50 p90 p99 max
+    p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+    p90=$(to_ms "$(echo "$out" | awk '$1 == "90%" { print $2 }')")
+    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+    max=$(to_ms "$(echo "$out" | awk '$1 == "Latency" { print $4; exit }')")
+    record "HTTP, wrk -t2 -c32" "$name" "$(printf '%.0f' "$reqs")" "$p50" "$p90" "$p99" "$max" \
+        "$cpu_us" "$(peak_rss_kb "$box")" "$total requests, non-2xx: ${non2xx:-0}"
 }
 
 echo "wrk -t2 -c32 -d${SECS}s, bearerbox + fakesmsc behind each box, $(nproc) cores"

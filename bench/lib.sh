@@ -74,3 +74,16 @@ CONF
     BB=$!; PIDS+=("$BB")
     wait_port "$SMSBOX_PORT"
 }
+
+# Peak resident memory of a running process, in KiB (VmHWM).
+peak_rss_kb() {
+    awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo "-"
+}
+
+# Appends one row to $RESULTS, when set, for bench/suite.sh's table:
+#   record GROUP BOX MSGS_PER_S P50 P90 P99 MAX CPU_US_PER_MSG RSS_KB NOTE
+# Latencies in ms; "-" for what the run cannot measure.
+record() {
+    [ -n "${RESULTS:-}" ] || return 0
+    (IFS=$'\t'; echo "$*") >> "$RESULTS"
+}
