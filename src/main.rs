@@ -83,6 +83,10 @@ struct TapArgs {
 /// relay waits for the printer.
 const EVENT_BACKLOG: usize = 1024;
 
+/// See Cargo.toml: the allocator is chosen for the daemon's load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
