@@ -2,9 +2,11 @@
 //! units per second 256 concurrent committers get through, each waiting
 //! for its own fsync'd commit.
 //!
-//! Two variants: MT UUIDs random like Kannel's (`random_mt_uuids`), and
-//! from [`time_ordered_uuid`] (`ordered_mt_uuids`); MO UUIDs are random in
-//! both, as Kannel makes them.
+//! MO UUIDs are random, as Kannel makes them. Two variants of the MO's
+//! redelivery key ([`MoKey`](rapidbox::model::MoKey)): the MO carries
+//! Kannel's `time` (`mo_time_set`, what a bearerbox sends), or leaves it
+//! unset so that the key is the random UUID alone (`mo_time_unset`, what a
+//! peer that sends `time` -1 costs).
 //!
 //! Run: `cargo bench --bench store`. The files live under Cargo's target
 //! tmp directory, on the same disk as the build, not in a tmpfs, so the
@@ -18,25 +20,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rapidbox::model::{Connection, Direction, KannelInfo, Message, Status};
+use rapidbox::model::{Connection, Direction, KannelInfo, Message, MoKey, Status};
 use rapidbox::store::{time_ordered_uuid, Op, Outcome, Store, StoreOptions, Unit};
 
 const COMMITTERS: u64 = 256;
 
 #[derive(Clone, Copy)]
-enum MtUuids {
-    Random,
-    TimeOrdered,
+enum MoTime {
+    Set,
+    Unset,
 }
 
 /// What the router commits for one MO: the MO (Kannel UUID as the
 /// redelivery guard) and one queued reply with the UUID rapidbox gives it.
-fn typical_unit(store: &Store, n: u64, mt_uuids: MtUuids) -> Unit {
+fn typical_unit(store: &Store, n: u64, mo_time: MoTime) -> Unit {
     let mo_uuid = *uuid::Uuid::new_v4().as_bytes();
-    let mt_uuid = match mt_uuids {
-        MtUuids::Random => *uuid::Uuid::new_v4().as_bytes(),
-        MtUuids::TimeOrdered => time_ordered_uuid(),
-    };
+    let mt_uuid = time_ordered_uuid();
     let address = format!("+2567721{:05}", n % 100_000);
     let kannel = |uuid| KannelInfo {
         uuid: Some(uuid),
@@ -51,7 +50,13 @@ fn typical_unit(store: &Store, n: u64, mt_uuids: MtUuids) -> Unit {
     let text = "JOIN kampala central please register me";
     let mut mo = Message::new(store.allocate_id(), connection, Direction::Incoming, text);
     mo.status = Status::Handled;
-    mo.kannel = Some(kannel(mo_uuid));
+    mo.kannel = Some(KannelInfo {
+        time: match mo_time {
+            MoTime::Set => Some(rapidbox::model::now_micros() / 1_000_000),
+            MoTime::Unset => None,
+        },
+        ..kannel(mo_uuid)
+    });
     let reply = Message {
         id: store.allocate_id(),
         text: "Welcome! You are registered for Kampala Central.".to_owned(),
@@ -61,14 +66,15 @@ fn typical_unit(store: &Store, n: u64, mt_uuids: MtUuids) -> Unit {
         kannel: Some(kannel(mt_uuid)),
         ..mo.clone()
     };
+    let key = MoKey::of(&mo).expect("an MO with a UUID has a key");
     Unit::new()
-        .unless_uuid_known(mo_uuid)
+        .unless_mo_known(key)
         .with(Op::put(mo))
         .with(Op::put(reply))
 }
 
 /// Commits `units` units from [`COMMITTERS`] tasks; returns the wall time.
-async fn run(store: &Store, units: u64, mt_uuids: MtUuids) -> Duration {
+async fn run(store: &Store, units: u64, mo_time: MoTime) -> Duration {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -81,7 +87,7 @@ async fn run(store: &Store, units: u64, mt_uuids: MtUuids) -> Duration {
                 if n >= units {
                     break;
                 }
-                let outcome = store.commit(typical_unit(&store, n, mt_uuids)).await;
+                let outcome = store.commit(typical_unit(&store, n, mo_time)).await;
                 assert_eq!(outcome.ok(), Some(Outcome::Applied));
             }
         });
@@ -111,30 +117,30 @@ fn bench(c: &mut Criterion) {
         .expect("a tokio runtime");
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
     let variants = [
-        ("random_mt_uuids", MtUuids::Random),
-        ("ordered_mt_uuids", MtUuids::TimeOrdered),
+        ("mo_time_set", MoTime::Set),
+        ("mo_time_unset", MoTime::Unset),
     ];
     let mut stores = Vec::new();
     let mut group = c.benchmark_group("store_commit_mo_and_reply_256_committers");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    for (name, mt_uuids) in variants {
+    for (name, mo_time) in variants {
         let path = dir.path().join(format!("{name}.redb"));
         let store = Store::open(&path, StoreOptions::default()).expect("the store opens");
         group.bench_function(name, |b| {
-            b.iter_custom(|units| runtime.block_on(run(&store, units, mt_uuids)));
+            b.iter_custom(|units| runtime.block_on(run(&store, units, mo_time)));
         });
-        stores.push((name, mt_uuids, path, store));
+        stores.push((name, mo_time, path, store));
     }
     group.finish();
 
     // One longer run each, for the figures criterion does not give.
-    for (name, mt_uuids, path, store) in stores {
+    for (name, mo_time, path, store) in stores {
         let units = 100_000;
         let before = store.stats();
         let cpu = cpu_time();
-        let wall = runtime.block_on(run(&store, units, mt_uuids));
+        let wall = runtime.block_on(run(&store, units, mo_time));
         let cpu = cpu_time() - cpu;
         let after = store.stats();
         let transactions = after.transactions - before.transactions;

@@ -206,6 +206,41 @@ pub struct KannelInfo {
     /// What a sendsms caller asked for beyond the fields above; `None` for
     /// MOs and replies. Boxed so that messages without it stay small.
     pub mt_options: Option<Box<MtOptions>>,
+    /// An MO's `time` as the bearerbox gave it (Unix seconds, when the
+    /// SMSC delivered it); `None` for MTs and when Kannel sent -1. Part of
+    /// the MO's [`MoKey`].
+    pub time: Option<i64>,
+}
+
+/// What identifies an MO from the bearerbox across redeliveries: its
+/// `time` and its UUID. A bearerbox redelivers the very message it kept
+/// (the same fields, from memory or its store file), so both stay the same.
+///
+/// The UUID alone would do, but Kannel's are random: an index keyed by them
+/// alone puts every MO on its own page of the index, and with group commit
+/// that page is rewritten whole (4 KiB) for a 24-byte entry. Prefixed with
+/// the time, which grows, new entries land together at the right edge of
+/// the index and share their pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MoKey {
+    /// Kannel's `time`, or -1 when it has none.
+    pub time: i64,
+    pub uuid: [u8; 16],
+}
+
+impl MoKey {
+    /// The key of a stored MO: `None` for MTs and messages without a
+    /// Kannel UUID.
+    pub fn of(message: &Message) -> Option<MoKey> {
+        if message.direction != Direction::Incoming {
+            return None;
+        }
+        let kannel = message.kannel.as_ref()?;
+        Some(MoKey {
+            time: kannel.time.unwrap_or(-1),
+            uuid: kannel.uuid?,
+        })
+    }
 }
 
 /// The MT fields a Kannel sendsms request may set that only sendsms MTs

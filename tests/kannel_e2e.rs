@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rapidbox::model::{now_micros, Direction, Message, Micros, Status};
+use rapidbox::model::{now_micros, Direction, Message, Micros, MoKey, Status};
 use rapidbox::store::Store;
 
 use support::bearerbox::Bearerbox;
@@ -319,11 +319,13 @@ fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32
         match kannel.and_then(|k| k.uuid) {
             Some(uuid) => {
                 uuids.entry(uuid).or_default().push(mo.id);
-                match store.message_id_by_uuid(&uuid) {
-                    Ok(Some(id)) if id == mo.id => {}
+                // A bearerbox always sets `time`; the key leads with it.
+                let key = MoKey::of(mo).filter(|key| key.time > 0);
+                match key.map(|key| store.message_id_by_mo(&key)) {
+                    Some(Ok(Some(id))) if id == mo.id => {}
                     other => problems.push(format!(
-                        "MO {k} (message {}): expected its Kannel UUID to find it again, \
-                         got {other:?}",
+                        "MO {k} (message {}): expected its Kannel time and UUID to find it \
+                         again, got {other:?}",
                         mo.id
                     )),
                 }
@@ -1085,6 +1087,7 @@ fn stored(id: u64, direction: Direction, text: &str, k: u32, answers: Option<u64
             smsc_id: Some(conf::FAKE_SMSC_ID.to_owned()),
             coding: 0,
             dlr_mask: 27,
+            time: (direction == Direction::Incoming).then_some(1_764_000_000),
             ..Default::default()
         }),
         attempts: 0,

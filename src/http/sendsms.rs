@@ -326,6 +326,7 @@ fn message(request: &Request, receiver: &str, id: u64) -> Message {
         meta_data: None,
         foreign_id: None,
         mt_options: Some(Box::new(request.options.clone())),
+        time: None,
     });
     msg
 }

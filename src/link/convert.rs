@@ -3,7 +3,9 @@
 
 use boxproto::{Bytes, Coding, DlrMask, Sms, SmsType, Uuid};
 
-use crate::model::{now_micros, Connection, Direction, KannelInfo, Message, MessageId, Status};
+use crate::model::{
+    now_micros, Connection, Direction, KannelInfo, Message, MessageId, MoKey, Status,
+};
 use crate::text;
 
 /// Why an MO cannot be routed. Kannel's smsbox refuses the same.
@@ -35,6 +37,20 @@ pub fn backend_of(sms: &Sms) -> String {
 ///
 /// An MO without a sender or receiver still becomes a message (status F,
 /// so the record of it is kept) and the problem is returned beside it.
+/// The MO's `time`, unless Kannel left it unset (-1).
+fn mo_time(sms: &Sms) -> Option<i64> {
+    (sms.time != -1).then_some(i64::from(sms.time))
+}
+
+/// How the store knows this MO again when the bearerbox redelivers it; the
+/// same as [`MoKey::of`] the message [`incoming_message`] makes of it.
+pub fn mo_key(sms: &Sms) -> MoKey {
+    MoKey {
+        time: mo_time(sms).unwrap_or(-1),
+        uuid: *sms.id.as_bytes(),
+    }
+}
+
 pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>) {
     let sender = text_of(&sms.sender).unwrap_or_default();
     let receiver = non_empty(&sms.receiver);
@@ -67,6 +83,7 @@ pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>
         meta_data: text_of(&sms.meta_data),
         foreign_id: None,
         mt_options: None,
+        time: mo_time(sms),
     });
     (message, problem)
 }

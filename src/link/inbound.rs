@@ -9,7 +9,7 @@ use tracing::{error, info, warn};
 use crate::dispatch::Dispatch;
 use crate::dlr_callback::{self, Callback, DlrCallbacks};
 use crate::link::convert::{self, MoProblem};
-use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, Status};
+use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, MoKey, Status};
 use crate::router::Router;
 use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
 
@@ -42,8 +42,8 @@ impl Inbound {
     /// Routes and stores an MO. Success once it and its replies are
     /// durable, or when it was stored before (a redelivery).
     pub async fn mo(&self, sms: &Sms) -> AckStatus {
-        let uuid = *sms.id.as_bytes();
-        match self.store.message_id_by_uuid(&uuid) {
+        let key = convert::mo_key(sms);
+        match self.store.message_id_by_mo(&key) {
             Ok(Some(id)) => {
                 info!(kannel_uuid = %sms.id, message_id = id, "MO already stored; acknowledging the redelivery");
                 return AckStatus::Success;
@@ -57,7 +57,7 @@ impl Inbound {
         }
         let id = message.id;
         let routed = self.router.route(message).await;
-        let unit = routed.unit().unless_uuid_known(uuid);
+        let unit = routed.unit().unless_mo_known(key);
         match self.store.commit(unit).await {
             Ok(Outcome::Applied) => {
                 let mut replies = 0;
@@ -81,7 +81,7 @@ impl Inbound {
     async fn refuse(&self, message: Message, problem: MoProblem) -> AckStatus {
         let id = message.id;
         warn!(message_id = id, %problem, "MO refused");
-        let uuid = message.kannel.as_ref().and_then(|k| k.uuid);
+        let key = MoKey::of(&message);
         let mut unit = Unit::new()
             .with(Op::put(message))
             .with(Op::AddDeliveryError(DeliveryError {
@@ -89,8 +89,8 @@ impl Inbound {
                 time: now_micros(),
                 log: problem.to_string(),
             }));
-        if let Some(uuid) = uuid {
-            unit = unit.unless_uuid_known(uuid);
+        if let Some(key) = key {
+            unit = unit.unless_mo_known(key);
         }
         match self.store.commit(unit).await {
             Ok(_) => AckStatus::Failed,
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(inbound.mo(&sms).await, AckStatus::Failed);
         let id = inbound
             .store
-            .message_id_by_uuid(sms.id.as_bytes())
+            .message_id_by_mo(&convert::mo_key(&sms))
             .unwrap()
             .unwrap();
         assert_eq!(

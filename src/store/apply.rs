@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redb::{ReadableTable, StorageError, Table, TableError, WriteTransaction};
 use tracing::warn;
 
-use crate::model::{Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Status};
+use crate::model::{
+    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, MoKey, Status,
+};
 
 use super::codec::{self, encode_into};
 use super::error::{uuid_text, Rejection, StoreError};
@@ -29,7 +31,7 @@ use super::unit::{Op, Outcome, Unit, Update};
 /// Every table, opened once per transaction.
 pub(crate) struct Tables<'txn> {
     messages: Table<'txn, u64, &'static [u8]>,
-    by_uuid: Table<'txn, &'static [u8; 16], u64>,
+    mo_keys: Table<'txn, (i64, &'static [u8; 16]), u64>,
     by_status: Table<'txn, (u8, &'static str, u64), ()>,
     connections: Table<'txn, (&'static str, &'static str), &'static [u8]>,
     optouts: Table<'txn, &'static str, i64>,
@@ -44,7 +46,7 @@ impl<'txn> Tables<'txn> {
     pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, TableError> {
         Ok(Tables {
             messages: txn.open_table(MESSAGES)?,
-            by_uuid: txn.open_table(BY_UUID)?,
+            mo_keys: txn.open_table(MO_KEYS)?,
             by_status: txn.open_table(BY_STATUS)?,
             connections: txn.open_table(CONNECTIONS)?,
             optouts: txn.open_table(OPTOUTS)?,
@@ -62,8 +64,8 @@ enum Undo {
         id: MessageId,
         old: Option<Vec<u8>>,
     },
-    Uuid {
-        uuid: [u8; 16],
+    MoKey {
+        key: MoKey,
         old: Option<MessageId>,
     },
     Status {
@@ -183,12 +185,12 @@ impl<'a, 'txn> Batch<'a, 'txn> {
     /// inner result is this unit's answer, and a refused unit has been
     /// undone.
     pub(crate) fn apply(&mut self, unit: &Unit) -> Result<Result<Outcome, StoreError>, StoreError> {
-        if let Some(uuid) = &unit.unless_uuid_known {
+        if let Some(key) = &unit.unless_mo_known {
             let known = self
                 .tables
-                .by_uuid
-                .get(uuid)
-                .map_err(|e| StoreError::storage("checking a UUID")(e.into()))?;
+                .mo_keys
+                .get((key.time, &key.uuid))
+                .map_err(|e| StoreError::storage("checking an MO's key")(e.into()))?;
             if let Some(owner) = known {
                 return Ok(Ok(Outcome::Duplicate(owner.value())));
             }
@@ -318,7 +320,7 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         self.undo.push(Undo::Message { id, old });
         let previous = previous.map_err(Stop::Unit)?;
 
-        let uuid = kannel_uuid(message);
+        let mo_key = MoKey::of(message);
         if let Some(previous) = &previous {
             self.unit_counts
                 .add(previous.direction, previous.status, -1);
@@ -327,14 +329,14 @@ impl<'a, 'txn> Batch<'a, 'txn> {
             {
                 self.unindex_status(previous.status, &previous.connection.backend, id)?;
             }
-            if let Some(old_uuid) = kannel_uuid(previous).filter(|u| Some(*u) != uuid) {
-                self.release_uuid(old_uuid, id)?;
+            if let Some(old_key) = MoKey::of(previous).filter(|k| Some(*k) != mo_key) {
+                self.release_mo_key(old_key, id)?;
             }
         }
         self.index_status(message.status, &message.connection.backend, id)?;
         self.unit_counts.add(message.direction, message.status, 1);
-        if let Some(uuid) = uuid {
-            self.claim_uuid(index, uuid, id)?;
+        if let Some(key) = mo_key {
+            self.claim_mo_key(index, key, id)?;
         }
         self.remember_connection(index, &message.connection, message.date)?;
         self.next_id
@@ -437,17 +439,21 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         Ok(())
     }
 
-    /// Points `uuid` at message `id`; refused if another message has it.
-    fn claim_uuid(&mut self, index: usize, uuid: [u8; 16], id: MessageId) -> Result<(), Stop> {
-        let old = self.tables.by_uuid.insert(&uuid, id)?.map(|g| g.value());
+    /// Points `key` at message `id`; refused if another message has it.
+    fn claim_mo_key(&mut self, index: usize, key: MoKey, id: MessageId) -> Result<(), Stop> {
+        let old = self
+            .tables
+            .mo_keys
+            .insert((key.time, &key.uuid), id)?
+            .map(|g| g.value());
         if old == Some(id) {
             return Ok(());
         }
-        self.undo.push(Undo::Uuid { uuid, old });
+        self.undo.push(Undo::MoKey { key, old });
         match old {
             Some(owner) => Err(Rejection::UuidTaken {
                 op: index,
-                uuid: uuid_text(&uuid),
+                uuid: uuid_text(&key.uuid),
                 id,
                 owner,
             }
@@ -456,12 +462,16 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         }
     }
 
-    /// Drops `uuid` if it still points at message `id`.
-    fn release_uuid(&mut self, uuid: [u8; 16], id: MessageId) -> Result<(), Stop> {
-        let owner = self.tables.by_uuid.get(&uuid)?.map(|g| g.value());
+    /// Drops `key` if it still points at message `id`.
+    fn release_mo_key(&mut self, key: MoKey, id: MessageId) -> Result<(), Stop> {
+        let owner = self
+            .tables
+            .mo_keys
+            .get((key.time, &key.uuid))?
+            .map(|g| g.value());
         if owner == Some(id) {
-            self.tables.by_uuid.remove(&uuid)?;
-            self.undo.push(Undo::Uuid { uuid, old: owner });
+            self.tables.mo_keys.remove((key.time, &key.uuid))?;
+            self.undo.push(Undo::MoKey { key, old: owner });
         }
         Ok(())
     }
@@ -501,14 +511,14 @@ impl<'a, 'txn> Batch<'a, 'txn> {
                 Undo::Message { id, old: None } => {
                     t.messages.remove(id)?;
                 }
-                Undo::Uuid {
-                    uuid,
+                Undo::MoKey {
+                    key,
                     old: Some(owner),
                 } => {
-                    t.by_uuid.insert(&uuid, owner)?;
+                    t.mo_keys.insert((key.time, &key.uuid), owner)?;
                 }
-                Undo::Uuid { uuid, old: None } => {
-                    t.by_uuid.remove(&uuid)?;
+                Undo::MoKey { key, old: None } => {
+                    t.mo_keys.remove((key.time, &key.uuid))?;
                 }
                 Undo::Status {
                     key: (status, backend, id),
@@ -548,14 +558,6 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         }
         Ok(())
     }
-}
-
-/// The UUID [`BY_UUID`] indexes the message under: an MO's, never an MT's.
-fn kannel_uuid(message: &Message) -> Option<[u8; 16]> {
-    if message.direction != Direction::Incoming {
-        return None;
-    }
-    message.kannel.as_ref().and_then(|k| k.uuid)
 }
 
 fn apply_update(message: &mut Message, update: &Update) {

@@ -144,6 +144,7 @@ mod tests {
                 meta_data: None,
                 foreign_id: None,
                 mt_options: None,
+                time: Some(1_764_000_000),
             }),
             attempts: 2,
             retry_after: Some(3),
@@ -161,7 +162,8 @@ mod tests {
         assert_eq!(
             hex,
             "ac0205736d73633106323530373838082b323530203738380268690104020101040001ab0200\
-             010107070707070707070707070707070707010438353030000100010105003e00000000020106",
+             010107070707070707070707070707070707010438353030000100010105003e000000000180\
+             84a4920d020106",
             "the stored form of Message changed: bump SCHEMA_VERSION"
         );
         assert_eq!(decode_message(300, &buf).unwrap(), sample());

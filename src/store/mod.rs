@@ -18,19 +18,18 @@
 //! durability; 2-core VM whose disk takes ~5.6 ms per fsync): about
 //! 11,000 units/s on a store growing to ~700,000 messages (9,900-12,900
 //! over criterion's samples), ~170 units per transaction, 25-30 µs of
-//! writer time per unit to apply plus 6-9 ms per commit. Random keys in
-//! `by_uuid` dominate the cost (each lands on its own page); MT UUIDs from
-//! [`time_ordered_uuid`] append instead and gave 14,500 units/s against
-//! 11,700 in the same run.
+//! writer time per unit to apply plus 6-9 ms per commit. (Measured when
+//! MOs were indexed by their random UUID alone; `mo_keys` now puts the
+//! MO's time first, see [`MoKey`](crate::model::MoKey).)
 //!
 //! A router stores an MO and its replies like this:
 //!
 //! ```no_run
 //! # async fn example(store: rapidbox::store::Store, mut mo: rapidbox::model::Message,
-//! #                  uuid: [u8; 16]) -> Result<(), rapidbox::store::StoreError> {
+//! #                  key: rapidbox::model::MoKey) -> Result<(), rapidbox::store::StoreError> {
 //! use rapidbox::store::{Op, Outcome, Unit};
 //! mo.id = store.allocate_id();
-//! let unit = Unit::new().unless_uuid_known(uuid).with(Op::put(mo));
+//! let unit = Unit::new().unless_mo_known(key).with(Op::put(mo));
 //! match store.commit(unit).await? {
 //!     Outcome::Applied => { /* durable: ack the bearerbox */ }
 //!     Outcome::Duplicate(_first) => { /* seen before: ack again, do not route */ }
@@ -327,12 +326,9 @@ impl Drop for WriterThread {
 /// A fresh UUID for an MT, laid out as a version 7 UUID: the first 48 bits
 /// are the time in milliseconds, the rest random.
 ///
-/// Kannel needs MT UUIDs only to be unique. Time-ordered ones land at the
-/// right edge of `by_uuid` instead of on a random page of it, so storing an
-/// MT costs one page write fewer: with `cargo bench --bench store`, on a
-/// store of ~700,000 messages, 14,500 MO+reply units/s against 11,700 with
-/// random MT UUIDs, and a quarter less CPU per unit. (MO UUIDs are
-/// Kannel's own, random.)
+/// Kannel needs MT UUIDs only to be unique; time-ordered ones also sort
+/// as they were made, which keeps any index of them appending at its
+/// right edge. (MO UUIDs are Kannel's own, random.)
 pub fn time_ordered_uuid() -> [u8; 16] {
     let mut uuid = *uuid::Uuid::new_v4().as_bytes();
     let millis = u64::try_from(crate::model::now_micros() / 1000).unwrap_or(0);

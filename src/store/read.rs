@@ -14,7 +14,7 @@ use std::ops::Bound;
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::model::{
-    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, Status,
+    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, MoKey, Status,
 };
 
 use super::codec;
@@ -58,11 +58,11 @@ impl Store {
             .transpose()
     }
 
-    /// The id of the MO with this Kannel UUID, if stored. (MT UUIDs are
-    /// not indexed; see [`BY_UUID`].)
-    pub fn message_id_by_uuid(&self, uuid: &[u8; 16]) -> Result<Option<MessageId>, StoreError> {
-        let by_uuid = self.table(BY_UUID)?;
-        let found = by_uuid.get(uuid).map_err(read_err)?;
+    /// The id of the MO with this key, if stored. (MTs are not indexed;
+    /// see [`MO_KEYS`].)
+    pub fn message_id_by_mo(&self, key: &MoKey) -> Result<Option<MessageId>, StoreError> {
+        let mo_keys = self.table(MO_KEYS)?;
+        let found = mo_keys.get((key.time, &key.uuid)).map_err(read_err)?;
         Ok(found.map(|g| g.value()))
     }
 

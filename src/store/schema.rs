@@ -11,7 +11,7 @@ use redb::TableDefinition;
 
 /// The version of this schema, kept in [`META`] under
 /// [`META_SCHEMA_VERSION`]. A store with another version is refused.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Every message, by id. Value: a postcard-encoded `Message`.
 ///
@@ -19,15 +19,20 @@ pub const SCHEMA_VERSION: u64 = 3;
 /// highest key is the recovery point for the next id.
 pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 
-/// Kannel UUID -> message id, for MOs: how a redelivered MO is spotted.
+/// [`MoKey`](crate::model::MoKey) (Kannel `time`, Kannel UUID) -> message
+/// id, for MOs: how a redelivered MO is spotted.
+///
+/// The time comes first so that new MOs append at the right edge instead
+/// of each dirtying a random page: with 60,000 MOs through boxload, keying
+/// by the UUID alone cost rapidbox 72 µs of CPU per MO, without the index
+/// 46 µs (see `MoKey`).
 ///
 /// Only incoming messages are indexed. An MT's UUID is matched to its ack
 /// in memory, and its delivery reports carry the message id in `dlr_url`,
-/// so indexing MT UUIDs would cost a random-page write per reply for
-/// nothing.
+/// so indexing MT UUIDs would cost a write per reply for nothing.
 ///
 /// `&[u8; 16]` is stored exactly as `[u8; 16]` but reads without copying.
-pub const BY_UUID: TableDefinition<&[u8; 16], u64> = TableDefinition::new("by_uuid");
+pub const MO_KEYS: TableDefinition<(i64, &[u8; 16]), u64> = TableDefinition::new("mo_keys");
 
 /// (status code, backend, id) for every message in an *open* status
 /// ([`Status::is_open`](crate::model::Status::is_open): R, P, L, Q, I, E):

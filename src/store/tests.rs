@@ -7,13 +7,24 @@ use redb::{ReadableDatabase, WriteTransaction};
 
 use super::*;
 use crate::model::{
-    Connection, DeliveryError, Direction, DlrEvent, KannelInfo, Message, Micros, Status,
+    Connection, DeliveryError, Direction, DlrEvent, KannelInfo, Message, Micros, MoKey, Status,
 };
 
 fn uuid(n: u64) -> [u8; 16] {
     let mut u = [0xa5; 16];
     u[..8].copy_from_slice(&n.to_be_bytes());
     u
+}
+
+/// The Kannel `time` of every MO these tests store.
+const MO_TIME: i64 = 1_764_000_000;
+
+/// The key of the MO stored [`with_uuid`]`(.., uuid(n))`.
+fn key(n: u64) -> MoKey {
+    MoKey {
+        time: MO_TIME,
+        uuid: uuid(n),
+    }
 }
 
 fn message(id: MessageId, direction: Direction, backend: &str, address: &str) -> Message {
@@ -31,6 +42,7 @@ fn with_uuid(mut m: Message, u: [u8; 16]) -> Message {
         smsc_id: Some(m.connection.backend.clone()),
         coding: 0,
         dlr_mask: -1,
+        time: (m.direction == Direction::Incoming).then_some(MO_TIME),
         ..KannelInfo::default()
     });
     m
@@ -85,12 +97,16 @@ fn assert_consistent(store: &Store) {
         *scanned
             .entry((m.direction.code(), m.status.code()))
             .or_default() += 1;
-        if let Some(u) = m.kannel.as_ref().and_then(|k| k.uuid) {
+        if let Some(k) = m.kannel.as_ref().filter(|k| k.uuid.is_some()) {
+            let key = MoKey {
+                time: k.time.unwrap_or(-1),
+                uuid: k.uuid.unwrap_or_default(),
+            };
             let indexed = (m.direction == Direction::Incoming).then_some(m.id);
             assert_eq!(
-                store.message_id_by_uuid(&u).unwrap(),
+                store.message_id_by_mo(&key).unwrap(),
                 indexed,
-                "by_uuid of {}",
+                "mo_keys of {}",
                 m.id
             );
         }
@@ -150,7 +166,7 @@ async fn messages_and_every_index_round_trip() {
     );
     reply.in_response_to = Some(mo_id);
     let unit = Unit::new()
-        .unless_uuid_known(uuid(1))
+        .unless_mo_known(key(1))
         .with(Op::put(mo.clone()))
         .with(Op::put(reply.clone()));
     assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
@@ -179,10 +195,10 @@ async fn messages_and_every_index_round_trip() {
         assert_eq!(store.message(mo_id).unwrap(), Some(mo.clone()));
         assert_eq!(store.message(reply_id).unwrap(), Some(reply.clone()));
         assert_eq!(store.message(reply_id + 1).unwrap(), None);
-        assert_eq!(store.message_id_by_uuid(&uuid(1)).unwrap(), Some(mo_id));
+        assert_eq!(store.message_id_by_mo(&key(1)).unwrap(), Some(mo_id));
         // An MT's UUID is not indexed: acks match in memory, reports by id.
-        assert_eq!(store.message_id_by_uuid(&uuid(2)).unwrap(), None);
-        assert_eq!(store.message_id_by_uuid(&uuid(3)).unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(2)).unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(3)).unwrap(), None);
         let received = store
             .messages_by_status(Status::Received, Some("smsc1"), None, 10)
             .unwrap();
@@ -337,8 +353,8 @@ async fn a_put_that_replaces_moves_every_index() {
             .unwrap(),
     );
     assert_eq!(store.message(1).unwrap(), Some(replaced));
-    assert_eq!(store.message_id_by_uuid(&uuid(10)).unwrap(), None);
-    assert_eq!(store.message_id_by_uuid(&uuid(11)).unwrap(), Some(1));
+    assert_eq!(store.message_id_by_mo(&key(10)).unwrap(), None);
+    assert_eq!(store.message_id_by_mo(&key(11)).unwrap(), Some(1));
     assert!(store
         .messages_by_status(Status::Queued, None, None, 10)
         .unwrap()
@@ -420,7 +436,7 @@ async fn concurrent_committers_share_transactions_and_all_are_durable() {
         tasks.spawn(async move {
             let id = store.allocate_id();
             let m = with_uuid(message(id, Direction::Incoming, "smsc", "1"), uuid(n));
-            let unit = Unit::new().unless_uuid_known(uuid(n)).with(Op::put(m));
+            let unit = Unit::new().unless_mo_known(key(n)).with(Op::put(m));
             store.commit(unit).await
         });
     }
@@ -439,7 +455,7 @@ async fn concurrent_committers_share_transactions_and_all_are_durable() {
 
     let store = open(&path);
     for n in 0..UNITS {
-        let id = store.message_id_by_uuid(&uuid(n)).unwrap().unwrap();
+        let id = store.message_id_by_mo(&key(n)).unwrap().unwrap();
         assert!(store.message(id).unwrap().is_some());
     }
     assert_eq!(
@@ -455,7 +471,7 @@ async fn a_known_uuid_applies_once_across_batches() {
     let store = open(&store_path(&dir));
     let first = with_uuid(message(1, Direction::Incoming, "s", "1"), uuid(7));
     let again = with_uuid(message(2, Direction::Incoming, "s", "1"), uuid(7));
-    let unit = |m: Message| Unit::new().unless_uuid_known(uuid(7)).with(Op::put(m));
+    let unit = |m: Message| Unit::new().unless_mo_known(key(7)).with(Op::put(m));
     assert_eq!(store.commit(unit(first)).await.unwrap(), Outcome::Applied);
     assert_eq!(
         store.commit(unit(again)).await.unwrap(),
@@ -481,7 +497,7 @@ async fn a_known_uuid_applies_once_within_a_batch() {
         let m = with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(7));
         racers.push(tokio::spawn(async move {
             racer
-                .commit(Unit::new().unless_uuid_known(uuid(7)).with(Op::put(m)))
+                .commit(Unit::new().unless_mo_known(key(7)).with(Op::put(m)))
                 .await
         }));
         queued(&store, id as usize - 1).await;
@@ -592,8 +608,8 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
     let check = |store: &Store| {
         assert_eq!(store.message(2).unwrap(), None);
         assert_eq!(store.message(3).unwrap(), None);
-        assert_eq!(store.message_id_by_uuid(&uuid(2)).unwrap(), None);
-        assert_eq!(store.message_id_by_uuid(&uuid(1)).unwrap(), Some(1));
+        assert_eq!(store.message_id_by_mo(&key(2)).unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(1)).unwrap(), Some(1));
         assert!(store.connection("s", "2").unwrap().is_none());
         assert!(store.connection("s", "3").unwrap().is_none());
         assert!(!store.is_opted_out("2").unwrap());
@@ -635,7 +651,7 @@ async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
     for (file, status_of_1) in [(&crash_image, Status::Received), (&path, Status::Handled)] {
         let store = open(file);
         for id in &stored {
-            assert_eq!(store.message_id_by_uuid(&uuid(*id)).unwrap(), Some(*id));
+            assert_eq!(store.message_id_by_mo(&key(*id)).unwrap(), Some(*id));
         }
         assert_eq!(store.message(1).unwrap().unwrap().status, status_of_1);
         let max = *stored.last().unwrap();

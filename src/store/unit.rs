@@ -5,16 +5,16 @@
 //! checked before it reaches the writer, and the writer's transaction never
 //! runs caller code.
 
-use crate::model::{DeliveryError, DlrEvent, Message, MessageId, Micros, Status};
+use crate::model::{DeliveryError, DlrEvent, Message, MessageId, Micros, MoKey, Status};
 
 /// Ops applied together or not at all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Unit {
-    /// If this Kannel UUID is already stored, nothing of the unit is applied
-    /// and the outcome is [`Outcome::Duplicate`]. The check runs inside the
-    /// writer's transaction, so two units racing with the same UUID (even
-    /// in one batch) apply exactly once.
-    pub unless_uuid_known: Option<[u8; 16]>,
+    /// If an MO with this key is already stored, nothing of the unit is
+    /// applied and the outcome is [`Outcome::Duplicate`]. The check runs
+    /// inside the writer's transaction, so two units racing with the same
+    /// MO (even in one batch) apply exactly once.
+    pub unless_mo_known: Option<MoKey>,
     /// The ops, applied in order; a later op sees the earlier ones.
     pub ops: Vec<Op>,
 }
@@ -25,9 +25,10 @@ impl Unit {
         Unit::default()
     }
 
-    /// Adds the precondition: skip the unit if `uuid` is already stored.
-    pub fn unless_uuid_known(mut self, uuid: [u8; 16]) -> Unit {
-        self.unless_uuid_known = Some(uuid);
+    /// Adds the precondition: skip the unit if the MO `key` names is
+    /// already stored.
+    pub fn unless_mo_known(mut self, key: MoKey) -> Unit {
+        self.unless_mo_known = Some(key);
         self
     }
 
@@ -53,8 +54,8 @@ impl Unit {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Stores the message, replacing any message with its id. Keeps every
-    /// index in step: `by_uuid` when it has a Kannel UUID (refused if the
-    /// UUID belongs to another message), `by_status`, the counts, and the
+    /// index in step: `mo_keys` for an MO with a Kannel UUID (refused if
+    /// its key belongs to another message), `by_status`, the counts, and the
     /// connection (recorded the first time it is seen).
     Put(Box<Message>),
     /// Changes fields of a stored message.
@@ -188,7 +189,7 @@ pub enum Outcome {
     /// Every op was applied, and (for [`Store::commit`](super::Store::commit))
     /// the transaction holding them is durable.
     Applied,
-    /// The unit's `unless_uuid_known` UUID is already stored, for this
+    /// The unit's `unless_mo_known` MO is already stored, as this
     /// message; nothing was applied.
     Duplicate(MessageId),
 }

@@ -38,7 +38,11 @@ pub(crate) struct Pending {
 impl Pending {
     fn answer(self, answer: Result<Outcome, StoreError>) {
         if let Err(e) = &answer {
-            let uuid = self.unit.unless_uuid_known.as_ref().map(uuid_text);
+            let uuid = self
+                .unit
+                .unless_mo_known
+                .as_ref()
+                .map(|k| uuid_text(&k.uuid));
             if matches!(e, StoreError::Rejected(_) | StoreError::Corrupt { .. }) {
                 warn!(error = %e, uuid, ops = self.unit.ops.len(), "unit refused");
             } else if self.reply.is_none() {
