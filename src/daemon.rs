@@ -15,7 +15,7 @@ use crate::client::HttpClient;
 use crate::config::{smsbox_id_warning, Config, KannelConfig, TransportKind};
 use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
-use crate::dlr_callback::DlrCallbacks;
+use crate::dlr_callback::{self, DlrCallbacks};
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
@@ -155,8 +155,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
 
     // sendsms callers' dlr-urls, called when their reports arrive.
-    let (dlr_callbacks, callback_worker) =
-        DlrCallbacks::new(http.clone(), store.clone(), shutdown.clone());
+    let (dlr_callbacks, callback_worker) = DlrCallbacks::new(
+        http.clone(),
+        store.clone(),
+        dlr_callback::FIRST_RETRY,
+        shutdown.clone(),
+    );
     tasks.spawn(callback_worker);
 
     match &kannel_outbox {

@@ -1,215 +1,249 @@
 //! Calls a sendsms caller's `dlr-url` when a delivery report arrives for
-//! its message, as Kannel's smsbox does.
+//! its message, as Kannel's smsbox does, and keeps owing the call until it
+//! is made, across restarts.
 //!
 //! The MT's own `dlr_url` on the wire is rapidbox's message id (that is how
 //! a report finds its message); the caller's URL is kept with the message
-//! ([`crate::model::MtOptions`]). When the link has durably recorded a
-//! report, it [`expand`]s the caller's URL with the report's values and
-//! hands it to [`DlrCallbacks::offer`].
+//! ([`crate::model::MtOptions`]). When a report arrives, the link
+//! [`expand`]s the caller's URL with the report's values and commits the
+//! call as a [`PendingCallback`] in the same unit as the report: the store's
+//! `dlr_callbacks` table is the queue, so a call owed survives a restart as
+//! surely as the report it is about. Then it [`DlrCallbacks::wake`]s the
+//! worker.
 //!
-//! Bounds and choices:
-//! - a queue of [`QUEUE_CAPACITY`] callbacks; when it is full the callback
-//!   is dropped, logged, and recorded as a delivery error of the message,
-//!   because blocking would hold up the bearerbox link's acks;
+//! The worker makes the calls that are due, soonest first:
 //! - at most [`MAX_IN_FLIGHT`] requests at once, each bounded by
-//!   [`REQUEST_TIMEOUT`];
-//! - a callback is tried up to [`MAX_ATTEMPTS`] times, [`FIRST_RETRY`]
-//!   apart and twice that after each failure; any answer below 500 ends it
-//!   (a 4xx would be answered again), a 5xx, a timeout or a connection
-//!   failure is retried; the last failure is recorded as a delivery error;
-//! - callbacks live in memory only: they survive a slow or failing
-//!   receiver while rapidbox runs, not a restart. The report itself is
-//!   durable (the message's DLR events), so nothing about the delivery is
-//!   lost, only the call.
+//!   [`REQUEST_TIMEOUT`]; nothing else is held in memory, however many
+//!   calls are owed;
+//! - any answer below 500 ends a call (a 4xx would be answered again) and
+//!   removes it; a 5xx, a timeout or a connection failure reschedules it,
+//!   [`FIRST_RETRY`] later (by default) and twice that after each failure, up to
+//!   [`MAX_ATTEMPTS`] attempts; the last failure is recorded as a delivery
+//!   error of the message, in the unit that removes the call;
+//! - a call in flight when rapidbox stops stays owed and is made again
+//!   after the restart: callers may see a call twice, never none (as with
+//!   Kannel, whose smsbox forgets them instead).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use boxproto::Sms;
 use bytes::Bytes;
 use hyper::Method;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::client::HttpClient;
-use crate::model::{now_micros, DeliveryError, Message, MessageId};
-use crate::store::{Op, Store, Unit};
+use crate::model::{now_micros, DeliveryError, Message, MessageId, Micros, PendingCallback};
+use crate::store::{time_ordered_uuid, Op, Store, Unit};
 
-/// Callbacks waiting for a request slot.
-pub const QUEUE_CAPACITY: usize = 1024;
 /// Callback requests in flight at once.
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Tries per callback.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// The wait before the second try; it doubles after each failure.
+/// The wait before the second try, by default; it doubles after each
+/// failure.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// One request, answer included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the worker sleeps when nothing is owed or it cannot read the
+/// store: a wake-up or a finished call usually comes first.
+const IDLE: Duration = Duration::from_secs(30);
 
-/// One call to make.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Callback {
-    /// The message the report is about.
-    pub message_id: MessageId,
-    /// The caller's URL with the report's values substituted.
-    pub url: String,
+/// The call owed for `message`'s report, due now.
+pub fn owed(message_id: MessageId, url: String, now: Micros) -> PendingCallback {
+    PendingCallback {
+        due: now,
+        id: time_ordered_uuid(),
+        message_id,
+        url,
+        attempts: 0,
+    }
 }
 
-/// Where callbacks are queued. Cheap to clone.
+/// What the link holds to wake the worker once it has committed a call.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct DlrCallbacks {
-    queue: mpsc::Sender<Callback>,
-    store: Store,
+    wake: Arc<Notify>,
 }
 
 impl DlrCallbacks {
-    /// The queue, and the worker that empties it until `shutdown` (spawn
-    /// it; callbacks not made by then are dropped).
+    /// The handle, and the worker that makes the calls owed in `store` until
+    /// `shutdown` (spawn it), waiting `first_retry` (normally
+    /// [`FIRST_RETRY`]) before the second try.
     pub fn new(
         http: HttpClient,
         store: Store,
+        first_retry: Duration,
         shutdown: CancellationToken,
     ) -> (
         DlrCallbacks,
         impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let wake = Arc::new(Notify::new());
         let worker = Worker {
             http,
-            store: store.clone(),
+            store,
+            first_retry,
+            wake: wake.clone(),
         };
-        (
-            DlrCallbacks { queue, store },
-            worker.run(receiver, shutdown),
-        )
+        (DlrCallbacks { wake }, worker.run(shutdown))
     }
 
-    /// Queues `callback` without waiting. When the queue is full (or the
-    /// worker has stopped) the callback is dropped and that is recorded as
-    /// a delivery error of its message.
-    pub async fn offer(&self, callback: Callback) {
-        let refused = match self.queue.try_send(callback) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(c)) => (c, "queue full"),
-            Err(mpsc::error::TrySendError::Closed(c)) => (c, "rapidbox is stopping"),
-        };
-        let (callback, why) = refused;
-        warn!(message_id = callback.message_id, url = %callback.url, "dlr-url callback dropped: {why}");
-        record_failure(
-            &self.store,
-            callback.message_id,
-            format!("dlr-url callback dropped ({why}): {}", callback.url),
-        )
-        .await;
-    }
-}
-
-async fn record_failure(store: &Store, message_id: MessageId, log: String) {
-    let unit = Unit::new().with(Op::AddDeliveryError(DeliveryError {
-        message_id,
-        time: now_micros(),
-        log,
-    }));
-    if let Err(e) = store.commit(unit).await {
-        warn!(message_id, error = %e, "could not record a dlr-url callback failure");
+    /// Tells the worker a call was committed. (A wake-up while the worker is
+    /// busy is kept for when it next waits.)
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 }
 
 struct Worker {
     http: HttpClient,
     store: Store,
+    first_retry: Duration,
+    wake: Arc<Notify>,
 }
 
 impl Worker {
-    async fn run(self, mut receiver: mpsc::Receiver<Callback>, shutdown: CancellationToken) {
+    async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        // The calls in flight, by the task making each, so that a task
+        // that ends in any way frees its call.
         let mut calls = JoinSet::new();
+        let mut in_flight: HashMap<tokio::task::Id, [u8; 16]> = HashMap::new();
         loop {
-            while calls.try_join_next().is_some() {}
-            // A slot is taken before a callback leaves the queue, so the
-            // queue, not the task set, is what grows under load.
-            let slot = tokio::select! {
+            let wait = this.start_due(&mut calls, &mut in_flight);
+            tokio::select! {
                 _ = shutdown.cancelled() => break,
-                slot = slots.clone().acquire_owned() => slot,
-            };
-            // The semaphore is never closed.
-            let Ok(slot) = slot else { break };
-            let callback = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                callback = receiver.recv() => callback,
-            };
-            let Some(callback) = callback else { break };
-            let (this, stop) = (this.clone(), shutdown.clone());
-            calls.spawn(async move {
-                this.call(callback, stop).await;
-                drop(slot);
-            });
+                _ = this.wake.notified() => {}
+                Some(done) = calls.join_next_with_id() => {
+                    let task = match &done {
+                        Ok((task, ())) => *task,
+                        Err(e) => e.id(),
+                    };
+                    in_flight.remove(&task);
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
-        if !calls.is_empty() || !receiver.is_empty() {
-            info!(
+        if !calls.is_empty() {
+            debug!(
                 in_flight = calls.len(),
-                queued = receiver.len(),
-                "stopping: dlr-url callbacks not made are dropped"
+                "stopping: dlr-url calls in flight stay owed"
             );
         }
         calls.shutdown().await;
     }
 
-    /// Makes one callback, retrying as the module says.
-    async fn call(&self, callback: Callback, shutdown: CancellationToken) {
-        let id = callback.message_id;
-        let mut wait = FIRST_RETRY;
-        let mut last = String::new();
-        for attempt in 1..=MAX_ATTEMPTS {
-            let sent = self
-                .http
-                .send(
-                    Method::GET,
-                    &callback.url,
-                    None,
-                    Bytes::new(),
-                    REQUEST_TIMEOUT,
-                )
-                .await;
-            match sent {
-                Ok(r) if r.status.as_u16() < 500 => {
-                    if r.status.is_success() {
-                        debug!(
-                            message_id = id,
-                            status = r.status.as_u16(),
-                            "dlr-url called"
-                        );
-                    } else {
-                        warn!(message_id = id, status = r.status.as_u16(), url = %callback.url, "dlr-url answered with an error; not retried");
-                    }
-                    return;
-                }
-                Ok(r) => last = format!("HTTP {}", r.status.as_u16()),
-                Err(e) => last = e.to_string(),
+    /// Starts the calls that are due, as far as slots allow; returns how
+    /// long to wait before the next one is due.
+    fn start_due(
+        self: &Arc<Self>,
+        calls: &mut JoinSet<()>,
+        in_flight: &mut HashMap<tokio::task::Id, [u8; 16]>,
+    ) -> Duration {
+        let free = MAX_IN_FLIGHT - in_flight.len();
+        if free == 0 {
+            return IDLE;
+        }
+        // The calls in flight are still owed, so they come first in the
+        // table; read past them.
+        let owed = match self.store.owed_callbacks(in_flight.len() + free + 1) {
+            Ok(owed) => owed,
+            Err(e) => {
+                warn!(error = %e, "cannot read the dlr-url calls owed; trying again later");
+                return IDLE;
             }
-            if attempt == MAX_ATTEMPTS {
+        };
+        let busy: HashSet<[u8; 16]> = in_flight.values().copied().collect();
+        let now = now_micros();
+        let mut started = 0;
+        for callback in owed.into_iter().filter(|c| !busy.contains(&c.id)) {
+            if callback.due > now {
+                let micros = u64::try_from(callback.due - now).unwrap_or(0);
+                return Duration::from_micros(micros).min(IDLE);
+            }
+            if started == free {
                 break;
             }
-            debug!(message_id = id, attempt, error = %last, "dlr-url call failed; retrying in {wait:?}");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            wait = wait.saturating_mul(2);
+            let id = callback.id;
+            let this = self.clone();
+            let task = calls.spawn(async move { this.call(callback).await });
+            in_flight.insert(task.id(), id);
+            started += 1;
         }
-        warn!(message_id = id, url = %callback.url, error = %last, "dlr-url call failed {MAX_ATTEMPTS} times; giving up");
-        record_failure(
-            &self.store,
-            id,
-            format!(
-                "dlr-url call failed {MAX_ATTEMPTS} times, last: {last}: {}",
-                callback.url
-            ),
-        )
-        .await;
+        IDLE
+    }
+
+    /// Makes one attempt at `callback` and commits what follows: the call
+    /// forgotten, rescheduled, or given up with a delivery error.
+    async fn call(&self, callback: PendingCallback) {
+        let id = callback.message_id;
+        let sent = self
+            .http
+            .send(
+                Method::GET,
+                &callback.url,
+                None,
+                Bytes::new(),
+                REQUEST_TIMEOUT,
+            )
+            .await;
+        let failure = match sent {
+            Ok(r) if r.status.as_u16() < 500 => {
+                if r.status.is_success() {
+                    debug!(
+                        message_id = id,
+                        status = r.status.as_u16(),
+                        "dlr-url called"
+                    );
+                } else {
+                    warn!(message_id = id, status = r.status.as_u16(), url = %callback.url, "dlr-url answered with an error; not retried");
+                }
+                None
+            }
+            Ok(r) => Some(format!("HTTP {}", r.status.as_u16())),
+            Err(e) => Some(e.to_string()),
+        };
+        let mut unit = Unit::new().with(Op::ForgetCallback {
+            due: callback.due,
+            id: callback.id,
+        });
+        if let Some(error) = failure {
+            let attempts = callback.attempts + 1;
+            let now = now_micros();
+            if attempts >= MAX_ATTEMPTS {
+                warn!(message_id = id, url = %callback.url, %error, "dlr-url call failed {MAX_ATTEMPTS} times; giving up");
+                unit.push(Op::AddDeliveryError(DeliveryError {
+                    message_id: id,
+                    time: now,
+                    log: format!(
+                        "dlr-url call failed {MAX_ATTEMPTS} times, last: {error}: {}",
+                        callback.url
+                    ),
+                }));
+            } else {
+                let wait = self.first_retry.saturating_mul(1 << (attempts - 1).min(16));
+                debug!(message_id = id, attempts, %error, "dlr-url call failed; retrying in {wait:?}");
+                let wait = Micros::try_from(wait.as_micros()).unwrap_or(Micros::MAX);
+                unit.push(Op::OweCallback(PendingCallback {
+                    due: now.saturating_add(wait),
+                    id: time_ordered_uuid(),
+                    attempts,
+                    ..callback
+                }));
+            }
+        }
+        if let Err(e) = self.store.commit(unit).await {
+            // The call stays owed as it was; pause so that a failing store
+            // is not asked again at once.
+            warn!(message_id = id, error = %e, "could not record a dlr-url call's outcome");
+            tokio::time::sleep(self.first_retry).await;
+        }
     }
 }
 

@@ -287,6 +287,24 @@ impl Default for MtOptions {
     }
 }
 
+/// A call owed to a sendsms caller's `dlr-url`: stored in the same unit
+/// as the delivery report that causes it, so no restart loses it, and
+/// removed once it is made or given up ([`crate::dlr_callback`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCallback {
+    /// When it is due; calls are made in this order.
+    pub due: Micros,
+    /// Unique and time-ordered (a version 7 UUID's layout), so that two
+    /// calls due at the same time are both kept.
+    pub id: [u8; 16],
+    /// The message whose report it is about.
+    pub message_id: MessageId,
+    /// The caller's URL, escapes already substituted.
+    pub url: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
 /// A stored message (httprouter's `Message`, with Kannel's details).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {

@@ -7,7 +7,7 @@ use boxproto::{AckStatus, Sms};
 use tracing::{error, info, warn};
 
 use crate::dispatch::Dispatch;
-use crate::dlr_callback::{self, Callback, DlrCallbacks};
+use crate::dlr_callback::{self, DlrCallbacks};
 use crate::link::convert::{self, MoProblem};
 use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, MoKey, Status};
 use crate::router::Router;
@@ -150,6 +150,18 @@ impl Inbound {
                 log: format!("delivery report {event}: {text}"),
             }));
         }
+        // The caller's dlr-url call is owed from the moment the report is
+        // recorded: both commit together.
+        let callbacks = self.dlr_callbacks.as_ref().and_then(|callbacks| {
+            let template = message
+                .kannel
+                .as_ref()
+                .and_then(|k| k.mt_options.as_ref())
+                .and_then(|o| o.dlr_url.as_deref())?;
+            let url = dlr_callback::expand(template, sms, &message);
+            unit.push(Op::OweCallback(dlr_callback::owed(id, url, now)));
+            Some(callbacks)
+        });
         match self.store.commit(unit).await {
             Ok(_) => {
                 info!(
@@ -157,29 +169,12 @@ impl Inbound {
                     dlr_mask = event,
                     "delivery report recorded"
                 );
-                self.call_back(sms, &message).await;
+                if let Some(callbacks) = callbacks {
+                    callbacks.wake();
+                }
                 AckStatus::Success
             }
             Err(e) => ack_for_store_error(&e, "delivery report"),
-        }
-    }
-
-    /// Queues the call to the `dlr-url` a sendsms caller gave for
-    /// `message`, if any, now that `report` is recorded.
-    async fn call_back(&self, report: &Sms, message: &Message) {
-        let template = message
-            .kannel
-            .as_ref()
-            .and_then(|k| k.mt_options.as_ref())
-            .and_then(|o| o.dlr_url.as_deref());
-        if let (Some(template), Some(callbacks)) = (template, &self.dlr_callbacks) {
-            let url = dlr_callback::expand(template, report, message);
-            callbacks
-                .offer(Callback {
-                    message_id: message.id,
-                    url,
-                })
-                .await;
         }
     }
 }

@@ -20,7 +20,8 @@ use redb::{ReadableTable, StorageError, Table, TableError, WriteTransaction};
 use tracing::warn;
 
 use crate::model::{
-    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, MoKey, Status,
+    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, MoKey, PendingCallback,
+    Status,
 };
 
 use super::codec::{self, encode_into};
@@ -37,6 +38,7 @@ pub(crate) struct Tables<'txn> {
     optouts: Table<'txn, &'static str, i64>,
     delivery_errors: Table<'txn, (u64, u64), &'static [u8]>,
     dlr_events: Table<'txn, (u64, u64), &'static [u8]>,
+    callbacks: Table<'txn, (i64, &'static [u8; 16]), &'static [u8]>,
     counts: Table<'txn, (u8, u8), u64>,
     meta: Table<'txn, &'static str, u64>,
 }
@@ -52,6 +54,7 @@ impl<'txn> Tables<'txn> {
             optouts: txn.open_table(OPTOUTS)?,
             delivery_errors: txn.open_table(DELIVERY_ERRORS)?,
             dlr_events: txn.open_table(DLR_EVENTS)?,
+            callbacks: txn.open_table(CALLBACKS)?,
             counts: txn.open_table(COUNTS)?,
             meta: txn.open_table(META)?,
         })
@@ -89,6 +92,11 @@ enum Undo {
     Dlr {
         id: MessageId,
         seq: u64,
+    },
+    Callback {
+        due: i64,
+        id: [u8; 16],
+        old: Option<Vec<u8>>,
     },
 }
 
@@ -273,6 +281,22 @@ impl<'a, 'txn> Batch<'a, 'txn> {
                 });
                 Ok(())
             }
+            Op::OweCallback(callback) => self.owe_callback(index, callback),
+            Op::ForgetCallback { due, id } => {
+                let old = self
+                    .tables
+                    .callbacks
+                    .remove((*due, id))?
+                    .map(|g| g.value().to_vec());
+                if old.is_some() {
+                    self.undo.push(Undo::Callback {
+                        due: *due,
+                        id: *id,
+                        old,
+                    });
+                }
+                Ok(())
+            }
             Op::OptIn { identity } => {
                 let old = self
                     .tables
@@ -387,6 +411,23 @@ impl<'a, 'txn> Batch<'a, 'txn> {
             .dlr_events
             .insert((id, seq), self.scratch.as_slice())?;
         self.undo.push(Undo::Dlr { id, seq });
+        Ok(())
+    }
+
+    fn owe_callback(&mut self, index: usize, callback: &PendingCallback) -> Result<(), Stop> {
+        self.require_message(index, callback.message_id)?;
+        self.encode(index, &codec::callback_value(callback))?;
+        let key = (callback.due, &callback.id);
+        let old = self
+            .tables
+            .callbacks
+            .insert(key, self.scratch.as_slice())?
+            .map(|g| g.value().to_vec());
+        self.undo.push(Undo::Callback {
+            due: callback.due,
+            id: callback.id,
+            old,
+        });
         Ok(())
     }
 
@@ -553,6 +594,16 @@ impl<'a, 'txn> Batch<'a, 'txn> {
                 }
                 Undo::Dlr { id, seq } => {
                     t.dlr_events.remove((id, seq))?;
+                }
+                Undo::Callback {
+                    due,
+                    id,
+                    old: Some(bytes),
+                } => {
+                    t.callbacks.insert((due, &id), bytes.as_slice())?;
+                }
+                Undo::Callback { due, id, old: None } => {
+                    t.callbacks.remove((due, &id))?;
                 }
             }
         }

@@ -7,7 +7,9 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, Status};
+use crate::model::{
+    DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, PendingCallback, Status,
+};
 
 use super::error::StoreError;
 
@@ -79,6 +81,30 @@ pub(crate) fn decode_delivery_error(
         message_id: id,
         time,
         log,
+    })
+}
+
+/// A `dlr_callbacks` value; the due time and the id are the key.
+pub(crate) fn callback_value(c: &PendingCallback) -> (MessageId, &str, u32) {
+    (c.message_id, c.url.as_str(), c.attempts)
+}
+
+pub(crate) fn decode_callback(
+    due: Micros,
+    id: [u8; 16],
+    bytes: &[u8],
+) -> Result<PendingCallback, StoreError> {
+    let (message_id, url, attempts): (MessageId, String, u32) = decode(
+        "dlr_callbacks",
+        || format!("({due}, {})", super::error::uuid_text(&id)),
+        bytes,
+    )?;
+    Ok(PendingCallback {
+        due,
+        id,
+        message_id,
+        url,
+        attempts,
     })
 }
 

@@ -14,7 +14,8 @@ use std::ops::Bound;
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::model::{
-    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, MoKey, Status,
+    Connection, DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, MoKey,
+    PendingCallback, Status,
 };
 
 use super::codec;
@@ -205,6 +206,19 @@ impl Store {
             let (key, value) = entry.map_err(read_err)?;
             let (id, seq) = key.value();
             found.push(codec::decode_dlr(id, seq, value.value())?);
+        }
+        Ok(found)
+    }
+
+    /// The first `limit` calls owed to `dlr-url`s, soonest due first,
+    /// whether due yet or not.
+    pub fn owed_callbacks(&self, limit: usize) -> Result<Vec<PendingCallback>, StoreError> {
+        let table = self.table(CALLBACKS)?;
+        let mut found = Vec::new();
+        for entry in table.iter().map_err(read_err)?.take(limit.min(MAX_SCAN)) {
+            let (key, value) = entry.map_err(read_err)?;
+            let (due, id) = key.value();
+            found.push(codec::decode_callback(due, *id, value.value())?);
         }
         Ok(found)
     }

@@ -60,6 +60,13 @@ pub const DELIVERY_ERRORS: TableDefinition<(u64, u64), &[u8]> =
 /// reports, in the order they arrived.
 pub const DLR_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("dlr_events");
 
+/// (due time, callback id) -> postcard `(message id, url, attempts)`:
+/// calls owed to sendsms callers' `dlr-url`s
+/// ([`PendingCallback`](crate::model::PendingCallback)), soonest first.
+/// Usually near empty: a call is removed once made.
+pub const CALLBACKS: TableDefinition<(i64, &[u8; 16]), &[u8]> =
+    TableDefinition::new("dlr_callbacks");
+
 /// (direction code, status code) -> number of messages, kept exact by the
 /// writer so statistics never scan.
 pub const COUNTS: TableDefinition<(u8, u8), u64> = TableDefinition::new("counts");

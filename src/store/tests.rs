@@ -7,7 +7,8 @@ use redb::{ReadableDatabase, WriteTransaction};
 
 use super::*;
 use crate::model::{
-    Connection, DeliveryError, Direction, DlrEvent, KannelInfo, Message, Micros, MoKey, Status,
+    Connection, DeliveryError, Direction, DlrEvent, KannelInfo, Message, Micros, MoKey,
+    PendingCallback, Status,
 };
 
 fn uuid(n: u64) -> [u8; 16] {
@@ -46,6 +47,17 @@ fn with_uuid(mut m: Message, u: [u8; 16]) -> Message {
         ..KannelInfo::default()
     });
     m
+}
+
+/// A call owed for message `id`.
+fn callback(id: MessageId) -> PendingCallback {
+    PendingCallback {
+        due: 5,
+        id: [id as u8; 16],
+        message_id: id,
+        url: format!("http://h/dlr?id={id}"),
+        attempts: 0,
+    }
 }
 
 fn applied(outcome: Outcome) {
@@ -530,8 +542,8 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
             message(1, Direction::Incoming, "s", "1"),
             uuid(1),
         ))),
-        // Refused at its last op: its put, uuid, connection and opt-out
-        // must be undone.
+        // Refused at its last op: its put, uuid, connection, opt-out and
+        // owed callback must be undone.
         Unit::new()
             .with(Op::put(with_uuid(
                 message(2, Direction::Outgoing, "s", "2"),
@@ -541,6 +553,7 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
                 identity: "2".to_owned(),
                 at: 1,
             })
+            .with(Op::OweCallback(callback(2)))
             .with(Update::status(2, Status::Sent, 3).into())
             .with(Update::status(99, Status::Sent, 3).into()),
         // Refused: the UUID belongs to message 1 (same batch).
@@ -558,6 +571,11 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
         // Applied, and sees the first unit's message.
         Unit::new()
             .with(Op::put(message(4, Direction::Incoming, "s", "4")))
+            .with(Op::OweCallback(callback(1)))
+            .with(Op::ForgetCallback {
+                due: 9,
+                id: [9; 16],
+            })
             .with(Op::AddDeliveryError(DeliveryError {
                 message_id: 1,
                 time: 2,
@@ -582,7 +600,7 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
     assert!(matches!(
         answers[1],
         Err(StoreError::Rejected(Rejection::MissingMessage {
-            op: 3,
+            op: 4,
             id: 99
         }))
     ));
@@ -614,6 +632,7 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
         assert!(store.connection("s", "3").unwrap().is_none());
         assert!(!store.is_opted_out("2").unwrap());
         assert!(store.dlr_events(2).unwrap().is_empty());
+        assert_eq!(store.owed_callbacks(10).unwrap(), vec![callback(1)]);
         assert_eq!(store.delivery_errors(1).unwrap().len(), 1);
         assert_eq!(store.message(1).unwrap().unwrap().status, Status::Handled);
         assert!(store.message(4).unwrap().is_some());

@@ -5,7 +5,9 @@
 //! checked before it reaches the writer, and the writer's transaction never
 //! runs caller code.
 
-use crate::model::{DeliveryError, DlrEvent, Message, MessageId, Micros, MoKey, Status};
+use crate::model::{
+    DeliveryError, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback, Status,
+};
 
 /// Ops applied together or not at all.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,6 +71,11 @@ pub enum Op {
     OptOut { identity: String, at: Micros },
     /// Removes an opt-out; a no-op if there was none.
     OptIn { identity: String },
+    /// Records a call owed to a `dlr-url`.
+    OweCallback(PendingCallback),
+    /// Forgets an owed call (made, rescheduled or given up); a no-op if it
+    /// is not owed.
+    ForgetCallback { due: Micros, id: [u8; 16] },
 }
 
 impl Op {
@@ -98,6 +105,8 @@ impl Op {
             Op::AddDeliveryError(e) => e.log.len(),
             Op::AddDlr(d) => d.text.len(),
             Op::OptOut { identity, .. } | Op::OptIn { identity } => identity.len(),
+            Op::OweCallback(c) => c.url.len(),
+            Op::ForgetCallback { .. } => 0,
         };
         std::mem::size_of::<Op>() + heap
     }
