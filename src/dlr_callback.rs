@@ -161,20 +161,20 @@ impl Worker {
         };
         let busy: HashSet<[u8; 16]> = in_flight.values().copied().collect();
         let now = now_micros();
-        let mut started = 0;
-        for callback in owed.into_iter().filter(|c| !busy.contains(&c.id)) {
+        let waiting = owed.into_iter().filter(|c| !busy.contains(&c.id));
+        for (started, callback) in waiting.enumerate() {
             if callback.due > now {
                 let micros = u64::try_from(callback.due - now).unwrap_or(0);
                 return Duration::from_micros(micros).min(IDLE);
             }
             if started == free {
+                // Due, but no slot: a finished call wakes the worker.
                 break;
             }
             let id = callback.id;
             let this = self.clone();
             let task = calls.spawn(async move { this.call(callback).await });
             in_flight.insert(task.id(), id);
-            started += 1;
         }
         IDLE
     }
