@@ -25,6 +25,7 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     router(config, broken, &root.key("router"), &mut report);
     push(config, &root.key("push"), &mut report);
     sendsms_users(config, &root.key("sendsms_users"), &mut report);
+    console(config, &root, &mut report);
     for (name, backend) in &config.backends {
         let at = root.key("backends").key(name);
         if backend.transport == super::TransportKind::Kannel && !config.kannel.enabled {
@@ -123,6 +124,48 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
                 error(report, &at.key(key), "empty: remove the key instead");
             }
         }
+    }
+}
+
+fn console(config: &Config, root: &KeyPath, report: &mut Report) {
+    let mut seen = BTreeSet::new();
+    for (i, user) in config.console_users.iter().enumerate() {
+        let at = root.key("console_users").index(i);
+        if user.username.trim().is_empty() {
+            error(report, &at.key("username"), "empty: give the user a name");
+        } else if !seen.insert(user.username.as_str()) {
+            error(
+                report,
+                &at.key("username"),
+                format!("{:?} is already a console user", user.username),
+            );
+        }
+        if let Err(e) = super::check_password_hash(&user.password_hash) {
+            error(report, &at.key("password_hash"), e);
+        }
+    }
+    let at = root.key("console");
+    for (key, value) in [
+        ("max_sessions", config.console.max_sessions as u64),
+        ("session_idle_secs", config.console.session_idle_secs),
+        ("max_live_clients", config.console.max_live_clients as u64),
+    ] {
+        if value == 0 {
+            error(report, &at.key(key), "must be at least 1");
+        }
+    }
+    let at = root.key("alerts");
+    if let Some(url) = &config.alerts.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            error(
+                report,
+                &at.key("url"),
+                "must start with http:// or https://",
+            );
+        }
+    }
+    if config.alerts.timeout_ms == 0 {
+        error(report, &at.key("timeout_ms"), "must be at least 1");
     }
 }
 
