@@ -191,7 +191,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             sendsms_users: config.sendsms_users.clone().into(),
         },
     )
-    .await?;
+    .await?
+    // The console (when users are configured) and the alert webhook.
+    .with_console(crate::console::Console::new(config, shutdown.clone()))
+    .with_alerts(
+        config
+            .alerts
+            .url
+            .clone()
+            .map(|url| crate::http::alert::Alerts {
+                client: http.clone(),
+                url,
+                timeout: config.alerts.timeout(),
+            }),
+    );
     let http_addr = http_server.local_addr();
     tasks.spawn(http_server.run(shutdown.clone()));
 
