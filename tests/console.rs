@@ -1095,3 +1095,98 @@ fn hash_password_prints_a_hash_of_stdin() {
         .expect("rapidbox runs");
     assert!(!empty.status.success(), "an empty password is refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_logins_get_no_more_than_five_tries() {
+    let rig = Rig::start("").await;
+    let page = get(&rig.url("/router/console/login"), "", None).await;
+    let cookie = cookie_pair(&page, "rapidbox_login");
+    let token = csrf_field(&page.body);
+    let url = rig.url("/router/console/login");
+    let tries = (0..10).map(|i| {
+        let (url, cookie, token) = (url.clone(), cookie.clone(), token.clone());
+        tokio::spawn(async move {
+            let password = format!("guess {i}");
+            post(
+                &url,
+                &cookie,
+                &[
+                    ("csrf", &token),
+                    ("username", USER),
+                    ("password", &password),
+                ],
+            )
+            .await
+            .status
+        })
+    });
+    let mut statuses = Vec::new();
+    for t in tries {
+        statuses.push(t.await.expect("task"));
+    }
+    let wrong = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((wrong, refused), (5, 5), "{statuses:?}");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_number_on_several_backends_is_replied_to_on_the_one_asked() {
+    let rig = Rig::start("[backends.default]\ntransport = \"pull\"\n").await;
+    for backend in ["airtel", "mtn"] {
+        let url = format!("/router/receive?backend={backend}&sender=256700000001&message=hi");
+        assert_eq!(get(&rig.url(&url), "", None).await.status, StatusCode::OK);
+    }
+    let (session, token) = http_login(&rig).await;
+    let reply = |backend: &'static str, text: &'static str| {
+        let (session, token, url) = (
+            session.clone(),
+            token.clone(),
+            rig.url("/router/console/reply"),
+        );
+        async move {
+            let mut pairs = vec![
+                ("csrf", token.as_str()),
+                ("recipient", "256700000001"),
+                ("reply_text", text),
+            ];
+            if !backend.is_empty() {
+                pairs.push(("backend", backend));
+            }
+            post(&url, &session, &pairs).await
+        }
+    };
+    assert_eq!(
+        reply("airtel", "on airtel").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // Without a backend: the one the number was seen on most recently.
+    assert_eq!(
+        reply("", "on the newest").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let r = reply("orange", "nowhere").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body
+            .contains("recipient: This number isn't in the system"),
+        "{}",
+        r.body
+    );
+    let backend_of = |text: &str| {
+        all_messages(rig.store())
+            .into_iter()
+            .find(|m| m.text == text)
+            .map(|m| m.connection.backend)
+    };
+    assert_eq!(backend_of("on airtel").as_deref(), Some("airtel"));
+    assert_eq!(backend_of("on the newest").as_deref(), Some("mtn"));
+    assert_eq!(backend_of("nowhere"), None);
+    rig.stop().await;
+}

@@ -96,48 +96,37 @@ impl LoginLimiter {
         keys
     }
 
-    /// How long until `username` from `addr` may try again; `None` if it
-    /// may try now.
-    pub fn blocked_for(
+    /// Takes a login attempt for `username` from `addr`: counted as a
+    /// failure at once (so that parallel attempts cannot all pass the check
+    /// before any has failed), or refused with how long until one may be
+    /// made. A successful attempt is taken back with
+    /// [`LoginLimiter::succeeded`].
+    pub fn attempt(
         &self,
         username: &str,
         addr: Option<IpAddr>,
         now: Instant,
-    ) -> Option<Duration> {
-        let failures = self.lock();
-        Self::keys(username, addr)
+    ) -> Result<Attempt, Duration> {
+        let mut failures = self.lock();
+        let keys = Self::keys(username, addr);
+        let wait = keys
             .iter()
             .filter_map(|key| {
-                let recent: Vec<&Instant> = failures
-                    .get(key)?
+                let times = failures.get(key)?;
+                let recent: Vec<&Instant> = times
                     .iter()
                     .filter(|t| now.duration_since(**t) < WINDOW)
                     .collect();
                 (recent.len() >= MAX_FAILURES)
                     .then(|| WINDOW.saturating_sub(now.duration_since(*recent[0])))
             })
-            .max()
-    }
-
-    /// Counts a failed login.
-    pub fn failed(&self, username: &str, addr: Option<IpAddr>, now: Instant) {
-        let mut failures = self.lock();
-        for key in Self::keys(username, addr) {
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        for key in keys.iter().cloned() {
             if !failures.contains_key(&key) && failures.len() >= MAX_TRACKED {
-                failures.retain(|_, times| {
-                    times
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) < WINDOW)
-                });
-                if failures.len() >= MAX_TRACKED {
-                    let oldest = failures
-                        .iter()
-                        .min_by_key(|(_, times)| times.back().copied())
-                        .map(|(k, _)| k.clone());
-                    if let Some(oldest) = oldest {
-                        failures.remove(&oldest);
-                    }
-                }
+                make_room(&mut failures, now);
             }
             let times = failures.entry(key).or_default();
             times.push_back(now);
@@ -146,13 +135,54 @@ impl LoginLimiter {
                 times.pop_front();
             }
         }
+        Ok(Attempt { keys, at: now })
     }
 
-    /// Forgets the username's failures after a successful login (the
-    /// address's stay: one good password does not vouch for the others
-    /// tried from there).
-    pub fn succeeded(&self, username: &str) {
-        self.lock().remove(&Key::User(username.to_lowercase()));
+    /// Takes back a successful attempt: the username's failures are
+    /// forgotten; the address keeps its others (one good password does not
+    /// vouch for the rest tried from there).
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut failures = self.lock();
+        for key in attempt.keys {
+            match key {
+                Key::User(_) => {
+                    failures.remove(&key);
+                }
+                Key::Addr(_) => {
+                    if let Some(times) = failures.get_mut(&key) {
+                        if let Some(i) = times.iter().rposition(|t| *t == attempt.at) {
+                            times.remove(i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A login attempt in progress, counted as failed until it succeeds.
+#[derive(Debug)]
+pub struct Attempt {
+    keys: Vec<Key>,
+    at: Instant,
+}
+
+/// Frees one entry of a full table: the expired ones go first, then the
+/// one whose last failure is the oldest.
+fn make_room(failures: &mut HashMap<Key, VecDeque<Instant>>, now: Instant) {
+    failures.retain(|_, times| {
+        times
+            .back()
+            .is_some_and(|t| now.duration_since(*t) < WINDOW)
+    });
+    if failures.len() >= MAX_TRACKED {
+        let oldest = failures
+            .iter()
+            .min_by_key(|(_, times)| times.back().copied())
+            .map(|(k, _)| k.clone());
+        if let Some(oldest) = oldest {
+            failures.remove(&oldest);
+        }
     }
 }
 
@@ -180,17 +210,33 @@ mod tests {
         let t0 = Instant::now();
         let ip: IpAddr = [10, 0, 0, 1].into();
         let other: IpAddr = [10, 0, 0, 2].into();
+        // Attempts count as they are made, before they are checked.
         for i in 0..MAX_FAILURES {
-            assert_eq!(limiter.blocked_for("admin", Some(ip), t0), None, "{i}");
-            limiter.failed("admin", Some(ip), t0);
+            assert!(limiter.attempt("admin", Some(ip), t0).is_ok(), "{i}");
         }
-        assert_eq!(limiter.blocked_for("admin", Some(ip), t0), Some(WINDOW));
+        assert_eq!(limiter.attempt("admin", Some(ip), t0).unwrap_err(), WINDOW);
         // The user from elsewhere, and others from that address.
-        assert!(limiter.blocked_for("ADMIN", Some(other), t0).is_some());
-        assert!(limiter.blocked_for("bob", Some(ip), t0).is_some());
-        assert_eq!(limiter.blocked_for("bob", Some(other), t0), None);
+        assert!(limiter.attempt("ADMIN", Some(other), t0).is_err());
+        assert!(limiter.attempt("bob", Some(ip), t0).is_err());
+        assert!(limiter.attempt("bob", Some(other), t0).is_ok());
         let later = t0 + WINDOW;
-        assert_eq!(limiter.blocked_for("admin", Some(ip), later), None);
+        assert!(limiter.attempt("admin", Some(ip), later).is_ok());
+    }
+
+    #[test]
+    fn a_success_takes_its_attempt_back() {
+        let limiter = LoginLimiter::default();
+        let t0 = Instant::now();
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for i in 0..10 {
+            let attempt = limiter.attempt("admin", Some(ip), t0).expect("allowed");
+            if i % 2 == 0 {
+                limiter.succeeded(attempt);
+            }
+        }
+        // Five failures from the address, none left for the user.
+        assert!(limiter.attempt("admin", Some(ip), t0).is_err());
+        assert!(limiter.attempt("admin", None, t0).is_ok());
     }
 
     #[test]
@@ -198,7 +244,7 @@ mod tests {
         let limiter = LoginLimiter::default();
         let now = Instant::now();
         for i in 0..(MAX_TRACKED + 50) {
-            limiter.failed(&format!("user{i}"), None, now);
+            let _ = limiter.attempt(&format!("user{i}"), None, now);
         }
         assert!(limiter.lock().len() <= MAX_TRACKED);
     }

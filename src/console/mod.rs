@@ -487,19 +487,23 @@ async fn login(
             None,
         );
     }
-    if let Some(wait) = console.limiter.blocked_for(username, peer, Instant::now()) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        warn!(username, ?peer, "console: login refused, too many failures");
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            username,
-            Some(&format!(
-                "Too many failed logins for this username or from this address. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )),
-            None,
-        );
-    }
+    let attempt = match console.limiter.attempt(username, peer, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            warn!(username, ?peer, "console: login refused, too many failures");
+            return page(
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some(&format!(
+                    "Too many failed logins for this username or from this address. \
+                     Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                )),
+                None,
+            );
+        }
+    };
     let user = console
         .users
         .iter()
@@ -517,7 +521,7 @@ async fn login(
         Err(_) => false,
     };
     if !ok {
-        console.limiter.failed(username, peer, Instant::now());
+        // The attempt stays counted as a failure.
         warn!(username, ?peer, "console: failed login");
         return page(
             StatusCode::UNAUTHORIZED,
@@ -526,7 +530,7 @@ async fn login(
             None,
         );
     }
-    console.limiter.succeeded(username);
+    console.limiter.succeeded(attempt);
     let token = console.sessions.start(username);
     info!(username, ?peer, "console: logged in");
     let response = redirect(BASE);

@@ -165,7 +165,7 @@ pub fn console(user: &User, page: &Page, forms: &Forms) -> Markup {
                     (field_error(&forms.errors, "reply_text"))
                     label { "Text " input name="reply_text" value=(forms.reply_text) required; }
                     button type="submit" { "Send reply" }
-                    p.hint { "Sent through the backend the number last wrote from." }
+                    p.hint { "Sent through the backend the number is known on (the most recent, if several)." }
                 }
             }
             form #search method="get" action=(BASE) {
