@@ -755,6 +755,32 @@ async fn every_console_page_needs_a_login() {
 }
 
 #[tokio::test]
+async fn secure_cookie_marks_the_cookies_secure() {
+    let rig = Rig::start("[console]\nsecure_cookie = true\n").await;
+    let page = get(&rig.url("/router/console/login"), "", None).await;
+    let login_cookie = cookie_pair(&page, "rapidbox_login");
+    assert!(page.cookies[0].ends_with("; Secure"), "{:?}", page.cookies);
+    let done = post(
+        &rig.url("/router/console/login"),
+        &login_cookie,
+        &[
+            ("csrf", &csrf_field(&page.body)),
+            ("username", USER),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let session = done
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("rapidbox_session="))
+        .expect("a session cookie");
+    assert!(session.ends_with("; Secure"), "{session}");
+    rig.stop().await;
+}
+
+#[tokio::test]
 async fn without_console_users_the_console_is_disabled() {
     let rig = Rig::start_with_users("").await;
     for path in ["/router/console", "/router/console/login"] {

@@ -154,6 +154,19 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} not in {err}");
         }
+        // Reachable from other machines over plain HTTP: a warning.
+        let config = Config::from_toml_str(&format!(
+            "[http]\nlisten = \"0.0.0.0:8080\"\npassword = \"p\"\n\
+             [[console_users]]\nusername = \"a\"\npassword_hash = \"{HASH}\"\n"
+        ))
+        .unwrap();
+        let warnings: Vec<String> = config.warnings().iter().map(|w| w.to_string()).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("console.secure_cookie")),
+            "{warnings:?}"
+        );
         // A plain-text password is not a setting.
         let err = Config::from_toml_str("[[console_users]]\nusername = \"c\"\npassword = \"x\"\n")
             .unwrap_err()

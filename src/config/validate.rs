@@ -145,6 +145,21 @@ fn console(config: &Config, root: &KeyPath, report: &mut Report) {
         }
     }
     let at = root.key("console");
+    if !config.console_users.is_empty()
+        && !config.console.secure_cookie
+        && !config.http.listen.ip().is_loopback()
+    {
+        warning(
+            report,
+            &at.key("secure_cookie"),
+            format!(
+                "false while the console listens on {}: console passwords and session cookies \
+                 cross the network unencrypted; serve it through a TLS proxy and set \
+                 console.secure_cookie = true",
+                config.http.listen
+            ),
+        );
+    }
     for (key, value) in [
         ("max_sessions", config.console.max_sessions as u64),
         ("session_idle_secs", config.console.session_idle_secs),

@@ -90,6 +90,11 @@ impl Console {
             return None;
         }
         let c = &config.console;
+        info!(
+            users = config.console_users.len(),
+            secure_cookie = c.secure_cookie,
+            "web console at /router/console"
+        );
         Some(Arc::new(Console {
             users: config.console_users.clone(),
             sessions: session::Sessions::new(c.max_sessions, c.session_idle()),
