@@ -9,7 +9,7 @@
 //!   logging out;
 //! - with a plain HTTP client: CSRF refusals, login required, a disabled
 //!   console, bad parameters, the message page, `/router/status` as HTML,
-//!   the alert endpoints, `rapidbox hash-password`.
+//!   `rapidbox hash-password`.
 //!
 //! `CONSOLE_SCREENSHOT=docs/console.png cargo test --test console
 //! screenshot` writes the README's screenshot.
@@ -34,7 +34,6 @@ use rapidbox::daemon::{self, Running};
 use rapidbox::model::{Connection, Direction, Message, Status};
 use rapidbox::store::{Op, Store, Unit};
 use support::browser::{require_browser, Browser};
-use support::service::{Answer, Service};
 
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(20);
@@ -1000,80 +999,6 @@ async fn status_answers_browsers_in_html_and_monitors_as_before() {
     )
     .await;
     assert!(json.content_type.starts_with("application/json"));
-    rig.stop().await;
-}
-
-#[tokio::test]
-async fn alerts_are_forwarded_to_the_webhook() {
-    let hook = Service::start(Answer::Text("ok")).await;
-    let rig = Rig::start_full(
-        "password = \"landshark\"",
-        &format!("[alerts]\nurl = \"{}\"\n", hook.url("/hook")),
-    )
-    .await;
-    let r = get(&rig.url("/router/alert"), "", None).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.body, "Must be POST of [subject, body, password]");
-    let r = get(&rig.url("/router/relaylog"), "", None).await;
-    assert_eq!(r.body, "Must be POST of [log, password]");
-    let r = post(
-        &rig.url("/router/alert"),
-        "",
-        &[("subject", "s"), ("body", "b"), ("password", "no")],
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = post(
-        &rig.url("/router/alert"),
-        "",
-        &[("subject", "s"), ("password", "landshark")],
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.body, "Missing body");
-    assert!(hook.seen().is_empty());
-
-    let r = post(
-        &rig.url("/router/alert"),
-        "",
-        &[
-            ("subject", "Phone battery low"),
-            ("body", "12% <left>"),
-            ("password", "landshark"),
-        ],
-    )
-    .await;
-    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "Log Sent"));
-    let r = post(
-        &rig.url("/router/relaylog"),
-        "",
-        &[("log", "line 1\nline 2"), ("password", "landshark")],
-    )
-    .await;
-    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "Log Sent"));
-    let seen = hook.seen();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].method, "POST");
-    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
-    let first: serde_json::Value = serde_json::from_slice(&seen[0].body).expect("JSON");
-    assert_eq!(
-        first,
-        serde_json::json!({"subject": "Phone battery low", "body": "12% <left>", "source": "alert"})
-    );
-    let second: serde_json::Value = serde_json::from_slice(&seen[1].body).expect("JSON");
-    assert_eq!(second["subject"], "Relay log");
-    assert_eq!(second["body"], "line 1\nline 2");
-
-    // The webhook failing is the caller's to know.
-    hook.answer(Answer::Status(500, "down"));
-    let r = post(
-        &rig.url("/router/alert"),
-        "",
-        &[("subject", "s"), ("body", "b"), ("password", "landshark")],
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-    assert!(r.body.contains("500"), "{}", r.body);
     rig.stop().await;
 }
 

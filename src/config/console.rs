@@ -10,6 +10,9 @@
 //! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$..."  # rapidbox hash-password
 //! [alerts]
 //! url = "https://ops.example.com/hooks/sms"   # /router/alert posts JSON here
+//! smtp_host = "mail.example.com"               # ...and/or mails it
+//! from = "rapidbox@example.com"
+//! to = ["ops@example.com"]
 //! ```
 //!
 //! Passwords are never in the file: only their argon2 PHC strings, which
@@ -70,17 +73,52 @@ pub struct ConsoleUser {
 }
 
 /// `[alerts]`: where `/router/alert` and `/router/relaylog` send what they
-/// are given, for the administrators.
+/// are given, for the administrators: a webhook, mail, or both. With
+/// neither, the endpoints answer that alerts are not configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [alerts] section (a table)")]
 pub struct AlertsConfig {
     /// A URL that receives each alert as a JSON POST
-    /// (`{"subject": ..., "body": ...}`); none, and the endpoints answer
-    /// that alerts are not configured.
+    /// (`{"subject": ..., "body": ..., "source": ...}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Time the URL has to answer.
+    /// Time the URL, or the mail server, has to answer.
     pub timeout_ms: u64,
+    /// The SMTP server that mails each alert to `to` (httprouter's
+    /// `mail_admins`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// How the connection to the SMTP server is protected.
+    pub smtp_security: SmtpSecurity,
+    /// Credentials for the SMTP server, if it wants them (never over
+    /// `smtp_security = "none"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<String>,
+    /// The alerts' sender address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The administrators' addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+}
+
+/// How rapidbox talks to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "lowercase",
+    expecting = "\"starttls\", \"tls\" or \"none\""
+)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which the server must
+    /// offer (port 587, usually).
+    Starttls,
+    /// TLS from the first byte (port 465, usually).
+    Tls,
+    /// No encryption: only for a server on the same machine or network.
+    None,
 }
 
 impl AlertsConfig {
@@ -95,7 +133,21 @@ impl Default for AlertsConfig {
         AlertsConfig {
             url: None,
             timeout_ms: 10_000,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: None,
+            smtp_password: None,
+            from: None,
+            to: Vec::new(),
         }
+    }
+}
+
+impl AlertsConfig {
+    /// Whether alerts are mailed.
+    pub fn mails(&self) -> bool {
+        self.smtp_host.is_some()
     }
 }
 
@@ -154,6 +206,30 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} not in {err}");
         }
+        // Mail needs a sender and recipients that are addresses, and no
+        // password in clear.
+        let err = Config::from_toml_str(
+            "[alerts]\nsmtp_host = \"localhost\"\nsmtp_security = \"none\"\n\
+             smtp_username = \"u\"\nsmtp_password = \"p\"\nto = [\"ops@example.com\", \"not an address\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "alerts.from: required to mail alerts",
+            "alerts.to[1]: not an email address",
+            "alerts.smtp_username: would be sent unencrypted",
+        ] {
+            assert!(err.contains(expected), "{expected} not in {err}");
+        }
+        let err = Config::from_toml_str("[alerts]\nfrom = \"a@b.c\"\nsmtp_security = \"ssl\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("alerts.smtp_security"), "{err}");
+        assert!(
+            err.contains("alerts.from: only used with alerts.smtp_host"),
+            "{err}"
+        );
+
         // Reachable from other machines over plain HTTP: a warning.
         let config = Config::from_toml_str(&format!(
             "[http]\nlisten = \"0.0.0.0:8080\"\npassword = \"p\"\n\

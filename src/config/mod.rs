@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 pub use apps::{
     AppConfig, AppKind, EchoConfig, KeywordConfig, OnFailure, OptoutConfig, WebhookConfig,
 };
-pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser};
+pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
 pub use sendsms::SendsmsUser;

@@ -182,6 +182,91 @@ fn console(config: &Config, root: &KeyPath, report: &mut Report) {
     if config.alerts.timeout_ms == 0 {
         error(report, &at.key("timeout_ms"), "must be at least 1");
     }
+    smtp(&config.alerts, &at, report);
+}
+
+fn smtp(alerts: &super::AlertsConfig, at: &KeyPath, report: &mut Report) {
+    use lettre::message::Mailbox;
+    let address = |text: &str| text.parse::<Mailbox>().is_ok();
+    if !alerts.mails() {
+        let unused = [
+            ("from", alerts.from.is_some()),
+            ("to", !alerts.to.is_empty()),
+            ("smtp_username", alerts.smtp_username.is_some()),
+            ("smtp_password", alerts.smtp_password.is_some()),
+        ];
+        for (key, set) in unused {
+            if set {
+                error(
+                    report,
+                    &at.key(key),
+                    "only used with alerts.smtp_host: set it, or remove this",
+                );
+            }
+        }
+        return;
+    }
+    if alerts
+        .smtp_host
+        .as_deref()
+        .is_some_and(|h| h.trim().is_empty())
+    {
+        error(
+            report,
+            &at.key("smtp_host"),
+            "empty: remove the key instead",
+        );
+    }
+    if alerts.smtp_port == 0 {
+        error(report, &at.key("smtp_port"), "must be a port, 1 to 65535");
+    }
+    match &alerts.from {
+        None => error(
+            report,
+            &at.key("from"),
+            "required to mail alerts: the sender's address",
+        ),
+        Some(from) if !address(from) => error(
+            report,
+            &at.key("from"),
+            format!("{from:?} is not an email address"),
+        ),
+        Some(_) => {}
+    }
+    if alerts.to.is_empty() {
+        error(
+            report,
+            &at.key("to"),
+            "required to mail alerts: the administrators' addresses",
+        );
+    }
+    for (i, to) in alerts.to.iter().enumerate() {
+        if !address(to) {
+            error(
+                report,
+                &at.key("to").index(i),
+                format!("not an email address: {to:?}"),
+            );
+        }
+    }
+    match (&alerts.smtp_username, &alerts.smtp_password) {
+        (Some(_), None) => error(
+            report,
+            &at.key("smtp_password"),
+            "required with smtp_username",
+        ),
+        (None, Some(_)) => error(
+            report,
+            &at.key("smtp_username"),
+            "required with smtp_password",
+        ),
+        (Some(_), Some(_)) if alerts.smtp_security == super::SmtpSecurity::None => error(
+            report,
+            &at.key("smtp_username"),
+            "would be sent unencrypted with smtp_security = \"none\": use \"starttls\" or \"tls\"",
+        ),
+        _ => {}
+    }
 }
 
 fn error(report: &mut Report, at: &KeyPath, message: impl Into<String>) {

@@ -7,14 +7,20 @@
 //!
 //! httprouter mailed these to Django's ADMINS; rapidbox forwards them to
 //! `[alerts] url` as a JSON POST (`{"subject": ..., "body": ...}`)
-//! through the same bounded client the webhook app uses. The password is
-//! `[http] password`, when set. Answers are plain text, as httprouter's:
-//! `Log Sent` once the webhook answered 2xx.
+//! through the same bounded client the webhook app uses, and mails them to
+//! `[alerts] to` through `smtp_host` (lettre, over STARTTLS or TLS with
+//! rustls), either or both. The password is `[http] password`, when set.
+//! Answers are plain text, as httprouter's: `Log Sent` once every
+//! configured channel took the alert.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, StatusCode};
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -22,13 +28,101 @@ use super::answer::{self, HttpResponse};
 use super::request::Params;
 use super::service::Shared;
 use crate::client::HttpClient;
+use crate::config::{AlertsConfig, SmtpSecurity};
 
-/// Where alerts go.
+/// Where alerts go: a webhook, mail, or both.
 #[derive(Clone)]
 pub struct Alerts {
-    pub client: HttpClient,
-    pub url: String,
-    pub timeout: Duration,
+    webhook: Option<Webhook>,
+    mail: Option<Mail>,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+struct Webhook {
+    client: HttpClient,
+    url: String,
+}
+
+#[derive(Clone)]
+struct Mail {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+/// `[alerts]` could not be turned into a way to send alerts.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    #[error("alerts.{key}: {problem}")]
+    Config { key: &'static str, problem: String },
+    #[error("alerts.smtp_host: cannot set up TLS for it: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
+}
+
+impl Alerts {
+    /// The channels `config` sets up (`None` when it sets up none). The
+    /// configuration check has refused what this would refuse; this still
+    /// never panics on a configuration built in code.
+    pub fn new(config: &AlertsConfig, client: &HttpClient) -> Result<Option<Alerts>, AlertsError> {
+        let webhook = config.url.clone().map(|url| Webhook {
+            client: client.clone(),
+            url,
+        });
+        let mail = match &config.smtp_host {
+            Some(host) => Some(mail(config, host)?),
+            None => None,
+        };
+        if webhook.is_none() && mail.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Alerts {
+            webhook,
+            mail,
+            timeout: config.timeout(),
+        }))
+    }
+}
+
+fn mail(config: &AlertsConfig, host: &str) -> Result<Mail, AlertsError> {
+    let bad = |key, problem: String| AlertsError::Config { key, problem };
+    let from = config
+        .from
+        .as_deref()
+        .ok_or_else(|| bad("from", "required to mail alerts".to_owned()))?
+        .parse::<Mailbox>()
+        .map_err(|e| bad("from", e.to_string()))?;
+    let to = config
+        .to
+        .iter()
+        .map(|t| {
+            t.parse::<Mailbox>()
+                .map_err(|e| bad("to", format!("{t:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if to.is_empty() {
+        return Err(bad("to", "required to mail alerts".to_owned()));
+    }
+    let builder = match config.smtp_security {
+        SmtpSecurity::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(AlertsError::Tls)?
+        }
+        SmtpSecurity::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(AlertsError::Tls)?
+        }
+        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+    };
+    let mut builder = builder
+        .port(config.smtp_port)
+        .timeout(Some(config.timeout()));
+    if let (Some(user), Some(password)) = (&config.smtp_username, &config.smtp_password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(Mail {
+        transport: builder.build(),
+        from,
+        to,
+    })
 }
 
 /// The longest subject and body forwarded; the rest is cut, so a chatty
@@ -92,7 +186,7 @@ pub async fn handle(
     let Some(alerts) = &shared.alerts else {
         return answer::text(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Alerts are not configured: set [alerts] url".to_owned(),
+            "Alerts are not configured: set [alerts] url or smtp_host".to_owned(),
         );
     };
     let subject: String = subject.chars().take(MAX_SUBJECT_CHARS).collect();
@@ -100,41 +194,83 @@ pub async fn handle(
         Kind::Alert => "alert",
         Kind::RelayLog => "relaylog",
     };
+    let mut failures = Vec::new();
+    if let Some(webhook) = &alerts.webhook {
+        if let Err(e) = post(webhook, alerts.timeout, &subject, body, source).await {
+            warn!(source, error = %e, "alert webhook failed");
+            failures.push(e);
+        }
+    }
+    if let Some(mail) = &alerts.mail {
+        if let Err(e) = send_mail(mail, alerts.timeout, &subject, body).await {
+            warn!(source, error = %e, "alert mail failed");
+            failures.push(e);
+        }
+    }
+    if failures.is_empty() {
+        info!(source, subject = %subject, "alert forwarded");
+        answer::text(StatusCode::OK, "Log Sent".to_owned())
+    } else {
+        answer::text(
+            StatusCode::BAD_GATEWAY,
+            format!("Log not sent: {}", failures.join("; ")),
+        )
+    }
+}
+
+/// The alert as JSON to the webhook; what went wrong otherwise.
+async fn post(
+    webhook: &Webhook,
+    timeout: Duration,
+    subject: &str,
+    body: &str,
+    source: &'static str,
+) -> Result<(), String> {
     let payload = Payload {
-        subject: &subject,
+        subject,
         body,
         source,
     };
+    // Serializing three strings cannot fail.
     let json = serde_json::to_vec(&payload).unwrap_or_default();
-    let sent = alerts
+    let sent = webhook
         .client
         .send(
             Method::POST,
-            &alerts.url,
+            &webhook.url,
             Some("application/json"),
             Bytes::from(json),
-            alerts.timeout,
+            timeout,
         )
         .await;
     match sent {
-        Ok(r) if r.status.is_success() => {
-            info!(source, subject = %subject, "alert forwarded");
-            answer::text(StatusCode::OK, "Log Sent".to_owned())
-        }
-        Ok(r) => {
-            warn!(
-                source,
-                status = r.status.as_u16(),
-                "alert webhook refused the alert"
-            );
-            answer::text(
-                StatusCode::BAD_GATEWAY,
-                format!("Log not sent: the alert URL answered {}", r.status.as_u16()),
-            )
-        }
-        Err(e) => {
-            warn!(source, error = %e, "alert webhook failed");
-            answer::text(StatusCode::BAD_GATEWAY, format!("Log not sent: {e}"))
-        }
+        Ok(r) if r.status.is_success() => Ok(()),
+        Ok(r) => Err(format!("the alert URL answered {}", r.status.as_u16())),
+        Err(e) => Err(format!("the alert URL: {e}")),
+    }
+}
+
+/// The alert as a plain-text mail to the administrators.
+async fn send_mail(
+    mail: &Mail,
+    timeout: Duration,
+    subject: &str,
+    body: &str,
+) -> Result<(), String> {
+    let mut message = lettre::Message::builder()
+        .from(mail.from.clone())
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN);
+    for to in &mail.to {
+        message = message.to(to.clone());
+    }
+    let message = message
+        .body(body.to_owned())
+        .map_err(|e| format!("the alert mail could not be built: {e}"))?;
+    // lettre bounds each SMTP command; this bounds the whole exchange.
+    match tokio::time::timeout(timeout, mail.transport.send(message)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("the mail server: {e}")),
+        Err(_) => Err(format!("the mail server: no answer within {timeout:?}")),
     }
 }

@@ -7,7 +7,7 @@
 //! | `GET /router/outbox` | the queued (Q) messages of pull backends |
 //! | `GET/POST /router/delivered` | marks an outgoing message delivered (D) |
 //! | `GET /router/status` | how many messages have been queued for more than 15 minutes (text, JSON, or HTML for browsers) |
-//! | `POST /router/alert`, `POST /router/relaylog` | forward a relay's alert or log to `[alerts] url` |
+//! | `POST /router/alert`, `POST /router/relaylog` | forward a relay's alert or log to the administrators (webhook, mail) |
 //! | `/router/console...` | the web console ([`crate::console`]) |
 //! | `GET /router/stats` | message counts, the bearerbox link, queues, the store's writer |
 //! | `GET/POST /cgi-bin/sendsms` | Kannel smsbox's sendsms: queues an MT per receiver, answers as smsbox |
