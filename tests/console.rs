@@ -141,6 +141,7 @@ fn all_messages(store: &Store) -> Vec<Message> {
 struct Reply {
     status: StatusCode,
     location: String,
+    allow: String,
     cookies: Vec<String>,
     content_type: String,
     body: String,
@@ -162,6 +163,7 @@ async fn send(request: Request<Full<Bytes>>) -> Reply {
             .to_owned()
     };
     let location = header(LOCATION);
+    let allow = header(hyper::header::ALLOW);
     let content_type = header(CONTENT_TYPE);
     let cookies = response
         .headers()
@@ -177,6 +179,7 @@ async fn send(request: Request<Full<Bytes>>) -> Reply {
     Reply {
         status,
         location,
+        allow,
         cookies,
         content_type,
         body: String::from_utf8_lossy(&body).into_owned(),
@@ -856,6 +859,7 @@ async fn bad_input_is_refused_with_the_field_named() {
     }
     let r = get(&rig.url("/router/console/send"), &session, None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.allow, "POST");
     assert!(all_messages(rig.store()).is_empty());
     rig.stop().await;
 }

@@ -253,11 +253,16 @@ pub async fn serve(shared: &Shared, request: Request<Incoming>) -> Response<Resp
         _ => &[Method::GET],
     };
     if !allowed.contains(&method) {
-        return error_page(
+        let mut response = error_page(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method not allowed",
             "This page does not take that method.",
         );
+        let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
+            response.headers_mut().insert(hyper::header::ALLOW, value);
+        }
+        return response;
     }
     let token = session::cookie(request.headers(), session::COOKIE).map(str::to_owned);
     let login_token = session::cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
