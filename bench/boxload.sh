@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 N="${1:-20000}"
 WINDOW="${2:-100}"
 [ -x /usr/sbin/smsbox ] || { echo "needs Kannel: apt-get install -y kannel" >&2; exit 1; }
-cargo build --release --quiet --bin rapidbox && cargo build --release --quiet -p boxload
+cargo build --release --quiet --bin rapidbox
+cargo build --release --quiet -p boxload
 RAPIDBOX="$PWD/target/release/rapidbox"
 BOXLOAD="$PWD/target/release/boxload"
 

@@ -38,6 +38,8 @@ pub enum StartError {
     Http(#[from] crate::client::HttpError),
     #[error("HTTP server: {0}")]
     HttpListen(#[from] crate::http::ListenError),
+    #[error(transparent)]
+    Alerts(#[from] crate::http::alert::AlertsError),
 }
 
 /// Message ids come from the store's counter.
@@ -181,6 +183,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         None => info!("kannel.enabled = false: not connecting to a bearerbox"),
     }
 
+    // Where /router/alert forwards to (webhook, mail).
+    let alerts = crate::http::alert::Alerts::new(&config.alerts, &http)?;
     // The HTTP endpoints: httprouter's and Kannel's sendsms.
     let http_dispatch: Arc<dyn crate::http::Dispatch> = Arc::new(dispatch.clone());
     let http_server = crate::http::HttpServer::bind(
@@ -195,7 +199,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             sendsms_users: config.sendsms_users.clone().into(),
         },
     )
-    .await?;
+    .await?
+    // The console (when users are configured) and the alert channels.
+    .with_console(crate::console::Console::new(config, shutdown.clone()))
+    .with_alerts(alerts);
     let http_addr = http_server.local_addr();
     tasks.spawn(http_server.run(shutdown.clone()));
 

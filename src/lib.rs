@@ -27,8 +27,12 @@
 //! - [`link`] — the bearerbox connection: sessions, reconnection, MOs and
 //!   reports in, MTs out through a bounded window, acks.
 //! - [`http`] — the HTTP server: rapidsms-httprouter's endpoints
-//!   (`/router/receive`, `outbox`, `delivered`, `status`, `stats`) and
-//!   Kannel's `/cgi-bin/sendsms`.
+//!   (`/router/receive`, `outbox`, `delivered`, `status`, `stats`,
+//!   `alert`, `relaylog`), Kannel's `/cgi-bin/sendsms`, and the console.
+//! - [`console`] — the web console at `/router/console`: the message log
+//!   (paged, searched, live through server-sent events), test messages,
+//!   replies, message details; logins with argon2 hashes, sessions in
+//!   memory, CSRF tokens, a failed-login limit. Served by [`http`].
 //! - [`client`] — the outgoing HTTP client (webhooks), bounded in time and
 //!   size.
 //! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
@@ -47,6 +51,7 @@
 pub mod apps;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod dispatch;
 pub mod dlr_callback;

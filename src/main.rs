@@ -2,6 +2,7 @@
 //!
 //! `rapidbox run` runs the router (see [`rapidbox::daemon`]);
 //! `rapidbox check-config` reports every problem in a configuration file;
+//! `rapidbox hash-password` prints a console user's password hash;
 //! `rapidbox tap` puts a recording relay between a box and a bearerbox
 //! (see [`rapidbox::tap`]) and prints every frame decoded with `boxproto`.
 
@@ -49,6 +50,13 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Print the argon2 hash of a password read from stdin, for a
+    /// `[[console_users]]` entry's `password_hash`.
+    ///
+    /// Reads one line (the password, without its newline) so that it
+    /// stays out of the shell history and the process list:
+    /// `rapidbox hash-password` and type it, or pipe it in.
+    HashPassword,
     /// Relay between a box and a bearerbox, printing every frame.
     ///
     /// Point the box (smsbox, wapbox, rapidbox) at --listen instead of the
@@ -99,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run { config } => run(config).await,
         Command::CheckConfig { file, print } => check_config(&file, print),
+        Command::HashPassword => hash_password(),
         Command::Tap(args) => run_tap(args).await,
     }
 }
@@ -142,6 +151,20 @@ fn check_config(file: &Path, print: bool) -> anyhow::Result<()> {
         let config = Config::load(file)?;
         print!("{}", config.to_toml_string()?);
     }
+    Ok(())
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        anyhow::bail!("no password on stdin: type it, or pipe it in");
+    }
+    println!("{}", rapidbox::console::hash_password(password)?);
     Ok(())
 }
 

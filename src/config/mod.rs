@@ -8,6 +8,9 @@
 //! [router]    # apps = [...], in order
 //! [apps.NAME] # one section per app; its kind is NAME unless `kind` says
 //! [[sendsms_users]] # who may use /cgi-bin/sendsms
+//! [console]   # the web console's sessions
+//! [[console_users]] # who may log in to the console
+//! [alerts]    # where /router/alert forwards to
 //! ```
 //!
 //! `rapidbox.example.toml` at the repository root documents every key.
@@ -18,6 +21,7 @@
 //!   defaults;
 //! - `apps`: the built-in apps' sections;
 //! - `sendsms`: `[[sendsms_users]]`;
+//! - `console`: `[console]`, `[[console_users]]`, `[alerts]`;
 //! - `load`: text to `Config`, collecting every problem, not just the first;
 //! - `validate`: checks beyond types, and the warnings;
 //! - `report`: [`KeyPath`], [`Problem`], [`Report`], [`ConfigErrors`].
@@ -28,6 +32,7 @@
 //! `validate`.
 
 mod apps;
+mod console;
 mod load;
 mod report;
 mod sections;
@@ -43,6 +48,7 @@ use serde::{Deserialize, Serialize};
 pub use apps::{
     AppConfig, AppKind, EchoConfig, KeywordConfig, OnFailure, OptoutConfig, WebhookConfig,
 };
+pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
 pub use sendsms::SendsmsUser;
@@ -69,6 +75,13 @@ pub struct Config {
     /// Who may use `/cgi-bin/sendsms`; none, and it refuses everyone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sendsms_users: Vec<SendsmsUser>,
+    /// The web console's settings.
+    pub console: ConsoleConfig,
+    /// Who may log in to the web console; none, and it is disabled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub console_users: Vec<ConsoleUser>,
+    /// Where `/router/alert` and `/router/relaylog` forward to.
+    pub alerts: AlertsConfig,
     /// The apps by name. After loading, every app `router.apps` lists is
     /// here (from its `[apps.NAME]` section, or with its kind's defaults);
     /// sections the router does not list are here too, unused.
@@ -95,6 +108,9 @@ impl Default for Config {
             push: PushConfig::default(),
             backends: BTreeMap::new(),
             sendsms_users: Vec::new(),
+            console: ConsoleConfig::default(),
+            console_users: Vec::new(),
+            alerts: AlertsConfig::default(),
             apps,
         }
     }

@@ -25,6 +25,7 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     router(config, broken, &root.key("router"), &mut report);
     push(config, &root.key("push"), &mut report);
     sendsms_users(config, &root.key("sendsms_users"), &mut report);
+    console(config, &root, &mut report);
     for (name, backend) in &config.backends {
         let at = root.key("backends").key(name);
         if backend.transport == super::TransportKind::Kannel && !config.kannel.enabled {
@@ -123,6 +124,148 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
                 error(report, &at.key(key), "empty: remove the key instead");
             }
         }
+    }
+}
+
+fn console(config: &Config, root: &KeyPath, report: &mut Report) {
+    let mut seen = BTreeSet::new();
+    for (i, user) in config.console_users.iter().enumerate() {
+        let at = root.key("console_users").index(i);
+        if user.username.trim().is_empty() {
+            error(report, &at.key("username"), "empty: give the user a name");
+        } else if !seen.insert(user.username.as_str()) {
+            error(
+                report,
+                &at.key("username"),
+                format!("{:?} is already a console user", user.username),
+            );
+        }
+        if let Err(e) = super::check_password_hash(&user.password_hash) {
+            error(report, &at.key("password_hash"), e);
+        }
+    }
+    let at = root.key("console");
+    if !config.console_users.is_empty()
+        && !config.console.secure_cookie
+        && !config.http.listen.ip().is_loopback()
+    {
+        warning(
+            report,
+            &at.key("secure_cookie"),
+            format!(
+                "false while the console listens on {}: console passwords and session cookies \
+                 cross the network unencrypted; serve it through a TLS proxy and set \
+                 console.secure_cookie = true",
+                config.http.listen
+            ),
+        );
+    }
+    for (key, value) in [
+        ("max_sessions", config.console.max_sessions as u64),
+        ("session_idle_secs", config.console.session_idle_secs),
+        ("max_live_clients", config.console.max_live_clients as u64),
+    ] {
+        if value == 0 {
+            error(report, &at.key(key), "must be at least 1");
+        }
+    }
+    let at = root.key("alerts");
+    if let Some(url) = &config.alerts.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            error(
+                report,
+                &at.key("url"),
+                "must start with http:// or https://",
+            );
+        }
+    }
+    if config.alerts.timeout_ms == 0 {
+        error(report, &at.key("timeout_ms"), "must be at least 1");
+    }
+    smtp(&config.alerts, &at, report);
+}
+
+fn smtp(alerts: &super::AlertsConfig, at: &KeyPath, report: &mut Report) {
+    use lettre::message::Mailbox;
+    let address = |text: &str| text.parse::<Mailbox>().is_ok();
+    if !alerts.mails() {
+        let unused = [
+            ("from", alerts.from.is_some()),
+            ("to", !alerts.to.is_empty()),
+            ("smtp_username", alerts.smtp_username.is_some()),
+            ("smtp_password", alerts.smtp_password.is_some()),
+        ];
+        for (key, set) in unused {
+            if set {
+                error(
+                    report,
+                    &at.key(key),
+                    "only used with alerts.smtp_host: set it, or remove this",
+                );
+            }
+        }
+        return;
+    }
+    if alerts
+        .smtp_host
+        .as_deref()
+        .is_some_and(|h| h.trim().is_empty())
+    {
+        error(
+            report,
+            &at.key("smtp_host"),
+            "empty: remove the key instead",
+        );
+    }
+    if alerts.smtp_port == 0 {
+        error(report, &at.key("smtp_port"), "must be a port, 1 to 65535");
+    }
+    match &alerts.from {
+        None => error(
+            report,
+            &at.key("from"),
+            "required to mail alerts: the sender's address",
+        ),
+        Some(from) if !address(from) => error(
+            report,
+            &at.key("from"),
+            format!("{from:?} is not an email address"),
+        ),
+        Some(_) => {}
+    }
+    if alerts.to.is_empty() {
+        error(
+            report,
+            &at.key("to"),
+            "required to mail alerts: the administrators' addresses",
+        );
+    }
+    for (i, to) in alerts.to.iter().enumerate() {
+        if !address(to) {
+            error(
+                report,
+                &at.key("to").index(i),
+                format!("not an email address: {to:?}"),
+            );
+        }
+    }
+    match (&alerts.smtp_username, &alerts.smtp_password) {
+        (Some(_), None) => error(
+            report,
+            &at.key("smtp_password"),
+            "required with smtp_username",
+        ),
+        (None, Some(_)) => error(
+            report,
+            &at.key("smtp_username"),
+            "required with smtp_password",
+        ),
+        (Some(_), Some(_)) if alerts.smtp_security == super::SmtpSecurity::None => error(
+            report,
+            &at.key("smtp_username"),
+            "would be sent unencrypted with smtp_security = \"none\": use \"starttls\" or \"tls\"",
+        ),
+        _ => {}
     }
 }
 

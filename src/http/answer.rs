@@ -128,6 +128,11 @@ pub fn text(status: StatusCode, text: String) -> HttpResponse {
     with_type(status, "text/plain; charset=utf-8", text.into_bytes())
 }
 
+/// `html` as an HTML response.
+pub fn html(status: StatusCode, html: String) -> HttpResponse {
+    with_type(status, "text/html; charset=utf-8", html.into_bytes())
+}
+
 /// A 200 with an empty body (httprouter's silent mode).
 pub fn empty() -> HttpResponse {
     Response::new(Full::new(Bytes::new()))

@@ -6,7 +6,9 @@
 //! | `GET/POST /router/receive` | routes a message through the same router as bearerbox MOs, stores it with its replies in one commit, answers them as JSON |
 //! | `GET /router/outbox` | the queued (Q) messages of pull backends |
 //! | `GET/POST /router/delivered` | marks an outgoing message delivered (D) |
-//! | `GET /router/status` | how many messages have been queued for more than 15 minutes |
+//! | `GET /router/status` | how many messages have been queued for more than 15 minutes (text, JSON, or HTML for browsers) |
+//! | `POST /router/alert`, `POST /router/relaylog` | forward a relay's alert or log to the administrators (webhook, mail) |
+//! | `/router/console...` | the web console ([`crate::console`]) |
 //! | `GET /router/stats` | message counts, the bearerbox link, queues, the store's writer |
 //! | `GET/POST /cgi-bin/sendsms` | Kannel smsbox's sendsms: queues an MT per receiver, answers as smsbox |
 //!
@@ -17,7 +19,8 @@
 //!   body (bounded in size and time);
 //! - `auth`: `[http] password`, compared in constant time;
 //! - `answer`: JSON bodies, errors, and messages as httprouter's `as_json`;
-//! - `receive`, `outbox`, `delivered`, `monitor`, `sendsms`: the endpoints;
+//! - `receive`, `outbox`, `delivered`, `monitor`, `sendsms`, `alert`: the
+//!   endpoints;
 //! - [`dispatch`]: the hook through which replies leave and which says
 //!   which backends are pull.
 //!
@@ -25,17 +28,18 @@
 //! message and its replies are durably committed, and offers the queued
 //! replies for sending only after that commit.
 
-mod answer;
+pub mod alert;
+pub(crate) mod answer;
 mod auth;
 mod delivered;
 pub mod dispatch;
 mod monitor;
 mod outbox;
-mod receive;
-mod request;
+pub(crate) mod receive;
+pub(crate) mod request;
 mod sendsms;
 pub mod server;
-mod service;
+pub(crate) mod service;
 
 use std::sync::Arc;
 

@@ -37,7 +37,8 @@ struct Pending {
 
 /// `/router/status`: plain text by default, in httprouter's words
 /// (`STATUS: OK` / `PENDING: 0`) so existing checks keep working; JSON
-/// with `?format=json` or `Accept: application/json`. Always 200: the
+/// with `?format=json` or `Accept: application/json`; an HTML page for
+/// people when the client asks for `text/html` (a browser). Always 200: the
 /// verdict is in the body, as in httprouter.
 pub async fn status(
     shared: &Shared,
@@ -58,6 +59,13 @@ pub async fn status(
     if wants_json(params, headers) {
         return Ok(answer::json(StatusCode::OK, &report));
     }
+    if params.get("format").is_none() && accepts(headers, "text/html") {
+        let page = crate::console::pages::status(pending == 0, pending, report.minutes, complete);
+        return Ok(answer::html(
+            StatusCode::OK,
+            crate::console::pages::render(page),
+        ));
+    }
     let at_least = if complete { "" } else { "at least " };
     Ok(answer::text(
         StatusCode::OK,
@@ -72,6 +80,11 @@ fn wants_json(params: &Params, headers: &HeaderMap) -> bool {
     if let Some(format) = params.get("format") {
         return format.eq_ignore_ascii_case("json");
     }
+    accepts(headers, "application/json")
+}
+
+/// Whether an `Accept` header names `kind` (ignoring `q` values).
+fn accepts(headers: &HeaderMap, kind: &str) -> bool {
     headers
         .get_all(ACCEPT)
         .iter()
@@ -80,7 +93,7 @@ fn wants_json(params: &Params, headers: &HeaderMap) -> bool {
         .any(|v| {
             v.split(';')
                 .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(kind))
         })
 }
 

@@ -55,11 +55,16 @@ pub struct ListenError {
     pub source: io::Error,
 }
 
+/// The client's address, in every request's extensions (the console
+/// counts failed logins per address).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// A bound, not yet running, HTTP server.
 pub struct HttpServer {
     listener: TcpListener,
     local_addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Shared,
     max_connections: usize,
     http1: http1::Builder,
 }
@@ -88,7 +93,7 @@ impl HttpServer {
         Ok(HttpServer {
             listener,
             local_addr,
-            shared: Arc::new(Shared {
+            shared: Shared {
                 parts,
                 password: config.password.clone(),
                 silent: config.silent,
@@ -96,10 +101,24 @@ impl HttpServer {
                     max_bytes: config.max_body_bytes,
                     timeout: config.body_timeout(),
                 },
-            }),
+                console: None,
+                alerts: None,
+            },
             max_connections: config.max_connections.max(1),
             http1,
         })
+    }
+
+    /// Serves the web console too (see [`crate::console`]).
+    pub fn with_console(mut self, console: Option<Arc<crate::console::Console>>) -> HttpServer {
+        self.shared.console = console;
+        self
+    }
+
+    /// Forwards `/router/alert` and `/router/relaylog` to `alerts`.
+    pub fn with_alerts(mut self, alerts: Option<super::alert::Alerts>) -> HttpServer {
+        self.shared.alerts = alerts;
+        self
     }
 
     /// The address actually bound (the port chosen, for port 0).
@@ -112,6 +131,7 @@ impl HttpServer {
     pub async fn run(self, shutdown: CancellationToken) {
         info!(address = %self.local_addr, "HTTP server listening");
         let permits = Arc::new(Semaphore::new(self.max_connections));
+        let shared = Arc::new(self.shared);
         let mut connections = JoinSet::new();
         loop {
             // Finished connections leave the set as we go, so it holds at
@@ -132,7 +152,8 @@ impl HttpServer {
                     debug!(%peer, "HTTP connection");
                     connections.spawn(connection(
                         stream,
-                        self.shared.clone(),
+                        peer,
+                        shared.clone(),
                         self.http1.clone(),
                         shutdown.clone(),
                         permit,
@@ -176,6 +197,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 /// Serves one connection; holds its permit until the connection ends.
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     http1: http1::Builder,
     shutdown: CancellationToken,
@@ -183,7 +205,10 @@ async fn connection(
 ) {
     // Answers are small and written whole; do not hold them back.
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request| service::serve(shared.clone(), request));
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(PeerAddr(peer));
+        service::serve(shared.clone(), request)
+    });
     let conn = http1.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let ended = tokio::select! {

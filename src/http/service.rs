@@ -10,9 +10,13 @@ use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request};
 use tracing::debug;
 
+use hyper::Response;
+
+use super::alert::{self, Alerts};
 use super::answer::{ApiError, HttpResponse};
 use super::request::{self, BodyLimits, Params};
 use super::{auth, delivered, monitor, outbox, receive, sendsms, Parts};
+use crate::console::{self, Console, ResponseBody};
 
 /// What every request's handling shares.
 pub struct Shared {
@@ -22,6 +26,10 @@ pub struct Shared {
     /// `[http] silent`.
     pub silent: bool,
     pub body: BodyLimits,
+    /// The web console; `None` when no console users are configured.
+    pub console: Option<Arc<Console>>,
+    /// Where `/router/alert` forwards to; `None` when not configured.
+    pub alerts: Option<Alerts>,
 }
 
 impl Shared {
@@ -44,6 +52,8 @@ enum Endpoint {
     Status,
     Stats,
     Sendsms,
+    Alert,
+    RelayLog,
 }
 
 const GET: &[Method] = &[Method::GET];
@@ -58,6 +68,9 @@ fn endpoint(path: &str) -> Option<(Endpoint, &'static [Method])> {
         "/router/status" => (Endpoint::Status, GET),
         "/router/stats" => (Endpoint::Stats, GET),
         "/cgi-bin/sendsms" => (Endpoint::Sendsms, GET_POST),
+        // GET too, to answer it with httprouter's "Must be POST".
+        "/router/alert" => (Endpoint::Alert, GET_POST),
+        "/router/relaylog" => (Endpoint::RelayLog, GET_POST),
         _ => return None,
     })
 }
@@ -66,15 +79,20 @@ fn endpoint(path: &str) -> Option<(Endpoint, &'static [Method])> {
 pub async fn serve(
     shared: Arc<Shared>,
     request: Request<Incoming>,
-) -> Result<HttpResponse, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = match respond(&shared, request).await {
-        Ok(response) => response,
-        Err(e) => {
-            debug!(%method, %path, error = %e, "HTTP request refused");
-            e.into_response()
+    let response = if console::is_console_path(&path) {
+        console::serve(&shared, request).await
+    } else {
+        match respond(&shared, request).await {
+            Ok(response) => response,
+            Err(e) => {
+                debug!(%method, %path, error = %e, "HTTP request refused");
+                e.into_response()
+            }
         }
+        .map(http_body_util::Either::Left)
     };
     debug!(%method, %path, status = response.status().as_u16(), "HTTP request answered");
     Ok(response)
@@ -107,5 +125,12 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Result<HttpResp
         Endpoint::Stats => monitor::stats(shared),
         // Its own users (`[[sendsms_users]]`), not `[http] password`.
         Endpoint::Sendsms => Ok(sendsms::handle(shared, &params).await),
+        Endpoint::Alert | Endpoint::RelayLog => {
+            let kind = match endpoint {
+                Endpoint::Alert => alert::Kind::Alert,
+                _ => alert::Kind::RelayLog,
+            };
+            Ok(alert::handle(shared, kind, &head.method, &params, &head.headers).await)
+        }
     }
 }

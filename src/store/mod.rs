@@ -279,6 +279,12 @@ impl Store {
         }
     }
 
+    /// A signal that changes after every durable commit (its value is the
+    /// number of commits). Readers see the new state once it has changed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.shared.committed.subscribe()
+    }
+
     /// The open database, for reads.
     fn database(&self) -> Result<Arc<Database>, StoreError> {
         self.inner

@@ -268,6 +268,38 @@ impl Store {
             first_seen,
         }))
     }
+
+    /// Every connection with this normalized identity, one per backend, in
+    /// backend order: one read per backend that has connections, by
+    /// skipping from each backend's keys to the next backend's (the console
+    /// finds a reply's recipient this way).
+    pub fn connections_with_identity(
+        &self,
+        identity: &str,
+    ) -> Result<Vec<StoredConnection>, StoreError> {
+        let connections = self.table(CONNECTIONS)?;
+        let mut found = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            // `b\0` is the first name after `b`, so this is the first key
+            // of the next backend.
+            let start = after.as_ref().map(|b| format!("{b}\0")).unwrap_or_default();
+            let next = connections
+                .range::<(&str, &str)>((start.as_str(), "")..)
+                .map_err(read_err)?
+                .next()
+                .transpose()
+                .map_err(read_err)?;
+            let Some((key, _)) = next else {
+                return Ok(found);
+            };
+            let backend = key.value().0.to_owned();
+            if let Some(c) = self.connection(&backend, identity)? {
+                found.push(c);
+            }
+            after = Some(backend);
+        }
+    }
 }
 
 /// The backends that have messages in status `code`, found by skipping

@@ -78,6 +78,10 @@ pub(crate) struct Shared {
     /// Wall time applying units, and committing them (mostly the disk).
     pub(crate) apply_micros: AtomicU64,
     pub(crate) commit_micros: AtomicU64,
+    /// The number of durable commits, sent after each one so that readers
+    /// showing live data (the console) learn that something changed
+    /// without polling; see [`Store::changes`](super::Store::changes).
+    pub(crate) committed: tokio::sync::watch::Sender<u64>,
 }
 
 pub(crate) struct Writer {
@@ -178,7 +182,8 @@ impl Writer {
             add_micros(&self.shared.commit_micros, applied.elapsed());
             committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
             self.next_seq = next_seq;
-            self.shared.transactions.fetch_add(1, Ordering::Relaxed);
+            let n = self.shared.transactions.fetch_add(1, Ordering::Relaxed) + 1;
+            self.shared.committed.send_replace(n);
         } else {
             // Only duplicates and refusals, all answered from state that
             // was already durable: nothing to sync.

@@ -25,6 +25,8 @@
 //!   at recorded frames independently of the crate under test.
 //! - [`service`]: a recording HTTP service that answers on demand
 //!   (webhook target, push relay).
+//! - [`browser`]: headless Chromium over WebDriver (fantoccini), for the
+//!   console's tests, skipped like Kannel's when it is not installed.
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
 //!   stub HTTP server (for sms-service get-url and dlr-url callbacks).
 //!
@@ -33,6 +35,7 @@
 #![allow(dead_code)]
 
 pub mod bearerbox;
+pub mod browser;
 pub mod conf;
 pub mod fakesmsc;
 pub mod http;

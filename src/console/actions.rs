@@ -1,0 +1,183 @@
+//! The console's two actions, each the same path as its API counterpart:
+//!
+//! - a test message goes through the router as an MO of backend
+//!   `console`, and is stored with its replies in one durable commit
+//!   before the replies are offered to their transport (as
+//!   `/router/receive`);
+//! - a reply is an outgoing message to a number rapidbox knows, through
+//!   that number's backend: it passes the outgoing phase, is committed,
+//!   then offered to the backend's transport (as `/cgi-bin/sendsms`).
+//!
+//! Bad input re-shows the log page with the problem next to its field
+//! (400); success redirects to the log (303), so reloading does not send
+//! again.
+
+use hyper::{Response, StatusCode};
+use tracing::info;
+
+use super::pages::{Forms, BASE, DEFAULT_SENDER};
+use super::session::Session;
+use super::{log_page, redirect, Failure, ResponseBody};
+use crate::http::answer::FieldErrors;
+use crate::http::receive::MAX_SENDER_CHARS;
+use crate::http::request::Params;
+use crate::http::service::Shared;
+use crate::model::{
+    normalize_identity, now_micros, Connection, DeliveryError, Direction, Message, Status,
+};
+use crate::store::{Op, Unit};
+
+/// The backend of console test messages (httprouter's).
+pub const CONSOLE_BACKEND: &str = "console";
+
+/// The longest text the forms take: ten concatenated SMS of 160
+/// characters, well past what anyone types as a test.
+pub const MAX_TEXT_CHARS: usize = 1600;
+
+/// The text field `name`: present, not only spaces, at most
+/// [`MAX_TEXT_CHARS`]; kept exactly as typed.
+fn text<'a>(params: &'a Params, name: &'static str, bad: &mut FieldErrors) -> &'a str {
+    let value = params.get(name).unwrap_or_default();
+    if value.trim().is_empty() {
+        bad.insert(name, "required".to_owned());
+    } else if value.chars().count() > MAX_TEXT_CHARS {
+        bad.insert(name, format!("at most {MAX_TEXT_CHARS} characters"));
+    }
+    value
+}
+
+/// `POST /router/console/send`: `sender` (default 12065551212), `text`.
+pub async fn send(
+    shared: &Shared,
+    session: &Session,
+    params: &Params,
+) -> Result<Response<ResponseBody>, Failure> {
+    let mut bad = FieldErrors::new();
+    let sender = params
+        .get("sender")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SENDER);
+    if sender.chars().count() > MAX_SENDER_CHARS {
+        bad.insert("sender", format!("at most {MAX_SENDER_CHARS} characters"));
+    } else if normalize_identity(sender).is_empty() {
+        bad.insert("sender", "has no letters or digits".to_owned());
+    }
+    let body = text(params, "text", &mut bad);
+    if !bad.is_empty() {
+        let forms = Forms {
+            errors: bad,
+            sender,
+            text: body,
+            ..Forms::default()
+        };
+        return log_page(
+            shared,
+            session,
+            &Params::default(),
+            forms,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    let parts = &shared.parts;
+    let message = Message::new(
+        parts.store.allocate_id(),
+        Connection::new(CONSOLE_BACKEND, sender),
+        Direction::Incoming,
+        body,
+    );
+    let id = message.id;
+    let routed = parts.router.route(message).await;
+    // Without a UUID there is no duplicate check: Applied or an error.
+    let _outcome = parts.store.commit(routed.unit()).await?;
+    let mut offered = 0;
+    for reply in routed.queued() {
+        parts.dispatch.offer(reply.clone());
+        offered += 1;
+    }
+    info!(message_id = id, user = %session.username, replies = offered, "console test message stored");
+    Ok(redirect(&format!("{BASE}?notice=sent")))
+}
+
+/// `POST /router/console/reply`: `recipient`, `reply_text`, and
+/// optionally `backend` (the detail page's reply names it).
+pub async fn reply(
+    shared: &Shared,
+    session: &Session,
+    params: &Params,
+) -> Result<Response<ResponseBody>, Failure> {
+    let mut bad = FieldErrors::new();
+    let recipient = params.get("recipient").map(str::trim).unwrap_or_default();
+    let body = text(params, "reply_text", &mut bad);
+    let backend = params
+        .get("backend")
+        .map(str::trim)
+        .filter(|b| !b.is_empty());
+    let identity = normalize_identity(recipient);
+    let store = &shared.parts.store;
+    let mut connection = None;
+    if recipient.is_empty() {
+        bad.insert("recipient", "required".to_owned());
+    } else {
+        let mut known = store.connections_with_identity(&identity)?;
+        if let Some(backend) = backend {
+            known.retain(|c| c.connection.backend == backend);
+        }
+        // The backend the number was first seen on last: the newest.
+        known.sort_by_key(|c| c.first_seen);
+        match known.pop() {
+            None => {
+                bad.insert("recipient", "This number isn't in the system".to_owned());
+            }
+            Some(c) => connection = Some(c.connection),
+        }
+    }
+    let Some(connection) = connection.filter(|_| bad.is_empty()) else {
+        let forms = Forms {
+            errors: bad,
+            recipient,
+            reply_text: body,
+            ..Forms::default()
+        };
+        return log_page(
+            shared,
+            session,
+            &Params::default(),
+            forms,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    };
+    let parts = &shared.parts;
+    let mut msg = Message::new(
+        parts.store.allocate_id(),
+        connection,
+        Direction::Outgoing,
+        body,
+    );
+    let mut failures = Vec::new();
+    parts.router.screen_outgoing(&mut msg, None, &mut failures);
+    let mut unit = Unit::new();
+    for failure in &failures {
+        unit.push(Op::AddDeliveryError(DeliveryError {
+            message_id: msg.id,
+            time: now_micros(),
+            log: failure.to_string(),
+        }));
+    }
+    unit.push(Op::put(msg.clone()));
+    let _outcome = parts.store.commit(unit).await?;
+    info!(
+        message_id = msg.id,
+        user = %session.username,
+        backend = %msg.connection.backend,
+        status = %msg.status.code(),
+        "console reply stored"
+    );
+    let queued = msg.status == Status::Queued;
+    if queued {
+        parts.dispatch.offer(msg);
+    }
+    Ok(redirect(&format!("{BASE}?notice=replied")))
+}

@@ -1,0 +1,21 @@
+// Live log: when the server says the store changed, fetch the log
+// fragment again and put it in place. Without JavaScript (or
+// EventSource) the page reloads itself every 30 s instead.
+(function () {
+  "use strict";
+  var log = document.getElementById("log");
+  if (!log || !window.EventSource || !window.fetch) { return; }
+  var busy = false, again = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(log.getAttribute("data-src"), { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) { log.innerHTML = html; })
+      .catch(function () {})
+      .then(function () { busy = false; if (again) { again = false; refresh(); } });
+  }
+  var events = new EventSource("/router/console/events");
+  events.addEventListener("changed", refresh);
+  events.addEventListener("open", function () { document.documentElement.setAttribute("data-live", "on"); });
+})();
