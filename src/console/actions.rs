@@ -80,23 +80,14 @@ pub async fn send(
         )
         .await;
     }
-    let parts = &shared.parts;
-    let message = Message::new(
-        parts.store.allocate_id(),
-        Connection::new(CONSOLE_BACKEND, sender),
-        Direction::Incoming,
-        body,
+    let connection = Connection::new(CONSOLE_BACKEND, sender);
+    let routed = shared.parts.receive(connection, body.to_owned()).await?;
+    info!(
+        message_id = routed.incoming.id,
+        user = %session.username,
+        replies = routed.queued().count(),
+        "console test message stored"
     );
-    let id = message.id;
-    let routed = parts.router.route(message).await;
-    // Without a UUID there is no duplicate check: Applied or an error.
-    let _outcome = parts.store.commit(routed.unit()).await?;
-    let mut offered = 0;
-    for reply in routed.queued() {
-        parts.dispatch.offer(reply.clone());
-        offered += 1;
-    }
-    info!(message_id = id, user = %session.username, replies = offered, "console test message stored");
     Ok(redirect(&format!("{BASE}?notice=sent")))
 }
 

@@ -45,8 +45,9 @@ use std::sync::Arc;
 
 use crate::config::SendsmsUser;
 use crate::link::LinkStatus;
-use crate::router::Router;
-use crate::store::Store;
+use crate::model::{Connection, Direction, Message};
+use crate::router::{Routed, Router};
+use crate::store::{Store, StoreError};
 
 pub use dispatch::{Dispatch, LeaveQueued};
 pub use server::{HttpServer, ListenError};
@@ -66,4 +67,34 @@ pub struct Parts {
     pub kannel_enabled: bool,
     /// Who may use `/cgi-bin/sendsms` (`[[sendsms_users]]`).
     pub sendsms_users: Arc<[SendsmsUser]>,
+}
+
+impl Parts {
+    /// What `/router/receive` and the console's test message do with a
+    /// message received over HTTP: route it inline, store it with its
+    /// replies in one commit, then hand the queued replies to their
+    /// transports. Returns what the router made of it, once durable.
+    ///
+    /// There is no duplicate check (an HTTP message has no Kannel UUID): a
+    /// relay that retries after a lost answer stores the message twice, as
+    /// httprouter did.
+    pub(crate) async fn receive(
+        &self,
+        connection: Connection,
+        text: String,
+    ) -> Result<Routed, StoreError> {
+        let message = Message::new(
+            self.store.allocate_id(),
+            connection,
+            Direction::Incoming,
+            text,
+        );
+        let routed = self.router.route(message).await;
+        // Without a UUID the outcome is Applied or an error.
+        let _outcome = self.store.commit(routed.unit()).await?;
+        for reply in routed.queued() {
+            self.dispatch.offer(reply.clone());
+        }
+        Ok(routed)
+    }
 }

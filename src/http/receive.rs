@@ -11,7 +11,7 @@ use tracing::info;
 use super::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
 use super::request::Params;
 use super::service::Shared;
-use crate::model::{normalize_identity, Connection, Direction, Message};
+use crate::model::{normalize_identity, Connection};
 
 /// httprouter's limits on the form fields.
 pub const MAX_BACKEND_CHARS: usize = 32;
@@ -92,26 +92,15 @@ struct Answer<'a> {
 /// Routes, stores and answers one received message.
 pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, ApiError> {
     let request = parse(params)?;
-    let parts = &shared.parts;
-    let message = Message::new(
-        parts.store.allocate_id(),
-        Connection::new(request.backend, request.sender),
-        Direction::Incoming,
-        request.text,
-    );
-    let id = message.id;
-    let routed = parts.router.route(message).await;
-    // Without a UUID there is no duplicate check: Applied or an error.
-    let _outcome = parts.store.commit(routed.unit()).await?;
-    let mut offered = 0;
-    for reply in routed.queued() {
-        parts.dispatch.offer(reply.clone());
-        offered += 1;
-    }
+    let connection = Connection::new(request.backend, request.sender);
+    let routed = shared
+        .parts
+        .receive(connection, request.text.to_owned())
+        .await?;
     info!(
-        message_id = id,
+        message_id = routed.incoming.id,
         backend = request.backend,
-        replies = offered,
+        replies = routed.queued().count(),
         "HTTP message stored"
     );
     if shared.silent && !request.echo {
