@@ -17,7 +17,6 @@
 mod support;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -29,11 +28,10 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 
-use rapidbox::config::Config;
-use rapidbox::daemon::{self, Running};
 use rapidbox::model::{Connection, Direction, Message, Status};
 use rapidbox::store::{Op, Store, Unit};
 use support::browser::{require_browser, Browser};
+use support::in_process::Rig;
 
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(20);
@@ -56,79 +54,33 @@ fn password_hash() -> &'static str {
 
 // --- rapidbox in-process ----------------------------------------------------
 
-struct Rig {
-    running: Option<Running>,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Rig {
-    /// rapidbox with the echo app and one console user; `extra` is added
-    /// to the configuration.
-    async fn start(extra: &str) -> Rig {
-        Rig::start_with_users(&format!(
+/// rapidbox with the echo app and one console user; `extra` is added to
+/// the configuration.
+async fn console_rig(extra: &str) -> Rig {
+    Rig::start(
+        "",
+        &format!(
             "[[console_users]]\nusername = \"{USER}\"\npassword_hash = \"{}\"\n{extra}",
             password_hash()
-        ))
-        .await
-    }
+        ),
+    )
+    .await
+}
 
-    async fn start_with_users(extra: &str) -> Rig {
-        Rig::start_full("", extra).await
-    }
-
-    /// `http` goes in the `[http]` section, `extra` at the end.
-    async fn start_full(http: &str, extra: &str) -> Rig {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
-        let store = dir.path().join("rapidbox.redb");
-        let toml = format!(
-            "[store]\npath = {}\n[kannel]\nenabled = false\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
-             [router]\napps = [\"echo\"]\n[apps.echo]\ntemplate = \"You said: %a\"\n{extra}",
-            toml::Value::String(store.display().to_string())
+/// Stores `n` incoming messages `message 1` .. `message n` directly.
+async fn fill(rig: &Rig, n: usize) {
+    let store = rig.store();
+    let mut unit = Unit::new();
+    for i in 1..=n {
+        let m = Message::new(
+            store.allocate_id(),
+            Connection::new("tigo", &format!("+2567000{i:05}")),
+            Direction::Incoming,
+            format!("message {i}"),
         );
-        let config = Config::from_toml_str(&toml)
-            .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
-        let running = bounded("start", daemon::start(&config))
-            .await
-            .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
-        let addr = running.http_addr;
-        Rig {
-            running: Some(running),
-            addr,
-            dir,
-        }
+        unit.push(Op::put(m));
     }
-
-    fn store(&self) -> &Store {
-        &self.running.as_ref().expect("running").store
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Stores `n` incoming messages `message 1` .. `message n` directly.
-    async fn fill(&self, n: usize) {
-        let store = self.store();
-        let mut unit = Unit::new();
-        for i in 1..=n {
-            let m = Message::new(
-                store.allocate_id(),
-                Connection::new("tigo", &format!("+2567000{i:05}")),
-                Direction::Incoming,
-                format!("message {i}"),
-            );
-            unit.push(Op::put(m));
-        }
-        let _outcome = bounded("fill", store.commit(unit)).await.expect("commit");
-    }
-
-    async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            bounded("stop", running.stop()).await;
-        }
-    }
+    let _outcome = bounded("fill", store.commit(unit)).await.expect("commit");
 }
 
 fn all_messages(store: &Store) -> Vec<Message> {
@@ -361,7 +313,7 @@ async fn browser_logs_in_sends_searches_replies_and_logs_out() {
     if !require_browser("browser_logs_in_sends_searches_replies_and_logs_out") {
         return;
     }
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let browser = start_browser(&rig).await;
     let c = &browser.client;
 
@@ -467,8 +419,8 @@ async fn browser_pages_through_45_messages_and_updates_live() {
     if !require_browser("browser_pages_through_45_messages_and_updates_live") {
         return;
     }
-    let rig = Rig::start("").await;
-    rig.fill(45).await;
+    let rig = console_rig("").await;
+    fill(&rig, 45).await;
     let browser = start_browser(&rig).await;
     let c = &browser.client;
     browser_login(c, &rig, PASSWORD).await;
@@ -535,7 +487,7 @@ async fn browser_shows_injected_html_as_text() {
     if !require_browser("browser_shows_injected_html_as_text") {
         return;
     }
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let attacks = [
         "<script>window.rapidboxXss = 1; alert(1)</script>",
         "\"><img src=x onerror=\"window.rapidboxXss = 2; alert(2)\">",
@@ -610,7 +562,7 @@ async fn browser_failed_logins_are_limited() {
     if !require_browser("browser_failed_logins_are_limited") {
         return;
     }
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let browser = start_browser(&rig).await;
     let c = &browser.client;
     for attempt in 1..=5 {
@@ -641,7 +593,7 @@ async fn screenshot() {
     if !require_browser("screenshot") {
         return;
     }
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     for (backend, sender, text) in [
         (
             "tigo",
@@ -684,7 +636,7 @@ async fn screenshot() {
 
 #[tokio::test]
 async fn a_post_without_the_csrf_token_is_refused() {
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let (session, token) = http_login(&rig).await;
     for (path, pairs) in [
         ("/router/console/send", vec![("text", "no token")]),
@@ -732,8 +684,8 @@ async fn a_post_without_the_csrf_token_is_refused() {
 
 #[tokio::test]
 async fn every_console_page_needs_a_login() {
-    let rig = Rig::start("").await;
-    rig.fill(1).await;
+    let rig = console_rig("").await;
+    fill(&rig, 1).await;
     for path in [
         "/router/console",
         "/router/console/",
@@ -758,7 +710,7 @@ async fn every_console_page_needs_a_login() {
 
 #[tokio::test]
 async fn secure_cookie_marks_the_cookies_secure() {
-    let rig = Rig::start("[console]\nsecure_cookie = true\n").await;
+    let rig = console_rig("[console]\nsecure_cookie = true\n").await;
     let page = get(&rig.url("/router/console/login"), "", None).await;
     let login_cookie = cookie_pair(&page, "rapidbox_login");
     assert!(page.cookies[0].ends_with("; Secure"), "{:?}", page.cookies);
@@ -784,7 +736,7 @@ async fn secure_cookie_marks_the_cookies_secure() {
 
 #[tokio::test]
 async fn without_console_users_the_console_is_disabled() {
-    let rig = Rig::start_with_users("").await;
+    let rig = Rig::start("", "").await;
     for path in ["/router/console", "/router/console/login"] {
         let r = get(&rig.url(path), "", None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
@@ -802,7 +754,7 @@ async fn without_console_users_the_console_is_disabled() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_the_field_named() {
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let (session, token) = http_login(&rig).await;
     let r = get(&rig.url("/router/console?page=zero"), &session, None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -867,7 +819,7 @@ async fn bad_input_is_refused_with_the_field_named() {
 #[tokio::test]
 async fn a_reply_goes_through_the_numbers_backend_and_its_transport() {
     // tigo is a pull backend: the reply waits in /router/outbox.
-    let rig = Rig::start("[backends.tigo]\ntransport = \"pull\"\n").await;
+    let rig = console_rig("[backends.tigo]\ntransport = \"pull\"\n").await;
     let r = get(
         &rig.url("/router/receive?backend=tigo&sender=%2B250-788+383383&message=hi"),
         "",
@@ -924,7 +876,7 @@ async fn a_reply_goes_through_the_numbers_backend_and_its_transport() {
 
 #[tokio::test]
 async fn the_message_page_shows_kannel_fields_errors_and_reports() {
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let store = rig.store();
     let mut m = Message::new(
         store.allocate_id(),
@@ -976,7 +928,7 @@ async fn the_message_page_shows_kannel_fields_errors_and_reports() {
 
 #[tokio::test]
 async fn status_answers_browsers_in_html_and_monitors_as_before() {
-    let rig = Rig::start_with_users("").await;
+    let rig = Rig::start("", "").await;
     let browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
     let html = get(&rig.url("/router/status"), "", Some(browser_accept)).await;
     assert_eq!(html.status, StatusCode::OK);
@@ -1053,7 +1005,7 @@ fn hash_password_prints_a_hash_of_stdin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_wrong_logins_get_no_more_than_five_tries() {
-    let rig = Rig::start("").await;
+    let rig = console_rig("").await;
     let page = get(&rig.url("/router/console/login"), "", None).await;
     let cookie = cookie_pair(&page, "rapidbox_login");
     let token = csrf_field(&page.body);
@@ -1093,7 +1045,7 @@ async fn parallel_wrong_logins_get_no_more_than_five_tries() {
 
 #[tokio::test]
 async fn a_number_on_several_backends_is_replied_to_on_the_one_asked() {
-    let rig = Rig::start("[backends.default]\ntransport = \"pull\"\n").await;
+    let rig = console_rig("[backends.default]\ntransport = \"pull\"\n").await;
     for backend in ["airtel", "mtn"] {
         let url = format!("/router/receive?backend={backend}&sender=256700000001&message=hi");
         assert_eq!(get(&rig.url(&url), "", None).await.status, StatusCode::OK);

@@ -19,6 +19,8 @@
 //! - bounds: 404, 405, 413 (declared and chunked), 415, 431, slow headers,
 //!   idle keep-alive, slow body, the connection limit; graceful shutdown.
 
+mod support;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,13 +37,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use rapidbox::config::{Config, HttpConfig};
-use rapidbox::daemon::{self, Running};
+use rapidbox::config::HttpConfig;
 use rapidbox::http::{Dispatch, HttpServer, Parts};
 use rapidbox::link::LinkStatus;
 use rapidbox::model::{now_micros, Connection, Direction, Message, MessageId, Status};
 use rapidbox::router::{App, AppFuture, Ids, Incoming, ReplySettings, Router};
 use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
+use support::in_process::Rig;
 
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(10);
@@ -53,49 +55,6 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 // --- rapidbox in-process ----------------------------------------------------
-
-/// rapidbox without a bearerbox, answering every message with
-/// "You said: %a".
-struct Rig {
-    running: Option<Running>,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Rig {
-    /// Starts rapidbox; `http` is added to the `[http]` section.
-    async fn start(http: &str) -> Rig {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
-        let store = dir.path().join("rapidbox.redb");
-        let toml = format!(
-            "[store]\npath = {}\n[kannel]\nenabled = false\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
-             [router]\napps = [\"echo\"]\n[apps.echo]\ntemplate = \"You said: %a\"\n",
-            toml::Value::String(store.display().to_string())
-        );
-        let config = Config::from_toml_str(&toml)
-            .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
-        let running = bounded("start", daemon::start(&config))
-            .await
-            .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
-        let addr = running.http_addr;
-        Rig {
-            running: Some(running),
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn store(&self) -> &Store {
-        &self.running.as_ref().expect("running").store
-    }
-
-    async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            bounded("stop", running.stop()).await;
-        }
-    }
-}
 
 // --- a real HTTP client -------------------------------------------------------
 
@@ -204,7 +163,7 @@ fn total(store: &Store) -> u64 {
 
 #[tokio::test]
 async fn receive_routes_the_message_and_answers_after_storing_it_with_its_reply() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     let reply = get(
         rig.addr,
         "/router/receive?backend=Relay&sender=%2B256-772+000001&message=hello+there",
@@ -271,7 +230,7 @@ async fn receive_routes_the_message_and_answers_after_storing_it_with_its_reply(
 
 #[tokio::test]
 async fn receive_takes_a_posted_form_whose_fields_override_the_query() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     let reply = post_form(
         rig.addr,
         "/router/receive?backend=ignored",
@@ -304,7 +263,7 @@ async fn receive_takes_a_posted_form_whose_fields_override_the_query() {
 
 #[tokio::test]
 async fn an_invalid_receive_names_every_bad_field_and_stores_nothing() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     let long = "b".repeat(33);
     let cases = [
         (
@@ -346,7 +305,7 @@ async fn an_invalid_receive_names_every_bad_field_and_stores_nothing() {
 
 #[tokio::test]
 async fn silent_mode_answers_empty_unless_echo_is_asked_for() {
-    let rig = Rig::start("silent = true").await;
+    let rig = Rig::start("silent = true", "").await;
     let reply = get(rig.addr, "/router/receive?backend=web&sender=1&message=hi").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "");
@@ -368,7 +327,7 @@ async fn silent_mode_answers_empty_unless_echo_is_asked_for() {
 
 #[tokio::test]
 async fn the_password_is_required_by_receive_outbox_and_delivered_only() {
-    let rig = Rig::start("password = \"s3cret\"").await;
+    let rig = Rig::start("password = \"s3cret\"", "").await;
     let receive = "/router/receive?backend=web&sender=1&message=hi";
     for path in [
         receive.to_owned(),
@@ -419,7 +378,7 @@ async fn the_password_is_required_by_receive_outbox_and_delivered_only() {
 #[tokio::test]
 async fn the_outbox_lists_queued_replies_of_pull_backends_and_delivered_takes_them_out() {
     // With no bearerbox and no push URL, every backend is pull.
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     let mut ids = Vec::new();
     for backend in ["Relay", "relay", "other"] {
         let path = format!("/router/receive?backend={backend}&sender=1&message={backend}");
@@ -467,7 +426,7 @@ async fn the_outbox_lists_queued_replies_of_pull_backends_and_delivered_takes_th
 
 #[tokio::test]
 async fn delivered_refuses_unknown_ids_non_integers_and_incoming_messages() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     let reply = get(rig.addr, "/router/delivered?message_id=999999").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{reply:?}");
     assert_eq!(reply.json(), json!({"error": "no message 999999"}));
@@ -497,7 +456,7 @@ async fn delivered_refuses_unknown_ids_non_integers_and_incoming_messages() {
 
 #[tokio::test]
 async fn status_counts_messages_queued_over_15_minutes_as_text_or_json() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     // A fresh reply is queued, but not for long.
     get(rig.addr, "/router/receive?backend=web&sender=1&message=hi").await;
     let reply = get(rig.addr, "/router/status").await;
@@ -539,7 +498,7 @@ async fn status_counts_messages_queued_over_15_minutes_as_text_or_json() {
 
 #[tokio::test]
 async fn stats_report_counts_the_link_queues_and_the_store() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     for _ in 0..2 {
         get(rig.addr, "/router/receive?backend=web&sender=1&message=hi").await;
     }
@@ -567,7 +526,7 @@ async fn stats_report_counts_the_link_queues_and_the_store() {
 
 #[tokio::test]
 async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
-    let rig = Rig::start("").await;
+    let rig = Rig::start("", "").await;
     let reply = get(rig.addr, "/router/nope").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.json(), json!({"error": "no such endpoint"}));
@@ -590,7 +549,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_whether_declared_or_streamed() {
-    let rig = Rig::start("max_body_bytes = 1024").await;
+    let rig = Rig::start("max_body_bytes = 1024", "").await;
     let declared = "POST /router/receive HTTP/1.1\r\nHost: x\r\n\
                     Content-Type: application/x-www-form-urlencoded\r\n\
                     Content-Length: 100000\r\n\r\n";
@@ -613,7 +572,7 @@ async fn oversized_bodies_get_413_whether_declared_or_streamed() {
 
 #[tokio::test]
 async fn an_oversized_head_is_refused() {
-    let rig = Rig::start("max_header_bytes = 8192").await;
+    let rig = Rig::start("max_header_bytes = 8192", "").await;
     let head = format!(
         "GET /router/status HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
         "a".repeat(20_000)
@@ -625,7 +584,7 @@ async fn an_oversized_head_is_refused() {
 
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_dropped_at_the_header_timeout() {
-    let rig = Rig::start("header_timeout_ms = 400").await;
+    let rig = Rig::start("header_timeout_ms = 400", "").await;
     let started = Instant::now();
     let mut stream = TcpStream::connect(rig.addr).await.expect("connect");
     // One byte every 50 ms: always active, never done.
@@ -655,7 +614,7 @@ async fn a_client_that_trickles_its_headers_is_dropped_at_the_header_timeout() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let rig = Rig::start("header_timeout_ms = 300").await;
+    let rig = Rig::start("header_timeout_ms = 300", "").await;
     let request = b"GET /router/status HTTP/1.1\r\nHost: x\r\n\r\n";
     let (text, elapsed) = raw(rig.addr, request).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -669,7 +628,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_gets_408() {
-    let rig = Rig::start("body_timeout_ms = 300").await;
+    let rig = Rig::start("body_timeout_ms = 300", "").await;
     let partial = "POST /router/receive HTTP/1.1\r\nHost: x\r\n\
                    Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n\
                    backend=web";
@@ -682,7 +641,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
 
 #[tokio::test]
 async fn connections_beyond_max_connections_wait_for_a_free_slot() {
-    let rig = Rig::start("max_connections = 1").await;
+    let rig = Rig::start("max_connections = 1", "").await;
     // Holds the only slot without sending anything.
     let holder = TcpStream::connect(rig.addr).await.expect("connect");
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -39,6 +39,7 @@ pub mod browser;
 pub mod conf;
 pub mod fakesmsc;
 pub mod http;
+pub mod in_process;
 pub mod ports;
 pub mod process;
 pub mod rapidbox;
