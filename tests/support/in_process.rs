@@ -1,0 +1,75 @@
+//! rapidbox started inside the test process (`daemon::start`), for tests
+//! that talk to its HTTP server: a real store in a temporary directory, the
+//! bearerbox link off, HTTP on a free loopback port, and the echo app
+//! answering every message "You said: %a".
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rapidbox::config::Config;
+use rapidbox::daemon::{self, Running};
+use rapidbox::store::Store;
+
+/// Bound on starting and on stopping.
+const BOUND: Duration = Duration::from_secs(20);
+
+async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took over {BOUND:?}"))
+}
+
+/// A running rapidbox and the directory of its store (removed when the rig
+/// is dropped).
+pub struct Rig {
+    running: Option<Running>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Starts rapidbox; `http` is added to the `[http]` section, `extra`
+    /// at the end of the configuration.
+    pub async fn start(http: &str, extra: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
+        let store = dir.path().join("rapidbox.redb");
+        let toml = format!(
+            "[store]\npath = {}\n[kannel]\nenabled = false\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
+             [router]\napps = [\"echo\"]\n[apps.echo]\ntemplate = \"You said: %a\"\n{extra}",
+            toml::Value::String(store.display().to_string())
+        );
+        let config = Config::from_toml_str(&toml)
+            .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
+        let running = bounded("start", daemon::start(&config))
+            .await
+            .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
+        let addr = running.http_addr;
+        Rig {
+            running: Some(running),
+            addr,
+            dir,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self
+            .running
+            .as_ref()
+            .unwrap_or_else(|| panic!("rapidbox was stopped"))
+            .store
+    }
+
+    /// `http://ADDR` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops rapidbox gracefully (and waits, within the bound).
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            bounded("stop", running.stop()).await;
+        }
+    }
+}
