@@ -64,6 +64,12 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
 
+    /// A storage failure closed the file; the writer reopens it when the
+    /// next unit comes (with a growing pause between tries). Nothing was
+    /// applied or read.
+    #[error("the store is reopening its file after a storage failure")]
+    Recovering,
+
     /// Messages were asked for by a status the store does not index (only
     /// open statuses are; see `Status::is_open`).
     #[error("messages in status {status} are not indexed by status")]
@@ -76,7 +82,10 @@ impl StoreError {
     /// A transient error on an MO means: ack `failed_tmp` so the bearerbox
     /// keeps it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Storage { .. } | StoreError::Closed)
+        matches!(
+            self,
+            StoreError::Storage { .. } | StoreError::Closed | StoreError::Recovering
+        )
     }
 
     /// Wraps a redb error with what the store was doing.

@@ -40,6 +40,8 @@
 mod apply;
 mod codec;
 mod error;
+#[cfg(test)]
+mod faults;
 mod read;
 pub mod schema;
 mod unit;
@@ -51,7 +53,7 @@ mod tests;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -88,6 +90,9 @@ pub struct StoreOptions {
     /// file, so it slows the start of a big store. redb always verifies
     /// after a crash (when the file was not closed cleanly).
     pub check_integrity_on_open: bool,
+    /// Tests: the file's backend fails writes on demand.
+    #[cfg(test)]
+    pub(crate) faults: Option<Arc<faults::Faults>>,
 }
 
 impl Default for StoreOptions {
@@ -99,6 +104,8 @@ impl Default for StoreOptions {
             max_unit_ops: 1024,
             cache_bytes: 256 << 20,
             check_integrity_on_open: true,
+            #[cfg(test)]
+            faults: None,
         }
     }
 }
@@ -134,7 +141,6 @@ pub struct Store {
 // queue end, then `writer` waits for it to commit what was queued.
 struct Inner {
     requests: mpsc::Sender<Request>,
-    db: RwLock<Option<Arc<Database>>>,
     shared: Arc<Shared>,
     max_unit_ops: usize,
     path: PathBuf,
@@ -157,14 +163,20 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(open_error)?;
         }
-        let db = open_database(path, &options)?;
-        let (next_id, next_seq) = prepare(&db, path)?;
+        let opener = Opener {
+            path: path.to_owned(),
+            options: options.clone(),
+        };
+        let (db, next_id, next_seq) = opener.open()?;
         let db = Arc::new(db);
         let shared = Arc::new(Shared::default());
         shared.next_id.store(next_id, Ordering::Relaxed);
+        *shared.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
         let writer = Writer {
-            db: db.clone(),
+            db: Some(db),
+            opener,
+            recovery: writer::Recovery::default(),
             requests: queue,
             limits: Limits {
                 max_units: options.max_batch_units.max(1),
@@ -181,7 +193,6 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 requests,
-                db: RwLock::new(Some(db)),
                 shared,
                 max_unit_ops: options.max_unit_ops,
                 path: path.to_owned(),
@@ -257,6 +268,7 @@ impl Store {
             let _ = stopped.await;
         }
         self.inner
+            .shared
             .db
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -287,12 +299,19 @@ impl Store {
 
     /// The open database, for reads.
     fn database(&self) -> Result<Arc<Database>, StoreError> {
-        self.inner
+        let shared = &self.inner.shared;
+        let db = shared
             .db
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(StoreError::Closed)
+            .clone();
+        db.ok_or_else(|| {
+            if shared.recovering.load(Ordering::Relaxed) {
+                StoreError::Recovering
+            } else {
+                StoreError::Closed
+            }
+        })
     }
 }
 
@@ -344,6 +363,23 @@ pub fn time_ordered_uuid() -> [u8; 16] {
     uuid
 }
 
+/// How to open the file, kept by the writer to reopen it after a storage
+/// failure.
+pub(crate) struct Opener {
+    path: PathBuf,
+    options: StoreOptions,
+}
+
+impl Opener {
+    /// Opens the database, and from it the next message id and event
+    /// sequence.
+    pub(crate) fn open(&self) -> Result<(Database, MessageId, u64), StoreError> {
+        let db = open_database(&self.path, &self.options)?;
+        let (next_id, next_seq) = prepare(&db, &self.path)?;
+        Ok((db, next_id, next_seq))
+    }
+}
+
 /// Opens (or creates) the redb file, telling apart the reasons it can fail.
 fn open_database(path: &Path, options: &StoreOptions) -> Result<Database, StoreError> {
     let mut builder = Database::builder();
@@ -356,7 +392,15 @@ fn open_database(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
     };
     // redb trusts a file it closed cleanly and may panic on one damaged
     // since; a panic here must not take the process down.
-    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| builder.create(path)))
+    let create = || {
+        #[cfg(test)]
+        if let Some(faults) = &options.faults {
+            let backend = faults.backend(path).map_err(redb::StorageError::Io)?;
+            return builder.create_with_backend(backend);
+        }
+        builder.create(path)
+    };
+    let opened = std::panic::catch_unwind(AssertUnwindSafe(create))
         .map_err(|_| not_a_store("redb could not read it (damaged?)".to_owned()))?;
     opened.map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {

@@ -881,3 +881,91 @@ async fn a_late_sent_never_replaces_a_delivered_or_failed_report() {
     assert_consistent(&store);
     store.close().await;
 }
+
+/// Commits `unit` until the store takes it again after a failure, within a
+/// few seconds (the writer's pauses between reopening tries start at
+/// 100 ms).
+async fn commit_once_recovered(store: &Store, unit: Unit) -> Outcome {
+    let started = std::time::Instant::now();
+    loop {
+        match store.commit(unit.clone()).await {
+            Ok(outcome) => return outcome,
+            Err(e) => {
+                assert!(
+                    e.is_transient(),
+                    "a recovering store answers transient errors: {e}"
+                );
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "the store did not recover: {e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let faults = faults::Faults::new();
+    let options = StoreOptions {
+        faults: Some(faults.clone()),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, options).unwrap();
+    let m = |id| with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(id));
+    let first = store.allocate_id();
+    applied(
+        store
+            .commit(Unit::new().with(Op::put(m(first))))
+            .await
+            .unwrap(),
+    );
+
+    // The disk fails: the batch fails, and so does every try at reopening
+    // while it still fails; readers and writers get transient errors.
+    faults.fail_writes(true);
+    let lost = store.allocate_id();
+    let failed = store
+        .commit(Unit::new().with(Op::put(m(lost))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failed, StoreError::Storage { .. }),
+        "the failed batch's error: {failed:?}"
+    );
+    for _ in 0..3 {
+        let again = store
+            .commit(Unit::new().with(Op::put(m(lost))))
+            .await
+            .unwrap_err();
+        assert!(again.is_transient(), "{again:?}");
+    }
+    assert!(matches!(store.message(first), Err(StoreError::Recovering)));
+
+    // The disk is back: the next units reopen the file and commit.
+    faults.fail_writes(false);
+    let after = store.allocate_id();
+    applied(commit_once_recovered(&store, Unit::new().with(Op::put(m(after)))).await);
+    assert!(store.message(first).unwrap().is_some());
+    assert!(store.message(lost).unwrap().is_none());
+    assert!(store.message(after).unwrap().is_some());
+    // The duplicate check still sees what was stored before the failure.
+    let redelivered = Unit::new()
+        .unless_mo_known(key(first))
+        .with(Op::put(m(store.allocate_id())));
+    assert_eq!(
+        store.commit(redelivered).await.unwrap(),
+        Outcome::Duplicate(first)
+    );
+    assert_consistent(&store);
+    store.close().await;
+
+    let reopened = open(&path);
+    assert!(reopened.message(first).unwrap().is_some());
+    assert!(reopened.message(after).unwrap().is_some());
+    assert!(reopened.allocate_id() > after);
+    assert_consistent(&reopened);
+}

@@ -7,18 +7,33 @@
 //! While one commit waits for the disk the queue fills, so the next batch
 //! is bigger: the batch size follows the load and throughput is not capped
 //! by the disk's fsync rate.
+//!
+//! After a batch fails in storage (a full disk, an I/O error), redb refuses
+//! every later transaction until the file is reopened. So the writer then
+//! lets go of the file (readers get [`StoreError::Recovering`]) and reopens
+//! it before the next batch: at once, then after pauses that double from
+//! [`FIRST_REOPEN_PAUSE`] to [`MAX_REOPEN_PAUSE`] while opening keeps
+//! failing. Units that come meanwhile are answered `Recovering` without
+//! waiting; callers treat that as transient (a bearerbox MO is acked
+//! `failed_tmp` and kept by the bearerbox).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::apply::{Batch, Tables};
 use super::error::{uuid_text, StoreError};
 use super::unit::{Outcome, Unit};
+use super::Opener;
+
+/// The pause before the second try at reopening the file.
+pub(crate) const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between tries.
+pub(crate) const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(30);
 
 /// What callers send the writer.
 pub(crate) enum Request {
@@ -82,10 +97,35 @@ pub(crate) struct Shared {
     /// showing live data (the console) learn that something changed
     /// without polling; see [`Store::changes`](super::Store::changes).
     pub(crate) committed: tokio::sync::watch::Sender<u64>,
+    /// The open file, for readers; `None` once closed, or while the
+    /// writer reopens it.
+    pub(crate) db: RwLock<Option<Arc<Database>>>,
+    /// The writer let go of the file after a storage failure and has not
+    /// reopened it yet.
+    pub(crate) recovering: AtomicBool,
+}
+
+/// When the writer tries to reopen the file next.
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    next_try: Instant,
+    pause: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Recovery {
+        Recovery {
+            next_try: Instant::now(),
+            pause: FIRST_REOPEN_PAUSE,
+        }
+    }
 }
 
 pub(crate) struct Writer {
-    pub(crate) db: Arc<Database>,
+    /// `None` after a storage failure, until reopened.
+    pub(crate) db: Option<Arc<Database>>,
+    pub(crate) opener: Opener,
+    pub(crate) recovery: Recovery,
     pub(crate) requests: mpsc::Receiver<Request>,
     pub(crate) limits: Limits,
     pub(crate) shared: Arc<Shared>,
@@ -128,7 +168,13 @@ impl Writer {
     fn commit_batch(&mut self, batch: &mut Vec<Pending>, scratch: &mut Vec<u8>) {
         let started = Instant::now();
         let units = batch.len();
-        match self.write(batch, scratch) {
+        let Some(db) = self.usable_database() else {
+            for pending in batch.drain(..) {
+                pending.answer(Err(StoreError::Recovering));
+            }
+            return;
+        };
+        match self.write(&db, batch, scratch) {
             Ok(answers) => {
                 let refused = answers.iter().filter(|a| a.is_err()).count();
                 self.shared.units.fetch_add(units as u64, Ordering::Relaxed);
@@ -149,6 +195,62 @@ impl Writer {
                 for pending in batch.drain(..) {
                     pending.answer(Err(e.clone()));
                 }
+                if matches!(e, StoreError::Storage { .. }) {
+                    self.let_go();
+                }
+            }
+        }
+    }
+
+    /// Lets go of the file after a storage failure: redb refuses every
+    /// transaction after one until the file is reopened.
+    fn let_go(&mut self) {
+        warn!("closing the store file to reopen it");
+        self.shared.recovering.store(true, Ordering::Relaxed);
+        self.shared
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.db = None;
+        self.recovery = Recovery::default();
+    }
+
+    /// The open file, reopening it first if it was let go and a try is
+    /// due; `None` while it cannot be had.
+    fn usable_database(&mut self) -> Option<Arc<Database>> {
+        if let Some(db) = &self.db {
+            return Some(db.clone());
+        }
+        let now = Instant::now();
+        if now < self.recovery.next_try {
+            return None;
+        }
+        // A reader still holding the old file makes this fail as already
+        // open; the next try finds it free.
+        match self.opener.open() {
+            Ok((db, next_id, next_seq)) => {
+                let db = Arc::new(db);
+                self.shared.next_id.fetch_max(next_id, Ordering::Relaxed);
+                self.next_seq = self.next_seq.max(next_seq);
+                *self
+                    .shared
+                    .db
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
+                self.shared.recovering.store(false, Ordering::Relaxed);
+                self.db = Some(db.clone());
+                info!("store file reopened");
+                Some(db)
+            }
+            Err(e) => {
+                let pause = self.recovery.pause;
+                warn!(error = %e, "the store file cannot be reopened yet; next try in {pause:?}");
+                self.recovery = Recovery {
+                    next_try: now + pause,
+                    pause: (pause * 2).min(MAX_REOPEN_PAUSE),
+                };
+                None
             }
         }
     }
@@ -156,12 +258,12 @@ impl Writer {
     /// One transaction: the answers, in batch order, once it is durable.
     fn write(
         &mut self,
+        db: &Database,
         batch: &[Pending],
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         let started = Instant::now();
-        let mut txn = self
-            .db
+        let mut txn = db
             .begin_write()
             .map_err(|e| StoreError::storage("beginning a transaction")(e.into()))?;
         // The default, said out loud: a unit is answered only once on disk.
