@@ -954,8 +954,17 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
     }
     assert!(matches!(store.message(first), Err(StoreError::Recovering)));
 
-    // The disk is back: the next units reopen the file and commit.
+    // The disk is back: the writer reopens the file by itself, without a
+    // unit coming, and readers get it back.
     faults.fail_writes(false);
+    let started = std::time::Instant::now();
+    while let Err(e) = store.message(first) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the store did not reopen its file: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let after = store.allocate_id();
     applied(commit_once_recovered(&store, Unit::new().with(Op::put(m(after)))).await);
     assert!(store.message(first).unwrap().is_some());

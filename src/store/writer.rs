@@ -13,9 +13,9 @@
 //! lets go of the file (readers get [`StoreError::Recovering`]) and reopens
 //! it before the next batch: at once, then after pauses that double from
 //! [`FIRST_REOPEN_PAUSE`] to [`MAX_REOPEN_PAUSE`] while opening keeps
-//! failing. Units that come meanwhile are answered `Recovering` without
-//! waiting; callers treat that as transient (a bearerbox MO is acked
-//! `failed_tmp` and kept by the bearerbox).
+//! failing, whether units come or not. Units that come meanwhile are
+//! answered `Recovering` at once; callers treat that as transient (a
+//! bearerbox MO is acked `failed_tmp` and kept by the bearerbox).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -34,6 +34,9 @@ use super::Opener;
 pub(crate) const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between tries.
 pub(crate) const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(30);
+/// While the file is let go, how often the writer looks for units between
+/// tries (a unit then waits this long at most to be answered).
+const RECOVERY_POLL: Duration = Duration::from_millis(20);
 
 /// What callers send the writer.
 pub(crate) enum Request {
@@ -141,7 +144,7 @@ impl Writer {
         let mut scratch = Vec::with_capacity(1024);
         let mut batch: Vec<Pending> = Vec::new();
         let mut closers = Vec::new();
-        while let Some(first) = self.requests.blocking_recv() {
+        while let Some(first) = self.next_request() {
             let mut bytes = take(first, &mut batch, &mut closers);
             while batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
                 match self.requests.try_recv() {
@@ -163,6 +166,27 @@ impl Writer {
         for done in closers {
             let _ = done.send(());
         }
+    }
+
+    /// The next request. While the file is let go, it also tries to reopen
+    /// it when a try is due, so that readers get it back without waiting
+    /// for a unit to come.
+    fn next_request(&mut self) -> Option<Request> {
+        while self.db.is_none() {
+            match self.requests.try_recv() {
+                Ok(request) => return Some(request),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= self.recovery.next_try {
+                        let _ = self.usable_database();
+                    } else {
+                        std::thread::sleep((self.recovery.next_try - now).min(RECOVERY_POLL));
+                    }
+                }
+            }
+        }
+        self.requests.blocking_recv()
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Pending>, scratch: &mut Vec<u8>) {
