@@ -402,10 +402,27 @@ impl Router {
         reply
     }
 
+    /// Runs the outgoing phase over `msg`, a new message that answers no
+    /// MO (sendsms, a console reply), and adds what stores it to `unit`: a
+    /// delivery error on it for each app failure, then the message, queued
+    /// or cancelled. Returns the message as stored.
+    pub fn screen_new_outgoing(&self, mut msg: Message, unit: &mut Unit) -> Message {
+        let mut failures = Vec::new();
+        self.screen_outgoing(&mut msg, None, &mut failures);
+        for failure in &failures {
+            unit.push(Op::AddDeliveryError(DeliveryError {
+                message_id: msg.id,
+                time: now_micros(),
+                log: failure.to_string(),
+            }));
+        }
+        unit.push(Op::put(msg.clone()));
+        msg
+    }
+
     /// Runs the outgoing phase, in reverse app order, over a message about
-    /// to be queued; cancels it (C) when an app says no. Also used for
-    /// messages that do not answer an MO (sendsms, console replies).
-    pub fn screen_outgoing(
+    /// to be queued; cancels it (C) when an app says no.
+    fn screen_outgoing(
         &self,
         msg: &mut Message,
         answering: Option<&Incoming>,

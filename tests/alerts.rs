@@ -19,8 +19,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use rapidbox::config::Config;
-use rapidbox::daemon::{self, Running};
+use support::in_process::Rig;
 use support::ports::free_port;
 use support::process::Daemon;
 use support::service::{Answer, Service};
@@ -37,19 +36,12 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// rapidbox with `[http] password` and `alerts` as its `[alerts]`.
-async fn start(dir: &Path, alerts: &str) -> (Running, SocketAddr) {
-    let toml = format!(
-        "[store]\npath = {}\n[kannel]\nenabled = false\n\
-         [http]\nlisten = \"127.0.0.1:0\"\npassword = \"{PASSWORD}\"\n[alerts]\n{alerts}\n",
-        toml::Value::String(dir.join("rapidbox.redb").display().to_string())
-    );
-    let config = Config::from_toml_str(&toml)
-        .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
-    let running = bounded("start", daemon::start(&config))
-        .await
-        .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
-    let addr = running.http_addr;
-    (running, addr)
+async fn start(alerts: &str) -> Rig {
+    Rig::start(
+        &format!("password = \"{PASSWORD}\""),
+        &format!("[alerts]\n{alerts}\n"),
+    )
+    .await
 }
 
 /// The status and body of a request to `path` (a POST form when `form`
@@ -83,29 +75,28 @@ async fn call(addr: SocketAddr, path: &str, form: Option<&[(&str, &str)]>) -> (S
 #[tokio::test]
 async fn alerts_are_forwarded_to_the_webhook() {
     let hook = Service::start(Answer::Text("ok")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (running, addr) = start(dir.path(), &format!("url = \"{}\"", hook.url("/hook"))).await;
+    let rig = start(&format!("url = \"{}\"", hook.url("/hook"))).await;
 
     // httprouter's answers to what is not an alert.
     assert_eq!(
-        call(addr, "/router/alert", None).await,
+        call(rig.addr, "/router/alert", None).await,
         (
             StatusCode::BAD_REQUEST,
             "Must be POST of [subject, body, password]".to_owned()
         )
     );
     assert_eq!(
-        call(addr, "/router/relaylog", None).await.1,
+        call(rig.addr, "/router/relaylog", None).await.1,
         "Must be POST of [log, password]"
     );
     let wrong = [("subject", "s"), ("body", "b"), ("password", "no")];
     assert_eq!(
-        call(addr, "/router/alert", Some(&wrong)).await.0,
+        call(rig.addr, "/router/alert", Some(&wrong)).await.0,
         StatusCode::FORBIDDEN
     );
     let partial = [("subject", "s"), ("password", PASSWORD)];
     assert_eq!(
-        call(addr, "/router/alert", Some(&partial)).await,
+        call(rig.addr, "/router/alert", Some(&partial)).await,
         (StatusCode::BAD_REQUEST, "Missing body".to_owned())
     );
     assert!(hook.seen().is_empty());
@@ -116,12 +107,12 @@ async fn alerts_are_forwarded_to_the_webhook() {
         ("password", PASSWORD),
     ];
     assert_eq!(
-        call(addr, "/router/alert", Some(&alert)).await,
+        call(rig.addr, "/router/alert", Some(&alert)).await,
         (StatusCode::OK, "Log Sent".to_owned())
     );
     let log = [("log", "line 1\nline 2"), ("password", PASSWORD)];
     assert_eq!(
-        call(addr, "/router/relaylog", Some(&log)).await,
+        call(rig.addr, "/router/relaylog", Some(&log)).await,
         (StatusCode::OK, "Log Sent".to_owned())
     );
     let seen = hook.seen();
@@ -139,21 +130,20 @@ async fn alerts_are_forwarded_to_the_webhook() {
 
     // A webhook that fails is the caller's to know.
     hook.answer(Answer::Status(500, "down"));
-    let (status, body) = call(addr, "/router/alert", Some(&alert)).await;
+    let (status, body) = call(rig.addr, "/router/alert", Some(&alert)).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(body.contains("answered 500"), "{body}");
-    bounded("stop", running.stop()).await;
+    rig.stop().await;
 }
 
 #[tokio::test]
 async fn without_a_channel_alerts_are_not_configured() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (running, addr) = start(dir.path(), "").await;
+    let rig = start("").await;
     let alert = [("subject", "s"), ("body", "b"), ("password", PASSWORD)];
-    let (status, body) = call(addr, "/router/alert", Some(&alert)).await;
+    let (status, body) = call(rig.addr, "/router/alert", Some(&alert)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("not configured"), "{body}");
-    bounded("stop", running.stop()).await;
+    rig.stop().await;
 }
 
 /// Whether aiosmtpd can run; skips or, under CI, fails without it.
@@ -215,13 +205,10 @@ async fn alerts_are_mailed_through_a_real_smtp_server() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut server, port) = smtp_server(dir.path()).await;
-    let (running, addr) = start(
-        dir.path(),
-        &format!(
+    let rig = start(&format!(
             "smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_security = \"none\"\n\
              from = \"rapidbox <rapidbox@example.org>\"\nto = [\"ops@example.org\", \"oncall@example.org\"]\n"
-        ),
-    )
+    ))
     .await;
     let alert = [
         ("subject", "Relay 7 offline"),
@@ -229,12 +216,12 @@ async fn alerts_are_mailed_through_a_real_smtp_server() {
         ("password", PASSWORD),
     ];
     assert_eq!(
-        call(addr, "/router/alert", Some(&alert)).await,
+        call(rig.addr, "/router/alert", Some(&alert)).await,
         (StatusCode::OK, "Log Sent".to_owned())
     );
     let log = [("log", "relay log line"), ("password", PASSWORD)];
     assert_eq!(
-        call(addr, "/router/relaylog", Some(&log)).await,
+        call(rig.addr, "/router/relaylog", Some(&log)).await,
         (StatusCode::OK, "Log Sent".to_owned())
     );
     let maildir = dir.path().join("maildir");
@@ -266,10 +253,10 @@ async fn alerts_are_mailed_through_a_real_smtp_server() {
 
     // The server gone: the caller hears the alert was not sent.
     server.stop();
-    let (status, body) = call(addr, "/router/alert", Some(&alert)).await;
+    let (status, body) = call(rig.addr, "/router/alert", Some(&alert)).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body.starts_with("Log not sent: the mail server"), "{body}");
-    bounded("stop", running.stop()).await;
+    rig.stop().await;
 }
 
 #[tokio::test]
@@ -280,17 +267,14 @@ async fn a_mail_server_without_the_tls_asked_for_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, port) = smtp_server(dir.path()).await;
     // aiosmtpd here offers no STARTTLS: nothing may go in clear.
-    let (running, addr) = start(
-        dir.path(),
-        &format!(
-            "smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_security = \"starttls\"\n\
+    let rig = start(&format!(
+        "smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsmtp_security = \"starttls\"\n\
              from = \"rapidbox@example.org\"\nto = [\"ops@example.org\"]\n"
-        ),
-    )
+    ))
     .await;
     let alert = [("subject", "s"), ("body", "b"), ("password", PASSWORD)];
-    let (status, body) = call(addr, "/router/alert", Some(&alert)).await;
+    let (status, body) = call(rig.addr, "/router/alert", Some(&alert)).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(mails(&dir.path().join("maildir")).is_empty());
-    bounded("stop", running.stop()).await;
+    rig.stop().await;
 }

@@ -120,9 +120,12 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
             ("default_smsc", &user.default_smsc),
             ("forced_smsc", &user.forced_smsc),
         ] {
-            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                error(report, &at.key(key), "empty: remove the key instead");
-            }
+            blank(
+                value.as_deref(),
+                &at.key(key),
+                "empty: remove the key instead",
+                report,
+            );
         }
     }
 }
@@ -206,17 +209,12 @@ fn smtp(alerts: &super::AlertsConfig, at: &KeyPath, report: &mut Report) {
         }
         return;
     }
-    if alerts
-        .smtp_host
-        .as_deref()
-        .is_some_and(|h| h.trim().is_empty())
-    {
-        error(
-            report,
-            &at.key("smtp_host"),
-            "empty: remove the key instead",
-        );
-    }
+    blank(
+        alerts.smtp_host.as_deref(),
+        &at.key("smtp_host"),
+        "empty: remove the key instead",
+        report,
+    );
     if alerts.smtp_port == 0 {
         error(report, &at.key("smtp_port"), "must be a port, 1 to 65535");
     }
@@ -275,6 +273,14 @@ fn error(report: &mut Report, at: &KeyPath, message: impl Into<String>) {
 
 fn warning(report: &mut Report, at: &KeyPath, message: impl Into<String>) {
     report.warnings.push(Problem::new(at, message));
+}
+
+/// An error at `at` when an optional text is set but blank; `why` says
+/// what to do instead.
+fn blank(value: Option<&str>, at: &KeyPath, why: &str, report: &mut Report) {
+    if value.is_some_and(|v| v.trim().is_empty()) {
+        error(report, at, why);
+    }
 }
 
 fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
@@ -350,17 +356,12 @@ fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {
             "empty: give a PEM file's path",
         );
     }
-    if kannel
-        .tls_server_name
-        .as_ref()
-        .is_some_and(|n| n.trim().is_empty())
-    {
-        error(
-            report,
-            &at.key("tls_server_name"),
-            "empty: remove the key to use kannel.host",
-        );
-    }
+    blank(
+        kannel.tls_server_name.as_deref(),
+        &at.key("tls_server_name"),
+        "empty: remove the key to use kannel.host",
+        report,
+    );
     if !(0..=31).contains(&kannel.dlr_mask) {
         error(
             report,
@@ -372,17 +373,12 @@ fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {
             ),
         );
     }
-    if kannel
-        .global_sender
-        .as_ref()
-        .is_some_and(|s| s.trim().is_empty())
-    {
-        error(
-            report,
-            &at.key("global_sender"),
-            "empty: remove the key to reply from the number the MO was sent to",
-        );
-    }
+    blank(
+        kannel.global_sender.as_deref(),
+        &at.key("global_sender"),
+        "empty: remove the key to reply from the number the MO was sent to",
+        report,
+    );
     for (key, value) in [
         ("max_in_flight", kannel.max_in_flight),
         ("max_routing", kannel.max_routing),

@@ -22,10 +22,8 @@ use crate::http::answer::FieldErrors;
 use crate::http::receive::MAX_SENDER_CHARS;
 use crate::http::request::Params;
 use crate::http::service::Shared;
-use crate::model::{
-    normalize_identity, now_micros, Connection, DeliveryError, Direction, Message, Status,
-};
-use crate::store::{Op, Unit};
+use crate::model::{normalize_identity, Connection, Direction, Message, Status};
+use crate::store::Unit;
 
 /// The backend of console test messages (httprouter's).
 pub const CONSOLE_BACKEND: &str = "console";
@@ -44,6 +42,23 @@ fn text<'a>(params: &'a Params, name: &'static str, bad: &mut FieldErrors) -> &'
         bad.insert(name, format!("at most {MAX_TEXT_CHARS} characters"));
     }
     value
+}
+
+/// The log page again, 400, with the form as it was sent and what is
+/// wrong with it.
+async fn refused(
+    shared: &Shared,
+    session: &Session,
+    forms: Forms<'_>,
+) -> Result<Response<ResponseBody>, Failure> {
+    log_page(
+        shared,
+        session,
+        &Params::default(),
+        forms,
+        StatusCode::BAD_REQUEST,
+    )
+    .await
 }
 
 /// `POST /router/console/send`: `sender` (default 12065551212), `text`.
@@ -71,14 +86,7 @@ pub async fn send(
             text: body,
             ..Forms::default()
         };
-        return log_page(
-            shared,
-            session,
-            &Params::default(),
-            forms,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        return refused(shared, session, forms).await;
     }
     let connection = Connection::new(CONSOLE_BACKEND, sender);
     let routed = shared.parts.receive(connection, body.to_owned()).await?;
@@ -131,33 +139,17 @@ pub async fn reply(
             reply_text: body,
             ..Forms::default()
         };
-        return log_page(
-            shared,
-            session,
-            &Params::default(),
-            forms,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        return refused(shared, session, forms).await;
     };
     let parts = &shared.parts;
-    let mut msg = Message::new(
+    let msg = Message::new(
         parts.store.allocate_id(),
         connection,
         Direction::Outgoing,
         body,
     );
-    let mut failures = Vec::new();
-    parts.router.screen_outgoing(&mut msg, None, &mut failures);
     let mut unit = Unit::new();
-    for failure in &failures {
-        unit.push(Op::AddDeliveryError(DeliveryError {
-            message_id: msg.id,
-            time: now_micros(),
-            log: failure.to_string(),
-        }));
-    }
-    unit.push(Op::put(msg.clone()));
+    let msg = parts.router.screen_new_outgoing(msg, &mut unit);
     let _outcome = parts.store.commit(unit).await?;
     info!(
         message_id = msg.id,

@@ -52,10 +52,8 @@ use super::answer::HttpResponse;
 use super::request::Params;
 use super::service::Shared;
 use crate::config::SendsmsUser;
-use crate::model::{
-    now_micros, Connection, DeliveryError, Direction, KannelInfo, Message, MtOptions, Status,
-};
-use crate::store::{Op, StoreError, Unit};
+use crate::model::{now_micros, Connection, Direction, KannelInfo, Message, MtOptions, Status};
+use crate::store::{StoreError, Unit};
 use crate::text;
 
 /// The backend of a message whose request names no SMSC (nor the user a
@@ -345,20 +343,11 @@ async fn send(shared: &Shared, params: &Params) -> Result<(), Refusal> {
     let mut unit = Unit::new();
     let mut queued = Vec::new();
     for receiver in &request.receivers {
-        let mut msg = message(&request, receiver, parts.store.allocate_id());
-        let mut failures = Vec::new();
-        parts.router.screen_outgoing(&mut msg, None, &mut failures);
-        for failure in &failures {
-            unit.push(Op::AddDeliveryError(DeliveryError {
-                message_id: msg.id,
-                time: now_micros(),
-                log: failure.to_string(),
-            }));
-        }
+        let msg = message(&request, receiver, parts.store.allocate_id());
+        let msg = parts.router.screen_new_outgoing(msg, &mut unit);
         if msg.status == Status::Queued {
-            queued.push(msg.clone());
+            queued.push(msg);
         }
-        unit.push(Op::put(msg));
     }
     let _outcome = parts.store.commit(unit).await.map_err(|e| {
         warn!(error = %e, "sendsms: could not store the messages");
