@@ -22,16 +22,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fantoccini::{Client, Locator};
-use http_body_util::{BodyExt, Full};
-use hyper::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http_body_util::Full;
+use hyper::header::{ACCEPT, CONTENT_TYPE, COOKIE};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 
 use rapidbox::model::{Connection, Direction, Message, Status};
 use rapidbox::store::{Op, Store, Unit};
 use support::browser::{require_browser, Browser};
-use support::in_process::Rig;
+use support::in_process::{send, Reply, Rig};
 
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(20);
@@ -88,55 +86,6 @@ fn all_messages(store: &Store) -> Vec<Message> {
 }
 
 // --- a plain HTTP client ------------------------------------------------------
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    location: String,
-    allow: String,
-    cookies: Vec<String>,
-    content_type: String,
-    body: String,
-}
-
-async fn send(request: Request<Full<Bytes>>) -> Reply {
-    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let what = format!("{} {}", request.method(), request.uri());
-    let response = bounded(&what, client.request(request))
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = response.status();
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let location = header(LOCATION);
-    let allow = header(hyper::header::ALLOW);
-    let content_type = header(CONTENT_TYPE);
-    let cookies = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    let body = bounded(&what, response.into_body().collect())
-        .await
-        .unwrap_or_else(|e| panic!("{what}: body: {e}"))
-        .to_bytes();
-    Reply {
-        status,
-        location,
-        allow,
-        cookies,
-        content_type,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
 
 async fn get(url: &str, cookie: &str, accept: Option<&str>) -> Reply {
     let mut r = Request::builder().method(Method::GET).uri(url);

@@ -27,11 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http_body_util::Full;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -43,7 +41,7 @@ use rapidbox::link::LinkStatus;
 use rapidbox::model::{now_micros, Connection, Direction, Message, MessageId, Status};
 use rapidbox::router::{App, AppFuture, Ids, Incoming, ReplySettings, Router};
 use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
-use support::in_process::Rig;
+use support::in_process::{send, Reply, Rig};
 
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(10);
@@ -58,50 +56,6 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
 
 // --- a real HTTP client -------------------------------------------------------
 
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    allow: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?} {:?}", self.status, self.body))
-    }
-}
-
-async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let what = format!("{} {}", request.method(), request.uri());
-    let response = bounded(&what, client.request(request))
-        .await
-        .unwrap_or_else(|e| panic!("{what} on {addr}: {e}"));
-    let status = response.status();
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let content_type = header(CONTENT_TYPE);
-    let allow = header(hyper::header::ALLOW);
-    let body = bounded(&what, response.into_body().collect())
-        .await
-        .unwrap_or_else(|e| panic!("{what}: body: {e}"))
-        .to_bytes();
-    Reply {
-        status,
-        content_type,
-        allow,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
 fn request(method: Method, addr: SocketAddr, path: &str) -> hyper::http::request::Builder {
     Request::builder()
         .method(method)
@@ -110,14 +64,14 @@ fn request(method: Method, addr: SocketAddr, path: &str) -> hyper::http::request
 
 async fn get(addr: SocketAddr, path: &str) -> Reply {
     let r = request(Method::GET, addr, path).body(Full::default());
-    send(addr, r.expect("request")).await
+    send(r.expect("request")).await
 }
 
 async fn post_form(addr: SocketAddr, path: &str, form: &str) -> Reply {
     let r = request(Method::POST, addr, path)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(form.to_owned())));
-    send(addr, r.expect("request")).await
+    send(r.expect("request")).await
 }
 
 /// Writes `bytes` on a fresh connection and reads until the server closes
@@ -250,7 +204,7 @@ async fn receive_takes_a_posted_form_whose_fields_override_the_query() {
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from_static(b"{\"backend\":\"web\"}")))
         .expect("request");
-    let reply = send(rig.addr, json_body).await;
+    let reply = send(json_body).await;
     assert_eq!(
         reply.status,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -344,10 +298,7 @@ async fn the_password_is_required_by_receive_outbox_and_delivered_only() {
         .header(AUTHORIZATION, "Bearer wrong")
         .body(Full::default())
         .expect("request");
-    assert_eq!(
-        send(rig.addr, wrong_bearer).await.status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(send(wrong_bearer).await.status, StatusCode::FORBIDDEN);
     assert_eq!(total(rig.store()), 0, "nothing refused was stored");
 
     let by_query = get(rig.addr, &format!("{receive}&password=s3cret")).await;
@@ -363,7 +314,7 @@ async fn the_password_is_required_by_receive_outbox_and_delivered_only() {
         .header(AUTHORIZATION, "Bearer s3cret")
         .body(Full::default())
         .expect("request");
-    assert_eq!(send(rig.addr, bearer).await.status, StatusCode::OK);
+    assert_eq!(send(bearer).await.status, StatusCode::OK);
     assert_eq!(total(rig.store()), 6);
     let outbox = get(rig.addr, "/router/outbox?password=s3cret").await;
     assert_eq!(outbox.status, StatusCode::OK, "{outbox:?}");
@@ -492,7 +443,7 @@ async fn status_counts_messages_queued_over_15_minutes_as_text_or_json() {
         .header(ACCEPT, "text/html;q=0.9, application/json")
         .body(Full::default())
         .expect("request");
-    assert_eq!(send(rig.addr, by_accept).await.json(), expected);
+    assert_eq!(send(by_accept).await.json(), expected);
     rig.stop().await;
 }
 
@@ -541,7 +492,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
     let delete = request(Method::DELETE, rig.addr, "/router/receive")
         .body(Full::default())
         .expect("request");
-    let delete = send(rig.addr, delete).await;
+    let delete = send(delete).await;
     assert_eq!(delete.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(delete.allow, "GET, POST");
     rig.stop().await;

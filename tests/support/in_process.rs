@@ -1,11 +1,19 @@
 //! rapidbox started inside the test process (`daemon::start`), for tests
 //! that talk to its HTTP server: a real store in a temporary directory, the
 //! bearerbox link off, HTTP on a free loopback port, and the echo app
-//! answering every message "You said: %a".
+//! answering every message "You said: %a"; and a plain HTTP client for it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{ALLOW, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
 
 use rapidbox::config::Config;
 use rapidbox::daemon::{self, Running};
@@ -71,5 +79,67 @@ impl Rig {
         if let Some(running) = self.running.take() {
             bounded("stop", running.stop()).await;
         }
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub location: String,
+    pub allow: String,
+    /// Every `Set-Cookie`.
+    pub cookies: Vec<String>,
+    pub content_type: String,
+    /// Lossily decoded as UTF-8.
+    pub body: String,
+}
+
+/// Sends `request` with a fresh client and reads the whole answer,
+/// within the bound; panics on any failure.
+pub async fn send(request: Request<Full<Bytes>>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let what = format!("{} {}", request.method(), request.uri());
+    let response = bounded(&what, client.request(request))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = response.status();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let location = header(LOCATION);
+    let allow = header(ALLOW);
+    let content_type = header(CONTENT_TYPE);
+    let cookies = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    let body = bounded(&what, response.into_body().collect())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: body: {e}"))
+        .to_bytes();
+    Reply {
+        status,
+        location,
+        allow,
+        cookies,
+        content_type,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+impl Reply {
+    /// The body as JSON; panics when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?} {:?}", self.status, self.body))
     }
 }
