@@ -375,7 +375,14 @@ impl Opener {
     /// sequence.
     pub(crate) fn open(&self) -> Result<(Database, MessageId, u64), StoreError> {
         let db = open_database(&self.path, &self.options)?;
-        let (next_id, next_seq) = prepare(&db, &self.path)?;
+        // Reading the first entries can panic in redb too when the file
+        // was damaged where they are and not checked on open.
+        let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&db, &self.path)))
+            .map_err(|_| StoreError::NotAStore {
+                path: self.path.clone(),
+                reason: "redb could not read it (damaged?)".to_owned(),
+            })?;
+        let (next_id, next_seq) = prepared?;
         Ok((db, next_id, next_seq))
     }
 }
