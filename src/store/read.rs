@@ -10,6 +10,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -32,6 +34,32 @@ pub struct StoredConnection {
     pub connection: Connection,
     /// When a message was first stored for it (that message's `date`).
     pub first_seen: Micros,
+}
+
+type MoKeysTable = ReadOnlyTable<(i64, &'static [u8; 16]), u64>;
+
+/// A snapshot of [`MO_KEYS`] shared by MO lookups, tagged with the number of
+/// commits when it was opened.
+///
+/// Opening a read transaction and its table costs more than the lookup
+/// itself (about a tenth of rapidbox's CPU per MO through boxload), and
+/// every MO is looked up before it is routed. Sharing one snapshot until
+/// the next commit answers exactly as a fresh one would: the tag is
+/// checked on every lookup, and the writer drops the view after each
+/// commit, so a view never outlives the commit after it (an old snapshot
+/// would keep redb from reusing the pages freed since, and keep the file
+/// open while the writer needs to reopen it).
+pub(crate) struct MoKeysView {
+    commit: u64,
+    table: Arc<MoKeysTable>,
+}
+
+impl std::fmt::Debug for MoKeysView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoKeysView")
+            .field("commit", &self.commit)
+            .finish_non_exhaustive()
+    }
 }
 
 fn read_err(e: impl Into<redb::Error>) -> StoreError {
@@ -61,10 +89,35 @@ impl Store {
 
     /// The id of the MO with this key, if stored. (MTs are not indexed;
     /// see [`MO_KEYS`].)
+    ///
+    /// Called for every MO, so lookups share one snapshot until the next
+    /// commit ([`MoKeysView`]) instead of each opening its own.
     pub fn message_id_by_mo(&self, key: &MoKey) -> Result<Option<MessageId>, StoreError> {
-        let mo_keys = self.table(MO_KEYS)?;
+        let mo_keys = self.mo_keys_view()?;
         let found = mo_keys.get((key.time, &key.uuid)).map_err(read_err)?;
         Ok(found.map(|g| g.value()))
+    }
+
+    /// The shared `mo_keys` snapshot if it is still of the last commit,
+    /// else a new one, shared from now on.
+    fn mo_keys_view(&self) -> Result<Arc<MoKeysTable>, StoreError> {
+        let shared = &self.inner.shared;
+        // Acquire pairs with the writer's Release: a snapshot opened after
+        // reading `commit` holds at least that commit.
+        let commit = shared.transactions.load(Ordering::Acquire);
+        let mut view = shared
+            .mo_keys_view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = view.as_ref().filter(|v| v.commit == commit) {
+            return Ok(current.table.clone());
+        }
+        let table = Arc::new(self.table(MO_KEYS)?);
+        *view = Some(MoKeysView {
+            commit,
+            table: table.clone(),
+        });
+        Ok(table)
     }
 
     /// Messages in `status`, in id order, with ids above `after_id`; from

@@ -18,7 +18,7 @@
 //! bearerbox MO is acked `failed_tmp` and kept by the bearerbox).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{Database, Durability};
@@ -27,6 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::apply::{Batch, Tables};
 use super::error::{uuid_text, StoreError};
+use super::read::MoKeysView;
 use super::unit::{Outcome, Unit};
 use super::Opener;
 
@@ -106,6 +107,21 @@ pub(crate) struct Shared {
     /// The writer let go of the file after a storage failure and has not
     /// reopened it yet.
     pub(crate) recovering: AtomicBool,
+    /// The snapshot of `mo_keys` that MO lookups share until the next
+    /// commit (see [`MoKeysView`]). The writer empties it after every
+    /// commit, so that it never keeps the file open or holds back pages
+    /// freed since.
+    pub(crate) mo_keys_view: Mutex<Option<MoKeysView>>,
+}
+
+impl Shared {
+    /// Drops the shared `mo_keys` snapshot.
+    fn forget_views(&self) {
+        self.mo_keys_view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
 
 /// When the writer tries to reopen the file next.
@@ -236,6 +252,7 @@ impl Writer {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.shared.forget_views();
         self.db = None;
         self.recovery = Recovery::default();
     }
@@ -308,7 +325,10 @@ impl Writer {
             add_micros(&self.shared.commit_micros, applied.elapsed());
             committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
             self.next_seq = next_seq;
-            let n = self.shared.transactions.fetch_add(1, Ordering::Relaxed) + 1;
+            // Release: a lookup that sees the new count opens a snapshot
+            // that holds this commit (see `MoKeysView`).
+            let n = self.shared.transactions.fetch_add(1, Ordering::Release) + 1;
+            self.shared.forget_views();
             self.shared.committed.send_replace(n);
         } else {
             // Only duplicates and refusals, all answered from state that
