@@ -652,6 +652,88 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
     check(&open(&path));
 }
 
+/// Removals from `by_status` wait for the end of the batch and go in runs
+/// (`Batch::drop_unindexed`); what a later unit of the batch puts back, and
+/// what a refused unit undoes, must still come out right.
+#[tokio::test]
+async fn by_status_removals_wait_for_the_batch_and_follow_every_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    let mut unit = Unit::new();
+    for id in 1..=200 {
+        let backend = if id % 3 == 0 { "b" } else { "a" };
+        unit.push(Op::put(message(id, Direction::Outgoing, backend, "1")));
+    }
+    applied(store.commit(unit).await.unwrap());
+
+    let held = hold_writer(&store);
+    store.enqueue(Unit::new()).await.unwrap();
+    queued(&store, 0).await;
+    let sent = |id| Op::from(Update::status(id, Status::Sent, 5));
+    let missing = || Op::from(Update::status(9_999, Status::Sent, 5));
+    let mut most = Unit::new();
+    // Runs on both backends, broken by the ids left queued, and one key
+    // far from the others.
+    for id in (1..=150).filter(|id| id % 7 != 0).chain([200]) {
+        most.push(sent(id));
+    }
+    let units = vec![
+        // Applied: 131 removals.
+        most,
+        // Refused: 151 stays queued.
+        Unit::new().with(sent(151)).with(missing()),
+        // Applied: 7 leaves Q for E, then the next unit puts it back.
+        Unit::new().with(Update::status(7, Status::Errored, 6).into()),
+        Unit::new().with(Update::status(7, Status::Queued, 7).into()),
+        // Refused after putting 22 (sent above) back in Q: its removal
+        // must wait again.
+        Unit::new()
+            .with(Update::status(22, Status::Queued, 8).into())
+            .with(missing()),
+        // Refused after a new queued message: its entry must go.
+        Unit::new()
+            .with(Op::put(message(300, Direction::Outgoing, "a", "1")))
+            .with(missing()),
+        // Applied: 14 leaves Q and comes back within one unit.
+        Unit::new()
+            .with(Update::status(14, Status::Errored, 9).into())
+            .with(Update::status(14, Status::Queued, 10).into()),
+    ];
+    let mut waiters = Vec::new();
+    for unit in units {
+        let waiter = store.clone();
+        waiters.push(tokio::spawn(async move { waiter.commit(unit).await }));
+        queued(&store, waiters.len()).await;
+    }
+    drop(held);
+    let mut refused = Vec::new();
+    for (n, waiter) in waiters.into_iter().enumerate() {
+        if waiter.await.unwrap().is_err() {
+            refused.push(n);
+        }
+    }
+    assert_eq!(refused, vec![1, 4, 5]);
+    assert_eq!(store.stats().largest_batch, 7);
+
+    let check = |store: &Store| {
+        let queued: Vec<MessageId> = store
+            .messages_by_status(Status::Queued, None, None, 1_000)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let expected: Vec<MessageId> = (1..=199).filter(|id| *id % 7 == 0 || *id > 150).collect();
+        assert_eq!(queued, expected);
+        assert_eq!(store.message(22).unwrap().unwrap().status, Status::Sent);
+        assert_eq!(store.message(300).unwrap(), None);
+        assert_consistent(store);
+    };
+    check(&store);
+    store.close().await;
+    check(&open(&path));
+}
+
 #[tokio::test]
 async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
     let dir = tempfile::tempdir().unwrap();
