@@ -21,7 +21,7 @@
 //! instructions per `/router/receive` request; in runs, one rebuild per
 //! leaf per batch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ReadableTable, StorageError, Table, TableError, WriteTransaction};
@@ -41,6 +41,7 @@ use super::unit::{Op, Outcome, Unit, Update};
 pub(crate) struct Tables<'txn> {
     messages: Table<'txn, u64, &'static [u8]>,
     mo_keys: Table<'txn, (i64, &'static [u8; 16]), u64>,
+    mo_recent: Table<'txn, u64, (i64, &'static [u8; 16])>,
     by_status: Table<'txn, (u8, &'static str, u64), ()>,
     connections: Table<'txn, (&'static str, &'static str), &'static [u8]>,
     optouts: Table<'txn, &'static str, i64>,
@@ -57,6 +58,7 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             messages: txn.open_table(MESSAGES)?,
             mo_keys: txn.open_table(MO_KEYS)?,
+            mo_recent: txn.open_table(MO_RECENT)?,
             by_status: txn.open_table(BY_STATUS)?,
             connections: txn.open_table(CONNECTIONS)?,
             optouts: txn.open_table(OPTOUTS)?,
@@ -78,6 +80,20 @@ enum Undo {
     MoKey {
         key: MoKey,
         old: Option<MessageId>,
+    },
+    /// The `mo_recent` entry of message `id` before a write.
+    Recent {
+        id: MessageId,
+        old: Option<MoKey>,
+    },
+    /// A key of this batch's [`RecentMos::added`] before a change.
+    Added {
+        key: MoKey,
+        old: Option<MessageId>,
+    },
+    /// A committed recent key this batch released: it stays after all.
+    Released {
+        key: MoKey,
     },
     /// A key inserted in `by_status`: removed again if it was not there,
     /// and its removal asked for again if one was waiting.
@@ -173,9 +189,38 @@ impl CountDeltas {
     }
 }
 
+/// What a batch did to the MO keys in `mo_recent`, for the writer to
+/// bring its copy in memory in step once the batch is durable.
+#[derive(Debug, Default)]
+pub(crate) struct RecentMos {
+    /// Keys the batch added.
+    pub(crate) added: HashMap<MoKey, MessageId>,
+    /// Keys of the copy in memory that the batch dropped.
+    pub(crate) released: HashSet<MoKey>,
+    /// Every key moved to `mo_keys`: the copy in memory empties.
+    pub(crate) moved: bool,
+}
+
+/// What [`Batch::finish`] hands back.
+pub(crate) struct Finished {
+    /// Anything to commit: a batch of duplicates and refusals needs no
+    /// commit.
+    pub(crate) wrote: bool,
+    /// The next event sequence.
+    pub(crate) next_seq: u64,
+    pub(crate) recent: RecentMos,
+}
+
 /// One write transaction's worth of units.
 pub(crate) struct Batch<'a, 'txn> {
     tables: Tables<'txn>,
+    /// The keys in `mo_recent` as of the last commit, by key (the writer's
+    /// copy in memory, see [`MO_RECENT`]).
+    recent: &'a HashMap<MoKey, MessageId>,
+    /// This batch's changes to them.
+    mos: RecentMos,
+    /// Move the keys to `mo_keys` once this many wait.
+    move_at: usize,
     /// Reused for every encoded value.
     scratch: &'a mut Vec<u8>,
     /// The allocator's counter: a put with a higher id moves it, so a
@@ -201,9 +246,14 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         scratch: &'a mut Vec<u8>,
         next_id: &'a AtomicU64,
         next_seq: u64,
+        recent: &'a HashMap<MoKey, MessageId>,
+        move_at: usize,
     ) -> Batch<'a, 'txn> {
         Batch {
             tables,
+            recent,
+            mos: RecentMos::default(),
+            move_at,
             scratch,
             next_id,
             next_seq,
@@ -222,12 +272,10 @@ impl<'a, 'txn> Batch<'a, 'txn> {
     pub(crate) fn apply(&mut self, unit: &Unit) -> Result<Result<Outcome, StoreError>, StoreError> {
         if let Some(key) = &unit.unless_mo_known {
             let known = self
-                .tables
-                .mo_keys
-                .get((key.time, &key.uuid))
+                .mo_owner(key)
                 .map_err(|e| StoreError::storage("checking an MO's key")(e.into()))?;
             if let Some(owner) = known {
-                return Ok(Ok(Outcome::Duplicate(owner.value())));
+                return Ok(Ok(Outcome::Duplicate(owner)));
             }
         }
         self.undo.clear();
@@ -248,12 +296,18 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         Ok(Ok(Outcome::Applied))
     }
 
-    /// Writes what the batch kept in memory (counts, the event sequence),
-    /// hands back the tables, and says whether there is anything to commit
-    /// and the next event sequence.
-    pub(crate) fn finish(mut self) -> Result<(bool, u64), StoreError> {
+    /// Writes what the batch kept in memory (counts, the event sequence,
+    /// `by_status` removals), moves the recent MO keys to `mo_keys` if
+    /// enough wait, and hands back the tables.
+    pub(crate) fn finish(mut self) -> Result<Finished, StoreError> {
         self.drop_unindexed()
             .map_err(|e| StoreError::storage("removing from by_status")(e.into()))?;
+        let waiting =
+            (self.recent.len() + self.mos.added.len()).saturating_sub(self.mos.released.len());
+        if waiting >= self.move_at {
+            self.move_recent_keys()
+                .map_err(|e| StoreError::storage("moving MO keys to mo_keys")(e.into()))?;
+        }
         let during = "writing counts";
         for (direction, status, delta) in self.batch_counts.nonzero() {
             let key = (codec::direction_code(direction), status.as_u8());
@@ -289,7 +343,49 @@ impl<'a, 'txn> Batch<'a, 'txn> {
                 .insert(META_NEXT_EVENT_SEQ, self.next_seq)
                 .map_err(|e| StoreError::storage("writing meta")(e.into()))?;
         }
-        Ok((self.wrote, self.next_seq))
+        Ok(Finished {
+            wrote: self.wrote,
+            next_seq: self.next_seq,
+            recent: self.mos,
+        })
+    }
+
+    /// Moves every key of `mo_recent` into `mo_keys`, in key order, so
+    /// that each page of `mo_keys` is written once for all the keys that
+    /// land on it, and empties `mo_recent`.
+    fn move_recent_keys(&mut self) -> Result<(), StorageError> {
+        let mut keys = Vec::with_capacity(self.move_at);
+        for entry in self.tables.mo_recent.iter()? {
+            let (id, key) = entry?;
+            let (time, uuid) = key.value();
+            keys.push(((time, *uuid), id.value()));
+        }
+        keys.sort_unstable();
+        for ((time, uuid), id) in &keys {
+            self.tables.mo_keys.insert((*time, uuid), *id)?;
+        }
+        self.tables.mo_recent.retain(|_, _| false)?;
+        self.mos.moved = true;
+        self.wrote = true;
+        Ok(())
+    }
+
+    /// The message that has MO key `key`, as this batch sees it: a key is
+    /// in `mo_recent` (the copy in memory, with this batch's changes) or
+    /// in `mo_keys`, never both.
+    fn mo_owner(&self, key: &MoKey) -> Result<Option<MessageId>, StorageError> {
+        if let Some(id) = self.mos.added.get(key) {
+            return Ok(Some(*id));
+        }
+        if let Some(id) = self.recent.get(key) {
+            let released = self.mos.released.contains(key);
+            return Ok((!released).then_some(*id));
+        }
+        Ok(self
+            .tables
+            .mo_keys
+            .get((key.time, &key.uuid))?
+            .map(|g| g.value()))
     }
 
     fn op(&mut self, index: usize, op: &Op) -> Result<(), Stop> {
@@ -555,18 +651,11 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         Ok(())
     }
 
-    /// Points `key` at message `id`; refused if another message has it.
+    /// Points `key` at message `id`, in `mo_recent`; refused if another
+    /// message has it.
     fn claim_mo_key(&mut self, index: usize, key: MoKey, id: MessageId) -> Result<(), Stop> {
-        let old = self
-            .tables
-            .mo_keys
-            .insert((key.time, &key.uuid), id)?
-            .map(|g| g.value());
-        if old == Some(id) {
-            return Ok(());
-        }
-        self.undo.push(Undo::MoKey { key, old });
-        match old {
+        match self.mo_owner(&key)? {
+            Some(owner) if owner == id => Ok(()),
             Some(owner) => Err(Rejection::UuidTaken {
                 op: index,
                 uuid: uuid_text(&key.uuid),
@@ -574,12 +663,34 @@ impl<'a, 'txn> Batch<'a, 'txn> {
                 owner,
             }
             .into()),
-            None => Ok(()),
+            None => {
+                let old = self
+                    .tables
+                    .mo_recent
+                    .insert(id, (key.time, &key.uuid))?
+                    .map(|g| mo_key(g.value()));
+                self.undo.push(Undo::Recent { id, old });
+                let old = self.mos.added.insert(key, id);
+                self.undo.push(Undo::Added { key, old });
+                Ok(())
+            }
         }
     }
 
-    /// Drops `key` if it still points at message `id`.
+    /// Drops `key` if it still points at message `id`, wherever it is.
     fn release_mo_key(&mut self, key: MoKey, id: MessageId) -> Result<(), Stop> {
+        if self.mos.added.get(&key) == Some(&id) {
+            self.mos.added.remove(&key);
+            self.undo.push(Undo::Added { key, old: Some(id) });
+            return self.forget_recent(id);
+        }
+        if self.recent.get(&key) == Some(&id) {
+            if self.mos.released.insert(key) {
+                self.undo.push(Undo::Released { key });
+                self.forget_recent(id)?;
+            }
+            return Ok(());
+        }
         let owner = self
             .tables
             .mo_keys
@@ -588,6 +699,15 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         if owner == Some(id) {
             self.tables.mo_keys.remove((key.time, &key.uuid))?;
             self.undo.push(Undo::MoKey { key, old: owner });
+        }
+        Ok(())
+    }
+
+    /// Removes message `id`'s entry from `mo_recent`.
+    fn forget_recent(&mut self, id: MessageId) -> Result<(), Stop> {
+        let old = self.tables.mo_recent.remove(id)?.map(|g| mo_key(g.value()));
+        if old.is_some() {
+            self.undo.push(Undo::Recent { id, old });
         }
         Ok(())
     }
@@ -617,6 +737,7 @@ impl<'a, 'txn> Batch<'a, 'txn> {
     fn rollback(&mut self) -> Result<(), StorageError> {
         let t = &mut self.tables;
         let unindexed = &mut self.unindexed;
+        let mos = &mut self.mos;
         while let Some(entry) = self.undo.pop() {
             match entry {
                 Undo::Message {
@@ -636,6 +757,21 @@ impl<'a, 'txn> Batch<'a, 'txn> {
                 }
                 Undo::MoKey { key, old: None } => {
                     t.mo_keys.remove((key.time, &key.uuid))?;
+                }
+                Undo::Recent { id, old: Some(key) } => {
+                    t.mo_recent.insert(id, (key.time, &key.uuid))?;
+                }
+                Undo::Recent { id, old: None } => {
+                    t.mo_recent.remove(id)?;
+                }
+                Undo::Added { key, old: Some(id) } => {
+                    mos.added.insert(key, id);
+                }
+                Undo::Added { key, old: None } => {
+                    mos.added.remove(&key);
+                }
+                Undo::Released { key } => {
+                    mos.released.remove(&key);
                 }
                 Undo::Indexed {
                     key,
@@ -688,6 +824,11 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         }
         Ok(())
     }
+}
+
+/// An `mo_recent` value as a key.
+fn mo_key((time, uuid): (i64, &[u8; 16])) -> MoKey {
+    MoKey { time, uuid: *uuid }
 }
 
 fn apply_update(message: &mut Message, update: &Update) {

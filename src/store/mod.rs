@@ -50,6 +50,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -61,7 +62,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
-use crate::model::MessageId;
+use crate::model::{MessageId, MoKey};
 
 pub use error::{Rejection, StoreError};
 pub use read::{StoredConnection, MAX_SCAN};
@@ -83,6 +84,10 @@ pub struct StoreOptions {
     pub max_batch_bytes: usize,
     /// Most ops in one unit; a bigger unit is refused before it is queued.
     pub max_unit_ops: usize,
+    /// How many new MOs' keys gather in `mo_recent` (and in memory, about
+    /// 64 bytes each) before they move to `mo_keys` in one pass; see
+    /// [`schema::MO_RECENT`].
+    pub mo_keys_every: usize,
     /// redb's page cache.
     pub cache_bytes: usize,
     /// Verify every page's checksum when opening, so a damaged file is
@@ -102,6 +107,7 @@ impl Default for StoreOptions {
             max_batch_units: 4096,
             max_batch_bytes: 16 << 20,
             max_unit_ops: 1024,
+            mo_keys_every: 8192,
             cache_bytes: 256 << 20,
             check_integrity_on_open: true,
             #[cfg(test)]
@@ -167,9 +173,13 @@ impl Store {
             path: path.to_owned(),
             options: options.clone(),
         };
-        let (db, next_id, next_seq) = opener.open()?;
+        let (db, next_id, next_seq, recent) = opener.open()?;
         let db = Arc::new(db);
         let shared = Arc::new(Shared::default());
+        *shared
+            .recent_mos
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = recent;
         shared.next_id.store(next_id, Ordering::Relaxed);
         *shared.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
@@ -181,6 +191,7 @@ impl Store {
             limits: Limits {
                 max_units: options.max_batch_units.max(1),
                 max_bytes: options.max_batch_bytes,
+                move_mo_keys_at: options.mo_keys_every.max(1),
             },
             shared: shared.clone(),
             next_seq,
@@ -372,8 +383,8 @@ pub(crate) struct Opener {
 
 impl Opener {
     /// Opens the database, and from it the next message id and event
-    /// sequence.
-    pub(crate) fn open(&self) -> Result<(Database, MessageId, u64), StoreError> {
+    /// sequence and the recent MO keys.
+    pub(crate) fn open(&self) -> Result<(Database, MessageId, u64, RecentMoKeys), StoreError> {
         let db = open_database(&self.path, &self.options)?;
         // Reading the first entries can panic in redb too when the file
         // was damaged where they are and not checked on open.
@@ -382,8 +393,8 @@ impl Opener {
                 path: self.path.clone(),
                 reason: "redb could not read it (damaged?)".to_owned(),
             })?;
-        let (next_id, next_seq) = prepared?;
-        Ok((db, next_id, next_seq))
+        let (next_id, next_seq, recent) = prepared?;
+        Ok((db, next_id, next_seq, recent))
     }
 }
 
@@ -432,12 +443,16 @@ fn open_database(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
     })
 }
 
-/// Creates missing tables, checks the schema version, and recovers the next
-/// message id and event sequence.
-fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64), StoreError> {
+/// The keys in `mo_recent`, by key.
+type RecentMoKeys = HashMap<MoKey, MessageId>;
+
+/// Creates missing tables, checks the schema version (upgrading a store of
+/// the version before), and recovers the next message id, the event
+/// sequence and the recent MO keys.
+fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys), StoreError> {
     let storage = |during| move |e: redb::Error| StoreError::storage(during)(e);
     let txn = db.begin_write().map_err(|e| storage("opening")(e.into()))?;
-    let (next_id, next_seq) = {
+    let (next_id, next_seq, recent) = {
         // A table of the right name but other types means some other
         // program's file.
         drop(Tables::open(&txn).map_err(|e| StoreError::NotAStore {
@@ -459,6 +474,12 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64), StoreError> {
             .map_err(|e| storage("opening")(e.into()))?;
         match version {
             Some(v) if v == schema::SCHEMA_VERSION => {}
+            // It only lacked `mo_recent`, which `Tables::open` created.
+            Some(v) if v == schema::UPGRADABLE_FROM => {
+                meta.insert(schema::META_SCHEMA_VERSION, schema::SCHEMA_VERSION)
+                    .map_err(|e| storage("writing meta")(e.into()))?;
+                info!(path = %path.display(), from = v, to = schema::SCHEMA_VERSION, "store upgraded");
+            }
             None if empty => {
                 meta.insert(schema::META_SCHEMA_VERSION, schema::SCHEMA_VERSION)
                     .map_err(|e| storage("writing meta")(e.into()))?;
@@ -479,8 +500,20 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64), StoreError> {
             .get(schema::META_NEXT_EVENT_SEQ)
             .map_err(|e| storage("reading meta")(e.into()))?
             .map_or(0, |g| g.value());
-        (last.map_or(1, |id| id.saturating_add(1)), next_seq)
+        let mut recent = RecentMoKeys::new();
+        let mo_recent = txn
+            .open_table(schema::MO_RECENT)
+            .map_err(|e| storage("opening")(e.into()))?;
+        for entry in mo_recent
+            .iter()
+            .map_err(|e| storage("reading mo_recent")(e.into()))?
+        {
+            let (id, key) = entry.map_err(|e| storage("reading mo_recent")(e.into()))?;
+            let (time, uuid) = key.value();
+            recent.insert(MoKey { time, uuid: *uuid }, id.value());
+        }
+        (last.map_or(1, |id| id.saturating_add(1)), next_seq, recent)
     };
     txn.commit().map_err(|e| storage("opening")(e.into()))?;
-    Ok((next_id, next_seq))
+    Ok((next_id, next_seq, recent))
 }

@@ -90,9 +90,16 @@ impl Store {
     /// The id of the MO with this key, if stored. (MTs are not indexed;
     /// see [`MO_KEYS`].)
     ///
-    /// Called for every MO, so lookups share one snapshot until the next
-    /// commit ([`MoKeysView`]) instead of each opening its own.
+    /// Called for every MO: a new MO's key is in memory (the writer's copy
+    /// of [`MO_RECENT`]), an older one in [`MO_KEYS`], where lookups share
+    /// one snapshot until the next commit ([`MoKeysView`]) instead of each
+    /// opening its own. Memory is looked at first: the writer empties it
+    /// only after a commit that moved its keys to `mo_keys` has moved the
+    /// commit count, which `mo_keys_view` reads after.
     pub fn message_id_by_mo(&self, key: &MoKey) -> Result<Option<MessageId>, StoreError> {
+        if let Some(id) = self.inner.shared.recent_mos().get(key) {
+            return Ok(Some(*id));
+        }
         let mo_keys = self.mo_keys_view()?;
         let found = mo_keys.get((key.time, &key.uuid)).map_err(read_err)?;
         Ok(found.map(|g| g.value()))

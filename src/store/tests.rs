@@ -68,8 +68,14 @@ fn store_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("state").join("rapidbox.redb")
 }
 
+/// Opens with MO keys moving to `mo_keys` every 5, so that tests meet keys
+/// in both tables.
 fn open(path: &Path) -> Store {
-    Store::open(path, StoreOptions::default()).unwrap()
+    let options = StoreOptions {
+        mo_keys_every: 5,
+        ..StoreOptions::default()
+    };
+    Store::open(path, options).unwrap()
 }
 
 /// Holds the writer's next transaction back until the returned one is
@@ -769,6 +775,147 @@ async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
         assert_consistent(&store);
         store.close().await;
     }
+}
+
+/// How many MO keys each table holds, read from the file; checks that the
+/// writer's copy of `mo_recent` in memory holds as many.
+fn mo_key_tables(store: &Store) -> (u64, u64) {
+    let txn = store.database().unwrap().begin_read().unwrap();
+    let recent = txn.open_table(schema::MO_RECENT).unwrap().len().unwrap();
+    let moved = txn.open_table(schema::MO_KEYS).unwrap().len().unwrap();
+    let in_memory = store.inner.shared.recent_mos().len() as u64;
+    assert_eq!(in_memory, recent, "keys in memory and in mo_recent");
+    (recent, moved)
+}
+
+/// New MO keys gather in `mo_recent` and move to `mo_keys` in one pass;
+/// wherever a key is, it is found, a redelivery is a duplicate, a refused
+/// unit's key leaves no trace, and a crash or a restart loses none.
+#[tokio::test]
+async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let crash_image = dir.path().join("crashed.redb");
+    let options = StoreOptions {
+        mo_keys_every: 4,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, options.clone()).unwrap();
+    let mo = |id: MessageId| with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(id));
+    let put_mo = |id: MessageId| Unit::new().unless_mo_known(key(id)).with(Op::put(mo(id)));
+    for id in 1..=3 {
+        applied(store.commit(put_mo(id)).await.unwrap());
+    }
+    assert_eq!(mo_key_tables(&store), (3, 0));
+    // A redelivery of a key still in mo_recent, and a new MO that takes
+    // its key: refused, and its own key with it.
+    assert_eq!(
+        store.commit(put_mo(2)).await.unwrap(),
+        Outcome::Duplicate(2)
+    );
+    let mut thief = mo(50);
+    thief.kannel.as_mut().unwrap().uuid = Some(uuid(3));
+    let refused = store
+        .commit(Unit::new().with(Op::put(mo(51))).with(Op::put(thief)))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Rejected(Rejection::UuidTaken { owner: 3, .. }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.message_id_by_mo(&key(51)).unwrap(), None);
+    assert_eq!(mo_key_tables(&store), (3, 0));
+
+    // The fourth key moves all four.
+    applied(store.commit(put_mo(4)).await.unwrap());
+    assert_eq!(mo_key_tables(&store), (0, 4));
+    for id in 5..=6 {
+        applied(store.commit(put_mo(id)).await.unwrap());
+    }
+    assert_eq!(mo_key_tables(&store), (2, 4));
+    assert_eq!(
+        store.commit(put_mo(1)).await.unwrap(),
+        Outcome::Duplicate(1)
+    );
+    assert_eq!(
+        store.commit(put_mo(6)).await.unwrap(),
+        Outcome::Duplicate(6)
+    );
+    // Replacing an MO with one of another key frees the old key, in
+    // either table.
+    for (id, new_uuid) in [(1, 101), (5, 105)] {
+        let mut replaced = mo(id);
+        replaced.kannel.as_mut().unwrap().uuid = Some(uuid(new_uuid));
+        applied(
+            store
+                .commit(Unit::new().with(Op::put(replaced)))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(new_uuid)).unwrap(), Some(id));
+    }
+    assert_eq!(mo_key_tables(&store), (3, 3));
+    assert_consistent(&store);
+
+    // Killed with keys in mo_recent, or closed: both come back.
+    std::fs::copy(&path, &crash_image).unwrap();
+    store.close().await;
+    for file in [&crash_image, &path] {
+        let store = Store::open(file, options.clone()).unwrap();
+        for (uuid_n, id) in [(101, 1), (2, 2), (3, 3), (4, 4), (105, 5), (6, 6)] {
+            assert_eq!(store.message_id_by_mo(&key(uuid_n)).unwrap(), Some(id));
+        }
+        let redelivered = Unit::new().unless_mo_known(key(105)).with(Op::put(mo(99)));
+        assert_eq!(
+            store.commit(redelivered).await.unwrap(),
+            Outcome::Duplicate(5)
+        );
+        assert_consistent(&store);
+        store.close().await;
+    }
+}
+
+/// A store of schema 4 lacked only `mo_recent`: it opens, upgraded.
+#[tokio::test]
+async fn a_store_of_the_version_before_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    let m = with_uuid(message(1, Direction::Incoming, "s", "1"), uuid(1));
+    applied(store.commit(Unit::new().with(Op::put(m))).await.unwrap());
+    store.close().await;
+    {
+        // What schema 4 wrote: the key in mo_keys, no mo_recent.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(schema::MO_KEYS)
+            .unwrap()
+            .insert((MO_TIME, &uuid(1)), 1)
+            .unwrap();
+        assert!(txn.delete_table(schema::MO_RECENT).unwrap());
+        txn.open_table(schema::META)
+            .unwrap()
+            .insert(schema::META_SCHEMA_VERSION, schema::UPGRADABLE_FROM)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.message_id_by_mo(&key(1)).unwrap(), Some(1));
+    let version = {
+        let txn = store.database().unwrap().begin_read().unwrap();
+        let meta = txn.open_table(schema::META).unwrap();
+        let version = meta
+            .get(schema::META_SCHEMA_VERSION)
+            .unwrap()
+            .unwrap()
+            .value();
+        version
+    };
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    store.close().await;
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@
 //! answered `Recovering` at once; callers treat that as transient (a
 //! bearerbox MO is acked `failed_tmp` and kept by the bearerbox).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -25,11 +26,12 @@ use redb::{Database, Durability};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::apply::{Batch, Tables};
+use super::apply::{Batch, Finished, Tables};
 use super::error::{uuid_text, StoreError};
 use super::read::MoKeysView;
 use super::unit::{Outcome, Unit};
 use super::Opener;
+use crate::model::{MessageId, MoKey};
 
 /// The pause before the second try at reopening the file.
 pub(crate) const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
@@ -82,6 +84,8 @@ impl Pending {
 pub(crate) struct Limits {
     pub(crate) max_units: usize,
     pub(crate) max_bytes: usize,
+    /// Move the keys in `mo_recent` to `mo_keys` once this many wait.
+    pub(crate) move_mo_keys_at: usize,
 }
 
 /// Counters shared between the writer and the handles.
@@ -112,9 +116,26 @@ pub(crate) struct Shared {
     /// commit, so that it never keeps the file open or holds back pages
     /// freed since.
     pub(crate) mo_keys_view: Mutex<Option<MoKeysView>>,
+    /// The keys in `mo_recent` as of the last commit, by key: where MO
+    /// lookups look first (see [`MO_RECENT`](super::schema::MO_RECENT)).
+    /// Only the writer changes it, after each commit.
+    pub(crate) recent_mos: RwLock<HashMap<MoKey, MessageId>>,
 }
 
 impl Shared {
+    /// The recent MO keys, for reading.
+    pub(crate) fn recent_mos(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MoKey, MessageId>> {
+        self.recent_mos
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn recent_mos_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<MoKey, MessageId>> {
+        self.recent_mos
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Drops the shared `mo_keys` snapshot.
     fn forget_views(&self) {
         self.mo_keys_view
@@ -270,8 +291,9 @@ impl Writer {
         // A reader still holding the old file makes this fail as already
         // open; the next try finds it free.
         match self.opener.open() {
-            Ok((db, next_id, next_seq)) => {
+            Ok((db, next_id, next_seq, recent)) => {
                 let db = Arc::new(db);
+                *self.shared.recent_mos_mut() = recent;
                 self.shared.next_id.fetch_max(next_id, Ordering::Relaxed);
                 self.next_seq = self.next_seq.max(next_seq);
                 *self
@@ -312,12 +334,26 @@ impl Writer {
             .map_err(|e| StoreError::storage("setting durability")(e.into()))?;
         let tables =
             Tables::open(&txn).map_err(|e| StoreError::storage("opening tables")(e.into()))?;
-        let mut work = Batch::new(tables, scratch, &self.shared.next_id, self.next_seq);
         let mut answers = Vec::with_capacity(batch.len());
-        for pending in batch {
-            answers.push(work.apply(&pending.unit)?);
-        }
-        let (wrote, next_seq) = work.finish()?;
+        let Finished {
+            wrote,
+            next_seq,
+            recent,
+        } = {
+            let recent_mos = self.shared.recent_mos();
+            let mut work = Batch::new(
+                tables,
+                scratch,
+                &self.shared.next_id,
+                self.next_seq,
+                &recent_mos,
+                self.limits.move_mo_keys_at,
+            );
+            for pending in batch {
+                answers.push(work.apply(&pending.unit)?);
+            }
+            work.finish()?
+        };
         let applied = Instant::now();
         add_micros(&self.shared.apply_micros, applied - started);
         if wrote {
@@ -325,10 +361,24 @@ impl Writer {
             add_micros(&self.shared.commit_micros, applied.elapsed());
             committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
             self.next_seq = next_seq;
+            // New keys are published before the count moves, and a move to
+            // `mo_keys` empties the copy only after: a lookup that misses
+            // in memory then reads the count, so it opens a snapshot that
+            // holds the moved keys (see `Store::message_id_by_mo`).
+            if !recent.moved {
+                let mut mos = self.shared.recent_mos_mut();
+                for key in &recent.released {
+                    mos.remove(key);
+                }
+                mos.extend(recent.added);
+            }
             // Release: a lookup that sees the new count opens a snapshot
             // that holds this commit (see `MoKeysView`).
             let n = self.shared.transactions.fetch_add(1, Ordering::Release) + 1;
             self.shared.forget_views();
+            if recent.moved {
+                self.shared.recent_mos_mut().clear();
+            }
             self.shared.committed.send_replace(n);
         } else {
             // Only duplicates and refusals, all answered from state that
