@@ -197,8 +197,8 @@ pub(crate) struct RecentMos {
     pub(crate) added: HashMap<MoKey, MessageId>,
     /// Keys of the copy in memory that the batch dropped.
     pub(crate) released: HashSet<MoKey>,
-    /// Every key moved to `mo_keys`: the copy in memory empties.
-    pub(crate) moved: bool,
+    /// Keys moved to `mo_keys`.
+    pub(crate) moved: Vec<MoKey>,
 }
 
 /// What [`Batch::finish`] hands back.
@@ -305,7 +305,14 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         let waiting =
             (self.recent.len() + self.mos.added.len()).saturating_sub(self.mos.released.len());
         if waiting >= self.move_at {
-            self.move_recent_keys()
+            // An eighth of them: all at once would write each page of
+            // mo_keys once, but stall the batch (8,192 keys took the p99
+            // MO→ack latency through boxload at 10,000 MOs/s from 10 to
+            // 13-17 ms); an eighth still writes a page for tens of keys
+            // rather than one per key. At least as many as came, so that
+            // mo_recent stays bounded.
+            let count = (self.move_at / 8).max(self.mos.added.len()).max(1);
+            self.move_oldest_keys(count)
                 .map_err(|e| StoreError::storage("moving MO keys to mo_keys")(e.into()))?;
         }
         let during = "writing counts";
@@ -350,22 +357,28 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         })
     }
 
-    /// Moves every key of `mo_recent` into `mo_keys`, in key order, so
-    /// that each page of `mo_keys` is written once for all the keys that
-    /// land on it, and empties `mo_recent`.
-    fn move_recent_keys(&mut self) -> Result<(), StorageError> {
-        let mut keys = Vec::with_capacity(self.move_at);
-        for entry in self.tables.mo_recent.iter()? {
+    /// Moves the `count` oldest keys of `mo_recent` (lowest message ids)
+    /// into `mo_keys`, in key order, so that a page of `mo_keys` is written
+    /// once for all of them that land on it.
+    fn move_oldest_keys(&mut self, count: usize) -> Result<(), StorageError> {
+        let mut keys = Vec::with_capacity(count);
+        for entry in self.tables.mo_recent.iter()?.take(count) {
             let (id, key) = entry?;
             let (time, uuid) = key.value();
             keys.push(((time, *uuid), id.value()));
         }
+        let Some(last) = keys.iter().map(|(_, id)| *id).max() else {
+            return Ok(());
+        };
+        self.tables.mo_recent.retain_in(..=last, |_, _| false)?;
         keys.sort_unstable();
         for ((time, uuid), id) in &keys {
             self.tables.mo_keys.insert((*time, uuid), *id)?;
         }
-        self.tables.mo_recent.retain(|_, _| false)?;
-        self.mos.moved = true;
+        self.mos.moved = keys
+            .into_iter()
+            .map(|((time, uuid), _)| MoKey { time, uuid })
+            .collect();
         self.wrote = true;
         Ok(())
     }

@@ -85,8 +85,8 @@ pub struct StoreOptions {
     /// Most ops in one unit; a bigger unit is refused before it is queued.
     pub max_unit_ops: usize,
     /// How many new MOs' keys gather in `mo_recent` (and in memory, about
-    /// 64 bytes each) before they move to `mo_keys` in one pass; see
-    /// [`schema::MO_RECENT`].
+    /// 64 bytes each) before they move to `mo_keys`, the oldest eighth with
+    /// each batch; see [`schema::MO_RECENT`].
     pub mo_keys_every: usize,
     /// redb's page cache.
     pub cache_bytes: usize,

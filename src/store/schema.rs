@@ -50,8 +50,8 @@ pub const MO_KEYS: TableDefinition<(i64, &[u8; 16]), u64> = TableDefinition::new
 /// into `MO_KEYS` dirtied a page of it per MO: through boxload, three
 /// quarters of the bytes written to disk (5.4 KB per MO, 2.3 KB without).
 /// Keyed by message id, new entries append at the right edge instead, and
-/// the move to `MO_KEYS` (when `StoreOptions::mo_keys_every` have gathered)
-/// touches each page of it once for many keys.
+/// the move to `MO_KEYS` (once `StoreOptions::mo_keys_every` have gathered,
+/// the oldest in sorted chunks) writes a page of it for many keys.
 pub const MO_RECENT: TableDefinition<u64, (i64, &[u8; 16])> = TableDefinition::new("mo_recent");
 
 /// (status code, backend, id) for every message in an *open* status

@@ -828,24 +828,30 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
     assert_eq!(store.message_id_by_mo(&key(51)).unwrap(), None);
     assert_eq!(mo_key_tables(&store), (3, 0));
 
-    // The fourth key moves all four.
+    // From the fourth key on, each batch moves the oldest: an eighth of
+    // four, but at least as many as it added (one).
     applied(store.commit(put_mo(4)).await.unwrap());
-    assert_eq!(mo_key_tables(&store), (0, 4));
+    assert_eq!(mo_key_tables(&store), (3, 1));
     for id in 5..=6 {
         applied(store.commit(put_mo(id)).await.unwrap());
     }
-    assert_eq!(mo_key_tables(&store), (2, 4));
-    assert_eq!(
-        store.commit(put_mo(1)).await.unwrap(),
-        Outcome::Duplicate(1)
-    );
-    assert_eq!(
-        store.commit(put_mo(6)).await.unwrap(),
-        Outcome::Duplicate(6)
-    );
+    assert_eq!(mo_key_tables(&store), (3, 3));
+    // A batch that adds four moves four.
+    let mut unit = Unit::new();
+    for id in 7..=10 {
+        unit.push(Op::put(mo(id)));
+    }
+    applied(store.commit(unit).await.unwrap());
+    assert_eq!(mo_key_tables(&store), (3, 7));
+    for id in [1, 10] {
+        assert_eq!(
+            store.commit(put_mo(id)).await.unwrap(),
+            Outcome::Duplicate(id)
+        );
+    }
     // Replacing an MO with one of another key frees the old key, in
     // either table.
-    for (id, new_uuid) in [(1, 101), (5, 105)] {
+    for (id, new_uuid) in [(1, 101), (9, 109)] {
         let mut replaced = mo(id);
         replaced.kannel.as_mut().unwrap().uuid = Some(uuid(new_uuid));
         applied(
@@ -857,7 +863,7 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
         assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), None);
         assert_eq!(store.message_id_by_mo(&key(new_uuid)).unwrap(), Some(id));
     }
-    assert_eq!(mo_key_tables(&store), (3, 3));
+    assert_eq!(mo_key_tables(&store), (3, 7));
     assert_consistent(&store);
 
     // Killed with keys in mo_recent, or closed: both come back.
@@ -865,13 +871,15 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
     store.close().await;
     for file in [&crash_image, &path] {
         let store = Store::open(file, options.clone()).unwrap();
-        for (uuid_n, id) in [(101, 1), (2, 2), (3, 3), (4, 4), (105, 5), (6, 6)] {
+        let known = [(101, 1), (2, 2), (4, 4), (7, 7), (8, 8), (109, 9), (10, 10)];
+        for (uuid_n, id) in known {
             assert_eq!(store.message_id_by_mo(&key(uuid_n)).unwrap(), Some(id));
         }
-        let redelivered = Unit::new().unless_mo_known(key(105)).with(Op::put(mo(99)));
+        assert_eq!(store.message_id_by_mo(&key(9)).unwrap(), None);
+        let redelivered = Unit::new().unless_mo_known(key(109)).with(Op::put(mo(99)));
         assert_eq!(
             store.commit(redelivered).await.unwrap(),
-            Outcome::Duplicate(5)
+            Outcome::Duplicate(9)
         );
         assert_consistent(&store);
         store.close().await;

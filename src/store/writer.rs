@@ -361,11 +361,11 @@ impl Writer {
             add_micros(&self.shared.commit_micros, applied.elapsed());
             committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
             self.next_seq = next_seq;
-            // New keys are published before the count moves, and a move to
-            // `mo_keys` empties the copy only after: a lookup that misses
-            // in memory then reads the count, so it opens a snapshot that
-            // holds the moved keys (see `Store::message_id_by_mo`).
-            if !recent.moved {
+            // New keys are published before the count moves, and moved
+            // keys leave memory only after: a lookup that misses in memory
+            // then reads the count, so it opens a snapshot that holds the
+            // moved keys (see `Store::message_id_by_mo`).
+            {
                 let mut mos = self.shared.recent_mos_mut();
                 for key in &recent.released {
                     mos.remove(key);
@@ -376,8 +376,11 @@ impl Writer {
             // that holds this commit (see `MoKeysView`).
             let n = self.shared.transactions.fetch_add(1, Ordering::Release) + 1;
             self.shared.forget_views();
-            if recent.moved {
-                self.shared.recent_mos_mut().clear();
+            if !recent.moved.is_empty() {
+                let mut mos = self.shared.recent_mos_mut();
+                for key in &recent.moved {
+                    mos.remove(key);
+                }
             }
             self.shared.committed.send_replace(n);
         } else {
