@@ -5,7 +5,7 @@
 #
 #   bash bench/suite.sh
 #
-# Runs, one after the other (about 8 minutes on 2 cores):
+# Runs, one after the other (about 3 minutes on 2 cores):
 #   1. boxload, 20,000 MOs through a window of 100 (as fast as the box goes);
 #   2. boxload at an offered 10,000 MOs/s (50,000 MOs, window 1,000);
 #   3. bearerbox + fakesmsc -i 0, 50,000 MOs (bench/e2e.sh);
