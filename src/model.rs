@@ -219,8 +219,9 @@ pub struct KannelInfo {
 /// The UUID alone would do, but Kannel's are random: an index keyed by them
 /// alone puts every MO on its own page of the index, and with group commit
 /// that page is rewritten whole (4 KiB) for a 24-byte entry. Prefixed with
-/// the time, which grows, new entries land together at the right edge of
-/// the index and share their pages.
+/// the time, which grows, new entries land in the newest second's part of
+/// the index (the store still gathers them in `mo_recent` first: within a
+/// second, the UUIDs scatter them over that part).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MoKey {
     /// Kannel's `time`, or -1 when it has none.
