@@ -17,8 +17,8 @@
 //! committing an MO and its reply, both with Kannel UUIDs, and waiting for
 //! durability; 2-core VM, store growing to ~1.6 million messages; commit
 //! 61c6184): about 40,000 units/s (35,000-46,500 over criterion's
-//! samples), ~167 units per transaction, 21.6 µs of CPU per unit, of it
-//! 11.5 µs of writer time applying, and 1.2 ms per commit. MOs whose
+//! samples), ~167 units per transaction, 21.6 µs of CPU per unit; the
+//! writer spent 11.5 µs per unit applying and 1.2 ms per commit. MOs whose
 //! bearerbox sent no `time` (all keyed at -1, so spread over all of
 //! `mo_keys`) get about 25,000 units/s.
 //!

@@ -92,10 +92,10 @@ impl Store {
     ///
     /// Called for every MO: a new MO's key is in memory (the writer's copy
     /// of [`MO_RECENT`]), an older one in [`MO_KEYS`], where lookups share
-    /// one snapshot until the next commit ([`MoKeysView`]) instead of each
-    /// opening its own. Memory is looked at first: the writer empties it
-    /// only after a commit that moved its keys to `mo_keys` has moved the
-    /// commit count, which `mo_keys_view` reads after.
+    /// one snapshot until the next commit (`MoKeysView`) instead of each
+    /// opening its own. Memory is looked at first: the writer drops keys
+    /// from it only after the commit that moved them to `mo_keys` has
+    /// moved the commit count, which `mo_keys_view` reads after.
     pub fn message_id_by_mo(&self, key: &MoKey) -> Result<Option<MessageId>, StoreError> {
         if let Some(id) = self.inner.shared.recent_mos().get(key) {
             return Ok(Some(*id));

@@ -1,7 +1,7 @@
 //! The on-disk schema: every table rapidbox keeps, with its key and value
 //! types, in one place.
 //!
-//! Values that are structs are postcard-encoded (see [`super::codec`]);
+//! Values that are structs are postcard-encoded (see `codec.rs`);
 //! postcard is not self-describing, so changing a stored type (a field of
 //! [`Message`](crate::model::Message), say) changes the file format and must
 //! bump [`SCHEMA_VERSION`]. The `encodings_are_pinned` test fails when that
