@@ -455,10 +455,10 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
     let (next_id, next_seq, recent) = {
         // A table of the right name but other types means some other
         // program's file.
-        drop(Tables::open(&txn).map_err(|e| StoreError::NotAStore {
+        Tables::create_all(&txn).map_err(|e| StoreError::NotAStore {
             path: path.to_owned(),
             reason: e.to_string(),
-        })?);
+        })?;
         let mut meta = txn
             .open_table(schema::META)
             .map_err(|e| storage("opening")(e.into()))?;
@@ -474,7 +474,7 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
             .map_err(|e| storage("opening")(e.into()))?;
         match version {
             Some(v) if v == schema::SCHEMA_VERSION => {}
-            // It only lacked `mo_recent`, which `Tables::open` created.
+            // It only lacked `mo_recent`, which `Tables::create_all` created.
             Some(v) if v == schema::UPGRADABLE_FROM => {
                 meta.insert(schema::META_SCHEMA_VERSION, schema::SCHEMA_VERSION)
                     .map_err(|e| storage("writing meta")(e.into()))?;

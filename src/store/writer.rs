@@ -332,8 +332,7 @@ impl Writer {
         // The default, said out loud: a unit is answered only once on disk.
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::storage("setting durability")(e.into()))?;
-        let tables =
-            Tables::open(&txn).map_err(|e| StoreError::storage("opening tables")(e.into()))?;
+        let tables = Tables::of(&txn);
         let mut answers = Vec::with_capacity(batch.len());
         let Finished {
             wrote,
