@@ -102,7 +102,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ..StoreOptions::default()
     };
     let store = Store::open(&config.store.path, options)?;
-    info!(path = %config.store.path.display(), "store open");
     let http = HttpClient::new()?;
     let app_list = apps::build(config, &store, &http);
     let router = Router::new(

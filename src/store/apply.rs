@@ -21,7 +21,7 @@
 //! instructions per `/router/receive` request; in runs, one rebuild per
 //! leaf per batch.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{
@@ -38,6 +38,7 @@ use super::codec::{self, encode_into};
 use super::error::{uuid_text, Rejection, StoreError};
 use super::schema::*;
 use super::unit::{Op, Outcome, Unit, Update};
+use super::RecentMoKeys;
 
 /// Every table, each opened the first time a transaction uses it: opening
 /// one checks its types and looks it up in redb's table of tables, and
@@ -68,16 +69,18 @@ fn opened<'s, 'txn, K: Key + 'static, V: Value + 'static>(
     slot: &'s mut Option<Table<'txn, K, V>>,
     definition: TableDefinition<K, V>,
 ) -> Result<&'s mut Table<'txn, K, V>, StorageError> {
-    let table = match slot.take() {
-        Some(table) => table,
-        None => txn.open_table(definition).map_err(|e| match e {
-            TableError::Storage(e) => e,
-            // Every table was created and its types checked when the store
-            // opened; anything else now means a damaged file.
-            other => StorageError::Corrupted(other.to_string()),
-        })?,
-    };
-    Ok(slot.insert(table))
+    match slot {
+        Some(table) => Ok(table),
+        None => {
+            let table = txn.open_table(definition).map_err(|e| match e {
+                TableError::Storage(e) => e,
+                // Every table was created and its types checked when the
+                // store opened; anything else now means a damaged file.
+                other => StorageError::Corrupted(other.to_string()),
+            })?;
+            Ok(slot.insert(table))
+        }
+    }
 }
 
 impl<'txn> Tables<'txn> {
@@ -289,7 +292,7 @@ impl CountDeltas {
 #[derive(Debug, Default)]
 pub(crate) struct RecentMos {
     /// Keys the batch added.
-    pub(crate) added: HashMap<MoKey, MessageId>,
+    pub(crate) added: RecentMoKeys,
     /// Keys of the copy in memory that the batch dropped.
     pub(crate) released: HashSet<MoKey>,
     /// Keys moved to `mo_keys`.
@@ -311,7 +314,7 @@ pub(crate) struct Batch<'a, 'txn> {
     tables: Tables<'txn>,
     /// The keys in `mo_recent` as of the last commit, by key (the writer's
     /// copy in memory, see [`MO_RECENT`]).
-    recent: &'a HashMap<MoKey, MessageId>,
+    recent: &'a RecentMoKeys,
     /// This batch's changes to them.
     mos: RecentMos,
     /// Move the keys to `mo_keys` once this many wait.
@@ -341,7 +344,7 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         scratch: &'a mut Vec<u8>,
         next_id: &'a AtomicU64,
         next_seq: u64,
-        recent: &'a HashMap<MoKey, MessageId>,
+        recent: &'a RecentMoKeys,
         move_at: usize,
     ) -> Batch<'a, 'txn> {
         Batch {
@@ -682,8 +685,9 @@ impl<'a, 'txn> Batch<'a, 'txn> {
         if !status.is_open() {
             return Ok(());
         }
-        let key = (status.as_u8(), backend.to_owned(), id);
-        let was_waiting = self.unindexed.remove(&key);
+        let key = || (status.as_u8(), backend.to_owned(), id);
+        // While no removal waits, there is no key to build.
+        let was_waiting = !self.unindexed.is_empty() && self.unindexed.remove(&key());
         let was_present = self
             .tables
             .by_status()?
@@ -691,7 +695,7 @@ impl<'a, 'txn> Batch<'a, 'txn> {
             .is_some();
         if !was_present || was_waiting {
             self.undo.push(Undo::Indexed {
-                key,
+                key: key(),
                 was_present,
                 was_waiting,
             });

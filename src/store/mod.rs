@@ -443,8 +443,8 @@ fn open_database(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
     })
 }
 
-/// The keys in `mo_recent`, by key.
-type RecentMoKeys = HashMap<MoKey, MessageId>;
+/// The keys in `mo_recent`, by key: the writer's copy in memory.
+pub(crate) type RecentMoKeys = HashMap<MoKey, MessageId>;
 
 /// Creates missing tables, checks the schema version (upgrading a store of
 /// the version before), and recovers the next message id, the event

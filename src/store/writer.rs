@@ -17,7 +17,6 @@
 //! answered `Recovering` at once; callers treat that as transient (a
 //! bearerbox MO is acked `failed_tmp` and kept by the bearerbox).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -30,8 +29,7 @@ use super::apply::{Batch, Finished, Tables};
 use super::error::{uuid_text, StoreError};
 use super::read::MoKeysView;
 use super::unit::{Outcome, Unit};
-use super::Opener;
-use crate::model::{MessageId, MoKey};
+use super::{Opener, RecentMoKeys};
 
 /// The pause before the second try at reopening the file.
 pub(crate) const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
@@ -119,18 +117,18 @@ pub(crate) struct Shared {
     /// The keys in `mo_recent` as of the last commit, by key: where MO
     /// lookups look first (see [`MO_RECENT`](super::schema::MO_RECENT)).
     /// Only the writer changes it, after each commit.
-    pub(crate) recent_mos: RwLock<HashMap<MoKey, MessageId>>,
+    pub(crate) recent_mos: RwLock<RecentMoKeys>,
 }
 
 impl Shared {
     /// The recent MO keys, for reading.
-    pub(crate) fn recent_mos(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MoKey, MessageId>> {
+    pub(crate) fn recent_mos(&self) -> std::sync::RwLockReadGuard<'_, RecentMoKeys> {
         self.recent_mos
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn recent_mos_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<MoKey, MessageId>> {
+    fn recent_mos_mut(&self) -> std::sync::RwLockWriteGuard<'_, RecentMoKeys> {
         self.recent_mos
             .write()
             .unwrap_or_else(PoisonError::into_inner)
