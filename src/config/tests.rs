@@ -677,3 +677,26 @@ body_timeout_ms = 0
     assert_eq!((defaults.password, defaults.silent), (None, false));
     assert_eq!(defaults.max_body_bytes, 64 * 1024);
 }
+
+#[test]
+fn sendsms_usernames_must_be_given_and_unique() {
+    let report = check(
+        "[[sendsms_users]]\nusername = \"kim\"\npassword = \"p\"\n\
+         [[sendsms_users]]\nusername = \"kim\"\npassword = \"q\"\n\
+         [[sendsms_users]]\nusername = \" \"\npassword = \"r\"\n",
+    );
+    let errors = &report.errors;
+    assert_eq!(
+        keys(errors),
+        set(&["sendsms_users[1].username", "sendsms_users[2].username"]),
+        "{report:#?}"
+    );
+    assert_eq!(
+        message(errors, "sendsms_users[1].username"),
+        "\"kim\" is already a sendsms user"
+    );
+    assert_eq!(
+        message(errors, "sendsms_users[2].username"),
+        "empty: give the user a name"
+    );
+}

@@ -98,15 +98,7 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
     let mut seen = BTreeSet::new();
     for (i, user) in config.sendsms_users.iter().enumerate() {
         let at = at.index(i);
-        if user.username.trim().is_empty() {
-            error(report, &at.key("username"), "empty: give the user a name");
-        } else if !seen.insert(user.username.as_str()) {
-            error(
-                report,
-                &at.key("username"),
-                format!("{:?} is already a sendsms user", user.username),
-            );
-        }
+        username(&user.username, "sendsms", &mut seen, &at, report);
         if user.password.is_empty() {
             error(
                 report,
@@ -130,19 +122,31 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
     }
 }
 
+/// A user's `username` (at `at`): not empty, and not one of the `kind`
+/// users' names already `seen`.
+fn username<'a>(
+    name: &'a str,
+    kind: &str,
+    seen: &mut BTreeSet<&'a str>,
+    at: &KeyPath,
+    report: &mut Report,
+) {
+    if name.trim().is_empty() {
+        error(report, &at.key("username"), "empty: give the user a name");
+    } else if !seen.insert(name) {
+        error(
+            report,
+            &at.key("username"),
+            format!("{name:?} is already a {kind} user"),
+        );
+    }
+}
+
 fn console(config: &Config, root: &KeyPath, report: &mut Report) {
     let mut seen = BTreeSet::new();
     for (i, user) in config.console_users.iter().enumerate() {
         let at = root.key("console_users").index(i);
-        if user.username.trim().is_empty() {
-            error(report, &at.key("username"), "empty: give the user a name");
-        } else if !seen.insert(user.username.as_str()) {
-            error(
-                report,
-                &at.key("username"),
-                format!("{:?} is already a console user", user.username),
-            );
-        }
+        username(&user.username, "console", &mut seen, &at, report);
         if let Err(e) = super::check_password_hash(&user.password_hash) {
             error(report, &at.key("password_hash"), e);
         }
