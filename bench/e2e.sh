@@ -35,6 +35,8 @@ path = "$dir/rapidbox.redb"
 [kannel]
 port = $smsbox_port
 dlr_mask = 0
+[http]
+listen = "127.0.0.1:0"
 [router]
 apps = ["echo"]
 [apps.echo]
