@@ -37,7 +37,6 @@
 //!   size.
 //! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
 //!   message's delivery report arrives, with Kannel's escapes.
-//! - [`tap`] — a recording relay between any box and a bearerbox.
 //!
 //! The box protocol itself is the `boxproto` crate (`proto/`).
 //!
@@ -60,6 +59,5 @@ pub mod link;
 pub mod model;
 pub mod router;
 pub mod store;
-pub mod tap;
 pub mod template;
 pub mod text;

@@ -1,7 +1,7 @@
 //! Records a real Kannel session and checks `boxproto` against it.
 //!
 //! Debian's Kannel 1.4.5 runs here for real: bearerbox with a fake SMSC,
-//! smsbox and wapbox, with `rapidbox::tap` relays between bearerbox and each
+//! smsbox and wapbox, with `boxtap` relays between bearerbox and each
 //! box. The test drives every kind of exchange the box protocol has:
 //!
 //! - admin identify (smsbox, on connect) and admin shutdown (bearerbox, on
@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
-use rapidbox::tap::{self, Direction};
+use boxtap::{self as tap, Direction};
 
 use support::conf::{self, BearerboxPorts, Group, SmsboxParams};
 use support::fakesmsc::FakeSmsc;
@@ -904,7 +904,7 @@ fn recording_text(frames: &[Frame], kannel: &str) -> String {
         tap::utc_timestamp(SystemTime::now())
     );
     text.push_str(
-        "# by tests/kannel_fidelity.rs through rapidbox::tap: fake SMSC (fakesmsc), smsbox with\n\
+        "# by tests/kannel_fidelity.rs through boxtap: fake SMSC (fakesmsc), smsbox with\n\
          # smsbox-id \"fidelity\" (an smsbox-route sends the fake SMSC's MOs to it),\n\
          # sms-services \"default\" (text \"Got it\", dlr-mask 31) and \"url\" (get-url),\n\
          # a sendsms push with every parameter, three pushes while the SMSC is away\n\

@@ -1,5 +1,5 @@
 //! Frames recorded from Debian's real Kannel 1.4.5 (bearerbox, smsbox and
-//! wapbox, through `rapidbox tap`) must decode with nothing left over and
+//! wapbox, through `boxtap`) must decode with nothing left over and
 //! re-encode to the very same bytes. The recording is committed, so this
 //! runs where Kannel is not installed; `tests/kannel_fidelity.rs` at the
 //! workspace root makes a fresh one against the real thing.

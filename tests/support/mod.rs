@@ -19,7 +19,7 @@
 //!   same configuration, and its status page read as numbers.
 //! - [`rapidbox`]: the `rapidbox` binary, configured from parameters,
 //!   stopped gracefully or killed, and its store read afterwards.
-//! - [`recorder`]: `rapidbox::tap` relays between a bearerbox and its boxes,
+//! - [`recorder`]: `boxtap` relays between a bearerbox and its boxes,
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
 //!   at recorded frames independently of the crate under test.

@@ -1,6 +1,6 @@
 //! Taps between Kannel daemons, recording into one shared [`Recording`].
 //!
-//! A [`RunningTap`] is `rapidbox::tap` on a free port in front of a
+//! A [`RunningTap`] is `boxtap` on a free port in front of a
 //! bearerbox port; point a box at [`RunningTap::port`]. Every tap of a test
 //! feeds the same [`Recording`], labelled with its link name (`smsbox`,
 //! `wapbox`, ...), so the test sees one timeline of all the frames.
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rapidbox::tap::{self, Direction, EventKind, TapConfig, TapEvent};
+use boxtap::{self as tap, Direction, EventKind, TapConfig, TapEvent};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;

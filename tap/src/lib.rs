@@ -19,7 +19,7 @@
 //!   pumps both directions and reports [`TapEvent`]s.
 //! - [`recording_line`], [`parse_recording_line`] and [`utc_timestamp`]
 //!   define the text recording format (`bb>box 0000000c...`), used by
-//!   `rapidbox tap --hex` and by the Kannel fidelity test.
+//!   `boxtap --hex` and by the Kannel fidelity test.
 //!
 //! Bounds: a frame is only buffered for recording up to
 //! [`TapConfig::max_recorded_frame`] bytes; longer frames are still
@@ -459,7 +459,7 @@ impl Recorder<'_> {
 /// of the whole frame including its length prefix (no newline).
 ///
 /// ```
-/// use rapidbox::tap::{recording_line, Direction};
+/// use boxtap::{recording_line, Direction};
 /// let heartbeat = [0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0];
 /// assert_eq!(
 ///     recording_line(Direction::BoxToBearerbox, &heartbeat),
