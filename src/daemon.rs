@@ -2,6 +2,18 @@
 //! until SIGINT or SIGTERM, then shuts down in order — stop taking
 //! messages, let the ones in hand finish and be acknowledged, commit the
 //! store, close it.
+//!
+//! [`Daemon::builder`] is also the way to embed rapidbox in a binary of
+//! one's own, with apps of one's own:
+//!
+//! ```no_run
+//! # async fn run(my_app: Box<dyn rapidbox::router::App>) -> Result<(), rapidbox::StartError> {
+//! let config = rapidbox::config::Config::load("rapidbox.toml").expect("configuration");
+//! let running = rapidbox::Daemon::builder(config).app(my_app).start().await?;
+//! // ... until it is time to stop:
+//! running.stop().await;
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +24,22 @@ use tracing::{error, info, warn};
 
 use crate::apps;
 use crate::client::HttpClient;
-use crate::config::{smsbox_id_warning, Config, KannelConfig, TransportKind};
+use crate::config::{smsbox_id_warning, Config, KannelConfig, TransportKind, Transports};
+use crate::dispatch::outbox::{self, Outbox};
 use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
 use crate::dlr_callback::{self, DlrCallbacks};
+use crate::http::api::alert::Alerts;
+use crate::http::api::Api;
+use crate::http::console::Console;
+use crate::http::{HttpServer, Parts};
+use crate::intake::Intake;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
-use crate::link::outbox::{self, Outbox};
-use crate::link::{Link, LinkConfig, LinkStatus};
-use crate::model::MessageId;
-use crate::router::{Ids, ReplySettings, Router};
+use crate::link::{Link, LinkConfig};
+use crate::router::{App, ReplySettings, Router};
+use crate::status::LinkStatus;
 use crate::store::{Store, StoreOptions};
 
 /// Why rapidbox could not start.
@@ -39,33 +56,86 @@ pub enum StartError {
     #[error("HTTP server: {0}")]
     HttpListen(#[from] crate::http::ListenError),
     #[error(transparent)]
-    Alerts(#[from] crate::http::alert::AlertsError),
+    Alerts(#[from] crate::http::api::alert::AlertsError),
 }
 
-/// Message ids come from the store's counter.
-struct StoreIds(Store);
+/// rapidbox, to be started: [`Daemon::builder`].
+pub struct Daemon;
 
-impl Ids for StoreIds {
-    fn next_id(&self) -> MessageId {
-        self.0.allocate_id()
+impl Daemon {
+    /// A rapidbox that will run as `config` says, with the apps it
+    /// configures and any added with [`DaemonBuilder::app`].
+    pub fn builder(config: Config) -> DaemonBuilder {
+        DaemonBuilder {
+            config,
+            apps: Vec::new(),
+        }
     }
 }
 
-/// Everything running, for tests and embedding: the parts a caller may
-/// want to look at, and the handle that stops them.
+/// What [`Daemon::builder`] gathers before [`DaemonBuilder::start`].
+pub struct DaemonBuilder {
+    config: Config,
+    apps: Vec<Box<dyn App>>,
+}
+
+impl DaemonBuilder {
+    /// Adds an app of your own. Your apps run after the configured ones
+    /// (`[router] apps`), in the order added; the outgoing phase runs over
+    /// all of them in reverse, so yours see outgoing messages first.
+    pub fn app(mut self, app: Box<dyn App>) -> DaemonBuilder {
+        self.apps.push(app);
+        self
+    }
+
+    /// Opens the store, connects, listens: everything runs once this
+    /// returns, until [`Running::stop`].
+    pub async fn start(self) -> Result<Running, StartError> {
+        start(&self.config, self.apps).await
+    }
+}
+
+/// rapidbox, running: what an embedder or a test may look at, and the
+/// handle that stops it.
 pub struct Running {
-    pub store: Store,
-    pub router: Router,
-    /// Where queued messages go, per backend.
-    pub dispatch: Dispatch,
-    pub link_status: Arc<LinkStatus>,
-    /// Where the HTTP server listens (the port chosen, for port 0).
-    pub http_addr: std::net::SocketAddr,
+    store: Store,
+    app_names: Vec<String>,
+    intake: Intake,
+    link_status: Arc<LinkStatus>,
+    http_addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl Running {
+    /// The store every message is committed to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The way in for messages of an embedder's own (see
+    /// [`Intake::send`]).
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    /// The apps every incoming message goes through, in order.
+    pub fn app_names(&self) -> &[String] {
+        &self.app_names
+    }
+
+    /// Whether the bearerbox link is connected right now.
+    pub fn link_connected(&self) -> bool {
+        self.link_status
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Where the HTTP server listens (the port chosen, for port 0).
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http_addr
+    }
+
     /// Stops everything gracefully and closes the store.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -85,15 +155,11 @@ impl Running {
             "rapidbox stopped"
         );
     }
-
-    /// The token whose cancellation stops everything.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
 }
 
-/// Starts rapidbox as `config` says.
-pub async fn start(config: &Config) -> Result<Running, StartError> {
+/// Starts rapidbox as `config` says, with `extra` apps after the
+/// configured ones.
+async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, StartError> {
     for warning in config.warnings() {
         warn!("{warning}");
     }
@@ -103,24 +169,26 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     let store = Store::open(&config.store.path, options)?;
     let http = HttpClient::new()?;
-    let app_list = apps::build(config, &store, &http);
+    let mut app_list = apps::build(config.router_apps(), &store, &http);
+    app_list.extend(extra);
     let router = Router::new(
         app_list,
-        Arc::new(StoreIds(store.clone())),
+        Arc::new(store.clone()),
         ReplySettings {
             global_sender: config.kannel.global_sender.clone(),
             dlr_mask: config.kannel.dlr_mask,
         },
     );
-    info!(apps = ?router.app_names(), "router ready");
+    let app_names: Vec<String> = router.app_names().into_iter().map(str::to_owned).collect();
+    info!(apps = ?app_names, "router ready");
 
     let shutdown = CancellationToken::new();
     let link_status = Arc::new(LinkStatus::default());
     let mut tasks = JoinSet::new();
-    let shared_config = Arc::new(config.clone());
+    let transports = config.transports();
     let serves = |kind: TransportKind| -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
-        let config = shared_config.clone();
-        Arc::new(move |backend: &str| config.transport_for(backend) == kind)
+        let transports: Transports = transports.clone();
+        Arc::new(move |backend: &str| transports.transport_for(backend) == kind)
     };
 
     // One outbox per transport that runs; each sweeps the store for its
@@ -137,7 +205,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Outbox::new(outbox::DEFAULT_CAPACITY, policy)
     });
     let dispatch = Dispatch::new(
-        shared_config.clone(),
+        transports.clone(),
         kannel_outbox.clone(),
         push_outbox.clone(),
     );
@@ -154,6 +222,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         tasks.spawn(pusher.run(shutdown.clone()));
         info!(method = ?config.push.method, "push transport ready");
     }
+    let intake = Intake::new(store.clone(), router, dispatch);
 
     // sendsms callers' dlr-urls, called when their reports arrive.
     let (dlr_callbacks, callback_worker) = DlrCallbacks::new(
@@ -169,9 +238,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             let link = Link {
                 config: link_config(&config.kannel)?,
                 inbound: Inbound {
-                    store: store.clone(),
-                    router: router.clone(),
-                    dispatch: dispatch.clone(),
+                    intake: intake.clone(),
                     dlr_callbacks: Some(dlr_callbacks.clone()),
                 },
                 outbox: outbox.clone(),
@@ -182,33 +249,29 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         None => info!("kannel.enabled = false: not connecting to a bearerbox"),
     }
 
-    // Where /router/alert forwards to (webhook, mail).
-    let alerts = crate::http::alert::Alerts::new(&config.alerts, &http)?;
-    // The HTTP endpoints: httprouter's and Kannel's sendsms.
-    let http_dispatch: Arc<dyn crate::http::Dispatch> = Arc::new(dispatch.clone());
-    let http_server = crate::http::HttpServer::bind(
+    // The HTTP endpoints (httprouter's and Kannel's sendsms) and the
+    // console (when users are configured).
+    let http_server = HttpServer::bind(
         &config.http,
-        crate::http::Parts {
-            store: store.clone(),
-            router: router.clone(),
-            dispatch: http_dispatch,
+        Parts {
+            intake: intake.clone(),
             link_status: link_status.clone(),
-            // For /router/stats (link enabled, queue depth).
             kannel_enabled: config.kannel.enabled,
-            sendsms_users: config.sendsms_users.clone().into(),
+            api: Api {
+                sendsms_users: config.sendsms_users.clone(),
+                alerts: Alerts::new(&config.alerts, &http)?,
+            },
+            console: Console::new(&config.console, &config.console_users, shutdown.clone()),
         },
     )
-    .await?
-    // The console (when users are configured) and the alert channels.
-    .with_console(crate::console::Console::new(config, shutdown.clone()))
-    .with_alerts(alerts);
+    .await?;
     let http_addr = http_server.local_addr();
     tasks.spawn(http_server.run(shutdown.clone()));
 
     Ok(Running {
         store,
-        router,
-        dispatch,
+        app_names,
+        intake,
         link_status,
         http_addr,
         shutdown,
@@ -266,9 +329,9 @@ async fn sweep(outbox: Outbox, store: Store, shutdown: CancellationToken) {
     }
 }
 
-/// Runs rapidbox until SIGINT or SIGTERM.
-pub async fn run(config: &Config) -> Result<(), StartError> {
-    let running = start(config).await?;
+/// Runs rapidbox as `config` says until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let running = Daemon::builder(config).start().await?;
     wait_for_signal().await;
     info!("shutting down: finishing the messages in hand");
     let stopping = running.stop();

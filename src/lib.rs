@@ -3,42 +3,63 @@
 //! # Layout
 //!
 //! ```text
-//!  bearerbox ──box protocol──▶ link ──▶ router (apps, inline) ──▶ store (redb, group commit)
-//!      ▲                         │                                     │
-//!      └──── MT / acks / DLRs ◀──┴──── outbox ◀── queued messages ◀────┘
+//!  bearerbox ──box protocol──▶ link ─┐
+//!  HTTP (receive, sendsms, console) ─┴─▶ intake ──▶ router (apps, inline)
+//!                                          │
+//!                                          ├──▶ store (redb, group commit)
+//!                                          └──▶ dispatch ──▶ kannel outbox ──▶ link ──▶ bearerbox
+//!                                                       ├──▶ push (HTTP)
+//!                                                       └──▶ pull (/router/outbox)
 //! ```
 //!
-//! - [`daemon`] — `rapidbox run`: builds the parts below from the
-//!   configuration, runs them, shuts them down in order.
-//! - [`config`] — the TOML configuration, its embedded defaults, and
-//!   `check-config`, which reports every problem with its key path.
+//! Every message comes in through one [`Intake`]: routed (or screened),
+//! committed with everything it produced in one durable unit, and only
+//! then offered to its transport.
+//!
+//! Modules, from the bottom up (a module uses only those above it in this
+//! list, never one below):
+//!
+//! - `text` — SMS text coding: MO decoding by coding and charset, GSM
+//!   03.38 or UCS-2 for MTs.
 //! - [`model`] — the domain, after rapidsms-httprouter: connections,
 //!   messages, statuses, delivery errors and reports.
+//! - [`config`] — the TOML configuration, its embedded defaults, and
+//!   `check-config`, which reports every problem with its key path.
 //! - [`store`] — all state in one redb file, written by one thread that
 //!   commits many callers' work per durable transaction.
-//! - [`router`] — the [`router::App`] trait and the phases every incoming
-//!   message goes through (filter, parse, handle, default, cleanup; outgoing
-//!   in reverse).
-//! - [`apps`] — the built-in apps: echo, keyword, webhook, optout.
-//! - [`template`] — reply and URL templates with Kannel's sms-service
+//! - `template` — reply and URL templates with Kannel's sms-service
 //!   escapes (`%k %s %r %a %p %P ...`).
-//! - [`text`] — SMS text coding: MO decoding by coding and charset, GSM
-//!   03.38 or UCS-2 for MTs.
-//! - [`link`] — the bearerbox connection: sessions, reconnection, MOs and
-//!   reports in, MTs out through a bounded window, acks.
-//! - [`http`] — the HTTP server: rapidsms-httprouter's endpoints
-//!   (`/router/receive`, `outbox`, `delivered`, `status`, `stats`,
-//!   `alert`, `relaylog`), Kannel's `/cgi-bin/sendsms`, and the console.
-//! - [`console`] — the web console at `/router/console`: the message log
-//!   (paged, searched, live through server-sent events), test messages,
-//!   replies, message details; logins with argon2 hashes, sessions in
-//!   memory, CSRF tokens, a failed-login limit. Served by [`http`].
-//! - [`client`] — the outgoing HTTP client (webhooks), bounded in time and
-//!   size.
-//! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
+//! - `status` — what the running parts report about themselves (the
+//!   bearerbox link's state), read by monitoring.
+//! - `client` — the outgoing HTTP client (webhooks, push, dlr-urls),
+//!   bounded in time and size.
+//! - [`router`] — the [`router::App`] trait and the phases every incoming
+//!   message goes through (filter, parse, handle, default, cleanup;
+//!   outgoing in reverse).
+//! - `apps` — the built-in apps: echo, keyword, webhook, optout.
+//! - `dispatch` — the outgoing transports: the outboxes (bounded windows
+//!   onto the store's queue) and push.
+//! - `intake` — the one way in: route, commit, offer ([`Intake`]).
+//! - `dlr_callback` — calls a sendsms caller's `dlr-url` when its
 //!   message's delivery report arrives, with Kannel's escapes.
+//! - `link` — the bearerbox connection: sessions, reconnection, MOs and
+//!   reports in through the intake, MTs out through a bounded window,
+//!   acks.
+//! - `http` — the HTTP server; its leaves are the API
+//!   (rapidsms-httprouter's endpoints, Kannel's `/cgi-bin/sendsms`) and
+//!   the web console.
+//! - `daemon` — `rapidbox run`: builds every part from the configuration
+//!   ([`Daemon::builder`], which also takes apps of your own), runs them,
+//!   shuts them down in order.
 //!
-//! The box protocol itself is the `boxproto` crate (`proto/`).
+//! The box protocol itself is the `boxproto` crate (`proto/`); the
+//! recording relay used to study it is `boxtap` (`tap/`).
+//!
+//! # What an embedder uses
+//!
+//! [`Daemon::builder`] with a [`config::Config`] and your own
+//! [`router::App`]s; [`Running`] to reach the [`store::Store`] and the
+//! [`Intake`] while it runs; [`model`] for the messages themselves.
 //!
 //! # The rule everything follows
 //!
@@ -47,17 +68,27 @@
 //! `failed_tmp`, so the bearerbox keeps it. Every queue, window and buffer
 //! has a stated bound.
 
-pub mod apps;
-pub mod client;
+mod apps;
+mod client;
 pub mod config;
-pub mod console;
-pub mod daemon;
-pub mod dispatch;
-pub mod dlr_callback;
-pub mod http;
-pub mod link;
+mod daemon;
+mod dispatch;
+mod dlr_callback;
+mod http;
+mod intake;
+mod link;
 pub mod model;
 pub mod router;
+mod status;
 pub mod store;
-pub mod template;
-pub mod text;
+mod template;
+mod text;
+
+pub use daemon::{run, Daemon, DaemonBuilder, Running, StartError};
+pub use http::console::hash_password;
+pub use intake::{Intake, Received};
+
+/// The README's Rust examples compile (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

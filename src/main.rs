@@ -82,7 +82,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             Config::default()
         }
     };
-    rapidbox::daemon::run(&config).await?;
+    rapidbox::run(config).await?;
     Ok(())
 }
 
@@ -126,6 +126,6 @@ fn hash_password() -> anyhow::Result<()> {
     if password.is_empty() {
         anyhow::bail!("no password on stdin: type it, or pipe it in");
     }
-    println!("{}", rapidbox::console::hash_password(password)?);
+    println!("{}", rapidbox::hash_password(password)?);
     Ok(())
 }

@@ -153,6 +153,14 @@ pub fn normalize_identity(raw: &str) -> String {
         .collect()
 }
 
+/// The longest backend name a peer may give (httprouter's
+/// `Backend.name`, 32 characters).
+pub const MAX_BACKEND_CHARS: usize = 32;
+
+/// The longest sender a peer may give over HTTP (httprouter's
+/// `Connection.identity`, 20 characters).
+pub const MAX_SENDER_CHARS: usize = 20;
+
 /// A (backend, identity) pair: who a message is from or to, and through
 /// which backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

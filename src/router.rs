@@ -33,7 +33,7 @@ use futures_util::FutureExt;
 use tracing::{debug, warn};
 
 use crate::model::{now_micros, DeliveryError, Direction, KannelInfo, Message, MessageId, Status};
-use crate::store::{Op, Unit};
+use crate::store::{Op, Store, Unit};
 
 /// What an app may fail with. The message goes on; the text is logged and
 /// kept with the message.
@@ -182,7 +182,8 @@ impl Routed {
     /// failure. Only once it is durable may the message be acknowledged
     /// and the queued replies sent.
     pub fn unit(&self) -> Unit {
-        let mut unit = Unit::new();
+        // The message first: a delivery error must name a stored message.
+        let mut unit = Unit::new().with(Op::put(self.incoming.clone()));
         for failure in &self.failures {
             unit.push(Op::AddDeliveryError(DeliveryError {
                 message_id: self.incoming.id,
@@ -190,7 +191,6 @@ impl Routed {
                 log: failure.to_string(),
             }));
         }
-        unit.push(Op::put(self.incoming.clone()));
         for reply in &self.outgoing {
             unit.push(Op::put(reply.clone()));
         }
@@ -207,6 +207,13 @@ impl Routed {
 pub trait Ids: Send + Sync {
     /// A fresh message id.
     fn next_id(&self) -> MessageId;
+}
+
+/// The store's counter: the ids every running rapidbox uses.
+impl Ids for Store {
+    fn next_id(&self) -> MessageId {
+        self.allocate_id()
+    }
 }
 
 /// Settings for the replies the router builds.
@@ -403,12 +410,14 @@ impl Router {
     }
 
     /// Runs the outgoing phase over `msg`, a new message that answers no
-    /// MO (sendsms, a console reply), and adds what stores it to `unit`: a
-    /// delivery error on it for each app failure, then the message, queued
-    /// or cancelled. Returns the message as stored.
+    /// MO (sendsms, a console reply), and adds what stores it to `unit`:
+    /// the message, queued or cancelled, then a delivery error on it for
+    /// each app failure. Returns the message as stored.
     pub fn screen_new_outgoing(&self, mut msg: Message, unit: &mut Unit) -> Message {
         let mut failures = Vec::new();
         self.screen_outgoing(&mut msg, None, &mut failures);
+        // The message first: a delivery error must name a stored message.
+        unit.push(Op::put(msg.clone()));
         for failure in &failures {
             unit.push(Op::AddDeliveryError(DeliveryError {
                 message_id: msg.id,
@@ -416,7 +425,6 @@ impl Router {
                 log: failure.to_string(),
             }));
         }
-        unit.push(Op::put(msg.clone()));
         msg
     }
 

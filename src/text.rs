@@ -12,8 +12,6 @@ use std::fmt::Write as _;
 
 /// Box protocol `coding` values (the `sms` message's field 15).
 pub mod coding {
-    /// Not set; Kannel treats it as 7-bit.
-    pub const UNDEFINED: i32 = -1;
     /// 7-bit text, carried as UTF-8 between bearerbox and boxes.
     pub const SEVEN_BIT: i32 = 0;
     /// 8-bit data.

@@ -1,9 +1,9 @@
 //! The built-in apps against real peers: configurations parsed from TOML,
-//! apps built by `rapidbox::apps::build`, messages routed by
-//! `rapidbox::router::Router`, state in a real `rapidbox::store::Store` in
-//! a temporary directory, and, for the webhook, a real HTTP server on
-//! 127.0.0.1 (hyper) that records what it is sent and answers as each test
-//! says.
+//! rapidbox started in-process from them (`rapidbox::Daemon`), messages
+//! going in through its intake as the bearerbox link's MOs do, state in a
+//! real store in a temporary directory, and, for the webhook, a real HTTP
+//! server on 127.0.0.1 (hyper) that records what it is sent and answers as
+//! each test says.
 //!
 //! Each routed message is stored as the bearerbox link stores it: the MO
 //! and its replies in one commit; the tests then read the statuses back.
@@ -24,17 +24,16 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::service::{Answer, Service};
 
-use rapidbox::client::HttpClient;
 use rapidbox::config::Config;
-use rapidbox::model::{Connection, Direction, KannelInfo, Message, MessageId, Status};
-use rapidbox::router::{Ids, ReplySettings, Routed, Router};
-use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
+use rapidbox::model::{Connection, Direction, KannelInfo, Message, MessageId, MoKey, Status};
+use rapidbox::router::Routed;
+use rapidbox::store::{Store, StoreOptions};
+use rapidbox::{Daemon, Received, Running};
 
 /// The shortcode the phones write to, and the SMSC they come through.
 const SHORTCODE: &str = "8500";
@@ -47,47 +46,33 @@ const BOB: &str = "+256772000002";
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(10);
 
-// --- rapidbox's parts, as the daemon wires them ---------------------------
+// --- rapidbox, in-process ------------------------------------------------
 
-/// Message ids from the store, as `rapidbox run` takes them.
-struct StoreIds(Store);
-
-impl Ids for StoreIds {
-    fn next_id(&self) -> MessageId {
-        self.0.allocate_id()
-    }
-}
-
-/// A store in a temporary directory and a router over the apps `toml`
-/// configures.
+/// rapidbox with the apps `toml` configures, its store in a temporary
+/// directory, no bearerbox (replies stay queued for a relay to pull).
 struct Rig {
-    store: Store,
-    router: Router,
+    running: Running,
     _dir: tempfile::TempDir,
 }
 
 impl Rig {
-    fn new(toml: &str) -> Rig {
-        let config = Config::from_toml_str(toml)
-            .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
+    async fn new(toml: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
-        let store = Store::open(&dir.path().join("rapidbox.redb"), StoreOptions::default())
-            .unwrap_or_else(|e| panic!("cannot open the store: {e}"));
-        let http = HttpClient::new().unwrap_or_else(|e| panic!("no HTTP client: {e}"));
-        let apps = rapidbox::apps::build(&config, &store, &http);
-        let router = Router::new(
-            apps,
-            Arc::new(StoreIds(store.clone())),
-            ReplySettings {
-                global_sender: None,
-                dlr_mask: 27,
-            },
+        let toml = format!(
+            "[store]\npath = {}\n[kannel]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\n{toml}",
+            toml::Value::String(dir.path().join("rapidbox.redb").display().to_string())
         );
-        Rig {
-            store,
-            router,
-            _dir: dir,
-        }
+        let config = Config::from_toml_str(&toml)
+            .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
+        let running = tokio::time::timeout(WAIT, Daemon::builder(config).start())
+            .await
+            .unwrap_or_else(|_| panic!("start took over {WAIT:?}"))
+            .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
+        Rig { running, _dir: dir }
+    }
+
+    fn store(&self) -> &Store {
+        self.running.store()
     }
 
     /// An MO from `from` with `text`, as the link makes it from a Kannel
@@ -96,7 +81,7 @@ impl Rig {
     fn mo(&self, from: &str, text: &str) -> Message {
         let connection = Connection::new(SMSC, from);
         let mut mo = Message::new(
-            self.store.allocate_id(),
+            self.store().allocate_id(),
             connection,
             Direction::Incoming,
             text,
@@ -112,21 +97,15 @@ impl Rig {
         mo
     }
 
-    /// Routes `message` and stores it with its replies in one commit, as
-    /// the bearerbox link does before it acknowledges an MO.
+    /// Routes `message` and stores it with its replies in one commit,
+    /// through the same intake as the bearerbox link's MOs.
     async fn route(&self, message: Message) -> Routed {
-        let routed = self.router.route(message).await;
-        let mut unit = Unit::new().with(Op::put(routed.incoming.clone()));
-        for reply in &routed.outgoing {
-            unit.push(Op::put(reply.clone()));
+        let key = MoKey::of(&message).unwrap_or_else(|| panic!("an MO from Kannel has a key"));
+        match self.running.intake().receive_mo(message, key).await {
+            Ok(Received::Stored(routed)) => *routed,
+            Ok(Received::Duplicate(id)) => panic!("stored before, as {id}"),
+            Err(e) => panic!("cannot store the routed message: {e}"),
         }
-        let outcome = self
-            .store
-            .commit(unit)
-            .await
-            .unwrap_or_else(|e| panic!("cannot store the routed message: {e}"));
-        assert_eq!(outcome, Outcome::Applied);
-        routed
     }
 
     /// Routes an MO from `from` with `text` and stores it.
@@ -137,7 +116,7 @@ impl Rig {
 
     /// The stored status of message `id`.
     fn status(&self, id: MessageId) -> Status {
-        self.store
+        self.store()
             .message(id)
             .unwrap_or_else(|e| panic!("cannot read message {id}: {e}"))
             .unwrap_or_else(|| panic!("message {id} is not stored"))
@@ -146,7 +125,7 @@ impl Rig {
 
     fn is_opted_out(&self, address: &str) -> bool {
         let identity = Connection::new(SMSC, address).identity;
-        self.store
+        self.store()
             .is_opted_out(&identity)
             .unwrap_or_else(|e| panic!("cannot read the opt-out list: {e}"))
     }
@@ -186,7 +165,7 @@ url = {url}
 async fn webhook_json_responses_become_replies_and_the_post_carries_the_message() {
     let service = Service::start(Answer::Json(r#"{"responses": ["a", "b"]}"#)).await;
     let url = service.url("/sms?from=%p&to=%P&text=%a&id=%I");
-    let rig = Rig::new(&webhook_config(&url, "timeout_ms = 5000"));
+    let rig = Rig::new(&webhook_config(&url, "timeout_ms = 5000")).await;
     let mo = rig.mo(ALICE, "héllo  & bye?");
     let (mo_id, uuid) = (mo.id, mo.kannel.as_ref().and_then(|k| k.uuid));
     let uuid = uuid::Uuid::from_bytes(uuid.unwrap_or_default()).to_string();
@@ -235,7 +214,7 @@ async fn webhook_json_responses_become_replies_and_the_post_carries_the_message(
 #[tokio::test]
 async fn webhook_plain_text_answer_is_one_reply() {
     let service = Service::start(Answer::Text("  Thanks, we got it.\n")).await;
-    let rig = Rig::new(&webhook_config(&service.url("/sms"), ""));
+    let rig = Rig::new(&webhook_config(&service.url("/sms"), "")).await;
     let routed = rig.send(ALICE, "hello").await;
     assert!(routed.failures.is_empty(), "{:?}", routed.failures);
     assert_eq!(replies(&routed), [("Thanks, we got it.", Status::Queued)]);
@@ -254,7 +233,8 @@ async fn webhook_http_500_is_a_failure_that_names_the_app_and_the_status() {
     let rig = Rig::new(&webhook_config(
         &service.url("/sms"),
         r#"on_failure = "none""#,
-    ));
+    ))
+    .await;
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(replies(&routed), [], "on_failure = none: no reply");
     assert!(!routed.handled);
@@ -276,7 +256,7 @@ async fn webhook_failure_reply_is_sent_with_on_failure_reply() {
 on_failure = "reply"
 failure_reply = "Sorry %p, try again later."
 "#;
-    let rig = Rig::new(&webhook_config(&service.url("/sms"), settings));
+    let rig = Rig::new(&webhook_config(&service.url("/sms"), settings)).await;
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(
         replies(&routed),
@@ -295,11 +275,11 @@ timeout_ms = 200
 on_failure = "reply"
 failure_reply = "Busy, try later."
 "#;
-    let rig = Rig::new(&webhook_config(&service.url("/slow"), settings));
+    let rig = Rig::new(&webhook_config(&service.url("/slow"), settings)).await;
     let message = rig.mo(ALICE, "hello");
     // Only the routing is timed: the store's commit is not the webhook's.
     let started = Instant::now();
-    let routed = tokio::time::timeout(WAIT, rig.router.route(message))
+    let routed = tokio::time::timeout(WAIT, rig.route(message))
         .await
         .unwrap_or_else(|_| panic!("routing hung for {WAIT:?} on a 200 ms webhook"));
     let took = started.elapsed();
@@ -330,7 +310,7 @@ async fn webhook_connection_refused_is_a_failure() {
             .port()
     };
     let url = format!("http://127.0.0.1:{port}/sms");
-    let rig = Rig::new(&webhook_config(&url, "timeout_ms = 5000"));
+    let rig = Rig::new(&webhook_config(&url, "timeout_ms = 5000")).await;
     let started = Instant::now();
     let routed = rig.send(ALICE, "hello").await;
     assert!(
@@ -364,7 +344,7 @@ template = "echo: %a"
 
 #[tokio::test]
 async fn optout_stop_cancels_later_replies_until_start() {
-    let rig = Rig::new(OPTOUT);
+    let rig = Rig::new(OPTOUT).await;
     assert_eq!(
         replies(&rig.send(ALICE, "hello").await),
         [("echo: hello", Status::Queued)],
@@ -408,10 +388,10 @@ async fn optout_stop_cancels_later_replies_until_start() {
 
 #[tokio::test]
 async fn optout_is_durable_across_a_reopened_store() {
-    let rig = Rig::new(OPTOUT);
+    let rig = Rig::new(OPTOUT).await;
     rig.send(ALICE, "STOP").await;
-    let path = rig.store.path().to_owned();
-    rig.store.close().await;
+    let path = rig.store().path().to_owned();
+    rig.running.stop().await;
     let reopened = Store::open(&path, StoreOptions::default())
         .unwrap_or_else(|e| panic!("cannot reopen the store: {e}"));
     let identity = Connection::new(SMSC, ALICE).identity;
@@ -435,9 +415,9 @@ template = "echo: %a"
 
 #[tokio::test]
 async fn a_keyword_match_stops_echo_and_no_match_falls_through_to_echo() {
-    let rig = Rig::new(MENU);
+    let rig = Rig::new(MENU).await;
     assert_eq!(
-        rig.router.app_names(),
+        rig.running.app_names(),
         ["optout", "keyword", "echo"],
         "the configured order"
     );
@@ -482,7 +462,7 @@ join = "Welcome %s!"
 [apps.echo]
 template = "%s"
 "#;
-    let rig = Rig::new(toml);
+    let rig = Rig::new(toml).await;
     let unhandled = rig.send(ALICE, "hello").await;
     assert!(!unhandled.handled);
     assert_eq!(
@@ -524,7 +504,7 @@ template = "echo: %a"
 #[tokio::test]
 async fn a_failing_webhook_leaves_the_message_to_the_next_app() {
     let service = Service::start(Answer::Status(503, "maintenance")).await;
-    let rig = Rig::new(&hook_then_echo(&service.url("/sms"), ""));
+    let rig = Rig::new(&hook_then_echo(&service.url("/sms"), "")).await;
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(replies(&routed), [("echo: hello", Status::Queued)]);
     let failed: Vec<_> = routed
@@ -543,7 +523,7 @@ async fn a_failing_webhook_leaves_the_message_to_the_next_app() {
 async fn a_webhook_failure_reply_answers_the_message_and_the_next_app_stays_quiet() {
     let service = Service::start(Answer::Status(503, "maintenance")).await;
     let settings = "on_failure = \"reply\"\nfailure_reply = \"Sorry\"";
-    let rig = Rig::new(&hook_then_echo(&service.url("/sms"), settings));
+    let rig = Rig::new(&hook_then_echo(&service.url("/sms"), settings)).await;
     let routed = rig.send(ALICE, "hello").await;
     assert_eq!(
         replies(&routed),

@@ -2,12 +2,11 @@
 //! HTTP clients: hyper-util's client for ordinary requests, raw TCP for
 //! the misbehaving ones (slow, idle, oversized).
 //!
-//! Most tests start the whole of rapidbox in-process with
-//! `rapidbox::daemon::start` (no bearerbox, store in a temporary
-//! directory, HTTP on 127.0.0.1 port 0) and read its store afterwards.
-//! Tests that need a say in the parts (which backends are pull, a
-//! recording dispatch, a slow app) run `rapidbox::http::HttpServer` alone
-//! over a real store and router.
+//! Every test starts the whole of rapidbox in-process with
+//! `rapidbox::Daemon` (no bearerbox, store in a temporary directory, HTTP
+//! on 127.0.0.1 port 0) and reads its store afterwards. Tests that need an
+//! app of their own (a slow one) add it through the builder, as an
+//! embedder would.
 //!
 //! - receive: the echo app's reply is in `responses` and in the store, MO
 //!   and reply committed before the answer and the reply offered after;
@@ -23,7 +22,7 @@ mod support;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,14 +32,12 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
-use rapidbox::config::HttpConfig;
-use rapidbox::http::{Dispatch, HttpServer, Parts};
-use rapidbox::link::LinkStatus;
-use rapidbox::model::{now_micros, Connection, Direction, Message, MessageId, Status};
-use rapidbox::router::{App, AppFuture, Ids, Incoming, ReplySettings, Router};
+use rapidbox::config::Config;
+use rapidbox::model::{now_micros, Connection, Direction, Message, Status};
+use rapidbox::router::{App, AppFuture, Incoming};
 use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
+use rapidbox::{Daemon, Running};
 use support::in_process::{send, Reply, Rig};
 
 /// Bound on anything a test waits for that has no timer of its own.
@@ -608,15 +605,7 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     rig.stop().await;
 }
 
-// --- the server alone, with parts the test chooses ---------------------------------------
-
-struct StoreIds(Store);
-
-impl Ids for StoreIds {
-    fn next_id(&self) -> MessageId {
-        self.0.allocate_id()
-    }
-}
+// --- rapidbox with an app of the test's own -----------------------------------------------
 
 /// Answers every message "ok", after a pause.
 struct Slow(Duration);
@@ -635,116 +624,75 @@ impl App for Slow {
     }
 }
 
-/// Records each offer, and whether the offered message was already in the
-/// store when it was offered.
-struct Recorder {
-    store: Store,
-    offers: Mutex<Vec<(MessageId, bool)>>,
-}
-
-impl Dispatch for Recorder {
-    fn offer(&self, message: Message) {
-        let stored = self.store.message(message.id).ok().flatten().is_some();
-        self.offers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((message.id, stored));
-    }
-
-    fn is_pull(&self, backend: &str) -> bool {
-        backend.eq_ignore_ascii_case("relay")
-    }
-}
-
-struct Alone {
-    addr: SocketAddr,
-    store: Store,
-    recorder: Arc<Recorder>,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn alone(pause: Duration, http: HttpConfig) -> Alone {
+/// rapidbox with no configured apps and [`Slow`] added through the
+/// builder; backend `relay` is pulled, backend `sent` goes to a bearerbox
+/// that is not there (its messages stay queued), `[http]` gets `http`.
+async fn with_slow_app(pause: Duration, http: &str) -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).expect("store");
-    let router = Router::new(
-        vec![Box::new(Slow(pause))],
-        Arc::new(StoreIds(store.clone())),
-        ReplySettings::default(),
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = nobody.local_addr().expect("address").port();
+    drop(nobody);
+    let toml = format!(
+        "[store]\npath = {}\n[kannel]\nport = {port}\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n{http}\n[router]\napps = []\n\
+         [backends.relay]\ntransport = \"pull\"\n[backends.sent]\ntransport = \"kannel\"\n",
+        toml::Value::String(dir.path().join("s.redb").display().to_string())
     );
-    let recorder = Arc::new(Recorder {
-        store: store.clone(),
-        offers: Mutex::new(Vec::new()),
-    });
-    let parts = Parts {
-        store: store.clone(),
-        router,
-        dispatch: recorder.clone(),
-        link_status: Arc::new(LinkStatus::default()),
-        kannel_enabled: false,
-        sendsms_users: Arc::from([]),
-    };
-    let server = HttpServer::bind(&http, parts).await.expect("bind");
-    let addr = server.local_addr();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(server.run(shutdown.clone()));
-    Alone {
-        addr,
-        store,
-        recorder,
-        shutdown,
-        server,
-        _dir: dir,
-    }
-}
-
-fn loopback() -> HttpConfig {
-    HttpConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        ..HttpConfig::default()
-    }
+    let config = Config::from_toml_str(&toml).expect("configuration");
+    let running = bounded(
+        "start",
+        Daemon::builder(config).app(Box::new(Slow(pause))).start(),
+    )
+    .await
+    .expect("rapidbox starts");
+    (running, dir)
 }
 
 #[tokio::test]
-async fn replies_are_offered_after_their_commit_and_the_outbox_shows_only_pull_backends() {
-    let rig = alone(Duration::ZERO, loopback()).await;
+async fn an_app_added_through_the_builder_answers_and_the_outbox_shows_only_pull_backends() {
+    let (running, _dir) = with_slow_app(Duration::ZERO, "").await;
+    let addr = running.http_addr();
     let mut replies = Vec::new();
-    for backend in ["relay", "RELAY", "pushed"] {
+    for backend in ["relay", "RELAY", "sent"] {
         let path = format!("/router/receive?backend={backend}&sender=1&message=x");
-        let body = get(rig.addr, &path).await.json();
-        replies.push(body["responses"][0]["id"].as_u64().expect("reply id"));
+        let body = get(addr, &path).await.json();
+        assert_eq!(body["responses"][0]["text"], "ok", "{body}");
+        let id = body["responses"][0]["id"].as_u64().expect("reply id");
+        assert_eq!(
+            running
+                .store()
+                .message(id)
+                .expect("store")
+                .expect("stored")
+                .status,
+            Status::Queued
+        );
+        replies.push(id);
     }
-    let offers = rig.recorder.offers.lock().expect("offers").clone();
-    assert_eq!(
-        offers,
-        replies.iter().map(|id| (*id, true)).collect::<Vec<_>>(),
-        "each reply offered once, after it was stored"
-    );
-    let outbox = get(rig.addr, "/router/outbox").await.json();
+    let outbox = get(addr, "/router/outbox").await.json();
     let listed: Vec<u64> = outbox["outbox"]
         .as_array()
         .expect("outbox")
         .iter()
         .filter_map(|m| m["id"].as_u64())
         .collect();
-    assert_eq!(listed, replies[..2], "the push backend is not listed");
-    let pushed = get(rig.addr, "/router/outbox?backend=pushed").await.json();
-    assert_eq!(pushed["outbox"], json!([]));
-    rig.shutdown.cancel();
-    bounded("server stop", rig.server)
-        .await
-        .expect("server task");
+    assert_eq!(
+        listed,
+        replies[..2],
+        "the bearerbox's backend is not listed"
+    );
+    let sent = get(addr, "/router/outbox?backend=sent").await.json();
+    assert_eq!(sent["outbox"], json!([]));
+    bounded("stop", running.stop()).await;
 }
 
 #[tokio::test]
 async fn shutdown_lets_the_request_in_progress_finish_and_closes_idle_connections() {
-    let mut http = loopback();
     // Longer than the test: only shutdown may close the idle connection.
-    http.header_timeout_ms = 60_000;
-    let rig = alone(Duration::from_millis(600), http).await;
-    let mut idle = TcpStream::connect(rig.addr).await.expect("connect");
-    let addr = rig.addr;
+    let (running, dir) =
+        with_slow_app(Duration::from_millis(600), "header_timeout_ms = 60000").await;
+    let addr = running.http_addr();
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
     let in_progress =
         tokio::spawn(
             async move { get(addr, "/router/receive?backend=relay&sender=1&message=x").await },
@@ -752,17 +700,15 @@ async fn shutdown_lets_the_request_in_progress_finish_and_closes_idle_connection
     // The request is being routed (the app pauses) when shutdown starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    rig.shutdown.cancel();
-    bounded("server stop", rig.server)
-        .await
-        .expect("server task");
+    bounded("stop", running.stop()).await;
     let stopped_after = started.elapsed();
     let reply = bounded("the request in progress", in_progress)
         .await
         .expect("task");
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let id = reply.json()["message"]["id"].clone();
-    assert_eq!(stored(&rig.store, &id).status, Status::Handled);
+    let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).expect("store");
+    assert_eq!(stored(&store, &id).status, Status::Handled);
     assert!(
         stopped_after < Duration::from_secs(5),
         "stop took {stopped_after:?}"
@@ -773,7 +719,7 @@ async fn shutdown_lets_the_request_in_progress_finish_and_closes_idle_connection
         "the idle connection is closed"
     );
     assert!(
-        TcpStream::connect(rig.addr).await.is_err(),
+        TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"
     );
 }

@@ -37,8 +37,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::BytesMut;
 use boxtap::{self as tap, Direction};
+use bytes::BytesMut;
 
 use support::conf::{self, BearerboxPorts, Group, SmsboxParams};
 use support::fakesmsc::FakeSmsc;

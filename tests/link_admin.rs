@@ -10,29 +10,65 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxproto::{Admin, AdminCommand, BoxCodec, Msg, SmsType};
+use boxproto::{
+    Ack, AckStatus, Admin, AdminCommand, BoxCodec, Bytes, Coding, Msg, Sms, SmsType, Uuid,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
-use tokio_util::sync::CancellationToken;
 
-use rapidbox::dispatch::Dispatch;
-use rapidbox::link::connect::Endpoint;
-use rapidbox::link::convert::MtSettings;
-use rapidbox::link::inbound::Inbound;
-use rapidbox::link::outbox::{Outbox, Policy};
-use rapidbox::link::{Link, LinkConfig, LinkStatus};
-use rapidbox::model::{Connection, Direction, KannelInfo, Message, MessageId};
-use rapidbox::router::{Ids, ReplySettings, Router};
-use rapidbox::store::{Op, Store, StoreOptions, Unit};
+use rapidbox::config::Config;
+use rapidbox::model::{Connection, Direction, KannelInfo, Message};
+use rapidbox::router::{App, AppFuture, Incoming};
+use rapidbox::{Daemon, Running};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct StoreIds(Store);
-impl Ids for StoreIds {
-    fn next_id(&self) -> MessageId {
-        self.0.allocate_id()
-    }
+/// rapidbox, as an embedder would start it, attached to the scripted
+/// bearerbox on `port` as smsbox-id `rapidbox`, routing through `apps`
+/// alone, with `max_routing` MOs handled at once.
+async fn start(
+    port: u16,
+    max_routing: usize,
+    apps: Vec<Box<dyn App>>,
+) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let toml = format!(
+        "[store]\npath = {}\n\
+         [kannel]\nport = {port}\nsmsbox_id = \"rapidbox\"\nmax_in_flight = 8\n\
+         max_routing = {max_routing}\nreconnect_min_ms = 50\nreconnect_max_secs = 1\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n[router]\napps = []\n",
+        toml::Value::String(dir.path().join("s.redb").display().to_string())
+    );
+    let config = Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("config: {e}"));
+    let builder = apps
+        .into_iter()
+        .fold(Daemon::builder(config), |b, app| b.app(app));
+    let running = tokio::time::timeout(WAIT, builder.start())
+        .await
+        .unwrap_or_else(|_| panic!("start took over {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
+    (running, dir)
+}
+
+async fn listen() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"))
+        .port();
+    (listener, port)
+}
+
+async fn accept(listener: &TcpListener) -> Peer {
+    let (socket, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap_or_else(|_| panic!("the box did not connect within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("accept: {e}"));
+    Framed::new(socket, BoxCodec::new())
 }
 
 type Peer = Framed<TcpStream, BoxCodec>;
@@ -72,11 +108,12 @@ async fn admin(peer: &mut Peer, command: AdminCommand) {
         .unwrap_or_else(|e| panic!("cannot send admin: {e}"));
 }
 
-/// A queued reply, as the router would have stored it.
-async fn queue_reply(store: &Store, outbox: &Outbox, text: &str) {
-    let id = store.allocate_id();
+/// An outgoing message to +4912 through the bearerbox, sent as an
+/// embedder would: through the intake, which commits it and offers it to
+/// the link.
+async fn send(running: &Running, text: &str) {
     let mut msg = Message::new(
-        id,
+        running.store().allocate_id(),
         Connection::new("fake", "+4912"),
         Direction::Outgoing,
         text,
@@ -87,72 +124,18 @@ async fn queue_reply(store: &Store, outbox: &Outbox, text: &str) {
         smsc_id: Some("fake".into()),
         ..KannelInfo::default()
     });
-    let _applied = store
-        .commit(Unit::new().with(Op::put(msg.clone())))
+    let _sent = running
+        .intake()
+        .send(vec![msg])
         .await
-        .unwrap_or_else(|e| panic!("cannot queue: {e}"));
-    outbox.offer(msg);
+        .unwrap_or_else(|e| panic!("cannot send: {e}"));
 }
 
 #[tokio::test]
 async fn suspend_holds_mts_until_resume_and_shutdown_makes_the_link_reconnect() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default())
-        .unwrap_or_else(|e| panic!("store: {e}"));
-    let router = Router::new(
-        Vec::new(),
-        Arc::new(StoreIds(store.clone())),
-        ReplySettings::default(),
-    );
-    let outbox = Outbox::new(16, Policy::every_backend());
-    let config = Arc::new(rapidbox::config::Config::default());
-    let dispatch = Dispatch::new(config, Some(outbox.clone()), None);
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"))
-        .port();
-    let link = Link {
-        config: LinkConfig {
-            endpoint: Endpoint {
-                host: "127.0.0.1".into(),
-                port,
-                tls: None,
-            },
-            smsbox_id: Some("rapidbox".into()),
-            heartbeat: Duration::from_secs(30),
-            max_in_flight: 8,
-            max_routing: 8,
-            reconnect_min: Duration::from_millis(50),
-            reconnect_max: Duration::from_millis(200),
-            max_frame_bytes: boxproto::DEFAULT_MAX_FRAME_LEN,
-            mt: MtSettings {
-                boxc_id: Some("rapidbox".into()),
-                global_sender: None,
-                dlr_mask: 0,
-            },
-        },
-        inbound: Inbound {
-            store: store.clone(),
-            router,
-            dispatch,
-            dlr_callbacks: None,
-        },
-        outbox: outbox.clone(),
-        status: Arc::new(LinkStatus::default()),
-    };
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(link.run(shutdown.clone()));
-
-    let accept = || async {
-        let (socket, _) = tokio::time::timeout(WAIT, listener.accept())
-            .await
-            .unwrap_or_else(|_| panic!("the box did not connect within {WAIT:?}"))
-            .unwrap_or_else(|e| panic!("accept: {e}"));
-        Framed::new(socket, BoxCodec::new())
-    };
+    let (listener, port) = listen().await;
+    let (running, _dir) = start(port, 8, Vec::new()).await;
+    let accept = || accept(&listener);
 
     let mut peer = accept().await;
     match next(&mut peer).await {
@@ -166,7 +149,7 @@ async fn suspend_holds_mts_until_resume_and_shutdown_makes_the_link_reconnect() 
     admin(&mut peer, AdminCommand::Suspend).await;
     // Give the suspend time to land before the MT is offered.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    queue_reply(&store, &outbox, "held").await;
+    send(&running, "held").await;
     silent(&mut peer, Duration::from_millis(700)).await;
 
     admin(&mut peer, AdminCommand::Resume).await;
@@ -200,10 +183,93 @@ async fn suspend_holds_mts_until_resume_and_shutdown_makes_the_link_reconnect() 
         other => panic!("the unanswered MT must be sent again, got {other}"),
     }
 
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, running)
+    tokio::time::timeout(WAIT, running.stop())
         .await
-        .unwrap_or_else(|_| panic!("the link did not stop within {WAIT:?}"))
-        .unwrap_or_else(|e| panic!("the link task failed: {e}"));
-    store.close().await;
+        .unwrap_or_else(|_| panic!("rapidbox did not stop within {WAIT:?}"));
+}
+
+/// Holds every message in `handle` until the test closes the gate.
+struct Gate(Arc<Semaphore>);
+
+impl App for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+
+    fn handle<'a>(&'a self, _msg: &'a mut Incoming) -> AppFuture<'a, bool> {
+        Box::pin(async move {
+            // Never a permit: waits until the semaphore is closed.
+            let _closed = self.0.acquire().await;
+            Ok(true)
+        })
+    }
+}
+
+fn mo(n: u128) -> Sms {
+    Sms {
+        sender: Some(Bytes::from_static(b"+4912")),
+        receiver: Some(Bytes::from_static(b"5555")),
+        msgdata: Some(Bytes::from_static(b"hello")),
+        smsc_id: Some(Bytes::from_static(b"fake")),
+        coding: Coding::SevenBit,
+        id: Uuid::from_u128(n),
+        time: 1_700_000_000,
+        sms_type: SmsType::Mo,
+        ..Sms::default()
+    }
+}
+
+/// A slow app fills every routing slot: the session must still read what
+/// the bearerbox sends (acks, admin commands), turn away what it has no
+/// room for, and see the bearerbox leave.
+#[tokio::test]
+async fn with_every_routing_slot_busy_the_link_still_reads_and_answers_the_bearerbox() {
+    let (listener, port) = listen().await;
+    let gate = Arc::new(Semaphore::new(0));
+    let (running, _dir) = start(port, 1, vec![Box::new(Gate(gate.clone()))]).await;
+    let mut peer = accept(&listener).await;
+    match next(&mut peer).await {
+        Msg::Admin(a) => assert_eq!(a.command, AdminCommand::Identify),
+        other => panic!("the box must identify first, sent {other}"),
+    }
+    // The first takes the one routing slot, the second waits for it, the
+    // third finds no room at all.
+    for n in 1..=3 {
+        peer.send(Msg::from(mo(n)))
+            .await
+            .unwrap_or_else(|e| panic!("cannot send MO {n}: {e}"));
+    }
+    match next(&mut peer).await {
+        Msg::Ack(Ack { nack, id, .. }) => {
+            assert_eq!((nack, id), (AckStatus::FailedTmp, Uuid::from_u128(3)));
+        }
+        other => panic!("the MO with no room must be acked failed_tmp at once, got {other}"),
+    }
+    admin(&mut peer, AdminCommand::Shutdown).await;
+    let closed =
+        tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = peer.next().await {} }).await;
+    assert!(
+        closed.is_ok(),
+        "the box did not see admin shutdown while its apps were busy"
+    );
+    // Back again; once the app lets go, the redelivered MOs are answered.
+    let mut again = accept(&listener).await;
+    match next(&mut again).await {
+        Msg::Admin(a) => assert_eq!(a.command, AdminCommand::Identify),
+        other => panic!("a reconnecting box identifies first, sent {other}"),
+    }
+    gate.close();
+    again
+        .send(Msg::from(mo(1)))
+        .await
+        .unwrap_or_else(|e| panic!("cannot redeliver: {e}"));
+    match next(&mut again).await {
+        Msg::Ack(Ack { nack, id, .. }) => {
+            assert_eq!((nack, id), (AckStatus::Success, Uuid::from_u128(1)));
+        }
+        other => panic!("the redelivered MO must be acked, got {other}"),
+    }
+    tokio::time::timeout(WAIT, running.stop())
+        .await
+        .unwrap_or_else(|_| panic!("rapidbox did not stop within {WAIT:?}"));
 }

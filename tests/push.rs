@@ -1,6 +1,6 @@
 //! The push transport against a real local HTTP relay that records every
 //! request and fails on demand, with rapidbox started in-process
-//! (`rapidbox::daemon::start`) on a real store.
+//! (`rapidbox::Daemon`) on a real store.
 //!
 //! - URLs are built from the template, every field URL-encoded; a map per
 //!   backend with a `default` entry picks the right one; POST carries a
@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use support::service::{Answer, Service};
 
 use rapidbox::config::Config;
-use rapidbox::daemon::{self, Running};
 use rapidbox::model::{Connection, Direction, Message, MessageId, Status};
 use rapidbox::store::{Op, Store, StoreOptions, Unit};
+use rapidbox::{Daemon, Running};
 
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -86,7 +86,8 @@ async fn queue(dir: &Path, messages: &[(&str, &str, &str)]) -> Vec<MessageId> {
 }
 
 async fn start(config: &Config) -> Running {
-    daemon::start(config)
+    Daemon::builder(config.clone())
+        .start()
         .await
         .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"))
 }
@@ -96,7 +97,7 @@ async fn wait_for(running: &Running, id: MessageId, status: Status) -> Message {
     let deadline = Instant::now() + WAIT;
     loop {
         let msg = running
-            .store
+            .store()
             .message(id)
             .unwrap_or_else(|e| panic!("cannot read message {id}: {e}"))
             .unwrap_or_else(|| panic!("message {id} is not stored"));
@@ -114,7 +115,7 @@ async fn wait_for(running: &Running, id: MessageId, status: Status) -> Message {
 
 fn logs(running: &Running, id: MessageId) -> Vec<String> {
     running
-        .store
+        .store()
         .delivery_errors(id)
         .unwrap_or_else(|e| panic!("cannot read delivery errors: {e}"))
         .into_iter()

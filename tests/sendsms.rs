@@ -1,6 +1,6 @@
 //! Kannel's sendsms interface in rapidbox (`/cgi-bin/sendsms`).
 //!
-//! - In process (`rapidbox::daemon::start`, no bearerbox, so every message
+//! - In process (`rapidbox::Daemon`, no bearerbox, so every message
 //!   stays queued in the store): smsbox's 403 and 400 answers, byte for
 //!   byte, with nothing stored; several receivers make several messages
 //!   and one answer; a POST form; what the store keeps of coding, UDH,
@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rapidbox::config::Config;
-use rapidbox::daemon::{self, Running};
 use rapidbox::model::{Direction, Message, Status};
 use rapidbox::store::{Op, Unit};
+use rapidbox::{Daemon, Running};
 
 use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts};
@@ -54,12 +54,12 @@ impl Rig {
         );
         let config = Config::from_toml_str(&toml)
             .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
-        let running = tokio::time::timeout(WAIT, daemon::start(&config))
+        let running = tokio::time::timeout(WAIT, Daemon::builder(config).start())
             .await
             .unwrap_or_else(|_| panic!("start took over {WAIT:?}"))
             .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
         Rig {
-            addr: running.http_addr,
+            addr: running.http_addr(),
             running: Some(running),
             _dir: dir,
         }
@@ -77,7 +77,7 @@ impl Rig {
     fn outgoing(&self) -> Vec<Message> {
         let mut all = self
             .running()
-            .store
+            .store()
             .recent_messages(None, 1000)
             .unwrap_or_else(|e| panic!("cannot read the store: {e}"));
         all.reverse();
@@ -225,22 +225,21 @@ async fn several_receivers_make_one_queued_message_each_and_one_answer() {
 #[tokio::test]
 async fn a_post_form_coding_udh_charset_and_the_users_defaults() {
     let rig = Rig::start("[]").await;
-    let client = rapidbox::client::HttpClient::new().expect("client");
     let url = format!("http://{}/cgi-bin/sendsms", rig.addr);
     let body = "username=bank&password=b4nk&to=1&text=h%E9llo&charset=ISO-8859-1";
-    let response = client
-        .send(
-            hyper::Method::POST,
-            &url,
-            Some("application/x-www-form-urlencoded"),
-            bytes::Bytes::from_static(body.as_bytes()),
-            WAIT,
+    let request = hyper::Request::post(url)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
         )
-        .await
-        .expect("POST");
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            body.as_bytes(),
+        )))
+        .expect("request");
+    let response = support::in_process::send(request).await;
     assert_eq!(
-        (response.status.as_u16(), &response.body[..]),
-        (202, &b"0: Accepted for delivery"[..])
+        (response.status.as_u16(), response.body.as_str()),
+        (202, "0: Accepted for delivery")
     );
     for query in [
         "username=shop&password=s3cret&from=5&to=2&text=%00h%00%E9&coding=2",
@@ -283,7 +282,7 @@ async fn a_cancelled_message_is_stored_cancelled() {
         identity: "256700000009".to_owned(),
         at: 1,
     });
-    let _ = rig.running().store.commit(unit).await.expect("opt out");
+    let _ = rig.running().store().commit(unit).await.expect("opt out");
     let response = rig
         .get("username=shop&password=s3cret&from=5&to=%2B256700000009&text=promo")
         .await;
@@ -356,7 +355,7 @@ async fn a_sendsms_reaches_the_smsc_and_its_reports_call_the_dlr_url() {
 
     let dlr_url = receiver.url("/dlr?type=%d&text=%A&to=%p&from=%P&user=%n&smsc=%i&time=%T");
     let mut encoded = String::new();
-    rapidbox::template::percent_encode(&dlr_url, &mut encoded);
+    encoded.extend(form_urlencoded::byte_serialize(dlr_url.as_bytes()));
     let query = format!(
         "/cgi-bin/sendsms?username=shop&password=s3cret&from=5555&to=%2B4912345&text=hello+e2e\
          &smsc={}&dlr-mask=9&dlr-url={encoded}",

@@ -55,7 +55,8 @@ async fn rapidbox_answers_every_mo_exactly_once() {
         .local_addr()
         .unwrap_or_else(|e| panic!("local addr: {e}"))
         .port();
-    let running = rapidbox::daemon::start(&rapidbox_config(dir.path(), port))
+    let running = rapidbox::Daemon::builder(rapidbox_config(dir.path(), port))
+        .start()
         .await
         .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
     let options = Options {

@@ -1,7 +1,7 @@
 //! The built-in apps, configured in TOML (`[router] apps` and
 //! `[apps.NAME]`): `echo`, `keyword`, `webhook` and `optout`. Each is an
 //! ordinary [`App`]; a team that builds its own binary adds its own apps
-//! beside them with [`build`]'s output.
+//! after them with [`crate::DaemonBuilder::app`].
 
 mod echo;
 mod keyword;
@@ -14,15 +14,19 @@ pub use optout::Optout;
 pub use webhook::Webhook;
 
 use crate::client::HttpClient;
-use crate::config::{AppConfig, Config};
+use crate::config::AppConfig;
 use crate::router::{App, Incoming};
 use crate::store::Store;
 use crate::template::{Mode, Template, TemplateContext};
 
-/// The apps `config` lists, in order.
-pub fn build(config: &Config, store: &Store, http: &HttpClient) -> Vec<Box<dyn App>> {
-    config
-        .router_apps()
+/// The configured apps, in order: `[router] apps` with their sections, as
+/// [`Config::router_apps`](crate::config::Config::router_apps) gives them.
+pub fn build<'a>(
+    apps: impl IntoIterator<Item = (&'a str, &'a AppConfig)>,
+    store: &Store,
+    http: &HttpClient,
+) -> Vec<Box<dyn App>> {
+    apps.into_iter()
         .map(|(name, app)| -> Box<dyn App> {
             match app {
                 AppConfig::Echo(c) => Box::new(Echo::new(name, c.clone())),

@@ -53,8 +53,13 @@ pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
 pub use sendsms::SendsmsUser;
 pub use transport::{
-    transport_for, BackendConfig, PushConfig, PushMethod, TransportKind, PUSH_FIELDS,
+    BackendConfig, PushConfig, PushMethod, TransportKind, Transports, PUSH_FIELDS,
 };
+
+/// The longest username a `[[sendsms_users]]` or `[[console_users]]`
+/// entry may have. A login or request naming a longer one cannot match a
+/// user, so rapidbox neither keeps nor logs more of it than this.
+pub const MAX_USERNAME_CHARS: usize = 64;
 
 /// The whole configuration.
 ///
@@ -161,9 +166,9 @@ impl Config {
         self.check().warnings
     }
 
-    /// Which transport `backend`'s outgoing messages take.
-    pub fn transport_for(&self, backend: &str) -> TransportKind {
-        transport_for(&self.backends, &self.push, self.kannel.enabled, backend)
+    /// Which transport every backend takes, for the dispatcher.
+    pub fn transports(&self) -> Transports {
+        Transports::new(self.backends.clone(), &self.push, self.kannel.enabled)
     }
 
     /// The apps `router.apps` lists, in order, with their settings.

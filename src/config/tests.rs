@@ -679,17 +679,29 @@ body_timeout_ms = 0
 }
 
 #[test]
-fn sendsms_usernames_must_be_given_and_unique() {
-    let report = check(
+fn sendsms_usernames_must_be_given_unique_and_bounded() {
+    let long = "k".repeat(65);
+    let report = check(&format!(
         "[[sendsms_users]]\nusername = \"kim\"\npassword = \"p\"\n\
          [[sendsms_users]]\nusername = \"kim\"\npassword = \"q\"\n\
-         [[sendsms_users]]\nusername = \" \"\npassword = \"r\"\n",
-    );
+         [[sendsms_users]]\nusername = \" \"\npassword = \"r\"\n\
+         [[sendsms_users]]\nusername = \"{long}\"\npassword = \"s\"\n\
+         [[sendsms_users]]\nusername = \"{}\"\npassword = \"t\"\n",
+        "é".repeat(64)
+    ));
     let errors = &report.errors;
     assert_eq!(
         keys(errors),
-        set(&["sendsms_users[1].username", "sendsms_users[2].username"]),
+        set(&[
+            "sendsms_users[1].username",
+            "sendsms_users[2].username",
+            "sendsms_users[3].username"
+        ]),
         "{report:#?}"
+    );
+    assert_eq!(
+        message(errors, "sendsms_users[3].username"),
+        "longer than 64 characters"
     );
     assert_eq!(
         message(errors, "sendsms_users[1].username"),

@@ -129,10 +129,10 @@ pub(super) fn check_push_url(url: &str) -> Result<(), String> {
     while let Some(at) = rest.find("%(") {
         let after = &rest[at + 2..];
         let Some(end) = after.find(")s") else {
-            return Err(format!(
-                "`%(` without a closing `)s` at `{}`",
-                &rest[at..rest.len().min(at + 20)]
-            ));
+            // Twenty characters, not bytes: a byte offset could fall inside
+            // a character of the user's text.
+            let shown: String = rest[at..].chars().take(20).collect();
+            return Err(format!("`%(` without a closing `)s` at `{shown}`"));
         };
         let name = &after[..end];
         if !PUSH_FIELDS.contains(&name) {
@@ -145,27 +145,50 @@ pub(super) fn check_push_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Which transport `backend` uses.
-pub fn transport_for(
-    backends: &BTreeMap<String, BackendConfig>,
-    push: &PushConfig,
+/// Which transport each backend's outgoing messages take: the part of
+/// the configuration ([`Config::transports`](super::Config::transports))
+/// the dispatcher and the outboxes need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transports {
+    backends: BTreeMap<String, BackendConfig>,
+    push_set: bool,
     kannel_enabled: bool,
-    backend: &str,
-) -> TransportKind {
-    let configured = backends
-        .get(backend)
-        .or_else(|| {
-            backends
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(backend))
-                .map(|(_, b)| b)
-        })
-        .or_else(|| backends.get("default"));
-    match configured {
-        Some(b) => b.transport,
-        None if push.is_set() => TransportKind::Push,
-        None if kannel_enabled => TransportKind::Kannel,
-        None => TransportKind::Pull,
+}
+
+impl Transports {
+    /// The transports of `[backends]`, `[push]` and `[kannel] enabled`.
+    pub fn new(
+        backends: BTreeMap<String, BackendConfig>,
+        push: &PushConfig,
+        kannel_enabled: bool,
+    ) -> Transports {
+        Transports {
+            backends,
+            push_set: push.is_set(),
+            kannel_enabled,
+        }
+    }
+
+    /// Which transport `backend` uses: its own entry (matched exactly,
+    /// then ignoring case), else `default`'s, else push when a push URL is
+    /// set, else the bearerbox when the link runs, else pull.
+    pub fn transport_for(&self, backend: &str) -> TransportKind {
+        let backends = &self.backends;
+        let configured = backends
+            .get(backend)
+            .or_else(|| {
+                backends
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(backend))
+                    .map(|(_, b)| b)
+            })
+            .or_else(|| backends.get("default"));
+        match configured {
+            Some(b) => b.transport,
+            None if self.push_set => TransportKind::Push,
+            None if self.kannel_enabled => TransportKind::Kannel,
+            None => TransportKind::Pull,
+        }
     }
 }
 
@@ -190,11 +213,11 @@ mod tests {
         let mut backends = BTreeMap::new();
         let push = PushConfig::default();
         assert_eq!(
-            transport_for(&backends, &push, true, "x"),
+            Transports::new(backends.clone(), &push, true).transport_for("x"),
             TransportKind::Kannel
         );
         assert_eq!(
-            transport_for(&backends, &push, false, "x"),
+            Transports::new(backends.clone(), &push, false).transport_for("x"),
             TransportKind::Pull
         );
         let with_url = PushConfig {
@@ -202,7 +225,7 @@ mod tests {
             ..PushConfig::default()
         };
         assert_eq!(
-            transport_for(&backends, &with_url, true, "x"),
+            Transports::new(backends.clone(), &with_url, true).transport_for("x"),
             TransportKind::Push
         );
         backends.insert(
@@ -218,12 +241,21 @@ mod tests {
             },
         );
         assert_eq!(
-            transport_for(&backends, &with_url, true, "x"),
+            Transports::new(backends.clone(), &with_url, true).transport_for("x"),
             TransportKind::Pull
         );
         assert_eq!(
-            transport_for(&backends, &with_url, true, "Android"),
+            Transports::new(backends.clone(), &with_url, true).transport_for("Android"),
             TransportKind::Kannel
+        );
+    }
+
+    #[test]
+    fn an_unclosed_field_before_non_ascii_text_is_reported_not_a_panic() {
+        let error = check_push_url("http://k/send?text=%(tëxtéééééééééééééééé").unwrap_err();
+        assert_eq!(
+            error,
+            "`%(` without a closing `)s` at `%(tëxtéééééééééééééé`"
         );
     }
 

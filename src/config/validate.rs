@@ -122,8 +122,9 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
     }
 }
 
-/// A user's `username` (at `at`): not empty, and not one of the `kind`
-/// users' names already `seen`.
+/// A user's `username` (at `at`): not empty, at most
+/// [`MAX_USERNAME_CHARS`](super::MAX_USERNAME_CHARS) characters, and not
+/// one of the `kind` users' names already `seen`.
 fn username<'a>(
     name: &'a str,
     kind: &str,
@@ -131,8 +132,15 @@ fn username<'a>(
     at: &KeyPath,
     report: &mut Report,
 ) {
+    let max = super::MAX_USERNAME_CHARS;
     if name.trim().is_empty() {
         error(report, &at.key("username"), "empty: give the user a name");
+    } else if name.chars().count() > max {
+        error(
+            report,
+            &at.key("username"),
+            format!("longer than {max} characters"),
+        );
     } else if !seen.insert(name) {
         error(
             report,

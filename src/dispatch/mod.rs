@@ -2,21 +2,28 @@
 //! backend sends through one transport (`[backends.NAME]`, see
 //! [`crate::config::TransportKind`]).
 //!
-//! - **kannel**: the bearerbox link's outbox ([`crate::link::outbox`]);
-//! - **push**: [`push::Pusher`], an HTTP request per message;
+//! - **kannel**: MTs through the bearerbox link, which takes them from an
+//!   [`outbox::Outbox`];
+//! - **push**: [`push::Pusher`], an HTTP request per message, taking them
+//!   from an outbox of its own;
 //! - **pull**: nothing to do; the message waits for `GET /router/outbox`.
+//!
+//! - [`outbox`]: a bounded in-memory window onto the store's queue, fed by
+//!   fresh offers and by sweeps of the store;
+//! - [`push`]: the push transport.
 //!
 //! Every path into a transport starts from the store: [`Dispatch::offer`]
 //! only speeds up what the transports' sweeps would find anyway, so a
 //! message is never lost between being queued and being sent.
 
+pub mod outbox;
 pub mod push;
 
 use std::sync::Arc;
 
-use crate::config::{Config, TransportKind};
-use crate::link::outbox::Outbox;
+use crate::config::{TransportKind, Transports};
 use crate::model::{Message, Status};
+use outbox::Outbox;
 
 /// Hands queued messages to their backend's transport. Cheap to clone.
 #[derive(Clone)]
@@ -25,18 +32,19 @@ pub struct Dispatch {
 }
 
 struct Inner {
-    config: Arc<Config>,
+    transports: Transports,
     kannel: Option<Outbox>,
     push: Option<Outbox>,
 }
 
 impl Dispatch {
-    /// A dispatcher for `config`'s transports, with the outboxes of the
-    /// ones that run.
-    pub fn new(config: Arc<Config>, kannel: Option<Outbox>, push: Option<Outbox>) -> Dispatch {
+    /// A dispatcher for `transports`, with the outboxes of the transports
+    /// that run (`None` for one that does not: its messages stay queued in
+    /// the store).
+    pub fn new(transports: Transports, kannel: Option<Outbox>, push: Option<Outbox>) -> Dispatch {
         Dispatch {
             inner: Arc::new(Inner {
-                config,
+                transports,
                 kannel,
                 push,
             }),
@@ -45,16 +53,18 @@ impl Dispatch {
 
     /// The transport `backend` sends through.
     pub fn transport(&self, backend: &str) -> TransportKind {
-        self.inner.config.transport_for(backend)
+        self.inner.transports.transport_for(backend)
     }
 
-    /// True when `backend`'s messages wait to be pulled.
+    /// True when `backend`'s messages wait to be pulled through
+    /// `/router/outbox`. `backend` is spelled as stored.
     pub fn is_pull(&self, backend: &str) -> bool {
         self.transport(backend) == TransportKind::Pull
     }
 
-    /// Offers a freshly committed message to its transport. Messages that
-    /// are not queued, and pull messages, stay where they are.
+    /// Offers a freshly committed message to its transport. Never blocks:
+    /// a message that is not queued, a pull message, or one its outbox has
+    /// no room for stays where it is, in the store, for a sweep to find.
     pub fn offer(&self, msg: Message) {
         if msg.status != Status::Queued {
             return;
@@ -68,23 +78,14 @@ impl Dispatch {
             outbox.offer(msg);
         }
     }
-}
 
-/// What the HTTP endpoints need of the transports.
-impl crate::http::Dispatch for Dispatch {
-    fn offer(&self, message: Message) {
-        Dispatch::offer(self, message);
-    }
-
-    fn is_pull(&self, backend: &str) -> bool {
-        Dispatch::is_pull(self, backend)
-    }
-
-    fn queue_depths(&self) -> Vec<(String, usize)> {
+    /// Messages waiting in memory, per transport that runs, for
+    /// `/router/stats`.
+    pub fn queue_depths(&self) -> Vec<(&'static str, usize)> {
         let named = [("kannel", &self.inner.kannel), ("push", &self.inner.push)];
         named
             .into_iter()
-            .filter_map(|(name, outbox)| Some((name.to_owned(), outbox.as_ref()?.len())))
+            .filter_map(|(name, outbox)| Some((name, outbox.as_ref()?.len())))
             .collect()
     }
 }

@@ -23,9 +23,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::outbox::{Outbox, Policy};
 use crate::client::HttpClient;
 use crate::config::{PushConfig, PushMethod};
-use crate::link::outbox::{Outbox, Policy};
 use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
 use crate::store::{Op, Store, Unit, Update};
 use crate::template::percent_encode;

@@ -33,8 +33,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::context::Context;
 use super::request::BodyLimits;
-use super::service::{self, Shared};
+use super::service::{self, Service};
 use super::Parts;
 use crate::config::HttpConfig;
 
@@ -64,7 +65,7 @@ pub struct PeerAddr(pub SocketAddr);
 pub struct HttpServer {
     listener: TcpListener,
     local_addr: SocketAddr,
-    shared: Shared,
+    service: Service,
     max_connections: usize,
     http1: http1::Builder,
 }
@@ -93,32 +94,24 @@ impl HttpServer {
         Ok(HttpServer {
             listener,
             local_addr,
-            shared: Shared {
-                parts,
-                password: config.password.clone(),
-                silent: config.silent,
-                body: BodyLimits {
-                    max_bytes: config.max_body_bytes,
-                    timeout: config.body_timeout(),
+            service: Service {
+                ctx: Context {
+                    intake: parts.intake,
+                    link_status: parts.link_status,
+                    kannel_enabled: parts.kannel_enabled,
+                    password: config.password.clone(),
+                    silent: config.silent,
+                    body: BodyLimits {
+                        max_bytes: config.max_body_bytes,
+                        timeout: config.body_timeout(),
+                    },
                 },
-                console: None,
-                alerts: None,
+                api: parts.api,
+                console: parts.console,
             },
             max_connections: config.max_connections.max(1),
             http1,
         })
-    }
-
-    /// Serves the web console too (see [`crate::console`]).
-    pub fn with_console(mut self, console: Option<Arc<crate::console::Console>>) -> HttpServer {
-        self.shared.console = console;
-        self
-    }
-
-    /// Forwards `/router/alert` and `/router/relaylog` to `alerts`.
-    pub fn with_alerts(mut self, alerts: Option<super::alert::Alerts>) -> HttpServer {
-        self.shared.alerts = alerts;
-        self
     }
 
     /// The address actually bound (the port chosen, for port 0).
@@ -131,7 +124,7 @@ impl HttpServer {
     pub async fn run(self, shutdown: CancellationToken) {
         info!(address = %self.local_addr, "HTTP server listening");
         let permits = Arc::new(Semaphore::new(self.max_connections));
-        let shared = Arc::new(self.shared);
+        let service = Arc::new(self.service);
         let mut connections = JoinSet::new();
         loop {
             // Finished connections leave the set as we go, so it holds at
@@ -153,7 +146,7 @@ impl HttpServer {
                     connections.spawn(connection(
                         stream,
                         peer,
-                        shared.clone(),
+                        service.clone(),
                         self.http1.clone(),
                         shutdown.clone(),
                         permit,
@@ -198,18 +191,18 @@ fn is_per_connection(e: &io::Error) -> bool {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    service: Arc<Service>,
     http1: http1::Builder,
     shutdown: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
     // Answers are small and written whole; do not hold them back.
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+    let handler = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(PeerAddr(peer));
-        service::serve(shared.clone(), request)
+        service::serve(service.clone(), request)
     });
-    let conn = http1.serve_connection(TokioIo::new(stream), service);
+    let conn = http1.serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,

@@ -6,95 +6,102 @@
 use boxproto::{AckStatus, Sms};
 use tracing::{error, info, warn};
 
-use crate::dispatch::Dispatch;
 use crate::dlr_callback::{self, DlrCallbacks};
+use crate::intake::{Intake, Received};
 use crate::link::convert::{self, MoProblem};
 use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, MoKey, Status};
-use crate::router::Router;
 use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
 
 /// Handles the messages the bearerbox sends. Cheap to clone.
 #[derive(Clone)]
 pub struct Inbound {
-    pub store: Store,
-    pub router: Router,
-    /// Where the replies go once stored.
-    pub dispatch: Dispatch,
+    /// Where MOs are routed, stored and answered.
+    pub intake: Intake,
     /// Where the reports of sendsms messages that carry a caller's
     /// `dlr-url` go once recorded; `None` calls no one.
     pub dlr_callbacks: Option<DlrCallbacks>,
 }
 
-/// The ack for a commit that failed: a storage problem is temporary (the
-/// bearerbox keeps the message and offers it again); a unit the store
-/// refuses would be refused again, so retrying it forever helps nobody.
-fn ack_for_store_error(e: &StoreError, what: &str) -> AckStatus {
-    if matches!(e, StoreError::Rejected(_)) {
-        error!(error = %e, "the store refused the {what}; acknowledging it as failed");
-        AckStatus::Failed
-    } else {
-        error!(error = %e, "could not store the {what}; the bearerbox keeps it (failed_tmp)");
+/// The ack for a commit that failed, as [`StoreError::is_transient`]
+/// decides: a storage problem is temporary (`failed_tmp`: the bearerbox
+/// keeps the message and offers it again); anything else (a unit the
+/// store refuses, a corrupt entry) would fail the same way forever, so the
+/// bearerbox is told to drop it (`failed`). `what` says what was lost,
+/// for the log: the only record left of it.
+fn ack_for_store_error(e: &StoreError, what: &str, sms: &Sms) -> AckStatus {
+    if e.is_transient() {
+        error!(error = %e, kannel_uuid = %sms.id, "could not store the {what}; the bearerbox keeps it (failed_tmp)");
         AckStatus::FailedTmp
+    } else {
+        error!(
+            error = %e,
+            kannel_uuid = %sms.id,
+            sender = %lossy(sms.sender.as_deref()),
+            receiver = %lossy(sms.receiver.as_deref()),
+            msgdata = %lossy(sms.msgdata.as_deref()),
+            "the store cannot take the {what}, now or later; acknowledging it as failed so the bearerbox stops offering it"
+        );
+        AckStatus::Failed
     }
 }
 
+/// A field's bytes for a log line.
+fn lossy(field: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(field.unwrap_or_default())
+}
+
 impl Inbound {
+    fn store(&self) -> &Store {
+        self.intake.store()
+    }
+
     /// Routes and stores an MO. Success once it and its replies are
     /// durable, or when it was stored before (a redelivery).
     pub async fn mo(&self, sms: &Sms) -> AckStatus {
         let key = convert::mo_key(sms);
-        match self.store.message_id_by_mo(&key) {
-            Ok(Some(id)) => {
-                info!(kannel_uuid = %sms.id, message_id = id, "MO already stored; acknowledging the redelivery");
-                return AckStatus::Success;
-            }
-            Ok(None) => {}
-            Err(e) => return ack_for_store_error(&e, "MO"),
-        }
-        let (message, problem) = convert::incoming_message(sms, self.store.allocate_id());
+        let (message, problem) = convert::incoming_message(sms, self.store().allocate_id());
         if let Some(problem) = problem {
-            return self.refuse(message, problem).await;
+            return self.refuse(message, key, problem, sms).await;
         }
         let id = message.id;
-        let routed = self.router.route(message).await;
-        let unit = routed.unit().unless_mo_known(key);
-        match self.store.commit(unit).await {
-            Ok(Outcome::Applied) => {
-                let mut replies = 0;
-                for reply in routed.queued() {
-                    self.dispatch.offer(reply.clone());
-                    replies += 1;
-                }
+        match self.intake.receive_mo(message, key).await {
+            Ok(Received::Stored(routed)) => {
+                let replies = routed.queued().count();
                 info!(message_id = id, kannel_uuid = %sms.id, replies, "MO stored");
                 AckStatus::Success
             }
-            Ok(Outcome::Duplicate(first)) => {
-                info!(message_id = first, kannel_uuid = %sms.id, "MO stored meanwhile by another delivery");
+            Ok(Received::Duplicate(first)) => {
+                info!(message_id = first, kannel_uuid = %sms.id, "MO already stored; acknowledging the redelivery");
                 AckStatus::Success
             }
-            Err(e) => ack_for_store_error(&e, "MO"),
+            Err(e) => ack_for_store_error(&e, "MO", sms),
         }
     }
 
     /// Records an MO that cannot be routed and tells the bearerbox it
     /// failed, as Kannel's smsbox does.
-    async fn refuse(&self, message: Message, problem: MoProblem) -> AckStatus {
+    async fn refuse(
+        &self,
+        message: Message,
+        key: MoKey,
+        problem: MoProblem,
+        sms: &Sms,
+    ) -> AckStatus {
         let id = message.id;
         warn!(message_id = id, %problem, "MO refused");
-        let key = MoKey::of(&message);
-        let mut unit = Unit::new()
+        let unit = Unit::new()
             .with(Op::put(message))
             .with(Op::AddDeliveryError(DeliveryError {
                 message_id: id,
                 time: now_micros(),
                 log: problem.to_string(),
-            }));
-        if let Some(key) = key {
-            unit = unit.unless_mo_known(key);
-        }
-        match self.store.commit(unit).await {
-            Ok(_) => AckStatus::Failed,
-            Err(e) => ack_for_store_error(&e, "refused MO"),
+            }))
+            .unless_mo_known(key);
+        match self.store().commit(unit).await {
+            Ok(Outcome::Applied) => AckStatus::Failed,
+            // Refused and recorded before: this is a redelivery.
+            Ok(Outcome::Duplicate(_)) => AckStatus::Success,
+            Err(e) => ack_for_store_error(&e, "refused MO", sms),
         }
     }
 
@@ -111,7 +118,7 @@ impl Inbound {
             warn!(kannel_uuid = %sms.id, dlr_mask = event, %text, "delivery report without a message id of ours; acknowledged and dropped");
             return AckStatus::Success;
         };
-        let message = match self.store.message(id) {
+        let message = match self.store().message(id) {
             Ok(Some(m)) if m.direction == Direction::Outgoing => m,
             Ok(_) => {
                 warn!(
@@ -121,7 +128,7 @@ impl Inbound {
                 );
                 return AckStatus::Success;
             }
-            Err(e) => return ack_for_store_error(&e, "delivery report"),
+            Err(e) => return ack_for_store_error(&e, "delivery report", sms),
         };
         let now = now_micros();
         let mut update = match event {
@@ -162,7 +169,7 @@ impl Inbound {
             unit.push(Op::OweCallback(dlr_callback::owed(id, url, now)));
             Some(callbacks)
         });
-        match self.store.commit(unit).await {
+        match self.store().commit(unit).await {
             Ok(_) => {
                 info!(
                     message_id = id,
@@ -174,7 +181,7 @@ impl Inbound {
                 }
                 AckStatus::Success
             }
-            Err(e) => ack_for_store_error(&e, "delivery report"),
+            Err(e) => ack_for_store_error(&e, "delivery report", sms),
         }
     }
 }
@@ -182,19 +189,12 @@ impl Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::outbox::Outbox;
-    use crate::model::MessageId;
-    use crate::router::{Ids, ReplySettings};
-    use crate::store::StoreOptions;
+    use crate::dispatch::outbox::{Outbox, Policy};
+    use crate::dispatch::Dispatch;
+    use crate::router::{ReplySettings, Router};
+    use crate::store::{Rejection, StoreOptions};
     use boxproto::{Bytes, Coding, DlrMask, SmsType, Uuid};
     use std::sync::Arc;
-
-    struct StoreIds(Store);
-    impl Ids for StoreIds {
-        fn next_id(&self) -> MessageId {
-            self.0.allocate_id()
-        }
-    }
 
     /// An echo router over a fresh store, and the bearerbox link's outbox
     /// its replies go to.
@@ -202,19 +202,12 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).unwrap();
         let config = crate::config::Config::default();
         let http = crate::client::HttpClient::new().unwrap();
-        let apps = crate::apps::build(&config, &store, &http);
-        let router = Router::new(
-            apps,
-            Arc::new(StoreIds(store.clone())),
-            ReplySettings::default(),
-        );
-        let outbox = Outbox::new(16, crate::link::outbox::Policy::every_backend());
-        let dispatch =
-            crate::dispatch::Dispatch::new(std::sync::Arc::new(config), Some(outbox.clone()), None);
+        let apps = crate::apps::build(config.router_apps(), &store, &http);
+        let router = Router::new(apps, Arc::new(store.clone()), ReplySettings::default());
+        let outbox = Outbox::new(16, Policy::every_backend());
+        let dispatch = Dispatch::new(config.transports(), Some(outbox.clone()), None);
         let inbound = Inbound {
-            store,
-            router,
-            dispatch,
+            intake: Intake::new(store, router, dispatch),
             dlr_callbacks: None,
         };
         (inbound, outbox)
@@ -242,7 +235,7 @@ mod tests {
         assert_eq!(outbox.len(), 1, "the reply is offered for sending");
         assert_eq!(inbound.mo(&mo(1)).await, AckStatus::Success);
         assert_eq!(outbox.len(), 1, "a redelivery is not routed again");
-        let counts = inbound.store.counts().unwrap();
+        let counts = inbound.store().counts().unwrap();
         assert_eq!(
             counts,
             [
@@ -256,7 +249,7 @@ mod tests {
     async fn storage_trouble_acks_failed_tmp_so_the_bearerbox_keeps_the_mo() {
         let dir = tempfile::tempdir().unwrap();
         let (inbound, outbox) = inbound(&dir);
-        inbound.store.close().await;
+        inbound.store().close().await;
         assert_eq!(inbound.mo(&mo(2)).await, AckStatus::FailedTmp);
         assert!(outbox.is_empty());
     }
@@ -269,15 +262,15 @@ mod tests {
         sms.sender = Some(Bytes::new());
         assert_eq!(inbound.mo(&sms).await, AckStatus::Failed);
         let id = inbound
-            .store
+            .store()
             .message_id_by_mo(&convert::mo_key(&sms))
             .unwrap()
             .unwrap();
         assert_eq!(
-            inbound.store.message(id).unwrap().unwrap().status,
+            inbound.store().message(id).unwrap().unwrap().status,
             Status::Failed
         );
-        let errors = inbound.store.delivery_errors(id).unwrap();
+        let errors = inbound.store().delivery_errors(id).unwrap();
         assert_eq!(errors[0].log, "the MO has no sender");
     }
 
@@ -297,6 +290,33 @@ mod tests {
             ..report
         };
         assert_eq!(inbound.report(&unknown_id).await, AckStatus::Success);
-        assert!(inbound.store.counts().unwrap().is_empty());
+        assert!(inbound.store().counts().unwrap().is_empty());
+    }
+
+    /// A corrupt entry or a refused unit fails the same way every time:
+    /// acking it `failed_tmp` would have the bearerbox offer the same MO
+    /// forever.
+    #[test]
+    fn only_transient_store_errors_ask_the_bearerbox_to_keep_the_message() {
+        let sms = mo(4);
+        let corrupt = StoreError::Corrupt {
+            table: "messages",
+            key: "1".into(),
+            reason: "truncated".into(),
+        };
+        let rejected = StoreError::Rejected(Rejection::TooManyOps { ops: 9, max: 1 });
+        assert_eq!(ack_for_store_error(&corrupt, "MO", &sms), AckStatus::Failed);
+        assert_eq!(
+            ack_for_store_error(&rejected, "MO", &sms),
+            AckStatus::Failed
+        );
+        assert_eq!(
+            ack_for_store_error(&StoreError::Closed, "MO", &sms),
+            AckStatus::FailedTmp
+        );
+        assert_eq!(
+            ack_for_store_error(&StoreError::Recovering, "MO", &sms),
+            AckStatus::FailedTmp
+        );
     }
 }

@@ -5,7 +5,6 @@
 //! - [`session`] runs one connection: identify, heartbeats, MOs and reports
 //!   in, MTs out within a bounded window, admin commands;
 //! - [`inbound`] routes and stores what arrives, and decides each ack;
-//! - [`outbox`] chooses the MTs to send, from fresh replies and store sweeps;
 //! - [`convert`] maps between `sms` frames and stored messages;
 //! - [`backoff`] spaces out reconnections.
 //!
@@ -16,17 +15,18 @@ pub mod backoff;
 pub mod connect;
 pub mod convert;
 pub mod inbound;
-pub mod outbox;
 pub mod session;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::model::{now_micros, Micros};
+use crate::dispatch::outbox::Outbox;
+use crate::model::now_micros;
+use crate::status::LinkStatus;
 use backoff::Backoff;
 use connect::Endpoint;
 use convert::MtSettings;
@@ -50,35 +50,12 @@ pub struct LinkConfig {
     pub mt: MtSettings,
 }
 
-/// What the link is doing, for monitoring. Updated by the session.
-#[derive(Debug, Default)]
-pub struct LinkStatus {
-    pub connected: AtomicBool,
-    /// When the current (or last) connection was made, in µs; 0 if never.
-    pub since: AtomicI64,
-    pub in_flight: AtomicUsize,
-    /// MOs and reports received, all sessions.
-    pub received: AtomicU64,
-    /// MTs the bearerbox answered, all sessions.
-    pub answered: AtomicU64,
-    pub connects: AtomicU64,
-}
-
-impl LinkStatus {
-    /// When the current connection was made, if connected.
-    pub fn connected_since(&self) -> Option<Micros> {
-        self.connected
-            .load(Ordering::Relaxed)
-            .then(|| self.since.load(Ordering::Relaxed))
-    }
-}
-
 /// The bearerbox link.
 pub struct Link {
     pub config: LinkConfig,
     pub inbound: Inbound,
     /// The MTs this link sends.
-    pub outbox: outbox::Outbox,
+    pub outbox: Outbox,
     pub status: Arc<LinkStatus>,
 }
 

@@ -4,11 +4,18 @@
 //! flight, suspend), so none of it needs a lock. Writes go through a bounded
 //! channel to a writer task that batches whatever is queued into one flush.
 //! Each MO or report is handled in a task of its own, inline through router
-//! and store, so a slow commit never holds up the reading of acks; the
-//! number of such tasks is bounded by `max_routing`, and when all are busy
-//! the session stops reading, which pushes back on the bearerbox through TCP.
+//! and store, so a slow commit never holds up the reading of acks. The
+//! session loop itself waits on nothing but its `select!`: it always reads
+//! the bearerbox's acks and admin commands, sends heartbeats and sees
+//! shutdown, however slow the apps are.
+//!
+//! Bounds: at most `max_routing` MOs and reports are being handled at once;
+//! while all are busy, up to `max_routing` more wait in the session for a
+//! slot (the bearerbox's own window, `smsbox-max-pending`, normally keeps
+//! it from sending that many). Beyond that an MO is acked `failed_tmp`: the
+//! bearerbox keeps it and offers it again later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,18 +25,19 @@ use boxproto::{
     Uuid,
 };
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::dispatch::outbox::Outbox;
 use crate::link::connect::Stream;
 use crate::link::convert;
 use crate::link::inbound::Inbound;
-use crate::link::outbox::Outbox;
-use crate::link::{LinkConfig, LinkStatus};
+use crate::link::LinkConfig;
 use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
+use crate::status::LinkStatus;
 use crate::store::{Op, Unit, Update};
 
 /// Frames waiting for the writer. Acks, heartbeats and MTs are small; this
@@ -87,6 +95,9 @@ impl Session<'_> {
         }
 
         let routing = Arc::new(Semaphore::new(self.config.max_routing));
+        // MOs and reports read while every routing slot is busy, oldest
+        // first; at most `max_routing` of them.
+        let mut waiting: VecDeque<Sms> = VecDeque::new();
         // MOs and reports being handled: aborted when the connection is
         // lost (their acks could not be sent; the bearerbox redelivers).
         let mut tasks = JoinSet::new();
@@ -128,24 +139,27 @@ impl Session<'_> {
                     };
                     match msg {
                         Msg::Sms(sms) => {
-                            let Ok(permit) = routing.clone().acquire_owned().await else {
-                                break SessionEnd::Broken("routing closed".into());
+                            // Oldest first: a newcomer does not pass the
+                            // ones already waiting.
+                            let free = if waiting.is_empty() {
+                                routing.clone().try_acquire_owned()
+                            } else {
+                                Err(TryAcquireError::NoPermits)
                             };
-                            let inbound = self.inbound.clone();
-                            let out = out.clone();
-                            let status = self.status.clone();
-                            tasks.spawn(async move {
-                                let ack = handle_sms(&inbound, &sms).await;
-                                status.received.fetch_add(1, Ordering::Relaxed);
-                                let ack = Ack { nack: ack, time: sms.time, id: sms.id, ..Ack::default() };
-                                // A closed writer means the connection is
-                                // gone; the bearerbox redelivers, the store
-                                // recognizes the UUID.
-                                let _ = out.send(ack.into()).await;
-                                drop(permit);
-                            });
-                            // Reap finished tasks so the set stays small.
-                            while tasks.try_join_next().is_some() {}
+                            match free {
+                                Ok(permit) => self.route(sms, permit, &mut tasks, &out),
+                                Err(TryAcquireError::NoPermits) if waiting.len() < self.config.max_routing => {
+                                    waiting.push_back(sms);
+                                }
+                                Err(TryAcquireError::NoPermits) => {
+                                    warn!(kannel_uuid = %sms.id, waiting = waiting.len(), "every routing slot is busy and the waiting line is full; acking failed_tmp so the bearerbox offers the message again");
+                                    let ack = Ack { nack: AckStatus::FailedTmp, time: sms.time, id: sms.id, ..Ack::default() };
+                                    if out.send(ack.into()).await.is_err() {
+                                        break SessionEnd::Broken("the writer stopped".into());
+                                    }
+                                }
+                                Err(TryAcquireError::Closed) => break SessionEnd::Broken("routing closed".into()),
+                            }
                         }
                         Msg::Ack(ack) => self.on_ack(ack, &mut in_flight, &mut answers),
                         Msg::Admin(admin) => match admin.command {
@@ -166,8 +180,16 @@ impl Session<'_> {
                         Msg::WdpDatagram(_) => warn!("wdp_datagram from the bearerbox; rapidbox is no wapbox"),
                     }
                 }
+                free = routing.clone().acquire_owned(), if !waiting.is_empty() => {
+                    let Ok(permit) = free else {
+                        break SessionEnd::Broken("routing closed".into());
+                    };
+                    if let Some(sms) = waiting.pop_front() {
+                        self.route(sms, permit, &mut tasks, &out);
+                    }
+                }
                 _ = heartbeat.tick() => {
-                    let busy = self.config.max_routing - routing.available_permits();
+                    let busy = self.config.max_routing - routing.available_permits() + waiting.len();
                     let load = i32::try_from(busy).unwrap_or(i32::MAX);
                     if out.send(Heartbeat { load, ..Heartbeat::default() }.into()).await.is_err() {
                         break SessionEnd::Broken("the writer stopped".into());
@@ -224,6 +246,36 @@ impl Session<'_> {
         end
     }
 
+    /// Handles an MO or report in a task of its own, holding its routing
+    /// slot until its ack is queued for the bearerbox.
+    fn route(
+        &self,
+        sms: Sms,
+        permit: OwnedSemaphorePermit,
+        tasks: &mut JoinSet<()>,
+        out: &mpsc::Sender<Msg>,
+    ) {
+        let inbound = self.inbound.clone();
+        let out = out.clone();
+        let status = self.status.clone();
+        tasks.spawn(async move {
+            let ack = handle_sms(&inbound, &sms).await;
+            status.received.fetch_add(1, Ordering::Relaxed);
+            let ack = Ack {
+                nack: ack,
+                time: sms.time,
+                id: sms.id,
+                ..Ack::default()
+            };
+            // A closed writer means the connection is gone; the bearerbox
+            // redelivers, the store recognizes the UUID.
+            let _ = out.send(ack.into()).await;
+            drop(permit);
+        });
+        // Reap finished tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+
     /// Turns an outgoing message into an MT and records it in flight, or
     /// fails it when it cannot be an MT.
     async fn prepare_mt(
@@ -249,7 +301,7 @@ impl Session<'_> {
                         log: problem.to_string(),
                     }));
                 self.outbox.done(message.id);
-                if let Err(e) = self.inbound.store.enqueue(unit).await {
+                if let Err(e) = self.inbound.intake.store().enqueue(unit).await {
                     error!(message_id = message.id, error = %e, "could not record the failure");
                 }
                 None
@@ -310,7 +362,7 @@ impl Session<'_> {
             }
         }
         self.status.answered.fetch_add(1, Ordering::Relaxed);
-        let store = self.inbound.store.clone();
+        let store = self.inbound.intake.store().clone();
         let outbox = self.outbox.clone();
         tasks.spawn(async move {
             match store.commit(unit).await {

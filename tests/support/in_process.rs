@@ -16,8 +16,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use rapidbox::config::Config;
-use rapidbox::daemon::{self, Running};
 use rapidbox::store::Store;
+use rapidbox::{Daemon, Running};
 
 /// Bound on starting and on stopping.
 const BOUND: Duration = Duration::from_secs(20);
@@ -50,10 +50,10 @@ impl Rig {
         );
         let config = Config::from_toml_str(&toml)
             .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
-        let running = bounded("start", daemon::start(&config))
+        let running = bounded("start", Daemon::builder(config).start())
             .await
             .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
-        let addr = running.http_addr;
+        let addr = running.http_addr();
         Rig {
             running: Some(running),
             addr,
@@ -62,11 +62,10 @@ impl Rig {
     }
 
     pub fn store(&self) -> &Store {
-        &self
-            .running
+        self.running
             .as_ref()
             .unwrap_or_else(|| panic!("rapidbox was stopped"))
-            .store
+            .store()
     }
 
     /// `http://ADDR` followed by `path`.

@@ -6,19 +6,20 @@
 //!
 //! (The whole path from a Kannel delivery report to the call, through a
 //! real bearerbox, is in tests/sendsms.rs.)
-
-mod support;
+//!
+//! The recording service is the integration tests' own
+//! (`tests/support/service.rs`), compiled in here.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::service::{Answer, Service};
 use tokio_util::sync::CancellationToken;
 
-use rapidbox::client::HttpClient;
-use rapidbox::dlr_callback::{self, DlrCallbacks, MAX_ATTEMPTS};
-use rapidbox::model::{now_micros, Connection, Direction, Message, MessageId, Status};
-use rapidbox::store::{Op, Outcome, Store, StoreOptions, Unit};
+use super::service::{Answer, Service};
+use crate::client::HttpClient;
+use crate::dlr_callback::{self, DlrCallbacks, MAX_ATTEMPTS};
+use crate::model::{now_micros, Connection, Direction, Message, MessageId, Status};
+use crate::store::{Op, Outcome, Store, StoreOptions, Unit};
 
 /// Bound on every wait.
 const PATIENCE: Duration = Duration::from_secs(20);

@@ -450,3 +450,13 @@ mod tests {
         );
     }
 }
+
+/// A local HTTP service that records every request and fails on demand.
+#[cfg(test)]
+#[path = "../../tests/support/service.rs"]
+#[allow(dead_code)]
+mod service;
+
+/// The worker against a real HTTP service and a real store.
+#[cfg(test)]
+mod worker_tests;

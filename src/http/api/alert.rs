@@ -24,11 +24,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::answer::{self, HttpResponse};
-use super::request::Params;
-use super::service::Shared;
 use crate::client::HttpClient;
 use crate::config::{AlertsConfig, SmtpSecurity};
+use crate::http::answer::{self, HttpResponse};
+use crate::http::context::Context;
+use crate::http::request::Params;
 
 /// Where alerts go: a webhook, mail, or both.
 #[derive(Clone)]
@@ -147,7 +147,8 @@ struct Payload<'a> {
 
 /// Answers an alert or relay log request.
 pub async fn handle(
-    shared: &Shared,
+    ctx: &Context,
+    alerts: Option<&Alerts>,
     kind: Kind,
     method: &Method,
     params: &Params,
@@ -163,7 +164,7 @@ pub async fn handle(
             format!("Must be POST of [{}]", fields.join(", ")),
         );
     }
-    if shared.check_password(params, headers).is_err() {
+    if ctx.check_password(params, headers).is_err() {
         return answer::text(StatusCode::FORBIDDEN, "Invalid password".to_owned());
     }
     let value = |name| params.get(name).map(str::trim).filter(|v| !v.is_empty());
@@ -183,7 +184,7 @@ pub async fn handle(
             format!("Missing {}", missing.join(", ")),
         );
     };
-    let Some(alerts) = &shared.alerts else {
+    let Some(alerts) = alerts else {
         return answer::text(
             StatusCode::SERVICE_UNAVAILABLE,
             "Alerts are not configured: set [alerts] url or smtp_host".to_owned(),

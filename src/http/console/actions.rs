@@ -19,11 +19,9 @@ use super::pages::{Forms, BASE, DEFAULT_SENDER};
 use super::session::Session;
 use super::{log_page, redirect, Failure, ResponseBody};
 use crate::http::answer::FieldErrors;
-use crate::http::receive::MAX_SENDER_CHARS;
+use crate::http::context::Context;
 use crate::http::request::Params;
-use crate::http::service::Shared;
-use crate::model::{normalize_identity, Connection, Direction, Message, Status};
-use crate::store::Unit;
+use crate::model::{normalize_identity, Connection, Direction, Message, MAX_SENDER_CHARS};
 
 /// The backend of console test messages (httprouter's).
 pub const CONSOLE_BACKEND: &str = "console";
@@ -47,12 +45,12 @@ fn text<'a>(params: &'a Params, name: &'static str, bad: &mut FieldErrors) -> &'
 /// The log page again, 400, with the form as it was sent and what is
 /// wrong with it.
 async fn refused(
-    shared: &Shared,
+    ctx: &Context,
     session: &Session,
     forms: Forms<'_>,
 ) -> Result<Response<ResponseBody>, Failure> {
     log_page(
-        shared,
+        ctx,
         session,
         &Params::default(),
         forms,
@@ -63,7 +61,7 @@ async fn refused(
 
 /// `POST /router/console/send`: `sender` (default 12065551212), `text`.
 pub async fn send(
-    shared: &Shared,
+    ctx: &Context,
     session: &Session,
     params: &Params,
 ) -> Result<Response<ResponseBody>, Failure> {
@@ -86,10 +84,10 @@ pub async fn send(
             text: body,
             ..Forms::default()
         };
-        return refused(shared, session, forms).await;
+        return refused(ctx, session, forms).await;
     }
     let connection = Connection::new(CONSOLE_BACKEND, sender);
-    let routed = shared.parts.receive(connection, body.to_owned()).await?;
+    let routed = ctx.intake.receive(connection, body.to_owned()).await?;
     info!(
         message_id = routed.incoming.id,
         user = %session.username,
@@ -102,7 +100,7 @@ pub async fn send(
 /// `POST /router/console/reply`: `recipient`, `reply_text`, and
 /// optionally `backend` (the detail page's reply names it).
 pub async fn reply(
-    shared: &Shared,
+    ctx: &Context,
     session: &Session,
     params: &Params,
 ) -> Result<Response<ResponseBody>, Failure> {
@@ -114,7 +112,7 @@ pub async fn reply(
         .map(str::trim)
         .filter(|b| !b.is_empty());
     let identity = normalize_identity(recipient);
-    let store = &shared.parts.store;
+    let store = ctx.store();
     let mut connection = None;
     if recipient.is_empty() {
         bad.insert("recipient", "required".to_owned());
@@ -139,28 +137,18 @@ pub async fn reply(
             reply_text: body,
             ..Forms::default()
         };
-        return refused(shared, session, forms).await;
+        return refused(ctx, session, forms).await;
     };
-    let parts = &shared.parts;
-    let msg = Message::new(
-        parts.store.allocate_id(),
-        connection,
-        Direction::Outgoing,
-        body,
-    );
-    let mut unit = Unit::new();
-    let msg = parts.router.screen_new_outgoing(msg, &mut unit);
-    let _outcome = parts.store.commit(unit).await?;
-    info!(
-        message_id = msg.id,
-        user = %session.username,
-        backend = %msg.connection.backend,
-        status = %msg.status.code(),
-        "console reply stored"
-    );
-    let queued = msg.status == Status::Queued;
-    if queued {
-        parts.dispatch.offer(msg);
+    let msg = Message::new(store.allocate_id(), connection, Direction::Outgoing, body);
+    let sent = ctx.intake.send(vec![msg]).await?;
+    for msg in &sent {
+        info!(
+            message_id = msg.id,
+            user = %session.username,
+            backend = %msg.connection.backend,
+            status = %msg.status.code(),
+            "console reply stored"
+        );
     }
     Ok(redirect(&format!("{BASE}?notice=replied")))
 }

@@ -8,14 +8,10 @@ use hyper::StatusCode;
 use serde::Serialize;
 use tracing::info;
 
-use super::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
-use super::request::Params;
-use super::service::Shared;
-use crate::model::{normalize_identity, Connection};
-
-/// httprouter's limits on the form fields.
-pub const MAX_BACKEND_CHARS: usize = 32;
-pub const MAX_SENDER_CHARS: usize = 20;
+use crate::http::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
+use crate::http::context::Context;
+use crate::http::request::Params;
+use crate::model::{normalize_identity, Connection, MAX_BACKEND_CHARS, MAX_SENDER_CHARS};
 
 /// A valid receive request.
 #[derive(Debug)]
@@ -90,11 +86,11 @@ struct Answer<'a> {
 }
 
 /// Routes, stores and answers one received message.
-pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, ApiError> {
+pub async fn handle(ctx: &Context, params: &Params) -> Result<HttpResponse, ApiError> {
     let request = parse(params)?;
     let connection = Connection::new(request.backend, request.sender);
-    let routed = shared
-        .parts
+    let routed = ctx
+        .intake
         .receive(connection, request.text.to_owned())
         .await?;
     info!(
@@ -103,7 +99,7 @@ pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, Ap
         replies = routed.queued().count(),
         "HTTP message stored"
     );
-    if shared.silent && !request.echo {
+    if ctx.silent && !request.echo {
         return Ok(answer::empty());
     }
     let body = Answer {

@@ -16,7 +16,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use password_hash::rand_core::OsRng;
 
-use crate::config::ConsoleUser;
+use crate::config::{ConsoleUser, MAX_USERNAME_CHARS};
 
 /// Failed logins allowed per username, and per address, within [`WINDOW`].
 pub const MAX_FAILURES: usize = 5;
@@ -26,8 +26,10 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Usernames and addresses tracked at once. An attacker trying endless
 /// usernames from endless addresses must not grow memory; when full, the
-/// entry whose last failure is oldest is forgotten (about 200 bytes an
-/// entry, so ~2 MiB at most).
+/// entry whose last failure is oldest is forgotten. A username is kept to
+/// at most [`MAX_USERNAME_CHARS`] characters (256 bytes), so an entry
+/// takes at most about 450 bytes with its times and the map's own
+/// overhead: under 5 MiB in all.
 pub const MAX_TRACKED: usize = 10_000;
 
 /// Why a password could not be hashed.
@@ -91,7 +93,10 @@ impl LoginLimiter {
     fn keys(username: &str, addr: Option<IpAddr>) -> Vec<Key> {
         // Usernames are matched exactly at login, but counted without case
         // so that `Admin` and `admin` share one budget.
-        let mut keys = vec![Key::User(username.to_lowercase())];
+        // A longer name matches no user (the configuration allows none):
+        // what is kept of it is bounded whatever the peer sent.
+        let kept: String = username.chars().take(MAX_USERNAME_CHARS).collect();
+        let mut keys = vec![Key::User(kept.to_lowercase())];
         keys.extend(addr.map(Key::Addr));
         keys
     }
@@ -202,6 +207,24 @@ mod tests {
         assert!(verify(Some(&user), "correct horse"));
         assert!(!verify(Some(&user), "correct horsE"));
         assert!(!verify(None, "not a password"));
+    }
+
+    /// What a peer sends as a username is kept only up to the longest
+    /// username a user may have, however long it is.
+    #[test]
+    fn a_huge_username_is_kept_bounded() {
+        let limiter = LoginLimiter::default();
+        let huge = "é".repeat(32 * 1024);
+        assert!(limiter.attempt(&huge, None, Instant::now()).is_ok());
+        let failures = limiter.lock();
+        let kept: Vec<usize> = failures
+            .keys()
+            .map(|key| match key {
+                Key::User(name) => name.len(),
+                Key::Addr(_) => 0,
+            })
+            .collect();
+        assert_eq!(kept, [MAX_USERNAME_CHARS * "é".len()]);
     }
 
     #[test]

@@ -5,9 +5,9 @@ use hyper::StatusCode;
 use serde::Serialize;
 use tracing::info;
 
-use super::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
-use super::request::Params;
-use super::service::Shared;
+use crate::http::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
+use crate::http::context::Context;
+use crate::http::request::Params;
 use crate::model::{now_micros, Direction, MessageId, Status};
 use crate::store::{Op, Rejection, StoreError, Unit, Update};
 
@@ -30,9 +30,9 @@ fn message_id(params: &Params) -> Result<MessageId, ApiError> {
     Err(ApiError::Invalid(bad))
 }
 
-pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, ApiError> {
+pub async fn handle(ctx: &Context, params: &Params) -> Result<HttpResponse, ApiError> {
     let id = message_id(params)?;
-    let store = &shared.parts.store;
+    let store = ctx.store();
     let mut message = store.message(id)?.ok_or(ApiError::NoSuchMessage(id))?;
     if message.direction != Direction::Outgoing {
         return Err(ApiError::NotOutgoing(id));

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, SET_COOKIE,
@@ -48,19 +48,18 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Config, ConsoleUser};
+use crate::config::{ConsoleConfig, ConsoleUser, MAX_USERNAME_CHARS};
 use crate::http::answer::FieldErrors;
+use crate::http::context::Context;
 use crate::http::request::{self, Params, PostBody};
 use crate::http::server::PeerAddr;
-use crate::http::service::Shared;
 use crate::model::MessageId;
 
 pub use auth::hash_password;
 use pages::{Forms, User, BASE};
 use session::Session;
 
-/// A response's body: whole (pages), or a stream (live events).
-pub type ResponseBody = Either<Full<Bytes>, live::Events>;
+pub use crate::http::body::ResponseBody;
 
 /// The login form's double-submit cookie (there is no session yet to
 /// hold its CSRF token).
@@ -83,20 +82,23 @@ pub struct Console {
 }
 
 impl Console {
-    /// The console `config` describes; `None` when it has no users, so
-    /// the console stays disabled rather than open.
-    pub fn new(config: &Config, shutdown: CancellationToken) -> Option<Arc<Console>> {
-        if config.console_users.is_empty() {
+    /// The console for `users` with settings `c`; `None` when there are
+    /// no users, so the console stays disabled rather than open.
+    pub fn new(
+        c: &ConsoleConfig,
+        users: &[ConsoleUser],
+        shutdown: CancellationToken,
+    ) -> Option<Arc<Console>> {
+        if users.is_empty() {
             return None;
         }
-        let c = &config.console;
         info!(
-            users = config.console_users.len(),
+            users = users.len(),
             secure_cookie = c.secure_cookie,
             "web console at /router/console"
         );
         Some(Arc::new(Console {
-            users: config.console_users.clone(),
+            users: users.to_vec(),
             sessions: session::Sessions::new(c.max_sessions, c.session_idle()),
             limiter: auth::LoginLimiter::default(),
             live: live::Live::new(c.max_live_clients, shutdown),
@@ -120,7 +122,7 @@ fn respond(
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Left(Full::new(body.into())));
+    let mut response = crate::http::body::whole(Response::new(Full::new(body.into())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -217,8 +219,12 @@ impl Failure {
 }
 
 /// Answers a request for a console path.
-pub async fn serve(shared: &Shared, request: Request<Incoming>) -> Response<ResponseBody> {
-    let Some(console) = shared.console.as_deref() else {
+pub async fn serve(
+    ctx: &Context,
+    console: Option<&Console>,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let Some(console) = console else {
         return error_page(
             StatusCode::NOT_FOUND,
             "Console disabled",
@@ -266,7 +272,7 @@ pub async fn serve(shared: &Shared, request: Request<Incoming>) -> Response<Resp
     }
     let token = session::cookie(request.headers(), session::COOKIE).map(str::to_owned);
     let login_token = session::cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
-    let (head, params) = match request::params(request, shared.body, PostBody::Form).await {
+    let (head, params) = match request::params(request, ctx.body, PostBody::Form).await {
         Ok(read) => read,
         Err(e) => return Failure::Request(e).into_response(),
     };
@@ -302,9 +308,9 @@ pub async fn serve(shared: &Shared, request: Request<Incoming>) -> Response<Resp
         );
     }
     let result = match sub.as_str() {
-        "" => log_page(shared, &session, &params, Forms::default(), StatusCode::OK).await,
-        "/fragment" => fragment(shared, &params).await,
-        "/events" => Ok(events(shared, console)),
+        "" => log_page(ctx, &session, &params, Forms::default(), StatusCode::OK).await,
+        "/fragment" => fragment(ctx, &params).await,
+        "/events" => Ok(events(ctx, console)),
         "/logout" => {
             if let Some(t) = &token {
                 console.sessions.end(t);
@@ -316,13 +322,13 @@ pub async fn serve(shared: &Shared, request: Request<Incoming>) -> Response<Resp
                 session::set_cookie(session::COOKIE, None, "/router", console.secure_cookie),
             ))
         }
-        "/send" => actions::send(shared, &session, &params).await,
-        "/reply" => actions::reply(shared, &session, &params).await,
+        "/send" => actions::send(ctx, &session, &params).await,
+        "/reply" => actions::reply(ctx, &session, &params).await,
         other => match other
             .strip_prefix("/message/")
             .and_then(|id| id.parse::<MessageId>().ok())
         {
-            Some(id) => detail(shared, &session, id),
+            Some(id) => detail(ctx, &session, id),
             None => Ok(error_page(
                 StatusCode::NOT_FOUND,
                 "Not found",
@@ -349,8 +355,8 @@ fn page_number(params: &Params) -> Result<usize, Failure> {
     }
 }
 
-async fn read_page(shared: &Shared, query: &str, number: usize) -> Result<search::Page, Failure> {
-    let store = shared.parts.store.clone();
+async fn read_page(ctx: &Context, query: &str, number: usize) -> Result<search::Page, Failure> {
+    let store = ctx.store().clone();
     let query = search::Query::parse(query);
     tokio::task::spawn_blocking(move || search::page(&store, &query, number))
         .await
@@ -369,7 +375,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
 }
 
 async fn log_page(
-    shared: &Shared,
+    ctx: &Context,
     session: &Session,
     params: &Params,
     mut forms: Forms<'_>,
@@ -377,7 +383,7 @@ async fn log_page(
 ) -> Result<Response<ResponseBody>, Failure> {
     let number = page_number(params)?;
     let query = params.get("q").unwrap_or_default().trim();
-    let page = read_page(shared, query, number).await?;
+    let page = read_page(ctx, query, number).await?;
     forms.query = query;
     if forms.notice.is_none() {
         forms.notice = notice(params.get("notice"));
@@ -389,17 +395,17 @@ async fn log_page(
     Ok(html(status, pages::console(&user, &page, &forms)))
 }
 
-async fn fragment(shared: &Shared, params: &Params) -> Result<Response<ResponseBody>, Failure> {
+async fn fragment(ctx: &Context, params: &Params) -> Result<Response<ResponseBody>, Failure> {
     let number = page_number(params)?;
     let query = params.get("q").unwrap_or_default().trim();
-    let page = read_page(shared, query, number).await?;
+    let page = read_page(ctx, query, number).await?;
     Ok(html(StatusCode::OK, pages::log(&page, query)))
 }
 
-fn events(shared: &Shared, console: &Console) -> Response<ResponseBody> {
-    match console.live.events(shared.parts.store.changes()) {
+fn events(ctx: &Context, console: &Console) -> Response<ResponseBody> {
+    match console.live.events(ctx.store().changes()) {
         Some(events) => {
-            let mut response = Response::new(Either::Right(events));
+            let mut response = crate::http::body::stream(Response::new(events));
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -414,11 +420,11 @@ fn events(shared: &Shared, console: &Console) -> Response<ResponseBody> {
 }
 
 fn detail(
-    shared: &Shared,
+    ctx: &Context,
     session: &Session,
     id: MessageId,
 ) -> Result<Response<ResponseBody>, Failure> {
-    let store = &shared.parts.store;
+    let store = &ctx.store();
     let Some(message) = store.message(id)? else {
         return Ok(error_page(
             StatusCode::NOT_FOUND,
@@ -484,6 +490,18 @@ async fn login(
     }
     let username = params.get("username").map(str::trim).unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
+    if username.chars().count() > MAX_USERNAME_CHARS {
+        // No user has such a name: refused before anything is counted,
+        // kept, logged or shown of it.
+        return page(
+            StatusCode::BAD_REQUEST,
+            "",
+            Some(&format!(
+                "username: at most {MAX_USERNAME_CHARS} characters"
+            )),
+            None,
+        );
+    }
     if username.is_empty() || password.is_empty() {
         let field = if username.is_empty() {
             "username"

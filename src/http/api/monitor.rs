@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use hyper::header::ACCEPT;
 use hyper::{HeaderMap, StatusCode};
+use maud::{html, Markup};
 use serde::Serialize;
 
-use super::answer::{self, iso8601, ApiError, HttpResponse};
-use super::request::Params;
-use super::service::Shared;
+use crate::http::answer::{self, iso8601, ApiError, HttpResponse};
+use crate::http::context::Context;
+use crate::http::page;
+use crate::http::request::Params;
 use crate::model::{now_micros, Micros, Status};
 use crate::store::{Store, MAX_SCAN};
 
@@ -41,11 +43,11 @@ struct Pending {
 /// people when the client asks for `text/html` (a browser). Always 200: the
 /// verdict is in the body, as in httprouter.
 pub async fn status(
-    shared: &Shared,
+    ctx: &Context,
     params: &Params,
     headers: &HeaderMap,
 ) -> Result<HttpResponse, ApiError> {
-    let store = shared.parts.store.clone();
+    let store = ctx.store().clone();
     let cutoff = now_micros() - STUCK_AFTER.as_micros() as Micros;
     let (pending, complete) = tokio::task::spawn_blocking(move || stuck(&store, cutoff))
         .await
@@ -60,11 +62,8 @@ pub async fn status(
         return Ok(answer::json(StatusCode::OK, &report));
     }
     if params.get("format").is_none() && accepts(headers, "text/html") {
-        let page = crate::console::pages::status(pending == 0, pending, report.minutes, complete);
-        return Ok(answer::html(
-            StatusCode::OK,
-            crate::console::pages::render(page),
-        ));
+        let page = status_page(pending == 0, pending, report.minutes, complete);
+        return Ok(answer::html(StatusCode::OK, page::render(page)));
     }
     let at_least = if complete { "" } else { "at least " };
     Ok(answer::text(
@@ -81,6 +80,21 @@ fn wants_json(params: &Params, headers: &HeaderMap) -> bool {
         return format.eq_ignore_ascii_case("json");
     }
     accepts(headers, "application/json")
+}
+
+/// rapidbox's status for people: `/router/status` in a browser.
+fn status_page(ok: bool, pending: u64, minutes: u64, complete: bool) -> Markup {
+    let at_least = if complete { "" } else { "at least " };
+    page::layout(
+        "Status",
+        html! {},
+        html! {},
+        html! {
+            h1 { "Status: " span #verdict class=(if ok { "ok" } else { "error" }) { (if ok { "OK" } else { "ERROR" }) } }
+            p #pending { (at_least) (pending) " messages queued for more than " (minutes) " minutes." }
+            p.hint { "Monitors: the same check as text (the default) or JSON (" code { "?format=json" } ")." }
+        },
+    )
 }
 
 /// Whether an `Accept` header names `kind` (ignoring `q` values).
@@ -148,26 +162,30 @@ struct StoreNumbers {
 }
 
 /// `/router/stats`.
-pub fn stats(shared: &Shared) -> Result<HttpResponse, ApiError> {
-    let parts = &shared.parts;
+pub fn stats(ctx: &Context) -> Result<HttpResponse, ApiError> {
     let mut messages: BTreeMap<char, BTreeMap<char, u64>> = BTreeMap::new();
     let mut total = 0;
-    for (direction, status, n) in parts.store.counts()? {
+    for (direction, status, n) in ctx.store().counts()? {
         messages
             .entry(direction.code())
             .or_default()
             .insert(status.code(), n);
         total += n;
     }
-    let link = &parts.link_status;
+    let link = &ctx.link_status;
     let since = link.since.load(Ordering::Relaxed);
-    let queues: BTreeMap<String, usize> = parts.dispatch.queue_depths().into_iter().collect();
-    let s = parts.store.stats();
+    let queues: BTreeMap<String, usize> = ctx
+        .dispatch()
+        .queue_depths()
+        .into_iter()
+        .map(|(name, n)| (name.to_owned(), n))
+        .collect();
+    let s = ctx.store().stats();
     let body = Stats {
         messages,
         total,
         link: Link {
-            enabled: parts.kannel_enabled,
+            enabled: ctx.kannel_enabled,
             connected: link.connected.load(Ordering::Relaxed),
             since: (since != 0).then(|| iso8601(since)),
             in_flight: link.in_flight.load(Ordering::Relaxed),

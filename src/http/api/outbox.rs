@@ -2,17 +2,16 @@
 //! which a relay fetches, sends, and reports with `/router/delivered`.
 //!
 //! The backend is matched ignoring case, as httprouter's `iexact`. Only
-//! backends the [`Dispatch`](super::Dispatch) calls pull are listed:
+//! backends the [`Dispatch`](crate::dispatch::Dispatch) calls pull are listed:
 //! rapidbox sends the others itself, and a relay must not send them too.
 
 use hyper::StatusCode;
 use serde::Serialize;
 
-use super::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
-use super::receive::MAX_BACKEND_CHARS;
-use super::request::Params;
-use super::service::Shared;
-use crate::model::{Message, Status};
+use crate::http::answer::{self, ApiError, FieldErrors, HttpResponse, MessageJson};
+use crate::http::context::Context;
+use crate::http::request::Params;
+use crate::model::{Message, Status, MAX_BACKEND_CHARS};
 use crate::store::Store;
 
 /// The most messages one answer lists, oldest first. A relay sends them,
@@ -26,7 +25,7 @@ struct Answer<'a> {
     status: &'static str,
 }
 
-pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, ApiError> {
+pub async fn handle(ctx: &Context, params: &Params) -> Result<HttpResponse, ApiError> {
     let wanted = match params.get("backend").map(str::trim) {
         None | Some("") => None,
         Some(b) if b.chars().count() > MAX_BACKEND_CHARS => {
@@ -36,8 +35,8 @@ pub async fn handle(shared: &Shared, params: &Params) -> Result<HttpResponse, Ap
         }
         Some(b) => Some(b.to_lowercase()),
     };
-    let store = shared.parts.store.clone();
-    let dispatch = shared.parts.dispatch.clone();
+    let store = ctx.store().clone();
+    let dispatch = ctx.dispatch().clone();
     let pull = move |backend: &str| {
         dispatch.is_pull(backend)
             && wanted

@@ -48,12 +48,11 @@ use hyper::{Response, StatusCode};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use super::answer::HttpResponse;
-use super::request::Params;
-use super::service::Shared;
 use crate::config::SendsmsUser;
+use crate::http::answer::HttpResponse;
+use crate::http::context::Context;
+use crate::http::request::Params;
 use crate::model::{now_micros, Connection, Direction, KannelInfo, Message, MtOptions, Status};
-use crate::store::{StoreError, Unit};
 use crate::text;
 
 /// The backend of a message whose request names no SMSC (nor the user a
@@ -329,46 +328,40 @@ fn message(request: &Request, receiver: &str, id: u64) -> Message {
     msg
 }
 
-/// Answers one sendsms request.
-pub async fn handle(shared: &Shared, params: &Params) -> HttpResponse {
-    match send(shared, params).await {
+/// Answers one sendsms request from one of `users`.
+pub async fn handle(ctx: &Context, users: &[SendsmsUser], params: &Params) -> HttpResponse {
+    match send(ctx, users, params).await {
         Ok(()) => answer(StatusCode::ACCEPTED, ACCEPTED.to_owned()),
         Err(refusal) => answer(refusal.status(), refusal.to_string()),
     }
 }
 
-async fn send(shared: &Shared, params: &Params) -> Result<(), Refusal> {
-    let parts = &shared.parts;
-    let request = parse(&parts.sendsms_users, params, now_micros() / 1_000_000)?;
-    let mut unit = Unit::new();
-    let mut queued = Vec::new();
-    for receiver in &request.receivers {
-        let msg = message(&request, receiver, parts.store.allocate_id());
-        let msg = parts.router.screen_new_outgoing(msg, &mut unit);
-        if msg.status == Status::Queued {
-            queued.push(msg);
-        }
-    }
-    let _outcome = parts.store.commit(unit).await.map_err(|e| {
+async fn send(ctx: &Context, users: &[SendsmsUser], params: &Params) -> Result<(), Refusal> {
+    let request = parse(users, params, now_micros() / 1_000_000)?;
+    let store = ctx.store();
+    let messages = request
+        .receivers
+        .iter()
+        .map(|receiver| message(&request, receiver, store.allocate_id()))
+        .collect();
+    let sent = ctx.intake.send(messages).await.map_err(|e| {
         warn!(error = %e, "sendsms: could not store the messages");
-        if matches!(e, StoreError::Rejected(_)) || !e.is_transient() {
-            Refusal::Storage
-        } else {
+        if e.is_transient() {
             Refusal::StorageUnavailable
+        } else {
+            Refusal::Storage
         }
     })?;
+    let queued = sent.iter().filter(|m| m.status == Status::Queued).count();
     info!(
         user = %request.username,
         backend = %request.backend,
         receivers = request.receivers.len(),
-        queued = queued.len(),
+        queued,
         "sendsms stored"
     );
-    if queued.is_empty() {
+    if queued == 0 {
         return Err(Refusal::AllCancelled);
-    }
-    for msg in queued {
-        parts.dispatch.offer(msg);
     }
     Ok(())
 }

@@ -6,14 +6,13 @@
 //! served from `/router/console/`, so the Content-Security-Policy can
 //! forbid inline scripts altogether, a second line against injection.
 
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup};
 
 use super::search::Page;
 use crate::http::answer::{iso8601, FieldErrors};
+use crate::http::page;
+pub use crate::http::page::{render, BASE};
 use crate::model::{DeliveryError, Direction, DlrEvent, Message, Micros};
-
-/// Where the console lives.
-pub const BASE: &str = "/router/console";
 
 /// The stylesheet, served as `/router/console/console.css`.
 pub const CSS: &str = include_str!("console.css");
@@ -49,32 +48,19 @@ fn date(micros: Micros) -> String {
     format!("{} UTC", iso8601(micros).replace('T', " "))
 }
 
+/// A console page: the shared chrome, with the logged-in user and the
+/// logout button in the header.
 fn layout(title: &str, user: Option<&User>, head: Markup, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · rapidbox" }
-                link rel="stylesheet" href={ (BASE) "/console.css" };
-                (head)
-            }
-            body {
-                header {
-                    a.brand href=(BASE) { "rapidbox console" }
-                    @if let Some(user) = user {
-                        span.user { "Logged in as " strong { (user.name) } }
-                        form.inline method="post" action={ (BASE) "/logout" } {
-                            input type="hidden" name="csrf" value=(user.csrf);
-                            button type="submit" { "Log out" }
-                        }
-                    }
-                }
-                main { (body) }
+    let user = html! {
+        @if let Some(user) = user {
+            span.user { "Logged in as " strong { (user.name) } }
+            form.inline method="post" action={ (BASE) "/logout" } {
+                input type="hidden" name="csrf" value=(user.csrf);
+                button type="submit" { "Log out" }
             }
         }
-    }
+    };
+    page::layout(title, user, head, body)
 }
 
 fn field_error(errors: &FieldErrors, name: &str) -> Markup {
@@ -328,25 +314,4 @@ pub fn detail(
             p { a href=(BASE) { "Back to the log" } }
         },
     )
-}
-
-/// rapidbox's status for people: `/router/status` in a browser.
-pub fn status(ok: bool, pending: u64, minutes: u64, complete: bool) -> Markup {
-    let at_least = if complete { "" } else { "at least " };
-    layout(
-        "Status",
-        None,
-        html! {},
-        html! {
-            h1 { "Status: " span #verdict class=(if ok { "ok" } else { "error" }) { (if ok { "OK" } else { "ERROR" }) } }
-            p #pending { (at_least) (pending) " messages queued for more than " (minutes) " minutes." }
-            p.hint { "Monitors: the same check as text (the default) or JSON (" code { "?format=json" } ")." }
-        },
-    )
-}
-
-/// Markup as a string, for responses.
-pub fn render(markup: Markup) -> String {
-    let PreEscaped(s) = markup;
-    s
 }

@@ -1,0 +1,321 @@
+//! The one way in. Every message that enters rapidbox takes the same three
+//! steps, whoever brings it:
+//!
+//! 1. **route** it through the apps (an incoming message) or screen it
+//!    through their outgoing phase (a new outgoing message);
+//! 2. **commit** it, with everything it produced, in one durable unit;
+//! 3. **offer** the queued outgoing messages to their transports.
+//!
+//! | way in | call |
+//! | --- | --- |
+//! | an MO from the bearerbox (`link`) | [`Intake::receive_mo`] |
+//! | `/router/receive`, a console test message | [`Intake::receive`] |
+//! | `/cgi-bin/sendsms`, a console reply, an embedder's own | [`Intake::send`] |
+//!
+//! The order is the reliability rule: nothing is offered for sending before
+//! it is durable, so a crash between the steps loses nothing (the
+//! transports' sweeps find what was committed and not yet offered), and a
+//! caller who hears "done" (an ack, an HTTP answer) can count on it.
+
+use tracing::debug;
+
+use crate::dispatch::Dispatch;
+use crate::model::{Connection, Direction, Message, MessageId, MoKey, Status};
+use crate::router::{Routed, Router};
+use crate::store::{Outcome, Store, StoreError, Unit};
+
+/// Routes, commits and dispatches. Cheap to clone: every way in holds one.
+#[derive(Clone)]
+pub struct Intake {
+    store: Store,
+    router: Router,
+    dispatch: Dispatch,
+}
+
+/// What became of an incoming message.
+#[derive(Debug, Clone)]
+pub enum Received {
+    /// Routed, and durably stored with its replies; the queued replies
+    /// have been offered to their transports.
+    Stored(Box<Routed>),
+    /// An MO whose Kannel key is already stored, as this message (a
+    /// redelivery, or a concurrent delivery that committed first). It was
+    /// neither stored nor answered again.
+    Duplicate(MessageId),
+}
+
+impl Intake {
+    /// The intake over these parts.
+    pub fn new(store: Store, router: Router, dispatch: Dispatch) -> Intake {
+        Intake {
+            store,
+            router,
+            dispatch,
+        }
+    }
+
+    /// The store every message is committed to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where queued messages are offered.
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
+    }
+
+    /// Routes a message received over HTTP (or typed in the console),
+    /// commits it with its replies in one durable unit, then offers the
+    /// queued replies. Returns what the router made of it, once durable.
+    ///
+    /// There is no duplicate check (such a message has no Kannel UUID): a
+    /// relay that retries after a lost answer stores the message twice, as
+    /// httprouter did.
+    ///
+    /// On error nothing of the unit is durable and nothing was offered;
+    /// [`StoreError::is_transient`] says whether trying again may succeed.
+    pub async fn receive(
+        &self,
+        connection: Connection,
+        text: String,
+    ) -> Result<Routed, StoreError> {
+        let message = Message::new(
+            self.store.allocate_id(),
+            connection,
+            Direction::Incoming,
+            text,
+        );
+        // Without a Kannel key the store has nothing to deduplicate on: the
+        // unit is applied.
+        let (routed, _outcome) = self.route_and_commit(message, None).await?;
+        Ok(routed)
+    }
+
+    /// [`Intake::receive`] for an MO from the bearerbox, whose Kannel key
+    /// `key` identifies it across redeliveries: an MO already stored under
+    /// it is not routed again, and if another delivery of it commits first,
+    /// this one is not stored ([`Received::Duplicate`] either way).
+    pub async fn receive_mo(&self, message: Message, key: MoKey) -> Result<Received, StoreError> {
+        if let Some(first) = self.store.message_id_by_mo(&key)? {
+            return Ok(Received::Duplicate(first));
+        }
+        match self.route_and_commit(message, Some(key)).await? {
+            (routed, Outcome::Applied) => Ok(Received::Stored(Box::new(routed))),
+            (_, Outcome::Duplicate(first)) => Ok(Received::Duplicate(first)),
+        }
+    }
+
+    /// Route, commit, and (once applied) offer the queued replies.
+    async fn route_and_commit(
+        &self,
+        message: Message,
+        key: Option<MoKey>,
+    ) -> Result<(Routed, Outcome), StoreError> {
+        let routed = self.router.route(message).await;
+        let mut unit = routed.unit();
+        if let Some(key) = key {
+            unit = unit.unless_mo_known(key);
+        }
+        let outcome = self.store.commit(unit).await?;
+        if matches!(outcome, Outcome::Applied) {
+            for reply in routed.queued() {
+                self.dispatch.offer(reply.clone());
+            }
+        }
+        Ok((routed, outcome))
+    }
+
+    /// Sends new outgoing messages that answer no MO: each passes the
+    /// apps' outgoing phase, all are committed in one durable unit, then
+    /// the queued ones are offered. Returns them as stored, queued (Q) or
+    /// cancelled (C) by an app. Give each message an id from
+    /// [`Store::allocate_id`].
+    pub async fn send(&self, messages: Vec<Message>) -> Result<Vec<Message>, StoreError> {
+        let mut unit = Unit::new();
+        let screened: Vec<Message> = messages
+            .into_iter()
+            .map(|m| self.router.screen_new_outgoing(m, &mut unit))
+            .collect();
+        // Without a Kannel key the outcome is always Applied.
+        let _outcome = self.store.commit(unit).await?;
+        for msg in screened.iter().filter(|m| m.status == Status::Queued) {
+            debug!(message_id = msg.id, backend = %msg.connection.backend, "outgoing message queued");
+            self.dispatch.offer(msg.clone());
+        }
+        Ok(screened)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Transports;
+    use crate::dispatch::outbox::{Outbox, Policy};
+    use crate::router::{App, AppFuture, Incoming, ReplySettings};
+    use crate::store::StoreOptions;
+    use std::sync::Arc;
+
+    /// Answers every message, and refuses to let out any message whose
+    /// text is "blocked".
+    struct Answer;
+
+    impl App for Answer {
+        fn name(&self) -> &str {
+            "answer"
+        }
+
+        fn handle<'a>(&'a self, msg: &'a mut Incoming) -> AppFuture<'a, bool> {
+            Box::pin(async move {
+                msg.respond("answer");
+                Ok(true)
+            })
+        }
+
+        fn outgoing(&self, msg: &Message, _: Option<&Incoming>) -> crate::router::AppResult<bool> {
+            Ok(msg.text != "blocked")
+        }
+    }
+
+    /// Fails on every message, in `handle` and in `outgoing`.
+    struct Broken;
+
+    impl App for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+
+        fn handle<'a>(&'a self, _: &'a mut Incoming) -> AppFuture<'a, bool> {
+            Box::pin(async { Err(crate::router::AppError::new("down")) })
+        }
+
+        fn outgoing(&self, _: &Message, _: Option<&Incoming>) -> crate::router::AppResult<bool> {
+            Err(crate::router::AppError::new("down too"))
+        }
+    }
+
+    /// An intake whose every backend goes through one outbox.
+    fn intake(dir: &tempfile::TempDir) -> (Intake, Outbox) {
+        with_apps(dir, vec![Box::new(Answer)])
+    }
+
+    fn with_apps(dir: &tempfile::TempDir, apps: Vec<Box<dyn App>>) -> (Intake, Outbox) {
+        let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).unwrap();
+        let router = Router::new(apps, Arc::new(store.clone()), ReplySettings::default());
+        let outbox = Outbox::new(16, Policy::every_backend());
+        let transports = Transports::new(Default::default(), &Default::default(), true);
+        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        (Intake::new(store, router, dispatch), outbox)
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_offered_only_once_it_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (intake, outbox) = intake(&dir);
+        let routed = intake
+            .receive(Connection::new("fake", "+1"), "hi".into())
+            .await
+            .unwrap();
+        let offered = outbox.next().await;
+        assert_eq!(offered.id, routed.outgoing[0].id);
+        let stored = intake.store().message(offered.id).unwrap().expect("stored");
+        assert_eq!(stored.status, Status::Queued);
+    }
+
+    #[tokio::test]
+    async fn an_mo_already_stored_is_neither_routed_nor_answered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (intake, outbox) = intake(&dir);
+        let mut first = Message::new(
+            intake.store().allocate_id(),
+            Connection::new("fake", "+1"),
+            Direction::Incoming,
+            "hi",
+        );
+        first.kannel = Some(crate::model::KannelInfo {
+            uuid: Some([7; 16]),
+            ..Default::default()
+        });
+        let key = MoKey::of(&first).expect("a Kannel message has a key");
+        let mut again = first.clone();
+        again.id = intake.store().allocate_id();
+        let Received::Stored(_) = intake.receive_mo(first.clone(), key).await.unwrap() else {
+            panic!("not stored");
+        };
+        assert_eq!(outbox.len(), 1);
+        match intake.receive_mo(again, key).await.unwrap() {
+            Received::Duplicate(id) => assert_eq!(id, first.id),
+            Received::Stored(_) => panic!("stored twice"),
+        }
+        assert_eq!(outbox.len(), 1, "no second reply");
+    }
+
+    #[tokio::test]
+    async fn sent_messages_are_screened_committed_together_and_only_queued_ones_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (intake, outbox) = intake(&dir);
+        let store = intake.store().clone();
+        let new = |text: &str| {
+            Message::new(
+                store.allocate_id(),
+                Connection::new("fake", "+2"),
+                Direction::Outgoing,
+                text,
+            )
+        };
+        let sent = intake
+            .send(vec![new("fine"), new("blocked")])
+            .await
+            .unwrap();
+        let statuses: Vec<Status> = sent.iter().map(|m| m.status).collect();
+        assert_eq!(statuses, [Status::Queued, Status::Cancelled]);
+        for m in &sent {
+            assert_eq!(
+                store.message(m.id).unwrap().expect("stored").status,
+                m.status
+            );
+        }
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox.next().await.id, sent[0].id);
+    }
+
+    /// An app that fails is logged with the message, and the message is
+    /// stored all the same: a failing app never loses a message.
+    #[tokio::test]
+    async fn a_failing_app_is_stored_as_a_delivery_error_of_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (intake, _outbox) = with_apps(&dir, vec![Box::new(Broken), Box::new(Answer)]);
+        let store = intake.store().clone();
+        let routed = intake
+            .receive(Connection::new("fake", "+1"), "hi".into())
+            .await
+            .expect("stored despite the failure");
+        // Both failures while routing it (its reply's outgoing phase
+        // included) are the MO's.
+        let logs: Vec<String> = store
+            .delivery_errors(routed.incoming.id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.log)
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                "app broken failed in handle: down",
+                "app broken failed in outgoing: down too"
+            ]
+        );
+
+        let sent = intake
+            .send(vec![Message::new(
+                store.allocate_id(),
+                Connection::new("fake", "+2"),
+                Direction::Outgoing,
+                "hello",
+            )])
+            .await
+            .expect("stored despite the failure");
+        let errors = store.delivery_errors(sent[0].id).unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].log.contains("down too"), "{errors:?}");
+    }
+}
