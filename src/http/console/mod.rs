@@ -46,7 +46,7 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use maud::Markup;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{ConsoleConfig, ConsoleUser, MAX_USERNAME_CHARS};
 use crate::http::answer::FieldErrors;
@@ -201,12 +201,20 @@ impl Failure {
                 let status = e.into_response().status();
                 error_page(status, "Request refused", &text)
             }
-            Failure::Store(e) => {
-                warn!(error = %e, "console: store error");
+            Failure::Store(e) if e.is_transient() => {
+                warn!(error = %e, "console: store unavailable");
                 error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Store unavailable",
-                    "The store could not be read; try again.",
+                    "The store could not be read or written; try again.",
+                )
+            }
+            Failure::Store(e) => {
+                error!(error = %e, "console: store error");
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Store error",
+                    "The store refused the request; trying again will not help. The log says why.",
                 )
             }
             Failure::Task => error_page(
