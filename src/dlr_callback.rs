@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::client::HttpClient;
+use crate::escape::{Pattern, SmsFields, Style};
 use crate::model::{now_micros, DeliveryError, Message, MessageId, Micros, PendingCallback};
 use crate::store::{time_ordered_uuid, Op, Store, Unit};
 
@@ -247,141 +248,60 @@ impl Worker {
     }
 }
 
-/// The caller's `template` with Kannel's DLR escapes substituted from the
-/// report `report` on `message`, each value URL-encoded. As measured on
-/// Kannel 1.4.5's smsbox (a sendsms with dlr-mask 31, fake SMSC):
+/// The caller's `template` with Kannel's escapes substituted from the
+/// report `report` on `message`, as smsbox substitutes them in a
+/// `dlr-url`: every escape of [`crate::escape`], with smsbox's values and
+/// its URL-encoding ([`Style::Smsbox`]: a space as `+`, `%t` as
+/// `YYYY-MM-DD+HH:MM:SS`, `%S` and `%C` unencoded), and an unknown escape
+/// or a final `%` left as written ([`Pattern::lenient`]): the caller's
+/// server was written for smsbox. As measured on Kannel 1.4.5's smsbox (a
+/// sendsms with dlr-mask 31, fake SMSC), on a report:
 ///
 /// | escape | value |
 /// | --- | --- |
 /// | `%d` | the event (the report's dlr_mask: 1, 2, 4, 8, 16) |
 /// | `%A`, `%b` | the report's text (`ACK/` from the fake SMSC) |
-/// | `%a` | its words, single-spaced; `%k` the first |
+/// | `%a` | its words, joined by `+`; `%k` the first, `%s %S %r` the next |
 /// | `%p` | the phone: the MT's receiver (`to`) |
 /// | `%P` | the MT's sender (`from`) |
-/// | `%q`, `%Q` | `%p`, `%P` with a leading `00` as `+` |
+/// | `%q`, `%Q` | `%p`, `%P` with a leading `00` as `%2B` |
 /// | `%i` | the SMSC id |
 /// | `%I` | the report's own UUID (not the MT's) |
 /// | `%F` | the SMSC's id for the MT (empty until it gives one) |
 /// | `%n` | the service: the sendsms username |
-/// | `%D` | the report's meta-data |
-/// | `%T` | the report's time, Unix seconds |
-/// | `%t` | the same as `YYYY-MM-DD+HH:MM:SS` (UTC) |
+/// | `%D` | the report's meta-data; `%#group#key#` one of its values |
+/// | `%T` | the report's time, Unix seconds; `%t` as `YYYY-MM-DD+HH:MM:SS` |
 /// | `%R` | the dlr-url itself |
+/// | `%c %m %M` | the report's coding, mclass, mwi (-1 when the bearerbox leaves them unset); `%C` the charset, `%O` the DCS |
+/// | `%u %f %o %B` | the report's UDH, SMSC number, account, billing info |
+/// | `%v %V` | the validity and deferral left, in minutes (nothing when unset) |
 /// | `%%` | a percent sign |
 ///
-/// Any other escape is left as it is, as smsbox leaves `%x`.
+/// A report without a sender, receiver, service or smsc-id takes the
+/// MT's; one without a time takes the time now.
 pub fn expand(template: &str, report: &Sms, message: &Message) -> String {
-    let field = |f: &Option<Bytes>| {
-        f.as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    };
+    let fields = SmsFields::new(report);
+    let mut ctx = fields.context(false);
     let kannel = message.kannel.as_ref();
-    let or = |value: String, fallback: Option<&String>| {
-        if value.is_empty() {
-            fallback.cloned().unwrap_or_default()
-        } else {
-            value
-        }
-    };
-    let text = field(&report.msgdata);
-    let phone = or(field(&report.receiver), Some(&message.connection.address));
-    let sender = or(
-        field(&report.sender),
-        kannel.and_then(|k| k.shortcode.as_ref()),
-    );
-    let service = or(
-        field(&report.service),
-        kannel.and_then(|k| k.service.as_ref()),
-    );
-    let time = if report.time > 0 {
-        i64::from(report.time)
-    } else {
-        now_micros() / 1_000_000
-    };
-    let mut out = String::with_capacity(template.len() + 64);
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let Some(escape) = chars.next() else {
-            out.push('%');
-            break;
-        };
-        let value = match escape {
-            'd' => report.dlr_mask.0.to_string(),
-            'A' | 'b' => text.clone(),
-            'a' => text.split_whitespace().collect::<Vec<_>>().join(" "),
-            'k' => text.split_whitespace().next().unwrap_or("").to_owned(),
-            'p' => phone.clone(),
-            'P' => sender.clone(),
-            'q' => plus_for_00(&phone),
-            'Q' => plus_for_00(&sender),
-            'i' => or(
-                field(&report.smsc_id),
-                kannel.and_then(|k| k.smsc_id.as_ref()),
-            ),
-            'I' => report.id.to_string(),
-            'F' => field(&report.foreign_id),
-            'n' => service.clone(),
-            'D' => field(&report.meta_data),
-            'T' => time.to_string(),
-            't' => {
-                // Written as smsbox writes it: the `+` is the space.
-                out.push_str(&kannel_time(time));
-                continue;
-            }
-            'R' => template.to_owned(),
-            '%' => {
-                out.push('%');
-                continue;
-            }
-            other => {
-                out.push('%');
-                out.push(other);
-                continue;
-            }
-        };
-        url_encode(&value, &mut out);
+    if ctx.sender.is_empty() {
+        ctx.sender = &message.connection.address;
     }
-    out
-}
-
-/// `number` with a leading `00` written as `+`.
-fn plus_for_00(number: &str) -> String {
-    match number.strip_prefix("00") {
-        Some(rest) => format!("+{rest}"),
-        None => number.to_owned(),
+    if ctx.receiver.is_empty() {
+        ctx.receiver = kannel.and_then(|k| k.shortcode.as_deref()).unwrap_or("");
     }
-}
-
-/// `YYYY-MM-DD+HH:MM:SS` in UTC.
-fn kannel_time(unix: i64) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
-        time::macros::format_description!("[year]-[month]-[day]+[hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(FORMAT).ok())
-        .unwrap_or_default()
-}
-
-/// Appends `value` URL-encoded as smsbox encodes DLR values: letters,
-/// digits and `-._~` as they are, a space as `+`, every other byte `%XX`.
-fn url_encode(value: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in value.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else if byte == b' ' {
-            out.push('+');
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0F)]));
-        }
+    if ctx.service.is_none_or(str::is_empty) {
+        ctx.service = kannel.and_then(|k| k.service.as_deref());
     }
+    if ctx.smsc_id.is_none_or(str::is_empty) {
+        ctx.smsc_id = kannel.and_then(|k| k.smsc_id.as_deref());
+    }
+    if report.time <= 0 {
+        ctx.time = Some(now_micros());
+    }
+    // The report's dlr_url is rapidbox's id for the MT; smsbox's is the
+    // caller's URL.
+    ctx.dlr_url = Some(template);
+    Pattern::lenient(template).render(&ctx, Style::Smsbox)
 }
 
 #[cfg(test)]

@@ -20,8 +20,11 @@
 //!   message goes through (filter, parse, handle, default, cleanup; outgoing
 //!   in reverse).
 //! - [`apps`] — the built-in apps: echo, keyword, webhook, optout.
-//! - [`template`] — reply and URL templates with Kannel's sms-service
-//!   escapes (`%k %s %r %a %p %P ...`).
+//! - [`escape`] — every Kannel 1.4.5 `%x` escape, declared once: compiled
+//!   patterns rendered for a message as text, for a URL or exactly as
+//!   smsbox does; also the arguments of programs run for a message.
+//! - [`template`] — reply and URL templates in the configuration, built on
+//!   [`escape`].
 //! - [`text`] — SMS text coding: MO decoding by coding and charset, GSM
 //!   03.38 or UCS-2 for MTs.
 //! - [`link`] — the bearerbox connection: sessions, reconnection, MOs and
@@ -36,7 +39,7 @@
 //! - [`client`] — the outgoing HTTP client (webhooks), bounded in time and
 //!   size.
 //! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
-//!   message's delivery report arrives, with Kannel's escapes.
+//!   message's delivery report arrives, with Kannel's escapes ([`escape`]).
 //! - [`tap`] — a recording relay between any box and a bearerbox.
 //!
 //! The box protocol itself is the `boxproto` crate (`proto/`).
@@ -55,6 +58,7 @@ pub mod console;
 pub mod daemon;
 pub mod dispatch;
 pub mod dlr_callback;
+pub mod escape;
 pub mod http;
 pub mod link;
 pub mod model;
