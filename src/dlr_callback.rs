@@ -281,7 +281,7 @@ impl Worker {
 /// MT's; one without a time takes the time now.
 pub fn expand(template: &str, report: &Sms, message: &Message) -> String {
     let fields = SmsFields::new(report);
-    let mut ctx = fields.context(false);
+    let mut ctx = fields.context();
     let kannel = message.kannel.as_ref();
     if ctx.sender.is_empty() {
         ctx.sender = &message.connection.address;

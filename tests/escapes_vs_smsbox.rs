@@ -141,7 +141,7 @@ async fn rapidbox_expands_escapes_as_smsbox_does() {
     // --- the get-url -----------------------------------------------------
     let esc = mo_starting(&recording, "esc");
     let fields = SmsFields::new(&esc);
-    let mut ctx = fields.context(true);
+    let mut ctx = fields.context();
     // smsbox names an MO's service after the sms-service that takes it.
     ctx.service = Some("esc-service");
     let expected = Pattern::compile(&get_url)
@@ -157,7 +157,7 @@ async fn rapidbox_expands_escapes_as_smsbox_does() {
     // --- the text reply --------------------------------------------------
     let txt = mo_starting(&recording, "txt");
     let fields = SmsFields::new(&txt);
-    let mut ctx = fields.context(true);
+    let mut ctx = fields.context();
     ctx.service = Some("txt-service");
     let expected = Pattern::compile(REPLY)
         .unwrap_or_else(|e| panic!("{TEST}: the reply is a good template: {e}"))

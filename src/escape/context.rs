@@ -1,6 +1,6 @@
 //! What escapes are rendered from: one message's Kannel fields.
 
-use boxproto::Sms;
+use boxproto::{Sms, SmsType};
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -106,9 +106,19 @@ impl<'a> Context<'a> {
     /// smsc-id Kannel's (or else the backend's name), the time Kannel's
     /// (or else the message's date).
     ///
-    /// rapidbox decodes a UCS-2 MO to text, so it is shown as smsbox shows
-    /// it with `mo-recode = true`: coding 0, charset `UTF-8`. An 8-bit MO
-    /// is its payload as it came.
+    /// Where this differs from what smsbox's escapes see in the same MO:
+    /// - rapidbox decodes a UCS-2 MO to text, so it is shown as smsbox
+    ///   shows it with `mo-recode = true`: coding 0, charset `UTF-8`, the
+    ///   text in UTF-8. (An 8-bit MO is its payload as it came.)
+    /// - `%P` is the shortcode; smsbox shows its `faked-sender` or
+    ///   `global-sender` instead when one is set.
+    /// - `%n` is the MO's Kannel `service` (usually none); smsbox shows the
+    ///   sms-service's `name` (by default its keyword pattern, such as
+    ///   `^[ ]*(kw)[ ]*`). Set [`Context::service`] to show an app's name.
+    /// - rapidbox does not keep an MO's `smsc_number`, `account`, `binfo`,
+    ///   `mclass`, `mwi`, `compress`, `alt_dcs`, `validity` or `deferred`,
+    ///   so `%f %o %B %m %M %v %V` show them unset (and `%O` is made without
+    ///   them).
     pub fn from_incoming(message: &'a Message) -> Context<'a> {
         let kannel = message.kannel.as_ref();
         let mut ctx = Context {
@@ -179,14 +189,15 @@ impl<'s> SmsFields<'s> {
         }
     }
 
-    /// The context: `%p` is the `sms`'s receiver and `%P` its sender, as
-    /// smsbox has them when it expands (an MO's swapped, a report's not).
-    /// Pass `mo = true` for an MO.
-    pub fn context(&self, mo: bool) -> Context<'_> {
+    /// The context: for an MO, `%p` is its sender and `%P` its receiver;
+    /// for anything else (a report) `%p` is its receiver and `%P` its
+    /// sender: smsbox swaps an MO's numbers before it expands, and not a
+    /// report's.
+    pub fn context(&self) -> Context<'_> {
         let s = self.sms;
         let [sender, receiver, smsc_id, smsc_number, foreign_id, service, account, binfo, meta_data, dlr_url, charset] =
             &self.strings;
-        let (phone, other) = if mo {
+        let (phone, other) = if s.sms_type == SmsType::Mo {
             (sender, receiver)
         } else {
             (receiver, sender)

@@ -101,7 +101,7 @@ mod table;
 mod tests;
 
 pub use context::{Context, SmsFields};
-pub use encode::{percent_encode, percent_encode_bytes};
+pub use encode::percent_encode;
 pub use exec::{ExecArgError, ExecArgs};
 pub use pattern::{EscapeError, Pattern};
 

@@ -307,17 +307,22 @@ fn a_box_protocol_sms_gives_smsbox_s_view() {
         time: 5,
         ..boxproto::Sms::default()
     };
-    let fields = SmsFields::new(&sms);
     let p = Pattern::compile("%p>%P %a %c %T %I").unwrap();
-    assert_eq!(
-        p.render(&fields.context(true), Style::Smsbox),
-        "%2B4917>5555 hi+there 0 5 "
-    );
+    let mo = boxproto::Sms {
+        sms_type: boxproto::SmsType::Mo,
+        ..sms.clone()
+    };
+    let fields = SmsFields::new(&mo);
+    let smsbox = p.render(&fields.context(), Style::Smsbox);
+    assert_eq!(smsbox, "%2B4917>5555 hi+there 0 5 ");
     // A report's phone is its receiver.
-    assert_eq!(
-        p.render(&fields.context(false), Style::Text),
-        "5555>+4917 hi there 0 5 "
-    );
+    let report = boxproto::Sms {
+        sms_type: boxproto::SmsType::ReportMo,
+        ..sms
+    };
+    let fields = SmsFields::new(&report);
+    let text = p.render(&fields.context(), Style::Text);
+    assert_eq!(text, "5555>+4917 hi there 0 5 ");
 }
 
 fn any_context() -> impl Strategy<Value = (String, Vec<u8>, Vec<String>, Vec<i32>)> {
