@@ -1,7 +1,7 @@
 //! Compiling a text with escapes into literal runs and fields, strictly
 //! (configuration) or by smsbox's rules (a `dlr-url` given at run time).
 
-use super::table::{self, Field};
+use super::table::{self, Escape};
 
 /// A text with escapes, compiled: rendering is one pass with no parsing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -12,7 +12,8 @@ pub struct Pattern {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Part {
     Literal(String),
-    Field(Field),
+    /// The escape, from the table: what to show and how smsbox writes it.
+    Field(&'static Escape),
     /// `%#group#key#`: one value of the meta-data.
     Meta {
         group: String,
@@ -94,7 +95,7 @@ impl Pattern {
                 letter => match table::lookup(letter) {
                     Some(e) => {
                         i += 2;
-                        Part::Field(e.field)
+                        Part::Field(e)
                     }
                     None if strict => return Err(EscapeError::UnknownEscape { escape, position }),
                     None => {
@@ -161,7 +162,7 @@ mod tests {
             .iter()
             .map(|p| match p {
                 Part::Literal(s) => s.clone(),
-                Part::Field(f) => format!("<{f:?}>"),
+                Part::Field(e) => format!("<{:?}>", e.field),
                 Part::Meta { group, key } => format!("<{group}:{key}>"),
             })
             .collect()

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::encode::{hex, kannel_url_encode, lossy, percent_encode_bytes};
 use super::meta;
 use super::pattern::{Part, Pattern};
-use super::table::{self, Field, Smsbox};
+use super::table::{Field, Smsbox};
 use super::{Context, Style};
 use crate::model::Micros;
 
@@ -29,7 +29,7 @@ impl Pattern {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Field(field) => r.field(*field, out),
+                Part::Field(escape) => r.field(escape.field, escape.smsbox, out),
                 Part::Meta { group, key } => {
                     // smsbox looks only when there is meta-data at all.
                     if let Some(data) = ctx.meta_data {
@@ -76,12 +76,9 @@ impl<'r> Renderer<'r, '_> {
         }
     }
 
-    fn field(&mut self, field: Field, out: &mut String) {
+    /// Writes `field`, which smsbox writes as `smsbox` says.
+    fn field(&mut self, field: Field, smsbox: Smsbox, out: &mut String) {
         let ctx = self.ctx;
-        let smsbox = table::ESCAPES
-            .iter()
-            .find(|e| e.field == field)
-            .map_or(Smsbox::Encoded, |e| e.smsbox);
         let put = |this: &Self, value: &[u8], out: &mut String| this.put(value, smsbox, out);
         let opt = |this: &Self, value: Option<&str>, out: &mut String| {
             this.put(value.unwrap_or_default().as_bytes(), smsbox, out)

@@ -19,7 +19,7 @@ pub(crate) enum Smsbox {
 }
 
 /// One escape of the table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Escape {
     pub letter: char,
     pub field: Field,
