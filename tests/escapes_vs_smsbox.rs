@@ -10,7 +10,8 @@
 //!   of that reply (dlr-mask 31) with a `dlr-url` holding every escape, an
 //!   unknown one and a final `%`.
 //!
-//! fakesmsc sends one MO to each. Then, for the same recorded messages,
+//! fakesmsc sends two MOs to `esc` (a text, and 8-bit data with a UDH)
+//! and one to `txt`. Then, for the same recorded messages,
 //! rapidbox's expansion must give what smsbox gave: the get-url's query
 //! and the reply's text from [`Pattern`] in [`Style::Smsbox`], and each
 //! dlr-url call from [`dlr_callback::expand`], which rapidbox uses for a
@@ -54,9 +55,11 @@ const EVERY: &str = "a=%a&A=%A&b=%b&B=%B&c=%c&C=%C&d=%d&D=%D&f=%f&F=%F&i=%i&I=%I
 /// The `text` reply; under 160 characters once expanded, so one SMS.
 const REPLY: &str = "k=%k|s=%s|S=%S|r=%r|q=%q|P=%P|t=%t|O=%O|c=%c|C=%C|n=%n";
 
-/// The MOs: the phone, then the text after `text`.
-const ESC_MO: (&str, &str) = ("0049171", "esc  Hello  w*rld!  it's (ok) ~x+y ça");
-const TXT_MO: (&str, &str) = ("+49172", "txt a*b  c'd (e) f+g");
+/// The MOs, as fakesmsc takes them: the phone, then what follows the
+/// shortcode. The UDH one is 8-bit, its data URL-encoded for fakesmsc.
+const ESC_MO: (&str, &str) = ("0049171", "text esc  Hello  w*rld!  it's (ok) ~x+y ça");
+const ESC_UDH_MO: (&str, &str) = ("0049173", "udh %06%05%04%0B%84%23%F0 esc+bin%FF%00+*x");
+const TXT_MO: (&str, &str) = ("+49172", "text txt a*b  c'd (e) f+g");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapidbox_expands_escapes_as_smsbox_does() {
@@ -129,34 +132,43 @@ async fn rapidbox_expands_escapes_as_smsbox_does() {
         .await;
 
     let mut phone = Phone::start("fakesmsc", dir, bb_ports.fake_smsc);
-    for (from, text) in [ESC_MO, TXT_MO] {
-        if let Err(e) = phone.send(&format!("{from} 5555 text {text}")).await {
+    for (from, rest) in [ESC_MO, ESC_UDH_MO, TXT_MO] {
+        if let Err(e) = phone.send(&format!("{from} 5555 {rest}")).await {
             panic!("{TEST}: {e}");
         }
     }
-    // The get-url's answer and the text reply.
-    let mts = phone.wait_for_mts(2, EXCHANGE_WAIT).await;
+    // The get-url's two answers and the text reply.
+    let mts = phone.wait_for_mts(3, EXCHANGE_WAIT).await;
     let reports = wait_for_dlr_calls(&recording, &stub, &smsbox).await;
 
     // --- the get-url -----------------------------------------------------
-    let esc = mo_starting(&recording, "esc");
-    let fields = SmsFields::new(&esc);
-    let mut ctx = fields.context();
-    // smsbox names an MO's service after the sms-service that takes it.
-    ctx.service = Some("esc-service");
-    let expected = Pattern::compile(&get_url)
-        .unwrap_or_else(|e| panic!("{TEST}: the get-url is a good template: {e}"))
-        .render(&ctx, Style::Smsbox);
-    let requested = requests(&stub, "/mo?");
+    let get_url_pattern = Pattern::compile(&get_url)
+        .unwrap_or_else(|e| panic!("{TEST}: the get-url is a good template: {e}"));
+    let mut expected: Vec<String> = mos_starting(&recording, "esc")
+        .iter()
+        .map(|mo| {
+            let fields = SmsFields::new(mo);
+            let mut ctx = fields.context();
+            // smsbox names an MO's service after the sms-service taking it.
+            ctx.service = Some("esc-service");
+            path_of(&get_url_pattern.render(&ctx, Style::Smsbox))
+        })
+        .collect();
+    expected.sort();
+    let mut requested = requests(&stub, "/mo?");
+    requested.sort();
+    assert_eq!(expected.len(), 2, "{TEST}: both esc MOs were recorded");
     assert_eq!(
-        requested,
-        [path_of(&expected)],
-        "{TEST}: smsbox's get-url call and rapidbox's expansion of the same MO"
+        requested, expected,
+        "{TEST}: smsbox's get-url calls and rapidbox's expansion of the same MOs"
     );
 
     // --- the text reply --------------------------------------------------
-    let txt = mo_starting(&recording, "txt");
-    let fields = SmsFields::new(&txt);
+    let txt = mos_starting(&recording, "txt");
+    let [txt] = txt.as_slice() else {
+        panic!("{TEST}: one txt MO was recorded: {txt:?}");
+    };
+    let fields = SmsFields::new(txt);
     let mut ctx = fields.context();
     ctx.service = Some("txt-service");
     let expected = Pattern::compile(REPLY)
@@ -209,18 +221,18 @@ fn smses_to_box(recording: &Recording) -> Vec<Sms> {
         .collect()
 }
 
-/// The recorded MO whose text starts with `keyword`.
-fn mo_starting(recording: &Recording, keyword: &str) -> Sms {
+/// The recorded MOs whose data starts with `keyword`.
+fn mos_starting(recording: &Recording, keyword: &str) -> Vec<Sms> {
     smses_to_box(recording)
         .into_iter()
-        .find(|sms| {
+        .filter(|sms| {
             sms.sms_type == SmsType::Mo
                 && sms
                     .msgdata
                     .as_ref()
                     .is_some_and(|d| d.starts_with(keyword.as_bytes()))
         })
-        .unwrap_or_else(|| panic!("{TEST}: no MO `{keyword}` was recorded"))
+        .collect()
 }
 
 /// Waits until smsbox has called the dlr-url once for each report it got
