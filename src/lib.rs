@@ -27,8 +27,11 @@
 //!   `check-config`, which reports every problem with its key path.
 //! - [`store`] — all state in one redb file, written by one thread that
 //!   commits many callers' work per durable transaction.
-//! - `template` — reply and URL templates with Kannel's sms-service
-//!   escapes (`%k %s %r %a %p %P ...`).
+//! - [`escape`] — every Kannel 1.4.5 `%x` escape, declared once: compiled
+//!   patterns rendered for a message as text, for a URL or exactly as
+//!   smsbox does (public: apps of your own can answer with them too).
+//! - `template` — reply and URL templates in the configuration, built on
+//!   [`escape`].
 //! - `status` — what the running parts report about themselves (the
 //!   bearerbox link's state), read by monitoring.
 //! - `client` — the outgoing HTTP client (webhooks, push, dlr-urls),
@@ -74,6 +77,7 @@ pub mod config;
 mod daemon;
 mod dispatch;
 mod dlr_callback;
+pub mod escape;
 mod http;
 mod intake;
 mod link;

@@ -2,103 +2,25 @@
 //!
 //! People coming from Kannel's smsbox write `text = "You said %r"` or
 //! `get-url = "http://app/sms?from=%p&text=%a"`; rapidbox takes the same
-//! escapes. A template is compiled once, when the configuration is loaded,
-//! into literal runs and fields, so rendering a message is a single pass
-//! with no parsing.
+//! escapes, every one smsbox 1.4.5 has (the table and the ways rapidbox
+//! differs from smsbox are in [`crate::escape`]). A template is compiled
+//! once, when the configuration is loaded, so rendering a message is a
+//! single pass with no parsing; an unknown escape is an error then, caught
+//! by `rapidbox check-config`.
 //!
-//! | escape | renders |
-//! |---|---|
-//! | `%k` | the keyword: the first word of the message, as the sender typed it |
-//! | `%s` | the next word after the keyword not yet used by a `%s` or `%S` (each takes one) |
-//! | `%S` | like `%s`, with `*` turned into `~` |
-//! | `%r` | the words not yet used by `%s`/`%S`, single-spaced (does not use them up) |
-//! | `%a` | all the words, keyword included, single-spaced |
-//! | `%b` | the message exactly as it came |
-//! | `%p` / `%P` | the sender / the receiver |
-//! | `%q` / `%Q` | the same, with a leading `00` shown as `+` |
-//! | `%i` | the smsc-id (the backend) the message came through |
-//! | `%I` | the message's UUID, 36 lowercase characters with hyphens |
-//! | `%t` | the message's time, `YYYY-MM-DD HH:MM`, UTC |
-//! | `%T` | the message's time in Unix seconds |
-//! | `%%` | a percent sign |
-//!
-//! Words are separated by whitespace. A field with nothing to show (no
-//! words left, no UUID) renders as nothing. Any other escape is an error
-//! when the template is compiled: Kannel passes unknown escapes through,
-//! but a typo in a reply is better caught by `rapidbox check-config` than
-//! by a customer.
-//!
-//! In [`Mode::Url`] every substituted value is percent-encoded (RFC 3986:
-//! everything but `A-Z a-z 0-9 - . _ ~`), including `%S`, which Kannel
-//! leaves unencoded: text from a phone never gets to shape a URL. The
-//! template's own text is taken as written.
+//! [`Mode::Text`] writes values as they are, [`Mode::Url`] percent-encodes
+//! them (RFC 3986), and [`Mode::Smsbox`] writes them exactly as smsbox
+//! does. The template's own text is taken as written.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use uuid::Uuid;
 
-use crate::model::{Message, Micros};
-
-/// How substituted values are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// As they are: for message text.
-    Text,
-    /// Percent-encoded: for URLs.
-    Url,
-}
-
-/// What a template is rendered from: one message.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TemplateContext<'a> {
-    /// The message text; its words feed `%k`, `%s`, `%S`, `%r` and `%a`.
-    pub text: &'a str,
-    /// `%p`: who sent the message.
-    pub sender: &'a str,
-    /// `%P`: who it was sent to (for an MO, the shortcode).
-    pub receiver: &'a str,
-    /// `%i`: the SMSC (backend) it came through.
-    pub smsc_id: Option<&'a str>,
-    /// `%I`: the message's UUID (for Kannel messages, the box protocol id).
-    pub uuid: Option<Uuid>,
-    /// `%t` and `%T`: when the message was sent or received.
-    pub time: Micros,
-}
-
-impl<'a> TemplateContext<'a> {
-    /// The context for replying to an incoming message: the sender is the
-    /// phone, the receiver the shortcode it wrote to, the smsc-id Kannel's
-    /// (or else the backend's name), the time the message's date.
-    pub fn from_incoming(message: &'a Message) -> TemplateContext<'a> {
-        let kannel = message.kannel.as_ref();
-        TemplateContext {
-            text: &message.text,
-            sender: &message.connection.address,
-            receiver: kannel.and_then(|k| k.shortcode.as_deref()).unwrap_or(""),
-            smsc_id: Some(
-                kannel
-                    .and_then(|k| k.smsc_id.as_deref())
-                    .unwrap_or(&message.connection.backend),
-            ),
-            uuid: kannel.and_then(|k| k.uuid).map(Uuid::from_bytes),
-            time: message.date,
-        }
-    }
-}
-
-/// Why a template does not compile. Positions count characters from 1.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
-    #[error(
-        "unknown escape `%{escape}` at character {position}; the escapes are {}, and %% for a percent sign",
-        escape_list()
-    )]
-    UnknownEscape { escape: char, position: usize },
-    #[error("a lone `%` ends the template (character {position}); write %% for a percent sign")]
-    TrailingPercent { position: usize },
-}
+use crate::escape::Pattern;
+pub use crate::escape::{
+    percent_encode, Context as TemplateContext, EscapeError as TemplateError, Style as Mode,
+};
 
 /// A compiled template.
 ///
@@ -107,90 +29,15 @@ pub enum TemplateError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Template {
     source: String,
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Literal(String),
-    Field(Field),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Keyword,
-    NextWord,
-    NextWordTilde,
-    Rest,
-    AllWords,
-    Body,
-    Sender,
-    Receiver,
-    SenderPlus,
-    ReceiverPlus,
-    SmscId,
-    Uuid,
-    Time,
-    UnixTime,
-}
-
-/// Every escape letter and its field: the one list the compiler and the
-/// error message follow.
-const ESCAPES: [(char, Field); 14] = [
-    ('k', Field::Keyword),
-    ('s', Field::NextWord),
-    ('S', Field::NextWordTilde),
-    ('r', Field::Rest),
-    ('a', Field::AllWords),
-    ('b', Field::Body),
-    ('p', Field::Sender),
-    ('P', Field::Receiver),
-    ('q', Field::SenderPlus),
-    ('Q', Field::ReceiverPlus),
-    ('i', Field::SmscId),
-    ('I', Field::Uuid),
-    ('t', Field::Time),
-    ('T', Field::UnixTime),
-];
-
-fn escape_list() -> String {
-    let names: Vec<String> = ESCAPES.iter().map(|(c, _)| format!("%{c}")).collect();
-    names.join(" ")
+    pattern: Pattern,
 }
 
 impl Template {
     /// Compiles `source`, failing on the first unknown escape.
     pub fn compile(source: &str) -> Result<Template, TemplateError> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = source.chars().zip(1..);
-        while let Some((c, position)) = chars.next() {
-            if c != '%' {
-                literal.push(c);
-                continue;
-            }
-            let escape = match chars.next() {
-                None => return Err(TemplateError::TrailingPercent { position }),
-                Some(('%', _)) => {
-                    literal.push('%');
-                    continue;
-                }
-                Some((escape, _)) => escape,
-            };
-            let Some(&(_, field)) = ESCAPES.iter().find(|(letter, _)| *letter == escape) else {
-                return Err(TemplateError::UnknownEscape { escape, position });
-            };
-            if !literal.is_empty() {
-                parts.push(Part::Literal(std::mem::take(&mut literal)));
-            }
-            parts.push(Part::Field(field));
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Literal(literal));
-        }
         Ok(Template {
             source: source.to_owned(),
-            parts,
+            pattern: Pattern::compile(source)?,
         })
     }
 
@@ -206,138 +53,13 @@ impl Template {
 
     /// Renders the template for one message.
     pub fn render(&self, ctx: &TemplateContext<'_>, mode: Mode) -> String {
-        let mut out = String::with_capacity(self.source.len() + ctx.text.len());
-        self.render_into(ctx, mode, &mut out);
-        out
+        self.pattern.render(ctx, mode)
     }
 
     /// Renders the template for one message, appending to `out`.
     pub fn render_into(&self, ctx: &TemplateContext<'_>, mode: Mode, out: &mut String) {
-        let words = || ctx.text.split_whitespace();
-        // Word 0 is the keyword; `%s` starts after it.
-        let mut next_word = 1;
-        let put = |out: &mut String, value: &str| match mode {
-            Mode::Text => out.push_str(value),
-            Mode::Url => percent_encode(value, out),
-        };
-        for part in &self.parts {
-            let field = match part {
-                Part::Literal(text) => {
-                    out.push_str(text);
-                    continue;
-                }
-                Part::Field(field) => *field,
-            };
-            match field {
-                Field::Keyword => {
-                    if let Some(word) = words().next() {
-                        put(out, word);
-                    }
-                }
-                Field::NextWord => {
-                    if let Some(word) = words().nth(next_word) {
-                        put(out, word);
-                        next_word += 1;
-                    }
-                }
-                Field::NextWordTilde => {
-                    if let Some(word) = words().nth(next_word) {
-                        put(out, &word.replace('*', "~"));
-                        next_word += 1;
-                    }
-                }
-                Field::Rest => put_words(out, mode, words().skip(next_word)),
-                Field::AllWords => put_words(out, mode, words()),
-                Field::Body => put(out, ctx.text),
-                Field::Sender => put(out, ctx.sender),
-                Field::Receiver => put(out, ctx.receiver),
-                Field::SenderPlus => put_plus(out, mode, ctx.sender),
-                Field::ReceiverPlus => put_plus(out, mode, ctx.receiver),
-                Field::SmscId => put(out, ctx.smsc_id.unwrap_or("")),
-                Field::Uuid => {
-                    if let Some(uuid) = ctx.uuid {
-                        put(
-                            out,
-                            uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
-                        );
-                    }
-                }
-                Field::Time => {
-                    if let Some(time) = minutes_utc(ctx.time) {
-                        put(out, &time);
-                    }
-                }
-                Field::UnixTime => {
-                    // Digits and a minus sign need no encoding.
-                    out.push_str(&ctx.time.div_euclid(1_000_000).to_string());
-                }
-            }
-        }
+        self.pattern.render_into(ctx, mode, out);
     }
-}
-
-/// Appends `value` percent-encoded as RFC 3986 says for data in a URL: the
-/// unreserved characters `A-Z a-z 0-9 - . _ ~` as they are, every other
-/// byte of the UTF-8 as `%XX`. Safe in a path and in a query.
-pub fn percent_encode(value: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in value.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0F)]));
-        }
-    }
-}
-
-/// Words joined by single spaces (encoded as `%20` in URL mode).
-fn put_words<'w>(out: &mut String, mode: Mode, words: impl Iterator<Item = &'w str>) {
-    for (i, word) in words.enumerate() {
-        if i > 0 {
-            match mode {
-                Mode::Text => out.push(' '),
-                Mode::Url => out.push_str("%20"),
-            }
-        }
-        match mode {
-            Mode::Text => out.push_str(word),
-            Mode::Url => percent_encode(word, out),
-        }
-    }
-}
-
-/// An address with a leading international `00` shown as `+`.
-fn put_plus(out: &mut String, mode: Mode, address: &str) {
-    let (plus, rest) = match address.strip_prefix("00") {
-        Some(rest) => ("+", rest),
-        None => ("", address),
-    };
-    match mode {
-        Mode::Text => {
-            out.push_str(plus);
-            out.push_str(rest);
-        }
-        Mode::Url => {
-            percent_encode(plus, out);
-            percent_encode(rest, out);
-        }
-    }
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, or `None` for a time outside years
-/// -9999..=9999.
-fn minutes_utc(time: Micros) -> Option<String> {
-    let at = time::OffsetDateTime::from_unix_timestamp(time.div_euclid(1_000_000)).ok()?;
-    Some(format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    ))
 }
 
 impl FromStr for Template {
@@ -370,7 +92,8 @@ impl<'de> Deserialize<'de> for Template {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Connection, Direction, KannelInfo, Status};
+    use crate::model::{Connection, Direction, KannelInfo, Message, Status};
+    use uuid::Uuid;
 
     const UUID: &str = "e5f0c9a2-1b3c-4d5e-8f60-718293a4b5c6";
 
@@ -382,7 +105,8 @@ mod tests {
             smsc_id: Some("fake smsc"),
             uuid: Some(Uuid::parse_str(UUID).unwrap()),
             // 2024-02-29 13:07:42 UTC
-            time: 1_709_212_062_123_456,
+            time: Some(1_709_212_062_123_456),
+            ..TemplateContext::default()
         }
     }
 
@@ -456,10 +180,10 @@ mod tests {
         assert_eq!(text("%T", "x"), "1709212062");
         let mut c = ctx("x");
         c.uuid = None;
-        c.time = -1;
+        c.time = Some(-1);
         let t = Template::compile("<%I|%t|%T>").unwrap();
         assert_eq!(t.render(&c, Mode::Text), "<|1969-12-31 23:59|-1>");
-        c.time = i64::MAX;
+        c.time = Some(i64::MAX);
         assert_eq!(t.render(&c, Mode::Text), "<||9223372036854>");
     }
 
@@ -497,9 +221,9 @@ mod tests {
     #[test]
     fn unknown_escapes_are_errors_with_their_position() {
         assert_eq!(
-            Template::compile("Hi %n!"),
+            Template::compile("Hi %x!"),
             Err(TemplateError::UnknownEscape {
-                escape: 'n',
+                escape: 'x',
                 position: 4
             })
         );
@@ -525,19 +249,21 @@ mod tests {
     }
 
     #[test]
-    fn templates_compile_into_literals_and_fields() {
+    fn templates_keep_their_source() {
         let t = Template::compile("a%%b %k c").unwrap();
-        assert_eq!(
-            t.parts,
-            vec![
-                Part::Literal("a%b ".into()),
-                Part::Field(Field::Keyword),
-                Part::Literal(" c".into()),
-            ]
-        );
+        assert_eq!(t.render(&ctx("yo"), Mode::Text), "a%b yo c");
         assert_eq!(t.source(), "a%%b %k c");
         assert_eq!(t.to_string(), "a%%b %k c");
         assert_eq!("x%k".parse::<Template>().unwrap().source(), "x%k");
+    }
+
+    #[test]
+    fn every_smsbox_escape_compiles_and_smsbox_mode_renders_as_smsbox() {
+        let t = Template::compile("%a|%q|%t|%n|%O").unwrap();
+        assert_eq!(
+            t.render(&ctx("Hi  there"), Mode::Smsbox),
+            "Hi+there|%2B25078838|2024-02-29+13:07:42||00"
+        );
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl Inbound {
                 .as_ref()
                 .and_then(|k| k.mt_options.as_ref())
                 .and_then(|o| o.dlr_url.as_deref())?;
-            let url = dlr_callback::expand(template, sms, &message);
+            let url = crate::escape::expand_dlr_url(template, sms, &message);
             unit.push(Op::OweCallback(dlr_callback::owed(id, url, now)));
             Some(callbacks)
         });
