@@ -38,6 +38,8 @@
 //! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
 //!   message's delivery report arrives, with Kannel's escapes.
 //! - [`tap`] — a recording relay between any box and a bearerbox.
+//! - [`kannel_conf`] — Kannel's kannel.conf read as Kannel 1.4.5 reads it,
+//!   and converted to rapidbox's configuration (`import-kannel-conf`).
 //!
 //! The box protocol itself is the `boxproto` crate (`proto/`).
 //!
@@ -56,6 +58,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod dlr_callback;
 pub mod http;
+pub mod kannel_conf;
 pub mod link;
 pub mod model;
 pub mod router;
