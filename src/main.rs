@@ -85,8 +85,7 @@ struct ImportArgs {
     #[arg(long, short, value_name = "OUT")]
     output: Option<PathBuf>,
     /// The directory Kannel runs in: Kannel opens relative include paths
-    /// (and a relative FILE) from there, not from the including file's
-    /// directory.
+    /// from there, not from the including file's directory.
     #[arg(long, value_name = "DIR", default_value = ".")]
     kannel_dir: PathBuf,
 }

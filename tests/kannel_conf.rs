@@ -68,7 +68,7 @@ fn the_key_table_is_the_one_compiled_into_smsbox() {
 fn the_repositorys_bearerbox_test_conf_converts_to_a_valid_configuration() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let conf = kannel_conf::read(
-        Path::new("kannel-conf/bearerbox-test.conf"),
+        &root.join("kannel-conf/bearerbox-test.conf"),
         &ReadOptions::new(root),
     )
     .unwrap();
@@ -90,6 +90,29 @@ fn the_repositorys_bearerbox_test_conf_converts_to_a_valid_configuration() {
     ] {
         assert!(notes.contains(expected), "{expected:?} not in\n{notes}");
     }
+}
+
+/// A conversion that check-config would refuse is written, and the command
+/// fails saying why.
+#[test]
+fn import_fails_when_its_output_needs_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = "group = core\nsmsbox-port-ssl = true\n\ngroup = smsbox\n";
+    std::fs::write(dir.path().join("tls.conf"), conf).unwrap();
+    let output = Command::new(RAPIDBOX)
+        .args(["import-kannel-conf", "tls.conf", "-o", "out.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("check-config error: kannel.tls_ca_file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("needs an edit"), "{stderr}");
+    let written = std::fs::read_to_string(dir.path().join("out.toml")).unwrap();
+    assert!(written.contains("tls = true"), "{written}");
 }
 
 /// The fixture, with its bearerbox and sendsms ports replaced by `ports`,

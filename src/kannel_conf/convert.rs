@@ -139,36 +139,6 @@ fn shown(var: &Var) -> String {
     }
 }
 
-/// A whole number as Kannel's `cfg_get_integer` reads it (C's `strtol`
-/// with base 0: `0x` is hex, a leading `0` octal, trailing text ignored);
-/// `None` when Kannel finds no number and leaves its default.
-fn kannel_integer(text: &str) -> Option<i64> {
-    let text = text.trim_start();
-    let (negative, text) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let (radix, digits) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) if hex.starts_with(|c: char| c.is_ascii_hexdigit()) => (16, hex),
-        _ if text.starts_with('0') => (8, text),
-        _ => (10, text),
-    };
-    let end = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
-    let number = i64::from_str_radix(&digits[..end], radix).ok()?;
-    Some(if negative { -number } else { number })
-}
-
-/// A flag as Kannel's `cfg_get_bool` reads it: any value but false, no,
-/// off and 0 (any case) is true.
-fn kannel_bool(text: &str) -> bool {
-    !["false", "no", "off", "0"]
-        .iter()
-        .any(|word| text.eq_ignore_ascii_case(word))
-}
-
 /// The notes gathered while converting.
 #[derive(Debug, Default)]
 pub(super) struct Converter {
@@ -239,7 +209,7 @@ impl Converter {
         for (group, name, key) in sources {
             match group
                 .and_then(|group| group.get(key))
-                .map(|var| (var, kannel_integer(&var.value)))
+                .map(|var| (var, var.integer()))
             {
                 Some((_, Some(n))) if (1..=65535).contains(&n) => port = n,
                 Some((var, Some(_))) => self.skip(name, var, "not a port number (1 to 65535)"),
@@ -253,7 +223,7 @@ impl Converter {
             (Some(smsbox), "bearerbox-port-ssl"),
         ] {
             if let Some(var) = group.and_then(|group| group.get(key)) {
-                tls = kannel_bool(&var.value);
+                tls = var.flag();
             }
         }
         if tls {
@@ -326,20 +296,25 @@ impl Converter {
 
     /// `[http]`: smsbox's sendsms port, when it opened one.
     fn http(&mut self, smsbox: &Group) -> Option<toml::Table> {
-        let port = smsbox.get("sendsms-port");
-        let number = port.and_then(|var| kannel_integer(&var.value));
-        let Some(port) = number
-            .and_then(|n| u16::try_from(n).ok())
-            .filter(|&n| n > 0)
-        else {
-            let subject = match port {
+        let var = smsbox.get("sendsms-port");
+        let port = match var.map(|var| (var, var.integer())) {
+            Some((_, Some(n))) if (1..=65535).contains(&n) => u16::try_from(n).ok(),
+            Some((var, Some(n))) if n > 65535 => {
+                self.skip("smsbox", var, "not a port number (1 to 65535)");
+                return None;
+            }
+            // Kannel opens no sendsms port for 0, a negative number or none.
+            _ => None,
+        };
+        let Some(port) = port else {
+            let subject = match var {
                 Some(var) => format!("smsbox {}", shown(var)),
                 None => "smsbox (no sendsms-port)".into(),
             };
             let message = "smsbox served no HTTP; rapidbox always does, on [http] listen's \
                            default 127.0.0.1:8080";
             self.note(
-                port.map_or(&smsbox.at, |var| &var.at),
+                var.map_or(&smsbox.at, |var| &var.at),
                 subject,
                 message.into(),
             );

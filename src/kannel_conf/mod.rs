@@ -92,6 +92,39 @@ pub struct Var {
     pub at: Location,
 }
 
+impl Var {
+    /// The value as Kannel's `cfg_get_integer` reads it (C's `strtol` with
+    /// base 0: `0x` is hex, a leading `0` octal, text after the number
+    /// ignored); `None` when Kannel finds no number and keeps its default.
+    pub fn integer(&self) -> Option<i64> {
+        let text = self.value.trim_start();
+        let (negative, text) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let (radix, digits) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) if hex.starts_with(|c: char| c.is_ascii_hexdigit()) => (16, hex),
+            _ if text.starts_with('0') => (8, text),
+            _ => (10, text),
+        };
+        let end = digits
+            .find(|c: char| !c.is_digit(radix))
+            .unwrap_or(digits.len());
+        // Out of range: strtol's ERANGE, and Kannel keeps its default.
+        let number = i64::from_str_radix(&digits[..end], radix).ok()?;
+        Some(if negative { -number } else { number })
+    }
+
+    /// The value as Kannel's `cfg_get_bool` reads it: anything but false,
+    /// no, off and 0 (in any case) is true.
+    pub fn flag(&self) -> bool {
+        !["false", "no", "off", "0"]
+            .iter()
+            .any(|word| self.value.eq_ignore_ascii_case(word))
+    }
+}
+
 /// Why a configuration could not be read. Each stops the reading, as each
 /// stops Kannel at start-up (but the bounds, which Kannel lacks).
 #[derive(Debug, thiserror::Error)]

@@ -50,8 +50,9 @@ impl ReadOptions {
     }
 }
 
-/// Reads the configuration in `path` (relative to `options.cwd` when
-/// relative) and everything it includes.
+/// Reads the configuration in `path` and everything it includes. `path`
+/// itself is opened as given (relative to this process's directory, as a
+/// command-line argument is); the includes from `options.cwd`.
 pub fn read(path: &Path, options: &ReadOptions) -> Result<KannelConf, ReadError> {
     let mut reader = Reader {
         options,
@@ -61,7 +62,7 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<KannelConf, ReadError>
         pending: None,
         groups: Vec::new(),
     };
-    reader.file(&options.cwd.join(path), None)?;
+    reader.file(path, None)?;
     Ok(KannelConf {
         groups: reader.groups,
     })
@@ -170,6 +171,15 @@ impl Reader<'_> {
         }
         self.included.push(written.clone());
         let path = self.options.cwd.join(&written);
+        if target.is_empty() {
+            // Joined, it would name the directory Kannel runs in.
+            let empty = std::io::Error::new(std::io::ErrorKind::NotFound, "an empty include path");
+            return Err(ReadError::Io {
+                path,
+                at: Some(at.clone()),
+                source: empty,
+            });
+        }
         let io = |source| ReadError::Io {
             path: path.clone(),
             at: Some(at.clone()),

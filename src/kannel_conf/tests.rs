@@ -4,7 +4,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::{read, KannelConf, ReadError, ReadOptions};
+use super::{read, KannelConf, Location, ReadError, ReadOptions, Var};
 
 fn write(dir: &Path, name: &str, text: &[u8]) {
     let path = dir.join(name);
@@ -15,7 +15,7 @@ fn write(dir: &Path, name: &str, text: &[u8]) {
 }
 
 fn read_in(dir: &Path, name: &str) -> Result<KannelConf, ReadError> {
-    read(Path::new(name), &ReadOptions::new(dir))
+    read(&dir.join(name), &ReadOptions::new(dir))
 }
 
 fn value<'a>(conf: &'a KannelConf, group: &str, key: &str) -> Option<&'a str> {
@@ -188,7 +188,7 @@ fn the_readers_bounds_hold() {
     let mut options = ReadOptions::new(dir.path());
     options.max_file_bytes = 64;
     write(dir.path(), "big.conf", &[b'#'; 65]);
-    let err = read(Path::new("big.conf"), &options).unwrap_err();
+    let err = read(&dir.path().join("big.conf"), &options).unwrap_err();
     assert!(
         matches!(err, ReadError::TooLarge { limit: 64, .. }),
         "{err}"
@@ -203,7 +203,7 @@ fn the_readers_bounds_hold() {
         );
     }
     write(dir.path(), "d5.conf", b"group = core\n");
-    let err = read(Path::new("d0.conf"), &options).unwrap_err();
+    let err = read(&dir.path().join("d0.conf"), &options).unwrap_err();
     assert!(matches!(err, ReadError::TooDeep { limit: 3, .. }), "{err}");
 
     options.max_files = 2;
@@ -211,9 +211,21 @@ fn the_readers_bounds_hold() {
         write(dir.path(), &format!("many/{i}.conf"), b"group = core\n");
     }
     write(dir.path(), "many.conf", b"include = many\n");
-    let err = read(Path::new("many.conf"), &options).unwrap_err();
+    let err = read(&dir.path().join("many.conf"), &options).unwrap_err();
     assert!(
         matches!(err, ReadError::TooManyFiles { limit: 2, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_include_path_is_refused_not_read_as_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "other.conf", b"group = core\n");
+    write(dir.path(), "main.conf", b"include = \"\"\n");
+    let err = read_in(dir.path(), "main.conf").unwrap_err();
+    assert!(
+        matches!(err, ReadError::Io { at: Some(ref at), .. } if at.line == 1),
         "{err}"
     );
 }
@@ -227,6 +239,41 @@ fn a_missing_main_file_is_an_io_error_naming_it() {
         err.to_string().contains("nowhere.conf: cannot read"),
         "{err}"
     );
+}
+
+fn var(value: &str) -> Var {
+    Var {
+        key: "k".into(),
+        value: value.into(),
+        lossy: false,
+        at: Location {
+            file: "k.conf".into(),
+            line: 1,
+        },
+    }
+}
+
+#[test]
+fn numbers_and_flags_read_as_kannels_strtol_and_cfg_get_bool() {
+    for (text, expected) in [
+        ("13001", Some(13001)),
+        (" 13001 # the box port", Some(13001)),
+        ("0x32C9", Some(13001)),
+        ("031311", Some(13001)),
+        ("-1", Some(-1)),
+        ("0xZ", Some(0)),
+        ("port", None),
+        ("", None),
+        ("99999999999999999999", None),
+    ] {
+        assert_eq!(var(text).integer(), expected, "{text:?}");
+    }
+    for text in ["true", "YES", "on", "1", "maybe", ""] {
+        assert!(var(text).flag(), "{text:?}");
+    }
+    for text in ["false", "No", "OFF", "0"] {
+        assert!(!var(text).flag(), "{text:?}");
+    }
 }
 
 proptest! {

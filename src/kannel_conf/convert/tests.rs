@@ -8,7 +8,11 @@ use crate::kannel_conf::{convert, read, Conversion, ConvertError, ReadOptions};
 fn convert_text(text: &str) -> Result<Conversion, ConvertError> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("kannel.conf"), text).unwrap();
-    let conf = read(Path::new("kannel.conf"), &ReadOptions::new(dir.path())).unwrap();
+    let conf = read(
+        &dir.path().join("kannel.conf"),
+        &ReadOptions::new(dir.path()),
+    )
+    .unwrap();
     convert(&conf)
 }
 
@@ -88,6 +92,13 @@ fn sendsms_port_and_interface_become_the_http_listen_address() {
         notes(&conversion)
     );
 
+    let conversion = on("sendsms-port = 70000").unwrap();
+    assert_eq!(
+        loaded(&conversion).http.listen,
+        Config::default().http.listen
+    );
+    assert!(notes(&conversion).contains("sendsms-port = \"70000\": not carried over: not a port"));
+
     let conversion = on("").unwrap();
     assert_eq!(
         loaded(&conversion).http.listen,
@@ -119,7 +130,8 @@ fn sendsms_users_carry_their_senders_and_smscs() {
     assert_eq!(users[0].forced_smsc.as_deref(), Some("tigo"));
     assert_eq!(users[0].default_smsc, None);
     // Kannel's sendsms falls back to global-sender; rapidbox's to default_sender.
-    assert_eq!(users[0].default_sender.as_deref(), Some("1000"));
+    // Kannel's faked-sender leaves no use for a default.
+    assert_eq!(users[0].default_sender, None);
     assert_eq!(users[1].default_sender.as_deref(), Some("2000"));
     assert_eq!(users[2].default_sender.as_deref(), Some("1000"));
     let notes = notes(&conversion);
@@ -212,7 +224,7 @@ fn values_that_are_not_utf8_are_not_carried() {
         b"group = smsbox\nglobal-sender = caf\xe9\n# comment \xff\n",
     )
     .unwrap();
-    let conf = read(Path::new("k.conf"), &ReadOptions::new(dir.path())).unwrap();
+    let conf = read(&dir.path().join("k.conf"), &ReadOptions::new(dir.path())).unwrap();
     let conversion = convert(&conf).unwrap();
     assert_eq!(loaded(&conversion).kannel.global_sender, None);
     assert!(

@@ -28,9 +28,11 @@ pub(super) fn convert(
                 Some("its username or password is not UTF-8; write the file in UTF-8")
             }
             (Some(user), _) if user.value.trim().is_empty() => Some("an empty username"),
-            (_, Some(password)) if password.value.is_empty() => Some("an empty password"),
+            (_, Some(password)) if password.value.is_empty() => {
+                Some("an empty password, which rapidbox does not allow")
+            }
             (Some(user), _) if !names.insert(user.value.clone()) => {
-                Some("a second user with this username; rapidbox keeps the first")
+                Some("a second user with this username; Kannel's smsbox only ever uses the first")
             }
             _ => None,
         };
@@ -62,7 +64,10 @@ pub(super) fn convert(
                 user.insert(name.into(), var.value.clone().into());
             }
         }
-        if let Some(global) = global_sender.filter(|_| !user.contains_key("default_sender")) {
+        // With a forced sender Kannel never falls back to global-sender.
+        let needs_default =
+            !user.contains_key("default_sender") && !user.contains_key("forced_sender");
+        if let Some(global) = global_sender.filter(|_| needs_default) {
             user.insert("default_sender".into(), global.value.clone().into());
             let message = "becomes this user's default_sender, as Kannel's sendsms falls back \
                            to it for a request without `from`";
