@@ -254,8 +254,16 @@ impl Converter {
                 kannel.insert(name.into(), var.value.clone().into());
             }
         }
-        if let Some(core) = core {
-            self.core_rest(core, tls);
+        match core {
+            Some(core) => self.core_rest(core, tls),
+            None => self.note(
+                &smsbox.at,
+                "(no group core)".into(),
+                format!(
+                    "Kannel's smsbox 1.4.5 refuses to start without one (\"Trying to fetch \
+                     variable `smsbox-port' in non-existing group\"); rapidbox takes port {port}"
+                ),
+            ),
         }
         used.extend(["sendsms-port", "sendsms-interface"]);
         for var in smsbox

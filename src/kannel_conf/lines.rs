@@ -34,7 +34,9 @@ pub enum LineKind {
     /// No `=` anywhere: Kannel stops with "An equals sign ('=') is missing".
     MissingEquals,
     /// A line containing `include`: the file or directory named after `=`.
-    Include(Text),
+    /// `key` is what stands before the `=`, `include` unless Kannel's
+    /// quirk made an include of another setting.
+    Include { key: Text, target: Text },
     /// `key = value`.
     Setting { key: Text, value: Text },
 }
@@ -104,14 +106,12 @@ fn classify(number: u32, raw: &[u8]) -> Line {
         match line.iter().position(|&b| b == b'=') {
             None => LineKind::MissingEquals,
             Some(equals) => {
+                let key = Text::from_bytes(strip(&line[..equals]));
                 let value = Text::from_bytes(&parse_value(&line[equals + 1..]));
                 if contains(line, b"include") {
-                    LineKind::Include(value)
+                    LineKind::Include { key, target: value }
                 } else {
-                    LineKind::Setting {
-                        key: Text::from_bytes(strip(&line[..equals])),
-                        value,
-                    }
+                    LineKind::Setting { key, value }
                 }
             }
         }
@@ -239,8 +239,20 @@ mod tests {
         assert_eq!(
             kinds(b"include = \"sub/other.conf\"\nget-url = \"http://x/include\""),
             vec![
-                (1, LineKind::Include(text("sub/other.conf"))),
-                (2, LineKind::Include(text("http://x/include"))),
+                (
+                    1,
+                    LineKind::Include {
+                        key: text("include"),
+                        target: text("sub/other.conf")
+                    }
+                ),
+                (
+                    2,
+                    LineKind::Include {
+                        key: text("get-url"),
+                        target: text("http://x/include")
+                    }
+                ),
             ]
         );
     }

@@ -146,6 +146,15 @@ pub enum ReadError {
     IncludedTwice { at: Location, path: PathBuf },
     #[error("{}{} includes itself", included(.at), .path.display())]
     IncludeLoop { at: Option<Location>, path: PathBuf },
+    #[error(
+        "{at}: Kannel 1.4.5 takes any line containing \"include\" for an include, this \
+         `{key} = ...` line too, and so refuses the file: {source}"
+    )]
+    IncludeQuirk {
+        at: Location,
+        key: String,
+        source: Box<ReadError>,
+    },
     #[error("{at}: an equals sign ('=') is missing")]
     MissingEquals { at: Location },
     #[error("{at}: the group has no `group = ...` line (a blank line ends a group)")]

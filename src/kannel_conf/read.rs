@@ -120,7 +120,19 @@ impl Reader<'_> {
                 LineKind::Blank => self.end_group()?,
                 LineKind::Comment => {}
                 LineKind::MissingEquals => return Err(ReadError::MissingEquals { at }),
-                LineKind::Include(target) => self.include(&target.text, &at)?,
+                LineKind::Include { key, target } => {
+                    self.include(&target.text, &at).map_err(|source| {
+                        if key.text == "include" {
+                            source
+                        } else {
+                            ReadError::IncludeQuirk {
+                                at: at.clone(),
+                                key: key.text,
+                                source: Box::new(source),
+                            }
+                        }
+                    })?
+                }
                 LineKind::Setting { key, value } => {
                     let (_, vars) = self.pending.get_or_insert_with(|| (at.clone(), Vec::new()));
                     // A key set twice keeps its last value (Kannel's dict_put).

@@ -219,6 +219,26 @@ fn the_readers_bounds_hold() {
 }
 
 #[test]
+fn a_setting_containing_include_is_an_include_as_in_kannel() {
+    let dir = tempfile::tempdir().unwrap();
+    // Checked against smsbox 1.4.5: "Failed to include `http://x/include'".
+    write(
+        dir.path(),
+        "main.conf",
+        b"group = sms-service\nkeyword = k\nget-url = \"http://x/include\"\n",
+    );
+    let err = read_in(dir.path(), "main.conf").unwrap_err();
+    assert!(
+        matches!(err, ReadError::IncludeQuirk { ref at, ref key, .. } if at.line == 3 && key == "get-url"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("this `get-url = ...` line too"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_include_path_is_refused_not_read_as_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "other.conf", b"group = core\n");

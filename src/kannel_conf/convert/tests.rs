@@ -100,6 +100,7 @@ fn sendsms_port_and_interface_become_the_http_listen_address() {
     assert!(notes(&conversion).contains("sendsms-port = \"70000\": not carried over: not a port"));
 
     let conversion = on("").unwrap();
+    assert!(notes(&conversion).contains("(no group core): Kannel's smsbox 1.4.5 refuses"));
     assert_eq!(
         loaded(&conversion).http.listen,
         Config::default().http.listen
