@@ -2,13 +2,14 @@
 //! the key table matches what Debian's smsbox compiles in; the repository's
 //! bearerbox-test.conf converts; and a realistic smsbox.conf that Debian's
 //! smsbox 1.4.5 runs on converts to a configuration rapidbox runs on,
-//! without edits, serving the same sendsms users.
+//! without edits, serving the same sendsms users. And the reader accepts
+//! and refuses what smsbox does, reading the same values.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rapidbox::config::Config;
 use rapidbox::kannel_conf::{self, keys, ReadOptions};
@@ -62,6 +63,128 @@ fn the_key_table_is_the_one_compiled_into_smsbox() {
         })
         .collect();
     assert_eq!(table, dumped);
+}
+
+/// What smsbox 1.4.5 makes of `dir/main.conf`, run in `dir`: `Ok` with the
+/// global sender it logs when it read the configuration (it then stops,
+/// finding no bearerbox on port 1), `Err` with its output when it refused.
+fn smsbox_reads(dir: &Path) -> Result<Option<String>, String> {
+    let out = dir.join("smsbox.out");
+    let mut child = Command::new(SMSBOX)
+        .arg("main.conf")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(dir.join("smsbox.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > WAIT {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("smsbox on {} did not stop", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = String::from_utf8_lossy(&std::fs::read(dir.join("smsbox.err")).unwrap()).into_owned();
+    if !log.contains("Couldn't connect to the bearerbox") {
+        return Err(log);
+    }
+    let marker = "Service global sender set as '";
+    Ok(log.lines().find_map(|line| {
+        let start = line.find(marker)? + marker.len();
+        Some(line[start..line.rfind('\'')?].to_owned())
+    }))
+}
+
+/// Small files on the edges of Kannel's syntax, each read by smsbox 1.4.5
+/// and by the reader: both accept it or both refuse it, and when they
+/// accept it they read the same global-sender.
+#[test]
+fn the_reader_accepts_refuses_and_reads_what_smsbox_does() {
+    const TEST: &str = "kannel_conf_reader";
+    if !support::require_kannel(TEST, &[SMSBOX]) {
+        return;
+    }
+    let head = "group = core\nsmsbox-port = 1\n\ngroup = smsbox\nbearerbox-host = 127.0.0.1\n";
+    // (name, the rest of main.conf's smsbox group, other files: path, text)
+    type Case<'a> = (&'a str, &'a [u8], &'a [(&'a str, &'a [u8])]);
+    let cases: &[Case] = &[
+        ("quotes", br#"global-sender = "a\"b\\c\d #x\n""#, &[]),
+        ("continued", b"global-sender = \"a \\\nb\"", &[]),
+        (
+            "double backslash",
+            b"global-sender = x\\\\\nlog-level = 0",
+            &[],
+        ),
+        ("hash in a value", b"global-sender = 55 # five", &[]),
+        ("lone quote", b"global-sender = \"", &[]),
+        ("latin-1", b"global-sender = caf\xe9", &[]),
+        ("crlf", b"global-sender = \"crlf\"\r\nlog-level = 0\r", &[]),
+        (
+            "set twice",
+            b"global-sender = one\nglobal-sender = two",
+            &[],
+        ),
+        ("unknown key", b"foo = 1", &[]),
+        ("core's key", b"admin-port = 1", &[]),
+        ("group case", b"\ngroup = SMSBOX", &[]),
+        ("no equals", b"global-sender 5", &[]),
+        ("blank inside", b"\nglobal-sender = 5", &[]),
+        ("include in a value", b"global-sender = \"include\"", &[]),
+        (
+            "include",
+            b"include = sub/part.conf",
+            &[("sub/part.conf", b"global-sender = part")],
+        ),
+        (
+            "include beside",
+            b"include = sub/inner.conf",
+            &[
+                ("sub/inner.conf", b"include = part.conf"),
+                ("sub/part.conf", b""),
+            ],
+        ),
+        (
+            "directory",
+            b"global-sender = d\n\ninclude = conf.d",
+            &[(
+                "conf.d/a.conf",
+                b"group = sendsms-user\nusername = u\npassword = p",
+            )],
+        ),
+        (
+            "twice",
+            b"\ninclude = p.conf\ninclude = p.conf",
+            &[("p.conf", b"")],
+        ),
+    ];
+    let root = support::test_dir(TEST);
+    let mut accepted = 0;
+    for (i, (name, smsbox, files)) in cases.iter().enumerate() {
+        let dir = root.path().join(i.to_string());
+        let mut main = head.as_bytes().to_vec();
+        main.extend_from_slice(smsbox);
+        main.push(b'\n');
+        for (path, text) in files.iter().chain([&("main.conf", &main[..])]) {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let kannel = smsbox_reads(&dir);
+        let ours = kannel_conf::read(&dir.join("main.conf"), &ReadOptions::new(&dir));
+        match (&kannel, &ours) {
+            (Ok(sender), Ok(conf)) => {
+                accepted += 1;
+                let read = conf.single("smsbox").and_then(|g| g.get("global-sender"));
+                assert_eq!(read.map(|var| var.value.clone()), *sender, "{name}");
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("{name}: smsbox: {kannel:?}\nthe reader: {ours:?}"),
+        }
+    }
+    assert!((4..cases.len()).contains(&accepted), "{accepted} accepted");
 }
 
 #[test]
