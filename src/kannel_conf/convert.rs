@@ -228,6 +228,11 @@ impl Converter {
         }
         if tls {
             kannel.insert("tls".into(), true.into());
+            let message = format!(
+                "rapidbox also checks that the bearerbox's certificate names {host:?}, which \
+                 Kannel's smsbox did not; set kannel.tls_server_name if it names another"
+            );
+            self.note(&smsbox.at, "kannel.tls".into(), message);
             match core.and_then(|core| core.get("ssl-trusted-ca-file")) {
                 Some(ca) if self.check_usable("core", ca) => {
                     kannel.insert("tls_ca_file".into(), ca.value.clone().into());

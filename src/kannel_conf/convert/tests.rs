@@ -211,6 +211,7 @@ fn tls_without_a_ca_file_needs_an_edit_and_says_so() {
     .unwrap();
     let config = loaded(&conversion);
     assert!(config.kannel.tls);
+    assert!(notes(&conversion).contains("certificate names \"localhost\""));
     assert_eq!(
         config.kannel.tls_ca_file.as_deref(),
         Some(Path::new("/etc/ca.pem"))
