@@ -70,7 +70,7 @@ pub struct Group {
     /// Its first line.
     pub at: Location,
     /// Its settings but `group`, each key once (the last value Kannel
-    /// read), in the order of their last setting.
+    /// read), in the order of their first setting.
     pub vars: Vec<Var>,
 }
 

@@ -19,6 +19,7 @@
 //!   and only keys that group may hold ([`keys`](super::keys)); the first
 //!   problem stops the reading, as in Kannel.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -76,9 +77,40 @@ struct Reader<'a> {
     /// The files being read, outermost first, canonicalized: a loop.
     chain: Vec<PathBuf>,
     files: usize,
-    /// The group being read: where it started, and its settings so far.
-    pending: Option<(Location, Vec<Var>)>,
+    /// The group being read.
+    pending: Option<Pending>,
     groups: Vec<Group>,
+}
+
+/// A group being read: where it started, and its settings so far.
+struct Pending {
+    at: Location,
+    vars: Vec<Var>,
+    /// Where each key is in `vars`: a group may set one key thousands of
+    /// times, and each setting must not scan the others.
+    index: HashMap<String, usize>,
+}
+
+impl Pending {
+    fn new(at: Location) -> Pending {
+        Pending {
+            at,
+            vars: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// Sets a key; set again, it keeps its last value (Kannel's
+    /// `dict_put`) in its first place.
+    fn set(&mut self, var: Var) {
+        match self.index.get(&var.key) {
+            Some(&i) => self.vars[i] = var,
+            None => {
+                self.index.insert(var.key.clone(), self.vars.len());
+                self.vars.push(var);
+            }
+        }
+    }
 }
 
 impl Reader<'_> {
@@ -134,10 +166,8 @@ impl Reader<'_> {
                     })?
                 }
                 LineKind::Setting { key, value } => {
-                    let (_, vars) = self.pending.get_or_insert_with(|| (at.clone(), Vec::new()));
-                    // A key set twice keeps its last value (Kannel's dict_put).
-                    vars.retain(|var| var.key != key.text);
-                    vars.push(Var {
+                    let pending = self.pending.get_or_insert_with(|| Pending::new(at.clone()));
+                    pending.set(Var {
                         key: key.text,
                         value: value.text,
                         lossy: key.lossy || value.lossy,
@@ -225,7 +255,7 @@ impl Reader<'_> {
 
     /// Ends the group being read, checking it as Kannel's `add_group`.
     fn end_group(&mut self) -> Result<(), ReadError> {
-        let Some((at, mut vars)) = self.pending.take() else {
+        let Some(Pending { at, mut vars, .. }) = self.pending.take() else {
             return Ok(());
         };
         let Some(index) = vars.iter().position(|var| var.key == "group") else {

@@ -49,6 +49,26 @@ fn blank_lines_end_groups_and_the_last_single_group_and_value_win() {
 }
 
 #[test]
+fn a_key_set_many_times_keeps_its_first_place_and_last_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("group = smsbox\nsmsbox-id = a\n");
+    for i in 0..40_000 {
+        text.push_str(&format!("global-sender = {i}\n"));
+    }
+    text.push_str("smsbox-id = b\n");
+    write(dir.path(), "many.conf", text.as_bytes());
+    let conf = read_in(dir.path(), "many.conf").unwrap();
+    let keys: Vec<_> = conf.groups[0]
+        .vars
+        .iter()
+        .map(|var| var.key.as_str())
+        .collect();
+    assert_eq!(keys, ["smsbox-id", "global-sender"]);
+    assert_eq!(value(&conf, "smsbox", "global-sender"), Some("39999"));
+    assert_eq!(value(&conf, "smsbox", "smsbox-id"), Some("b"));
+}
+
+#[test]
 fn relative_includes_start_in_kannels_directory_not_the_including_files() {
     let dir = tempfile::tempdir().unwrap();
     write(
