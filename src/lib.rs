@@ -51,6 +51,9 @@
 //! - `http` — the HTTP server; its leaves are the API
 //!   (rapidsms-httprouter's endpoints, Kannel's `/cgi-bin/sendsms`) and
 //!   the web console.
+//! - [`kannel_conf`] — Kannel's kannel.conf read as Kannel 1.4.5 reads it
+//!   (includes, quoting, its key table), and converted to rapidbox's
+//!   configuration (`rapidbox import-kannel-conf`).
 //! - `daemon` — `rapidbox run`: builds every part from the configuration
 //!   ([`Daemon::builder`], which also takes apps of your own), runs them,
 //!   shuts them down in order.
@@ -80,6 +83,7 @@ mod dlr_callback;
 pub mod escape;
 mod http;
 mod intake;
+pub mod kannel_conf;
 mod link;
 pub mod model;
 pub mod router;

@@ -2,7 +2,9 @@
 //!
 //! `rapidbox run` runs the router (see [`rapidbox::daemon`]);
 //! `rapidbox check-config` reports every problem in a configuration file;
-//! `rapidbox hash-password` prints a console user's password hash.
+//! `rapidbox hash-password` prints a console user's password hash;
+//! `rapidbox import-kannel-conf` converts a kannel.conf (see
+//! [`rapidbox::kannel_conf`]).
 //!
 //! The recording relay between a box and a bearerbox is its own tool,
 //! `boxtap` (`tap/`).
@@ -10,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use rapidbox::config::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -52,6 +54,29 @@ enum Command {
     /// stays out of the shell history and the process list:
     /// `rapidbox hash-password` and type it, or pipe it in.
     HashPassword,
+    /// Convert a Kannel smsbox configuration (kannel.conf or smsbox.conf)
+    /// to rapidbox's.
+    ///
+    /// Reads the file as Kannel 1.4.5 does (includes, quotes, comments) and
+    /// prints rapidbox's TOML: the bearerbox connection and smsbox-id, the
+    /// sendsms port as [http] listen, every sendsms-user. Everything not
+    /// carried over is listed, with why, on stderr and as comments in the
+    /// output. Exits non-zero when the output needs an edit before rapidbox
+    /// can run on it (check-config's errors are printed).
+    ImportKannelConf(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The Kannel configuration file.
+    file: PathBuf,
+    /// Write rapidbox's configuration here instead of to stdout.
+    #[arg(long, short, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// The directory Kannel runs in: Kannel opens relative include paths
+    /// from there, not from the including file's directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    kannel_dir: PathBuf,
 }
 
 /// See Cargo.toml: the allocator is chosen for the daemon's load.
@@ -71,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { config } => run(config).await,
         Command::CheckConfig { file, print } => check_config(&file, print),
         Command::HashPassword => hash_password(),
+        Command::ImportKannelConf(args) => import_kannel_conf(&args),
     }
 }
 
@@ -127,5 +153,36 @@ fn hash_password() -> anyhow::Result<()> {
         anyhow::bail!("no password on stdin: type it, or pipe it in");
     }
     println!("{}", rapidbox::hash_password(password)?);
+    Ok(())
+}
+
+fn import_kannel_conf(args: &ImportArgs) -> anyhow::Result<()> {
+    use rapidbox::kannel_conf;
+
+    let options = kannel_conf::ReadOptions::new(&args.kannel_dir);
+    let conf = kannel_conf::read(&args.file, &options)?;
+    let conversion = kannel_conf::convert(&conf)?;
+    for note in &conversion.notes {
+        eprintln!("note: {note}");
+    }
+    match &args.output {
+        Some(path) => std::fs::write(path, &conversion.toml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{}", conversion.toml),
+    }
+    let report = &conversion.report;
+    for problem in &report.warnings {
+        eprintln!("check-config warning: {problem}");
+    }
+    for problem in &report.errors {
+        eprintln!("check-config error: {problem}");
+    }
+    if !report.is_ok() {
+        anyhow::bail!(
+            "the converted configuration needs an edit before rapidbox can run on it: \
+             {} error(s), see the notes above",
+            report.errors.len()
+        );
+    }
     Ok(())
 }
