@@ -33,6 +33,7 @@ use crate::http::api::alert::Alerts;
 use crate::http::api::Api;
 use crate::http::console::Console;
 use crate::http::{HttpServer, Parts};
+use crate::intake::deferred::Deferrals;
 use crate::intake::Intake;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
@@ -222,7 +223,12 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         tasks.spawn(pusher.run(shutdown.clone()));
         info!(method = ?config.push.method, "push transport ready");
     }
-    let intake = Intake::new(store.clone(), router, dispatch);
+    let mut intake = Intake::new(store.clone(), router, dispatch);
+    if let Some(after) = config.router.defer_after() {
+        let deferrals = Deferrals::new(after, config.router.max_deferred);
+        intake = intake.with_deferrals(deferrals.clone());
+        tasks.spawn(deferrals.resume(intake.clone(), shutdown.clone()));
+    }
 
     // sendsms callers' dlr-urls, called when their reports arrive.
     let (dlr_callbacks, callback_worker) = DlrCallbacks::new(

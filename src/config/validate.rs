@@ -502,7 +502,18 @@ fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
 }
 
 fn router(config: &Config, broken: &BTreeSet<String>, at: &KeyPath, report: &mut Report) {
-    let RouterConfig { apps } = &config.router;
+    let RouterConfig {
+        apps,
+        defer_after_ms,
+        max_deferred,
+    } = &config.router;
+    if *defer_after_ms > 0 && *max_deferred == 0 {
+        warning(
+            report,
+            &at.key("max_deferred"),
+            "0 with defer_after_ms set: no MO is ever deferred (set defer_after_ms = 0 to say so)",
+        );
+    }
     let at = at.key("apps");
     if apps.is_empty() {
         warning(
