@@ -33,6 +33,9 @@
 //!   (paged, searched, live through server-sent events), test messages,
 //!   replies, message details; logins with argon2 hashes, sessions in
 //!   memory, CSRF tokens, a failed-login limit. Served by [`http`].
+//! - [`sendsms`] — Kannel smsbox's sendsms requests (GET, POST with
+//!   `X-Kannel-*` headers, XML POST) checked as smsbox checks them and
+//!   turned into outgoing messages; [`http`] serves it.
 //! - [`client`] — the outgoing HTTP client (webhooks), bounded in time and
 //!   size.
 //! - [`dlr_callback`] — calls a sendsms caller's `dlr-url` when its
@@ -59,6 +62,7 @@ pub mod http;
 pub mod link;
 pub mod model;
 pub mod router;
+pub mod sendsms;
 pub mod store;
 pub mod tap;
 pub mod template;

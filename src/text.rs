@@ -105,6 +105,44 @@ pub fn encode_mt(text: &str) -> (i32, Vec<u8>) {
     }
 }
 
+/// How many septets `c` takes in the GSM alphabet: 1 for the default
+/// alphabet, 2 for the extension table (escape + code), `None` when it is
+/// not GSM at all.
+pub fn gsm7_septets(c: char) -> Option<usize> {
+    if !is_gsm7(c) {
+        None
+    } else if GSM7_EXTENSION.iter().any(|&(_, e)| e == c) {
+        Some(2)
+    } else {
+        Some(1)
+    }
+}
+
+/// `bytes` decoded from the charset `name`, or `None` when the charset is
+/// unknown or the bytes are not valid in it: what a sendsms request's text
+/// must pass, as Kannel's iconv conversion must (smsbox's
+/// `charset_processing`).
+pub fn decode_strict(bytes: &[u8], name: &str) -> Option<String> {
+    match Charset::from_name(name)? {
+        Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
+        Charset::Utf16Be => {
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units = bytes
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        Charset::Other(encoding) => {
+            let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+            (!had_errors).then(|| text.into_owned())
+        }
+    }
+}
+
 /// The GSM 03.38 default alphabet in code order (0x00..=0x7F). Slot 0x1B is
 /// the escape to the extension table, not a character: it holds U+001B
 /// here and [`is_gsm7`] never accepts it.

@@ -9,11 +9,50 @@
 //! forced_sender = "8500"    # Kannel's faked-sender: replaces any `from`
 //! default_smsc = "tigo"     # when a request has no `smsc`
 //! forced_smsc = "tigo"      # replaces any `smsc`
+//!
+//! # How long texts are cut, as Kannel's keys of the same names
+//! max_messages = 3          # at most this many SMS (default: no limit)
+//! concatenation = true      # one concatenated SMS instead of separate ones
+//! split_chars = " "         # cut a part after one of these, not mid-word
+//! split_suffix = "+"        # ends every part but the last
+//! header = ""               # begins every part
+//! footer = ""               # ends every part
+//!
+//! # smsbox's exact behaviour where rapidbox differs on purpose
+//! smsbox_compat = false     # the default of the four keys below
+//! auto_ucs2 = true          # text without `coding` outside GSM goes UCS-2
+//! refuse_undecodable = true # text not valid in its charset is refused
+//! form_post = true          # POSTs of application/x-www-form-urlencoded
 //! ```
 //!
 //! A request's `smsc` (or the user's default) is the message's backend,
 //! which picks its transport; for the kannel transport it is also the MT's
 //! `smsc_id`.
+//!
+//! # Where rapidbox differs from smsbox, and the keys that undo it
+//!
+//! Measured against smsbox 1.4.5 (`tests/sendsms_vs_smsbox.rs`):
+//!
+//! - text without a `coding` that the GSM alphabet cannot say: smsbox
+//!   sends it 7-bit with each such character turned into `?`; rapidbox
+//!   sends it as UCS-2. `auto_ucs2 = false` gives smsbox's `?`. (An
+//!   explicit `coding=0` always gets smsbox's `?`.)
+//! - text whose bytes are not valid in its charset (UTF-8 without a
+//!   `charset`, an odd number of bytes for UCS-2): smsbox sends the bytes
+//!   as they are and the SMSC gets garbage; rapidbox refuses the request
+//!   (`Charset or body misformed, rejected`). `refuse_undecodable = false`
+//!   sends them as smsbox does.
+//! - a user without `max-messages`: smsbox's default is 1, so it cuts the
+//!   text to one SMS (160 GSM characters) without a word; rapidbox sends
+//!   the whole text (the bearerbox concatenates it). With
+//!   `smsbox_compat = true` an unset `max_messages` is 1, as in Kannel.
+//! - a POST form (`application/x-www-form-urlencoded`): smsbox refuses it
+//!   (`Invalid content-type`, 400); rapidbox reads its parameters as a
+//!   GET's. `form_post = false` refuses it as smsbox does.
+//!
+//! `smsbox_compat = true` sets all four to smsbox's way; a finer key set
+//! beside it wins. `max_messages = 0`, which makes smsbox 1.4.5 hang the
+//! request forever, is refused by the configuration check.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,11 +75,132 @@ pub struct SendsmsUser {
     /// The backend of every message, whatever `smsc` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced_smsc: Option<String>,
+    /// Kannel's `max-messages`: the most SMS one request's text may take;
+    /// the rest is cut. Unset: no limit (1 with `smsbox_compat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u32>,
+    /// Kannel's `concatenation`: a text of several SMS goes as one
+    /// concatenated message instead of separate ones.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub concatenation: bool,
+    /// Kannel's `split-chars`: a part ends after the last of these that
+    /// fits, rather than in the middle of a word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_chars: Option<String>,
+    /// Kannel's `split-suffix`: appended to every part but the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_suffix: Option<String>,
+    /// Kannel's `header`: put before the text of every part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Kannel's `footer`: put after the text of every part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    /// smsbox's exact behaviour wherever rapidbox differs on purpose: the
+    /// default of `auto_ucs2`, `refuse_undecodable`, `form_post` and of an
+    /// unset `max_messages`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub smsbox_compat: bool,
+    /// Text without a `coding` that does not fit the GSM alphabet goes as
+    /// UCS-2 (true) or, as smsbox, 7-bit with `?` for what does not fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_ucs2: Option<bool>,
+    /// Text that is not valid in its charset is refused (true) or, as
+    /// smsbox, sent as the bytes it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_undecodable: Option<bool>,
+    /// POST forms are read as a GET's parameters (true) or, as smsbox,
+    /// refused with `Invalid content-type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_post: Option<bool>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// What a user's settings mean for a request, resolved once:
+/// [`SendsmsUser::behaviour`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Behaviour {
+    /// The most SMS a text may take; `None` for no limit.
+    pub max_messages: Option<u32>,
+    pub auto_ucs2: bool,
+    pub refuse_undecodable: bool,
+    pub form_post: bool,
+}
+
+impl SendsmsUser {
+    /// A user with `username` and `password` and every other key unset.
+    pub fn new(username: &str, password: &str) -> SendsmsUser {
+        SendsmsUser {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            default_sender: None,
+            forced_sender: None,
+            default_smsc: None,
+            forced_smsc: None,
+            max_messages: None,
+            concatenation: false,
+            split_chars: None,
+            split_suffix: None,
+            header: None,
+            footer: None,
+            smsbox_compat: false,
+            auto_ucs2: None,
+            refuse_undecodable: None,
+            form_post: None,
+        }
+    }
+
+    /// The user's behaviour: each key as set, else smsbox's way under
+    /// `smsbox_compat`, else rapidbox's.
+    pub fn behaviour(&self) -> Behaviour {
+        let ours = !self.smsbox_compat;
+        Behaviour {
+            // Kannel's default max-messages is 1 (gw/urltrans.c).
+            max_messages: self.max_messages.or((!ours).then_some(1)),
+            auto_ucs2: self.auto_ucs2.unwrap_or(ours),
+            refuse_undecodable: self.refuse_undecodable.unwrap_or(ours),
+            form_post: self.form_post.unwrap_or(ours),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Behaviour, SendsmsUser};
     use crate::config::Config;
+
+    #[test]
+    fn smsbox_compat_sets_smsboxs_defaults_and_finer_keys_win() {
+        let mut user = SendsmsUser::new("u", "p");
+        let ours = Behaviour {
+            max_messages: None,
+            auto_ucs2: true,
+            refuse_undecodable: true,
+            form_post: true,
+        };
+        assert_eq!(user.behaviour(), ours);
+        user.smsbox_compat = true;
+        let smsbox = Behaviour {
+            max_messages: Some(1),
+            auto_ucs2: false,
+            refuse_undecodable: false,
+            form_post: false,
+        };
+        assert_eq!(user.behaviour(), smsbox);
+        user.max_messages = Some(4);
+        user.form_post = Some(true);
+        assert_eq!(
+            user.behaviour(),
+            Behaviour {
+                max_messages: Some(4),
+                form_post: true,
+                ..smsbox
+            }
+        );
+    }
 
     #[test]
     fn users_are_read_and_checked() {
@@ -54,13 +214,21 @@ mod tests {
             Some("8500")
         );
         // What check-config --print writes reads back the same.
+        let config = Config::from_toml_str(
+            "[[sendsms_users]]\nusername = \"shop\"\npassword = \"s\"\ndefault_sender = \"8500\"\n\
+             max_messages = 3\nconcatenation = true\nsplit_chars = \" \"\nsplit_suffix = \"+\"\n\
+             header = \"H\"\nfooter = \"F\"\nsmsbox_compat = true\nform_post = true\n",
+        )
+        .unwrap();
         let again = Config::from_toml_str(&config.to_toml_string().unwrap()).unwrap();
         assert_eq!(again.sendsms_users, config.sendsms_users);
 
         let err = Config::from_toml_str(
             "[[sendsms_users]]\nusername = \"a\"\npassword = \"\"\n\
              [[sendsms_users]]\nusername = \"a\"\npassword = \"x\"\nforced_smsc = \" \"\n\
-             [[sendsms_users]]\nusername = \"b\"\npassword = \"x\"\nsender = \"1\"\n",
+             [[sendsms_users]]\nusername = \"b\"\npassword = \"x\"\nsender = \"1\"\n\
+             [[sendsms_users]]\nusername = \"c\"\npassword = \"x\"\nmax_messages = 0\n\
+             split_chars = \"\"\n",
         )
         .unwrap_err()
         .to_string();
@@ -69,6 +237,8 @@ mod tests {
             "sendsms_users[1].username",
             "sendsms_users[1].forced_smsc",
             "sendsms_users[2].sender",
+            "sendsms_users[3].max_messages",
+            "sendsms_users[3].split_chars",
         ] {
             assert!(err.contains(expected), "{expected} not in {err}");
         }

@@ -119,6 +119,24 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
                 report,
             );
         }
+        // A space is a fine split character; nothing at all is not.
+        if user.split_chars.as_deref() == Some("") {
+            error(
+                report,
+                &at.key("split_chars"),
+                "empty: remove the key instead",
+            );
+        }
+        // smsbox 1.4.5 never answers a request of a user with
+        // max-messages = 0; 255 is the most parts a concatenation UDH
+        // can count.
+        if user.max_messages.is_some_and(|n| n == 0 || n > 255) {
+            error(
+                report,
+                &at.key("max_messages"),
+                "must be 1 to 255 (leave it out for no limit)",
+            );
+        }
     }
 }
 

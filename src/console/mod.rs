@@ -50,7 +50,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ConsoleUser};
 use crate::http::answer::FieldErrors;
-use crate::http::request::{self, Params, PostBody};
+use crate::http::request::{self, Params};
 use crate::http::server::PeerAddr;
 use crate::http::service::Shared;
 use crate::model::MessageId;
@@ -266,7 +266,7 @@ pub async fn serve(shared: &Shared, request: Request<Incoming>) -> Response<Resp
     }
     let token = session::cookie(request.headers(), session::COOKIE).map(str::to_owned);
     let login_token = session::cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
-    let (head, params) = match request::params(request, shared.body, PostBody::Form).await {
+    let (head, params) = match request::params(request, shared.body).await {
         Ok(read) => read,
         Err(e) => return Failure::Request(e).into_response(),
     };

@@ -103,11 +103,13 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Result<HttpResp
     if !allowed.contains(request.method()) {
         return Err(ApiError::MethodNotAllowed(allowed));
     }
-    let post = match endpoint {
-        Endpoint::Sendsms => request::PostBody::FormOrKannel,
-        _ => request::PostBody::Form,
-    };
-    let (head, params) = request::params(request, shared.body, post).await?;
+    if let Endpoint::Sendsms = endpoint {
+        // Its own users (`[[sendsms_users]]`), not `[http] password`, and
+        // its own reading of the body (crate::sendsms).
+        let (head, body) = request::raw(request, shared.body).await?;
+        return Ok(sendsms::handle(shared, &head, &body).await);
+    }
+    let (head, params) = request::params(request, shared.body).await?;
     match endpoint {
         Endpoint::Receive => {
             shared.check_password(&params, &head.headers)?;
@@ -123,8 +125,8 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Result<HttpResp
         }
         Endpoint::Status => monitor::status(shared, &params, &head.headers).await,
         Endpoint::Stats => monitor::stats(shared),
-        // Its own users (`[[sendsms_users]]`), not `[http] password`.
-        Endpoint::Sendsms => Ok(sendsms::handle(shared, &params).await),
+        // Answered above, before any parameter was read.
+        Endpoint::Sendsms => Err(ApiError::NoSuchPath),
         Endpoint::Alert | Endpoint::RelayLog => {
             let kind = match endpoint {
                 Endpoint::Alert => alert::Kind::Alert,
