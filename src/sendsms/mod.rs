@@ -48,9 +48,8 @@
 //! charset is refused instead of sent as is; a user without `max_messages`
 //! gets the whole text sent instead of one SMS; POST forms are taken. And
 //! always: each receiver's MT (and each part's) has its own UUID (smsbox
-//! reuses one for all receivers), an `application/octet-stream` body
-//! keeps its bytes after a NUL (smsbox 1.4.5 cuts it there), and a UCS-2
-//! text's `header`/`footer` are UCS-2 too (smsbox inserts their bytes).
+//! reuses one for all receivers), and a UCS-2 text's `header`/`footer`
+//! are UCS-2 too (smsbox inserts their bytes).
 
 mod body;
 mod checks;
