@@ -94,6 +94,10 @@ const USERS: &[(&str, &[(&str, &str)])] = &[
     ),
     ("d", &[("default-sender", "8500"), ("default-smsc", "fake")]),
     ("f", &[("faked-sender", "7777"), ("forced-smsc", "fake")]),
+    (
+        "wl",
+        &[("white-list-regex", "^2"), ("black-list-regex", "2$")],
+    ),
     ("r", &[]),
 ];
 
@@ -206,6 +210,14 @@ fn cases() -> Vec<Case> {
         get(
             "the user's forced sender and smsc",
             "username=f&password=p&from=5&to={to}&text=x&smsc=other",
+        ),
+        get(
+            "white- and black-list regexes drop receivers",
+            "username=wl&password=p&from=5&to={to}+{to2}+%2B1&text=x",
+        ),
+        get(
+            "white- and black-list regexes deny them all",
+            "username=wl&password=p&from=5&to={to2}+%2B1&text=x",
         ),
         // --- GET: charsets and codings --------------------------------
         get(

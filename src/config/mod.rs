@@ -51,7 +51,7 @@ pub use apps::{
 pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
-pub use sendsms::{Behaviour, SendsmsUser};
+pub use sendsms::{Behaviour, Pattern, SendsmsUser};
 pub use transport::{
     transport_for, BackendConfig, PushConfig, PushMethod, TransportKind, PUSH_FIELDS,
 };

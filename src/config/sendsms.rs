@@ -18,12 +18,24 @@
 //! header = ""               # begins every part
 //! footer = ""               # ends every part
 //!
+//! # Which receivers the user may send to, as Kannel's keys of these names
+//! white_list_regex = "^\\+256"  # only receivers this matches
+//! black_list_regex = "^\\+25670" # never receivers this matches
+//!
 //! # smsbox's exact behaviour where rapidbox differs on purpose
 //! smsbox_compat = false     # the default of the four keys below
 //! auto_ucs2 = true          # text without `coding` outside GSM goes UCS-2
 //! refuse_undecodable = true # text not valid in its charset is refused
 //! form_post = true          # POSTs of application/x-www-form-urlencoded
 //! ```
+//!
+//! A receiver the lists deny is dropped; a request left with none is
+//! refused (`Number(s) has/have been denied by white- and/or
+//! black-lists.`), as smsbox does. The patterns are searched anywhere in
+//! the receiver (anchor them with `^`), in the regex crate's syntax, which
+//! agrees with Kannel's POSIX extended expressions for number patterns.
+//! Kannel's `allowed-prefix`, `denied-prefix` and `omit-empty` do nothing
+//! to a sendsms request in smsbox 1.4.5 (measured), so there are none.
 //!
 //! A request's `smsc` (or the user's default) is the message's backend,
 //! which picks its transport; for the kannel transport it is also the MT's
@@ -96,6 +108,12 @@ pub struct SendsmsUser {
     /// Kannel's `footer`: put after the text of every part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<String>,
+    /// Kannel's `white-list-regex`: only receivers it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub white_list_regex: Option<Pattern>,
+    /// Kannel's `black-list-regex`: no receiver it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub black_list_regex: Option<Pattern>,
     /// smsbox's exact behaviour wherever rapidbox differs on purpose: the
     /// default of `auto_ucs2`, `refuse_undecodable`, `form_post` and of an
     /// unset `max_messages`.
@@ -117,6 +135,45 @@ pub struct SendsmsUser {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// A regular expression from the configuration, compiled once when the
+/// file is read (a bad one is a configuration error at its key) and
+/// written back as it was given.
+#[derive(Debug, Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Result<Pattern, regex::Error> {
+        regex::Regex::new(pattern).map(Pattern)
+    }
+
+    /// Whether it matches anywhere in `text`.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Pattern, D::Error> {
+        let pattern = String::deserialize(deserializer)?;
+        Pattern::new(&pattern).map_err(serde::de::Error::custom)
+    }
 }
 
 /// What a user's settings mean for a request, resolved once:
@@ -146,6 +203,8 @@ impl SendsmsUser {
             split_suffix: None,
             header: None,
             footer: None,
+            white_list_regex: None,
+            black_list_regex: None,
             smsbox_compat: false,
             auto_ucs2: None,
             refuse_undecodable: None,
@@ -217,7 +276,8 @@ mod tests {
         let config = Config::from_toml_str(
             "[[sendsms_users]]\nusername = \"shop\"\npassword = \"s\"\ndefault_sender = \"8500\"\n\
              max_messages = 3\nconcatenation = true\nsplit_chars = \" \"\nsplit_suffix = \"+\"\n\
-             header = \"H\"\nfooter = \"F\"\nsmsbox_compat = true\nform_post = true\n",
+             header = \"H\"\nfooter = \"F\"\nsmsbox_compat = true\nform_post = true\n\
+             white_list_regex = \"^\\\\+256\"\nblack_list_regex = \"70\"\n",
         )
         .unwrap();
         let again = Config::from_toml_str(&config.to_toml_string().unwrap()).unwrap();
@@ -242,5 +302,11 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} not in {err}");
         }
+        let err = Config::from_toml_str(
+            "[[sendsms_users]]\nusername = \"e\"\npassword = \"x\"\nwhite_list_regex = \"(\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sendsms_users[0].white_list_regex"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use tracing::info;
 
 use super::params::Fields;
 use super::Refusal;
+use crate::config::SendsmsUser;
 
 /// smsbox's default `sendsms-chars`: what a receiver may be made of.
 const RECEIVER_CHARS: &[u8] = b"0123456789 +-";
@@ -35,9 +36,11 @@ pub fn udh(udh: Option<&[u8]>) -> Result<Option<Vec<u8>>, Refusal> {
 }
 
 /// The receivers: `to` split on any white space (or the XML's list),
-/// duplicates dropped, and those with characters other than digits, `+`
-/// and `-` dropped (smsbox logs them); refused when none is left.
-pub fn receivers(fields: &Fields) -> Result<Vec<String>, Refusal> {
+/// duplicates dropped, and dropped too (smsbox logs them) those with
+/// characters other than digits, `+` and `-`, those the user's
+/// `white_list_regex` does not match and those its `black_list_regex`
+/// matches; refused when none is left.
+pub fn receivers(fields: &Fields, user: &SendsmsUser) -> Result<Vec<String>, Refusal> {
     let words: Vec<Vec<u8>> = match (&fields.receivers, &fields.to) {
         (Some(list), _) => list.iter().map(|r| r.as_bytes().to_vec()).collect(),
         (None, Some(to)) => to
@@ -53,6 +56,18 @@ pub fn receivers(fields: &Fields) -> Result<Vec<String>, Refusal> {
         let shown = String::from_utf8_lossy(&word).into_owned();
         if !word.iter().all(|b| RECEIVER_CHARS.contains(b)) {
             info!(receiver = %shown, "sendsms: illegal characters in a receiver; dropped");
+        } else if user
+            .white_list_regex
+            .as_ref()
+            .is_some_and(|white| !white.is_match(&shown))
+        {
+            info!(receiver = %shown, "sendsms: not in the user's white-list-regex; dropped");
+        } else if user
+            .black_list_regex
+            .as_ref()
+            .is_some_and(|black| black.is_match(&shown))
+        {
+            info!(receiver = %shown, "sendsms: in the user's black-list-regex; dropped");
         } else if seen.insert(shown.clone()) {
             allowed.push(shown);
         }
@@ -119,16 +134,36 @@ mod tests {
 
     #[test]
     fn receivers_split_on_any_white_space_and_bad_ones_are_dropped() {
+        let user = SendsmsUser::new("u", "p");
         let fields = Fields {
             to: Some(b"1\t+2-3\nabc  1 4\r5".to_vec()),
             ..Fields::default()
         };
-        assert_eq!(receivers(&fields).unwrap(), ["1", "+2-3", "4", "5"]);
+        assert_eq!(receivers(&fields, &user).unwrap(), ["1", "+2-3", "4", "5"]);
         let fields = Fields {
             to: Some(b"abc".to_vec()),
             ..Fields::default()
         };
-        assert_eq!(receivers(&fields), Err(Refusal::Denied));
+        assert_eq!(receivers(&fields, &user), Err(Refusal::Denied));
+    }
+
+    /// As measured with smsbox 1.4.5: `white-list-regex = "^\+256"`,
+    /// `black-list-regex = "70"`.
+    #[test]
+    fn the_users_white_and_black_list_regexes_drop_receivers() {
+        let mut user = SendsmsUser::new("u", "p");
+        user.white_list_regex = crate::config::Pattern::new("^\\+256").ok();
+        user.black_list_regex = crate::config::Pattern::new("70").ok();
+        let fields = Fields {
+            to: Some(b"+25670111 +256780000 +1 256999".to_vec()),
+            ..Fields::default()
+        };
+        assert_eq!(receivers(&fields, &user).unwrap(), ["+256780000"]);
+        let fields = Fields {
+            to: Some(b"+1".to_vec()),
+            ..Fields::default()
+        };
+        assert_eq!(receivers(&fields, &user), Err(Refusal::Denied));
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! | `Unsupported content-type, rejected` | 415 | a POST of `text/html` or `text/vnd.wap.wml` |
 //! | `UDH field misformed, rejected` | 400 | the UDH's first byte is not its length |
 //! | `UDH field is too long, rejected` | 400 | a UDH over 140 octets |
-//! | `Number(s) has/have been denied by white- and/or black-lists.` | 400 | no receiver made only of `0-9 +-` |
+//! | `Number(s) has/have been denied by white- and/or black-lists.` | 400 | no receiver made only of `0-9 +-` and allowed by the user's `white_list_regex`/`black_list_regex` |
 //! | `Sender missing and no global set, rejected` | 400 | no `from` (nor a default) |
 //! | `Account field misformed or too long, rejected` | 400 | an `account` over 64 octets, or with `[ ] CR LF` |
 //! | `DLR-URL field misformed, rejected` | 400 | a `dlr-url` that is not `http://` or `https://` |
@@ -258,7 +258,7 @@ fn request(
     now_secs: i64,
 ) -> Result<Request, Refusal> {
     let udh = checks::udh(fields.udh.as_deref())?;
-    let receivers = checks::receivers(fields)?;
+    let receivers = checks::receivers(fields, user)?;
     let sender = user
         .forced_sender
         .clone()
