@@ -293,6 +293,13 @@ impl Router {
         }
     }
 
+    /// `[kannel] global_sender`: the sender of MTs that have none of their
+    /// own (a sendsms request without `from` takes it, as smsbox's
+    /// `global-sender`).
+    pub fn global_sender(&self) -> Option<&str> {
+        self.replies.global_sender.as_deref()
+    }
+
     /// The apps' names, in order.
     pub fn app_names(&self) -> Vec<&str> {
         self.apps.iter().map(|a| a.name()).collect()

@@ -62,7 +62,11 @@ pub async fn handle(
 
 async fn send(shared: &Shared, incoming: &Incoming<'_>) -> Result<(), Refusal> {
     let parts = &shared.parts;
-    let request = sendsms::parse(&parts.sendsms_users, incoming, now_micros() / 1_000_000)?;
+    let defaults = sendsms::Defaults {
+        global_sender: parts.router.global_sender(),
+    };
+    let now = now_micros() / 1_000_000;
+    let request = sendsms::parse(&parts.sendsms_users, defaults, incoming, now)?;
     let mut unit = Unit::new();
     let mut queued = Vec::new();
     for msg in request.messages(|| parts.store.allocate_id()) {

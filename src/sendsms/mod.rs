@@ -29,7 +29,7 @@
 //! | `UDH field misformed, rejected` | 400 | the UDH's first byte is not its length |
 //! | `UDH field is too long, rejected` | 400 | a UDH over 140 octets |
 //! | `Number(s) has/have been denied by white- and/or black-lists.` | 400 | no receiver made only of `0-9 +-` and allowed by the user's `white_list_regex`/`black_list_regex` |
-//! | `Sender missing and no global set, rejected` | 400 | no `from` (nor a default) |
+//! | `Sender missing and no global set, rejected` | 400 | no `from` (nor the user's default, nor `[kannel] global_sender`) |
 //! | `Account field misformed or too long, rejected` | 400 | an `account` over 64 octets, or with `[ ] CR LF` |
 //! | `DLR-URL field misformed, rejected` | 400 | a `dlr-url` that is not `http://` or `https://` |
 //! | `DLR-Mask field misformed, rejected` (also MClass, PID, RPI, Alt-DCS, MWI, Coding, Compress, Validity, Deferred, Priority) | 400 | out of Kannel's range |
@@ -202,11 +202,19 @@ fn string(value: Option<&[u8]>) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// Where a request's sender comes from when it has no `from` and its user
+/// no default: smsbox's `global-sender` (`[kannel] global_sender`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Defaults<'a> {
+    pub global_sender: Option<&'a str>,
+}
+
 /// Checks `incoming` as smsbox does, in smsbox's order, and makes it a
 /// [`Request`]; `now_secs` turns `validity` and `deferred` minutes into
 /// the absolute times the bearerbox expects.
 pub fn parse(
     users: &[SendsmsUser],
+    defaults: Defaults<'_>,
     incoming: &Incoming<'_>,
     now_secs: i64,
 ) -> Result<Request, Refusal> {
@@ -245,13 +253,21 @@ pub fn parse(
         Kind::Plain | Kind::Xml if !explicit_coding => fields.coding = text::coding::SEVEN_BIT,
         _ => {}
     }
-    request(user, &behaviour, &fields, explicit_coding, now_secs)
+    request(
+        user,
+        defaults,
+        &behaviour,
+        &fields,
+        explicit_coding,
+        now_secs,
+    )
 }
 
 /// smsbox_req_handle: the checks every kind of request shares, and the
 /// request they leave.
 fn request(
     user: &SendsmsUser,
+    defaults: Defaults<'_>,
     behaviour: &Behaviour,
     fields: &Fields,
     explicit_coding: bool,
@@ -264,6 +280,7 @@ fn request(
         .clone()
         .or_else(|| string(fields.from.as_deref()))
         .or_else(|| user.default_sender.clone())
+        .or_else(|| defaults.global_sender.map(str::to_owned))
         .ok_or(Refusal::NoSender)?;
     let account = checks::account(fields.account.as_deref())?;
     let dlr_url = checks::dlr_url(fields.dlr_url.as_deref())?;

@@ -21,7 +21,7 @@ fn get(query: &str) -> Result<Request, Refusal> {
         headers: &[],
         body: b"",
     };
-    parse(&users(), &incoming, NOW)
+    parse(&users(), Defaults::default(), &incoming, NOW)
 }
 
 fn post(query: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Result<Request, Refusal> {
@@ -31,7 +31,7 @@ fn post(query: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Result<Request, 
         headers,
         body,
     };
-    parse(&users(), &incoming, NOW)
+    parse(&users(), Defaults::default(), &incoming, NOW)
 }
 
 fn shown(result: Result<Request, Refusal>) -> String {
@@ -195,8 +195,28 @@ fn the_users_defaults_and_forced_values_apply() {
         headers: &[],
         body: b"",
     };
-    let r = parse(&forced, &incoming, NOW).unwrap();
+    let r = parse(&forced, Defaults::default(), &incoming, NOW).unwrap();
     assert_eq!((r.sender.as_str(), r.backend.as_str()), ("8500", "mtn"));
+    // smsbox's global-sender comes last, after the user's default.
+    let global = Defaults {
+        global_sender: Some("1111"),
+    };
+    let incoming = Incoming {
+        post: false,
+        query: b"username=u&password=p&to=1&text=x",
+        headers: &[],
+        body: b"",
+    };
+    let r = parse(&users(), global, &incoming, NOW).unwrap();
+    assert_eq!(r.sender, "1111");
+    let incoming = Incoming {
+        query: b"username=u2&password=p2&to=1&text=x",
+        ..incoming
+    };
+    assert_eq!(
+        parse(&users(), global, &incoming, NOW).unwrap().sender,
+        "9999"
+    );
 }
 
 /// The data-corrupting cases: a UDH without a coding is 8-bit data, and
@@ -290,7 +310,7 @@ fn split_parts_ask_for_reports_only_on_the_first() {
         headers: &[],
         body: b"",
     };
-    let r = parse(&users, &incoming, NOW).unwrap();
+    let r = parse(&users, Defaults::default(), &incoming, NOW).unwrap();
     let mut id = 0;
     let messages = r.messages(|| {
         id += 1;
