@@ -93,7 +93,14 @@ const USERS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("d", &[("default-sender", "8500"), ("default-smsc", "fake")]),
-    ("f", &[("faked-sender", "7777"), ("forced-smsc", "fake")]),
+    (
+        "f",
+        &[
+            ("faked-sender", "7777"),
+            ("forced-smsc", "fake"),
+            ("name", "forced-one"),
+        ],
+    ),
     (
         "wl",
         &[("white-list-regex", "^2"), ("black-list-regex", "2$")],

@@ -9,6 +9,7 @@
 //! forced_sender = "8500"    # Kannel's faked-sender: replaces any `from`
 //! default_smsc = "tigo"     # when a request has no `smsc`
 //! forced_smsc = "tigo"      # replaces any `smsc`
+//! name = "shop-api"         # the MTs' `service` (default: the username)
 //!
 //! # How long texts are cut, as Kannel's keys of the same names
 //! max_messages = 3          # at most this many SMS (default: no limit)
@@ -87,6 +88,10 @@ pub struct SendsmsUser {
     /// The backend of every message, whatever `smsc` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced_smsc: Option<String>,
+    /// Kannel's `name`: the `service` of the user's MTs (what the
+    /// bearerbox's access log and `%n` show); the username when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Kannel's `max-messages`: the most SMS one request's text may take;
     /// the rest is cut. Unset: no limit (1 with `smsbox_compat`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +202,7 @@ impl SendsmsUser {
             forced_sender: None,
             default_smsc: None,
             forced_smsc: None,
+            name: None,
             max_messages: None,
             concatenation: false,
             split_chars: None,

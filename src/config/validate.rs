@@ -111,6 +111,7 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
             ("forced_sender", &user.forced_sender),
             ("default_smsc", &user.default_smsc),
             ("forced_smsc", &user.forced_smsc),
+            ("name", &user.name),
         ] {
             blank(
                 value.as_deref(),

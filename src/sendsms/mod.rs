@@ -162,6 +162,8 @@ pub struct Part {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub username: String,
+    /// The MTs' `service`: the user's `name`, else its username.
+    pub service: String,
     pub sender: String,
     pub receivers: Vec<String>,
     pub backend: String,
@@ -342,6 +344,7 @@ fn request(
     };
     Ok(Request {
         username: user.username.clone(),
+        service: user.name.clone().unwrap_or_else(|| user.username.clone()),
         sender,
         receivers,
         backend: smsc.clone().unwrap_or_else(|| DEFAULT_BACKEND.to_owned()),
@@ -479,7 +482,7 @@ impl Request {
             udh: self.udh.clone(),
             binary: part.payload.clone(),
             dlr_mask,
-            service: Some(self.username.clone()),
+            service: Some(self.service.clone()),
             meta_data: None,
             foreign_id: None,
             mt_options: Some(Box::new(options)),

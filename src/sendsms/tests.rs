@@ -186,7 +186,9 @@ fn the_users_defaults_and_forced_values_apply() {
     assert_eq!(r.smsc_id.as_deref(), Some("tigo"));
     let r = get("username=u&password=p&from=5&to=1&text=x").unwrap();
     assert_eq!((r.backend.as_str(), r.smsc_id), (DEFAULT_BACKEND, None));
+    assert_eq!(r.service, "u", "the service is the username...");
     let mut forced = users();
+    forced[0].name = Some("shop-api".into());
     forced[0].forced_sender = Some("8500".into());
     forced[0].forced_smsc = Some("mtn".into());
     let incoming = Incoming {
@@ -197,6 +199,7 @@ fn the_users_defaults_and_forced_values_apply() {
     };
     let r = parse(&forced, Defaults::default(), &incoming, NOW).unwrap();
     assert_eq!((r.sender.as_str(), r.backend.as_str()), ("8500", "mtn"));
+    assert_eq!(r.service, "shop-api", "...unless the user has a name");
     // smsbox's global-sender comes last, after the user's default.
     let global = Defaults {
         global_sender: Some("1111"),
