@@ -74,6 +74,52 @@ const DELIBERATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// What smsbox answers to some cases, so that a case proves what its name
+/// says (a refusal case that smsbox accepted would compare equal and
+/// prove nothing).
+const SMSBOX_SAYS: &[(&str, u16, &str)] = &[
+    (
+        "a user denied from 127.0.0.1",
+        403,
+        "Authorization failed for sendsms",
+    ),
+    (
+        "white- and black-list regexes deny them all",
+        400,
+        "Number(s) has/have been denied by white- and/or black-lists.",
+    ),
+    (
+        "a dlr-url that is not http",
+        400,
+        "DLR-URL field misformed, rejected",
+    ),
+    (
+        "an account too long",
+        400,
+        "Account field misformed or too long, rejected",
+    ),
+    ("a UDH too long", 400, "UDH field is too long, rejected"),
+    (
+        "text/plain with the credentials in the query",
+        403,
+        "Authorization failed for sendsms",
+    ),
+    (
+        "text/plain without a receiver",
+        400,
+        "Missing receiver(s) number(s), rejected",
+    ),
+    ("text/html", 415, "Unsupported content-type, rejected"),
+    ("application/json", 400, "Invalid content-type"),
+    ("a form POST", 400, "Invalid content-type"),
+    ("XML POST", 202, "0: Accepted for delivery"),
+    (
+        "a UDH without coding is 8-bit",
+        202,
+        "0: Accepted for delivery",
+    ),
+];
+
 /// The sendsms users, for smsbox (`group = sendsms-user`) and for
 /// rapidbox (`[[sendsms_users]]`, `smsbox_compat` but for `r`): name and
 /// the Kannel keys besides username and password.
@@ -104,6 +150,10 @@ const USERS: &[(&str, &[(&str, &str)])] = &[
     (
         "wl",
         &[("white-list-regex", "^2"), ("black-list-regex", "2$")],
+    ),
+    (
+        "ip",
+        &[("user-deny-ip", "*.*.*.*"), ("user-allow-ip", "10.9.9.9")],
     ),
     ("r", &[]),
 ];
@@ -204,6 +254,10 @@ fn cases() -> Vec<Case> {
         get(
             "a wrong password",
             "username=u&password=q&from=5&to={to}&text=x",
+        ),
+        get(
+            "a user denied from 127.0.0.1",
+            "username=ip&password=p&from=5&to={to}&text=x",
         ),
         get("no sender", "username=u&password=p&to={to}&text=x"),
         get(
@@ -908,6 +962,16 @@ async fn sendsms_requests_get_what_smsbox_gives_them() {
                     receivers(i)
                 );
             }
+        }
+    }
+    for (name, status, body) in SMSBOX_SAYS {
+        let i = cases.iter().position(|c| c.name == *name);
+        let said = i.map(|i| &ours[i].answer);
+        if said != Some(&(*status, (*body).to_owned())) {
+            let _ = writeln!(
+                report,
+                "\n{name:?}: smsbox answered {said:?}, the case expects ({status}, {body:?})"
+            );
         }
     }
     eprintln!(

@@ -10,6 +10,8 @@
 //! default_smsc = "tigo"     # when a request has no `smsc`
 //! forced_smsc = "tigo"      # replaces any `smsc`
 //! name = "shop-api"         # the MTs' `service` (default: the username)
+//! user_deny_ip = "*.*.*.*"  # refuse the user from these addresses...
+//! user_allow_ip = "127.0.0.1;10.0.*.*"  # ...but for these
 //!
 //! # How long texts are cut, as Kannel's keys of the same names
 //! max_messages = 3          # at most this many SMS (default: no limit)
@@ -88,6 +90,14 @@ pub struct SendsmsUser {
     /// The backend of every message, whatever `smsc` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced_smsc: Option<String>,
+    /// Kannel's `user-deny-ip`: addresses (`;`-separated, `*` for any
+    /// number in a place) the user may not send from, unless
+    /// `user_allow_ip` lets them; unset, any address may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_deny_ip: Option<String>,
+    /// Kannel's `user-allow-ip`: exceptions to `user_deny_ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_allow_ip: Option<String>,
     /// Kannel's `name`: the `service` of the user's MTs (what the
     /// bearerbox's access log and `%n` show); the username when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +146,33 @@ pub struct SendsmsUser {
     /// refused with `Invalid content-type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form_post: Option<bool>,
+}
+
+/// Whether one of the `;`-separated Kannel IP patterns matches `ip`
+/// (gwlib/utils.c `pattern_list_matches_ip`).
+fn ip_list_matches(patterns: &str, ip: &str) -> bool {
+    patterns.split(';').any(|p| ip_matches(p.trim(), ip))
+}
+
+/// One Kannel IP pattern: characters match themselves, a `*` matches the
+/// rest of one dot-separated place (`pattern_matches_ip`).
+fn ip_matches(pattern: &str, ip: &str) -> bool {
+    let (pattern, ip) = (pattern.as_bytes(), ip.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < pattern.len() && j < ip.len() {
+        if pattern[i] == ip[j] {
+            i += 1;
+            j += 1;
+        } else if pattern[i] != b'*' {
+            return false;
+        } else {
+            i += 1;
+            while j < ip.len() && ip[j] != b'.' {
+                j += 1;
+            }
+        }
+    }
+    i >= pattern.len() && j >= ip.len()
 }
 
 fn is_false(value: &bool) -> bool {
@@ -193,6 +230,28 @@ pub struct Behaviour {
 }
 
 impl SendsmsUser {
+    /// Whether the user may send from `ip`, as Kannel's `is_allowed_ip`:
+    /// anyone when there is no `user_deny_ip`; else an address
+    /// `user_allow_ip` matches, or one `user_deny_ip` does not. An unknown
+    /// address is refused once there is a deny list.
+    pub fn allows_ip(&self, ip: Option<std::net::IpAddr>) -> bool {
+        let Some(deny) = self.user_deny_ip.as_deref().filter(|d| !d.is_empty()) else {
+            return true;
+        };
+        let Some(ip) = ip else {
+            return false;
+        };
+        let ip = ip.to_canonical().to_string();
+        if self
+            .user_allow_ip
+            .as_deref()
+            .is_some_and(|allow| ip_list_matches(allow, &ip))
+        {
+            return true;
+        }
+        !ip_list_matches(deny, &ip)
+    }
+
     /// A user with `username` and `password` and every other key unset.
     pub fn new(username: &str, password: &str) -> SendsmsUser {
         SendsmsUser {
@@ -203,6 +262,8 @@ impl SendsmsUser {
             default_smsc: None,
             forced_smsc: None,
             name: None,
+            user_deny_ip: None,
+            user_allow_ip: None,
             max_messages: None,
             concatenation: false,
             split_chars: None,
@@ -234,8 +295,27 @@ impl SendsmsUser {
 
 #[cfg(test)]
 mod tests {
-    use super::{Behaviour, SendsmsUser};
+    use super::{ip_matches, Behaviour, SendsmsUser};
     use crate::config::Config;
+
+    #[test]
+    fn addresses_are_allowed_and_denied_as_kannels_is_allowed_ip() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().ok();
+        let mut user = SendsmsUser::new("u", "p");
+        assert!(user.allows_ip(ip("10.1.2.3")));
+        assert!(user.allows_ip(None), "no deny list: anyone");
+        user.user_deny_ip = Some("*.*.*.*".into());
+        user.user_allow_ip = Some("127.0.0.1; 10.0.*.*".into());
+        assert!(user.allows_ip(ip("127.0.0.1")));
+        assert!(user.allows_ip(ip("::ffff:10.0.7.9")));
+        assert!(!user.allows_ip(ip("10.1.2.3")));
+        assert!(!user.allows_ip(None));
+        user.user_deny_ip = Some("192.168.*.*".into());
+        user.user_allow_ip = None;
+        assert!(user.allows_ip(ip("10.1.2.3")));
+        assert!(!user.allows_ip(ip("192.168.0.1")));
+        assert!(!ip_matches("10.0.*", "10.0.1.2"), "a * is one place");
+    }
 
     #[test]
     fn smsbox_compat_sets_smsboxs_defaults_and_finer_keys_win() {

@@ -112,6 +112,8 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
             ("default_smsc", &user.default_smsc),
             ("forced_smsc", &user.forced_smsc),
             ("name", &user.name),
+            ("user_deny_ip", &user.user_deny_ip),
+            ("user_allow_ip", &user.user_allow_ip),
         ] {
             blank(
                 value.as_deref(),
@@ -119,6 +121,27 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
                 "empty: remove the key instead",
                 report,
             );
+        }
+        for (key, value) in [
+            ("user_deny_ip", &user.user_deny_ip),
+            ("user_allow_ip", &user.user_allow_ip),
+        ] {
+            let bad = value.as_deref().is_some_and(|list| {
+                list.split(';').any(|p| {
+                    let p = p.trim();
+                    p.is_empty()
+                        || !p
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() || b"*.:".contains(&b))
+                })
+            });
+            if bad {
+                error(
+                    report,
+                    &at.key(key),
+                    "must be `;`-separated addresses, `*` for any number in a place",
+                );
+            }
         }
         // A space is a fine split character; nothing at all is not.
         if user.split_chars.as_deref() == Some("") {

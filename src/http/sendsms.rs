@@ -53,6 +53,10 @@ pub async fn handle(
         query: head.uri.query().unwrap_or_default().as_bytes(),
         headers: &headers,
         body,
+        client_ip: head
+            .extensions
+            .get::<super::server::PeerAddr>()
+            .map(|peer| peer.0.ip()),
     };
     match send(shared, &incoming).await {
         Ok(()) => answer(202, ACCEPTED.to_owned()),

@@ -22,7 +22,7 @@
 //! | answer | status | when |
 //! | --- | --- | --- |
 //! | `Invalid content-type` | 400 | a POST of a type smsbox does not read (JSON, ...; a form when the user has `form_post = false`) |
-//! | `Authorization failed for sendsms` | 403 | unknown user or wrong password |
+//! | `Authorization failed for sendsms` | 403 | unknown user, wrong password, or an address the user's `user_deny_ip` refuses |
 //! | `Missing receiver number, rejected` | 400 | a GET without `to` (a POST: `Missing receiver(s) number(s), rejected`) |
 //! | `Empty receiver number not allowed, rejected` | 400 | `to=` |
 //! | `Unsupported content-type, rejected` | 415 | a POST of `text/html` or `text/vnd.wap.wml` |
@@ -137,6 +137,8 @@ pub struct Incoming<'a> {
     /// read).
     pub headers: &'a [(&'a str, &'a [u8])],
     pub body: &'a [u8],
+    /// Who sent it, for the user's `user_deny_ip`/`user_allow_ip`.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Incoming<'_> {
@@ -181,9 +183,14 @@ pub struct Request {
     pub options: MtOptions,
 }
 
-/// The user the credentials name, if the password matches. Every user is
+/// The user the credentials name, if the password matches and the user
+/// may send from `ip` (smsbox's `authorise_username`). Every user is
 /// compared, in constant time, so the answer's timing tells nothing.
-fn authorize<'u>(users: &'u [SendsmsUser], fields: &Fields) -> Option<&'u SendsmsUser> {
+fn authorize<'u>(
+    users: &'u [SendsmsUser],
+    fields: &Fields,
+    ip: Option<std::net::IpAddr>,
+) -> Option<&'u SendsmsUser> {
     use subtle::ConstantTimeEq;
     let username = fields.username.as_deref()?;
     let password = fields.password.as_deref()?;
@@ -195,7 +202,13 @@ fn authorize<'u>(users: &'u [SendsmsUser], fields: &Fields) -> Option<&'u Sendsm
             found = Some(user);
         }
     }
-    found
+    found.filter(|user| {
+        let allowed = user.allows_ip(ip);
+        if !allowed {
+            tracing::warn!(user = %user.username, ?ip, "sendsms: user not allowed from this address");
+        }
+        allowed
+    })
 }
 
 fn string(value: Option<&[u8]>) -> Option<String> {
@@ -234,7 +247,7 @@ pub fn parse(
         charset,
         incoming.body,
     );
-    let user = authorize(users, &fields).ok_or(Refusal::Unauthorized)?;
+    let user = authorize(users, &fields, incoming.client_ip).ok_or(Refusal::Unauthorized)?;
     let behaviour = user.behaviour();
     if kind == Kind::Form && !behaviour.form_post {
         return Err(Refusal::InvalidContentType);

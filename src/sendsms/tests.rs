@@ -20,6 +20,7 @@ fn get(query: &str) -> Result<Request, Refusal> {
         query: query.as_bytes(),
         headers: &[],
         body: b"",
+        client_ip: None,
     };
     parse(&users(), Defaults::default(), &incoming, NOW)
 }
@@ -30,6 +31,7 @@ fn post(query: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Result<Request, 
         query: query.as_bytes(),
         headers,
         body,
+        client_ip: None,
     };
     parse(&users(), Defaults::default(), &incoming, NOW)
 }
@@ -196,6 +198,7 @@ fn the_users_defaults_and_forced_values_apply() {
         query: b"username=u&password=p&from=5&to=1&text=x&smsc=tigo",
         headers: &[],
         body: b"",
+        client_ip: None,
     };
     let r = parse(&forced, Defaults::default(), &incoming, NOW).unwrap();
     assert_eq!((r.sender.as_str(), r.backend.as_str()), ("8500", "mtn"));
@@ -209,6 +212,7 @@ fn the_users_defaults_and_forced_values_apply() {
         query: b"username=u&password=p&to=1&text=x",
         headers: &[],
         body: b"",
+        client_ip: None,
     };
     let r = parse(&users(), global, &incoming, NOW).unwrap();
     assert_eq!(r.sender, "1111");
@@ -312,6 +316,7 @@ fn split_parts_ask_for_reports_only_on_the_first() {
         query: query.as_bytes(),
         headers: &[],
         body: b"",
+        client_ip: None,
     };
     let r = parse(&users, Defaults::default(), &incoming, NOW).unwrap();
     let mut id = 0;
@@ -427,4 +432,23 @@ fn an_xml_post_sends_to_every_da() {
     assert_eq!(r.receivers, ["130", "131"]);
     assert_eq!(r.parts[0].text, "hello xml");
     assert_eq!((r.coding, r.options.compress), (0, 1));
+}
+
+#[test]
+fn a_user_denied_from_an_address_fails_authorization() {
+    let mut users = users();
+    users[0].user_deny_ip = Some("*.*.*.*".into());
+    users[0].user_allow_ip = Some("127.0.0.1".into());
+    let from = |ip: &str| Incoming {
+        post: false,
+        query: b"username=u&password=p&from=5&to=1&text=x",
+        headers: &[],
+        body: b"",
+        client_ip: ip.parse().ok(),
+    };
+    assert!(parse(&users, Defaults::default(), &from("127.0.0.1"), NOW).is_ok());
+    assert_eq!(
+        shown(parse(&users, Defaults::default(), &from("10.0.0.1"), NOW)),
+        "403 Authorization failed for sendsms"
+    );
 }
