@@ -66,7 +66,8 @@ const DELIBERATE: &[(&str, &str)] = &[
     ),
     (
         "r: text that is not UTF-8",
-        "rapidbox refuses it (400 Charset or body misformed); smsbox sends the bytes as they are",
+        "rapidbox refuses it (400 Charset or body misformed); smsbox sends what its \
+         conversion to GSM makes of it (here \"h\": the cut sequence dropped)",
     ),
     (
         "r: a form POST",
@@ -316,6 +317,22 @@ fn cases() -> Vec<Case> {
         get(
             "GSM extension characters",
             &format!("{u}&to={{to}}&text=%7B%5B%E2%82%AC%5D%7D"),
+        ),
+        get(
+            "an empty text in an unknown charset",
+            &format!("{u}&to={{to}}&text=&charset=FOO"),
+        ),
+        get(
+            "text that is not UTF-8",
+            &format!("{u}&to={{to}}&text=h%E9"),
+        ),
+        get(
+            "text that is not UTF-8 though it says so",
+            &format!("{u}&to={{to}}&text=h%E9&charset=UTF-8"),
+        ),
+        get(
+            "stray bytes, an emoji and a c cedilla",
+            &format!("{u}&to={{to}}&text=%A3x%80+%F0%9F%98%80+%C3%A7a"),
         ),
         get("an empty text", &format!("{u}&to={{to}}&text=")),
         get("no text", &format!("{u}&to={{to}}")),

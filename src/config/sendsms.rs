@@ -53,8 +53,10 @@
 //!   sends it as UCS-2. `auto_ucs2 = false` gives smsbox's `?`. (An
 //!   explicit `coding=0` always gets smsbox's `?`.)
 //! - text whose bytes are not valid in its charset (UTF-8 without a
-//!   `charset`, an odd number of bytes for UCS-2): smsbox sends the bytes
-//!   as they are and the SMSC gets garbage; rapidbox refuses the request
+//!   `charset`, an odd number of bytes for UCS-2): smsbox sends them
+//!   anyway, UCS-2 as the bytes they are, 7-bit as its conversion to GSM
+//!   leaves them (a stray byte read as Latin-1, a cut sequence dropped),
+//!   and the phone shows garbage; rapidbox refuses the request
 //!   (`Charset or body misformed, rejected`). `refuse_undecodable = false`
 //!   sends them as smsbox does.
 //! - a user without `max-messages`: smsbox's default is 1, so it cuts the

@@ -46,7 +46,7 @@
 //! by the keys in [`crate::config::SendsmsUser`], all at once by
 //! `smsbox_compat = true`): text without a `coding` that does not fit GSM
 //! goes as UCS-2 instead of with `?`; text that does not decode in its
-//! charset is refused instead of sent as is; a user without `max_messages`
+//! charset is refused instead of sent garbled; a user without `max_messages`
 //! gets the whole text sent instead of one SMS; POST forms are taken. And
 //! always: each receiver's MT (and each part's) has its own UUID (smsbox
 //! reuses one for all receivers), and a UCS-2 text's `header`/`footer`
@@ -375,6 +375,15 @@ fn payload(
 ) -> Result<Payload, Refusal> {
     let utf16 =
         |text: &str| -> Vec<u8> { text.encode_utf16().flat_map(u16::to_be_bytes).collect() };
+    // Kannel's charset_convert does nothing to an empty text (whatever the
+    // charset, even one it does not know) nor from a charset to itself:
+    // those are read as if no charset were given.
+    let target = if coding == text::coding::UCS2 {
+        "UTF-16BE"
+    } else {
+        "UTF-8"
+    };
+    let charset = charset.filter(|c| !raw.is_empty() && !c.eq_ignore_ascii_case(target));
     match coding {
         // smsbox leaves 8-bit data alone, whatever the charset says.
         text::coding::EIGHT_BIT => Ok(Payload::Octets(raw.to_vec())),
@@ -391,38 +400,67 @@ fn payload(
             None => Err(Refusal::Charset),
         },
         _ => {
-            let text = match charset {
-                Some(charset) => text::decode_strict(raw, charset).ok_or(Refusal::Charset)?,
-                None => match std::str::from_utf8(raw) {
-                    Ok(text) => text.to_owned(),
-                    Err(_) if !behaviour.refuse_undecodable => {
-                        String::from_utf8_lossy(raw).into_owned()
-                    }
-                    Err(_) => return Err(Refusal::Charset),
-                },
+            // The text as UTF-8 bytes: converted from its charset, or as
+            // given (and then perhaps not UTF-8 at all).
+            let utf8 = match charset {
+                Some(charset) => text::decode_strict(raw, charset)
+                    .ok_or(Refusal::Charset)?
+                    .into_bytes(),
+                None => raw.to_vec(),
             };
-            if explicit_coding || !behaviour.auto_ucs2 || text::fits_gsm7(&text) {
-                Ok(Payload::Gsm(gsm_only(&text)))
-            } else {
-                Ok(Payload::Ucs2(utf16(&text)))
+            let valid = std::str::from_utf8(&utf8).ok();
+            if valid.is_none() && behaviour.refuse_undecodable {
+                return Err(Refusal::Charset);
+            }
+            match valid {
+                Some(text) if !explicit_coding && behaviour.auto_ucs2 && !text::fits_gsm7(text) => {
+                    Ok(Payload::Ucs2(utf16(text)))
+                }
+                _ => Ok(Payload::Gsm(as_gsm(&utf8))),
             }
         }
     }
 }
 
-/// `text` with every character the GSM alphabet lacks turned into `?`, as
-/// Kannel's round trip through GSM (`extract_msgdata_part_by_coding`)
-/// leaves a 7-bit text.
-fn gsm_only(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if text::gsm7_septets(c).is_some() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
+/// A 7-bit text as smsbox sends it: read as Kannel's `charset_utf8_to_gsm`
+/// reads UTF-8 (two- and three-byte sequences, any other byte as the
+/// Latin-1 character of that code, an incomplete sequence at the end
+/// dropped) and every character the GSM alphabet lacks made `?` — the
+/// round trip through GSM that `extract_msgdata_part_by_coding` (gw/sms.c)
+/// gives every 7-bit text. For valid text of the Basic Multilingual Plane
+/// that is simply each non-GSM character turned into `?`.
+fn as_gsm(utf8: &[u8]) -> String {
+    let mut text = String::with_capacity(utf8.len());
+    let mut i = 0;
+    while i < utf8.len() {
+        let lead = u32::from(utf8[i]);
+        let rest = |n: usize| utf8.get(i + n).map_or(0, |&b| u32::from(b) & 0x3F);
+        let (code, len) = if lead & 0xE0 == 0xC0 {
+            ((lead & 0x1F) << 6 | rest(1), 2)
+        } else if lead & 0xF0 == 0xE0 {
+            ((lead & 0x0F) << 12 | rest(1) << 6 | rest(2), 3)
+        } else {
+            (lead, 1)
+        };
+        i += len;
+        if i > utf8.len() {
+            // Kannel skips an incomplete sequence at the end.
+            break;
+        }
+        text.push(gsm_or_question_mark(code));
+    }
+    text
+}
+
+/// The character `code` if the GSM alphabet has it, else `?`; Kannel's
+/// Latin-1 table also writes `ç` as GSM's `Ç`.
+fn gsm_or_question_mark(code: u32) -> char {
+    if code == 0xE7 {
+        return 'Ç';
+    }
+    char::from_u32(code)
+        .filter(|&c| text::gsm7_septets(c).is_some())
+        .unwrap_or('?')
 }
 
 #[cfg(test)]

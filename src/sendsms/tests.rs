@@ -259,6 +259,25 @@ fn text_is_read_by_coding_and_charset() {
     assert_eq!(r.coding, 1);
 }
 
+/// Kannel converts nothing for an empty text or to the charset the text
+/// already is in, so neither is checked.
+#[test]
+fn an_empty_text_or_the_target_charset_is_not_converted() {
+    let base = "username=u&password=p&from=5&to=1";
+    assert!(get(&format!("{base}&text=&charset=FOO")).is_ok());
+    assert!(get(&format!("{base}&charset=FOO&coding=2")).is_ok());
+    let r = get(&format!("{base}&text=%00h&coding=2&charset=utf-16be")).unwrap();
+    assert_eq!(r.parts[0].payload.as_deref(), Some(&b"\x00h"[..]));
+    // Not UTF-8 though it says so: refused by rapidbox, sent as smsbox does
+    // with smsbox_compat.
+    assert_eq!(
+        shown(get(&format!("{base}&text=h%E9&charset=UTF-8"))),
+        "400 Charset or body misformed, rejected"
+    );
+    let r = get("username=c&password=p&from=5&to=1&text=h%E9&charset=UTF-8").unwrap();
+    assert_eq!(r.parts[0].text, "h", "Kannel drops an incomplete sequence");
+}
+
 #[test]
 fn non_gsm_text_is_ucs2_unless_coding_0_or_smsbox_compat() {
     let text = "text=%D0%9F%D1%80%D0%B8";
@@ -271,6 +290,13 @@ fn non_gsm_text_is_ucs2_unless_coding_0_or_smsbox_compat() {
     assert_eq!((r.coding, r.parts[0].text.as_str()), (0, "???"));
     let r = get(&format!("username=c&password=p&from=5&to=1&{text}")).unwrap();
     assert_eq!((r.coding, r.parts[0].text.as_str()), (0, "???"));
+}
+
+#[test]
+fn seven_bit_text_is_what_kannels_round_trip_through_gsm_leaves() {
+    let r =
+        get("username=c&password=p&from=5&to=1&text=%C3%A7a+%F0%9F%98%80+%7B%E2%82%AC%7D").unwrap();
+    assert_eq!(r.parts[0].text, "Ça ???? {€}");
 }
 
 #[test]
@@ -289,7 +315,12 @@ fn undecodable_text_is_refused_unless_smsbox_compat() {
     let r = get("username=c&password=p&from=5&to=1&text=%00&coding=2").unwrap();
     assert_eq!(r.parts[0].payload.as_deref(), Some(&[0][..]));
     let r = get("username=c&password=p&from=5&to=1&text=h%E9").unwrap();
-    assert_eq!(r.parts[0].text, "h?");
+    assert_eq!(r.parts[0].text, "h");
+    let r = get("username=c&password=p&from=5&to=1&text=%A3x%80").unwrap();
+    assert_eq!(
+        r.parts[0].text, "£x?",
+        "a lone byte is its Latin-1 character"
+    );
 }
 
 #[test]
