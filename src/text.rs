@@ -121,8 +121,15 @@ pub fn gsm7_septets(c: char) -> Option<usize> {
 /// `bytes` decoded from the charset `name`, or `None` when the charset is
 /// unknown or the bytes are not valid in it: what a sendsms request's text
 /// must pass, as Kannel's iconv conversion must (smsbox's
-/// `charset_processing`).
+/// `charset_processing`). Unlike [`decode_mo`], `ISO-8859-1` is Latin-1
+/// exactly, as iconv reads it.
 pub fn decode_strict(bytes: &[u8], name: &str) -> Option<String> {
+    // iconv's ISO-8859-1 is Latin-1 itself (0x80..0x9F are C1 controls),
+    // not the WINDOWS-1252 WHATWG reads under that name.
+    const LATIN1: [&str; 5] = ["ISO-8859-1", "ISO8859-1", "ISO_8859-1", "LATIN1", "L1"];
+    if LATIN1.iter().any(|l| l.eq_ignore_ascii_case(name.trim())) {
+        return Some(bytes.iter().copied().map(char::from).collect());
+    }
     match Charset::from_name(name)? {
         Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
         Charset::Utf16Be => {

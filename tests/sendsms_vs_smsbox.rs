@@ -287,6 +287,10 @@ fn cases() -> Vec<Case> {
             &format!("{u}&to={{to}}&text=h%E9llo&charset=ISO-8859-1"),
         ),
         get(
+            "ISO-8859-1 bytes that WINDOWS-1252 reads otherwise",
+            &format!("{u}&to={{to}}&text=%80%A4%E7&charset=ISO-8859-1"),
+        ),
+        get(
             "UCS-2 from UTF-8",
             &format!("{u}&to={{to}}&text={cyrillic}&coding=2&charset=UTF-8"),
         ),
