@@ -117,6 +117,11 @@ const SMSBOX_SAYS: &[(&str, u16, &str)] = &[
     ("a form POST", 400, "Invalid content-type"),
     ("XML POST", 202, "0: Accepted for delivery"),
     (
+        "XML POST with a number that is not one",
+        400,
+        "MClass field misformed, rejected",
+    ),
+    (
         "a UDH without coding is 8-bit",
         202,
         "0: Accepted for delivery",
@@ -573,6 +578,34 @@ fn cases() -> Vec<Case> {
                 "<ud>h%E9</ud><udh>0605040B8423F0</udh>",
             )
             .replace("version=\"1.0\"", "version=\"1.0\" encoding=\"ISO-8859-1\"")
+            .as_bytes(),
+        ),
+        post(
+            "XML POST with every other element",
+            &[("Content-Type", "text/xml")],
+            xml(
+                xml_auth,
+                "<ud>more</ud><smsc>fake</smsc><rpi>1</rpi><timing><delay>5</delay></timing>\
+                 <dcs><mwi>2</mwi><alt-dcs>1</alt-dcs></dcs><udh>%06%05%04%0B%84%23%F0</udh>",
+            )
+            .as_bytes(),
+        ),
+        post(
+            "XML POST in UCS-2",
+            &[("Content-Type", "text/xml")],
+            xml(
+                xml_auth,
+                "<ud>%D0%9F%D1%80%D0%B8</ud><dcs><coding>2</coding></dcs>",
+            )
+            .as_bytes(),
+        ),
+        post(
+            "XML POST with a number that is not one",
+            &[("Content-Type", "text/xml")],
+            xml(
+                xml_auth,
+                "<ud>x</ud><dcs><mclass> x </mclass></dcs><pid>2.7</pid>",
+            )
             .as_bytes(),
         ),
         post(
