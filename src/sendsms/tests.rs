@@ -483,3 +483,66 @@ fn a_user_denied_from_an_address_fails_authorization() {
         "403 Authorization failed for sendsms"
     );
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TYPES: [&str; 7] = [
+        "text/plain",
+        "application/octet-stream",
+        "text/xml",
+        "text/html",
+        "application/x-www-form-urlencoded",
+        "text/plain; charset=ISO-8859-1",
+        "application/json",
+    ];
+
+    proptest! {
+        /// Whatever a client sends, the answer is a request or a refusal,
+        /// never a panic; and a compat user gets the same verdict kinds.
+        #[test]
+        fn any_request_is_answered_without_panicking(
+            query in proptest::collection::vec(any::<u8>(), 0..200),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            kind in 0..TYPES.len(),
+            post in any::<bool>(),
+            coding in -2i32..4,
+            max in proptest::option::of(1u32..5),
+        ) {
+            let mut users = users();
+            users[0].max_messages = max;
+            users[0].concatenation = max.is_some_and(|m| m % 2 == 0);
+            users[0].split_chars = Some(" ".into());
+            users[0].header = Some("H".into());
+            let coding = coding.to_string();
+            let headers: Vec<(&str, &[u8])> = vec![
+                ("Content-Type", TYPES[kind].as_bytes()),
+                ("X-Kannel-Username", b"c"),
+                ("X-Kannel-Password", b"p"),
+                ("X-Kannel-From", b"5"),
+                ("X-Kannel-To", b"1 2"),
+                ("X-Kannel-Coding", coding.as_bytes()),
+                ("X-Kannel-UDH", &body[..body.len().min(3)]),
+            ];
+            let mut full_query = b"username=u&password=p&from=5&to=1&text=".to_vec();
+            full_query.extend_from_slice(&query);
+            let incoming = Incoming {
+                post,
+                query: &full_query,
+                headers: &headers,
+                body: &body,
+                client_ip: None,
+            };
+            if let Ok(request) = parse(&users, Defaults::default(), &incoming, NOW) {
+                let mut id = 0;
+                let messages = request.messages(|| { id += 1; id });
+                prop_assert_eq!(
+                    messages.len(),
+                    request.receivers.len() * request.parts.len()
+                );
+                prop_assert!(request.parts.len() <= 5);
+            }
+        }
+    }
+}
