@@ -10,15 +10,15 @@
 //! `sms_split`), checked against the real binary by
 //! `tests/sendsms_vs_smsbox.rs`:
 //!
-//! - [`body`]: GET, POST form, `text/plain` and `application/octet-stream`
-//!   with `X-Kannel-*` headers, XML POST ([`xml`]), and the content types
+//! - `body`: GET, POST form, `text/plain` and `application/octet-stream`
+//!   with `X-Kannel-*` headers, XML POST (`xml`), and the content types
 //!   smsbox refuses;
-//! - [`params`]: the fields, read as smsbox reads them (the first of a
+//! - `params`: the fields, read as smsbox reads them (the first of a
 //!   repeated parameter counts, integers as `sscanf` reads them);
-//! - [`checks`]: smsbox's checks, in its order, with its words;
-//! - [`split`]: `max-messages`, `concatenation`, `header`, `footer`,
+//! - `checks`: smsbox's checks, in its order, with its words;
+//! - `split`: `max-messages`, `concatenation`, `header`, `footer`,
 //!   `split-chars`, `split-suffix`;
-//! - [`message`]: the outgoing messages, one per receiver and part.
+//! - `message`: the outgoing messages, one per receiver and part.
 //!
 //! | answer | status | when |
 //! | --- | --- | --- |
