@@ -30,7 +30,7 @@ use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
 use crate::dlr_callback::{self, DlrCallbacks};
 use crate::http::api::alert::Alerts;
-use crate::http::api::Api;
+use crate::http::api::{Api, Sendsms};
 use crate::http::console::Console;
 use crate::http::{HttpServer, Parts};
 use crate::intake::deferred::Deferrals;
@@ -264,7 +264,10 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             link_status: link_status.clone(),
             kannel_enabled: config.kannel.enabled,
             api: Api {
-                sendsms_users: config.sendsms_users.clone(),
+                sendsms: Sendsms {
+                    users: config.sendsms_users.clone(),
+                    global_sender: config.kannel.global_sender.clone(),
+                },
                 alerts: Alerts::new(&config.alerts, &http)?,
             },
             console: Console::new(&config.console, &config.console_users, shutdown.clone()),
