@@ -32,14 +32,14 @@ use crate::dlr_callback::{self, DlrCallbacks};
 use crate::http::api::alert::Alerts;
 use crate::http::api::Api;
 use crate::http::console::Console;
-use crate::http::{HttpServer, Parts};
+use crate::http::{HttpServer, Parts, Role};
 use crate::intake::Intake;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
 use crate::link::{Link, LinkConfig};
+use crate::metrics::{LinkStatus, Metrics};
 use crate::router::{App, ReplySettings, Router};
-use crate::status::LinkStatus;
 use crate::store::{Store, StoreOptions};
 
 /// Why rapidbox could not start.
@@ -103,6 +103,7 @@ pub struct Running {
     intake: Intake,
     link_status: Arc<LinkStatus>,
     http_addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -134,6 +135,12 @@ impl Running {
     /// Where the HTTP server listens (the port chosen, for port 0).
     pub fn http_addr(&self) -> std::net::SocketAddr {
         self.http_addr
+    }
+
+    /// Where the `[metrics] listen` listener listens, when one is
+    /// configured.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops everything gracefully and closes the store.
@@ -184,6 +191,8 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
 
     let shutdown = CancellationToken::new();
     let link_status = Arc::new(LinkStatus::default());
+    // Every part reports here; `/metrics` reads it.
+    let metrics = Arc::new(Metrics::new(link_status.clone(), &app_names, Some(&store)));
     let mut tasks = JoinSet::new();
     let transports = config.transports();
     let serves = |kind: TransportKind| -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
@@ -218,17 +227,19 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             http: http.clone(),
             store: store.clone(),
             outbox: outbox.clone(),
+            metrics: metrics.clone(),
         };
         tasks.spawn(pusher.run(shutdown.clone()));
         info!(method = ?config.push.method, "push transport ready");
     }
-    let intake = Intake::new(store.clone(), router, dispatch);
+    let intake = Intake::new(store.clone(), router, dispatch, metrics.clone());
 
     // sendsms callers' dlr-urls, called when their reports arrive.
     let (dlr_callbacks, callback_worker) = DlrCallbacks::new(
         http.clone(),
         store.clone(),
         dlr_callback::FIRST_RETRY,
+        metrics.clone(),
         shutdown.clone(),
     );
     tasks.spawn(callback_worker);
@@ -263,10 +274,40 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             },
             console: Console::new(&config.console, &config.console_users, shutdown.clone()),
         },
+        Role::Main {
+            metrics: config.metrics.listen.is_none(),
+        },
     )
     .await?;
     let http_addr = http_server.local_addr();
+
+    // `[metrics] listen`: a listener of its own for /metrics, /health and
+    // /ready, with `[http]`'s bounds.
+    let metrics_server = match config.metrics.listen {
+        Some(listen) => {
+            let http_config = crate::config::HttpConfig {
+                listen,
+                ..config.http.clone()
+            };
+            let parts = Parts {
+                intake: intake.clone(),
+                link_status: link_status.clone(),
+                kannel_enabled: config.kannel.enabled,
+                api: Api {
+                    sendsms_users: Vec::new(),
+                    alerts: None,
+                },
+                console: None,
+            };
+            Some(HttpServer::bind(&http_config, parts, Role::OpsOnly).await?)
+        }
+        None => None,
+    };
+    let metrics_addr = metrics_server.as_ref().map(HttpServer::local_addr);
     tasks.spawn(http_server.run(shutdown.clone()));
+    if let Some(server) = metrics_server {
+        tasks.spawn(server.run(shutdown.clone()));
+    }
 
     Ok(Running {
         store,
@@ -274,6 +315,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         intake,
         link_status,
         http_addr,
+        metrics_addr,
         shutdown,
         tasks,
     })

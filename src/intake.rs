@@ -17,9 +17,12 @@
 //! transports' sweeps find what was committed and not yet offered), and a
 //! caller who hears "done" (an ack, an HTTP answer) can count on it.
 
+use std::sync::Arc;
+
 use tracing::debug;
 
 use crate::dispatch::Dispatch;
+use crate::metrics::{Metrics, MoResult};
 use crate::model::{Connection, Direction, Message, MessageId, MoKey, Status};
 use crate::router::{Routed, Router};
 use crate::store::{Outcome, Store, StoreError, Unit};
@@ -30,6 +33,7 @@ pub struct Intake {
     store: Store,
     router: Router,
     dispatch: Dispatch,
+    metrics: Arc<Metrics>,
 }
 
 /// What became of an incoming message.
@@ -45,13 +49,24 @@ pub enum Received {
 }
 
 impl Intake {
-    /// The intake over these parts.
-    pub fn new(store: Store, router: Router, dispatch: Dispatch) -> Intake {
+    /// The intake over these parts, reporting to `metrics`.
+    pub(crate) fn new(
+        store: Store,
+        router: Router,
+        dispatch: Dispatch,
+        metrics: Arc<Metrics>,
+    ) -> Intake {
         Intake {
             store,
             router,
             dispatch,
+            metrics,
         }
+    }
+
+    /// Where every part reports its numbers.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The store every message is committed to.
@@ -87,8 +102,16 @@ impl Intake {
         );
         // Without a Kannel key the store has nothing to deduplicate on: the
         // unit is applied.
-        let (routed, _outcome) = self.route_and_commit(message, None).await?;
-        Ok(routed)
+        match self.route_and_commit(message, None).await {
+            Ok((routed, _outcome)) => {
+                self.metrics.messages.mo(false, MoResult::Stored);
+                Ok(routed)
+            }
+            Err(e) => {
+                self.metrics.messages.mo(false, MoResult::Refused);
+                Err(e)
+            }
+        }
     }
 
     /// [`Intake::receive`] for an MO from the bearerbox, whose Kannel key
@@ -96,6 +119,21 @@ impl Intake {
     /// it is not routed again, and if another delivery of it commits first,
     /// this one is not stored ([`Received::Duplicate`] either way).
     pub async fn receive_mo(&self, message: Message, key: MoKey) -> Result<Received, StoreError> {
+        let received = self.receive_mo_unmetered(message, key).await;
+        let result = match &received {
+            Ok(Received::Stored(_)) => MoResult::Stored,
+            Ok(Received::Duplicate(_)) => MoResult::Duplicate,
+            Err(_) => MoResult::Refused,
+        };
+        self.metrics.messages.mo(true, result);
+        received
+    }
+
+    async fn receive_mo_unmetered(
+        &self,
+        message: Message,
+        key: MoKey,
+    ) -> Result<Received, StoreError> {
         if let Some(first) = self.store.message_id_by_mo(&key)? {
             return Ok(Received::Duplicate(first));
         }
@@ -112,6 +150,9 @@ impl Intake {
         key: Option<MoKey>,
     ) -> Result<(Routed, Outcome), StoreError> {
         let routed = self.router.route(message).await;
+        for failure in &routed.failures {
+            self.metrics.apps.failed(&failure.app);
+        }
         let mut unit = routed.unit();
         if let Some(key) = key {
             unit = unit.unless_mo_known(key);
@@ -204,7 +245,10 @@ mod tests {
         let outbox = Outbox::new(16, Policy::every_backend());
         let transports = Transports::new(Default::default(), &Default::default(), true);
         let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
-        (Intake::new(store, router, dispatch), outbox)
+        (
+            Intake::new(store, router, dispatch, crate::metrics::Metrics::detached()),
+            outbox,
+        )
     }
 
     #[tokio::test]

@@ -32,8 +32,10 @@
 //!   smsbox does (public: apps of your own can answer with them too).
 //! - `template` — reply and URL templates in the configuration, built on
 //!   [`escape`].
-//! - `status` — what the running parts report about themselves (the
-//!   bearerbox link's state), read by monitoring.
+//! - `metrics` — what the running parts report about themselves: one
+//!   registry every part counts into (MOs, MTs, reports, HTTP, callbacks,
+//!   app failures, the link's state, the store's writer), exposed at
+//!   `/metrics` in Prometheus' text format.
 //! - `client` — the outgoing HTTP client (webhooks, push, dlr-urls),
 //!   bounded in time and size.
 //! - [`router`] — the [`router::App`] trait and the phases every incoming
@@ -85,9 +87,9 @@ mod http;
 mod intake;
 pub mod kannel_conf;
 mod link;
+mod metrics;
 pub mod model;
 pub mod router;
-mod status;
 pub mod store;
 mod template;
 mod text;

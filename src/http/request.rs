@@ -41,7 +41,6 @@ impl Params {
     }
 
     /// Parameters from a URL-encoded query string.
-    #[cfg(test)]
     pub fn from_query(query: &str) -> Params {
         let mut params = Params::default();
         params.extend_urlencoded(query.as_bytes());
