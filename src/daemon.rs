@@ -371,11 +371,20 @@ async fn sweep(outbox: Outbox, store: Store, shutdown: CancellationToken) {
     }
 }
 
-/// Runs rapidbox as `config` says until SIGINT or SIGTERM.
+/// Runs rapidbox as `config` says until SIGINT or SIGTERM. Under systemd
+/// (`Type=notify`) it says READY once everything runs, feeds the unit's
+/// watchdog, and says STOPPING when the shutdown starts.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let running = Daemon::builder(config).start().await?;
+    let systemd = crate::notify::Notifier::from_env();
+    systemd.notify("READY=1");
+    let watchdog = CancellationToken::new();
+    tokio::spawn(systemd.clone().keep_watchdog(watchdog.clone()));
     wait_for_signal().await;
     info!("shutting down: finishing the messages in hand");
+    systemd.notify("STOPPING=1");
+    // Fed until the end: a shutdown that hangs past the unit's stop
+    // timeout is systemd's to end, not the watchdog's.
     let stopping = running.stop();
     if tokio::time::timeout(Duration::from_secs(30), stopping)
         .await
@@ -383,6 +392,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     {
         warn!("shutdown took over 30 s; exiting anyway (unacknowledged MOs will be redelivered)");
     }
+    watchdog.cancel();
     Ok(())
 }
 

@@ -56,6 +56,8 @@
 //! - [`kannel_conf`] — Kannel's kannel.conf read as Kannel 1.4.5 reads it
 //!   (includes, quoting, its key table), and converted to rapidbox's
 //!   configuration (`rapidbox import-kannel-conf`).
+//! - `notify` — systemd's `sd_notify` (READY, STOPPING, WATCHDOG) for a
+//!   `Type=notify` unit.
 //! - `daemon` — `rapidbox run`: builds every part from the configuration
 //!   ([`Daemon::builder`], which also takes apps of your own), runs them,
 //!   shuts them down in order.
@@ -89,6 +91,7 @@ pub mod kannel_conf;
 mod link;
 mod metrics;
 pub mod model;
+mod notify;
 pub mod router;
 pub mod store;
 mod template;
