@@ -298,6 +298,11 @@ impl Session<'_> {
             }
             Err(problem) => {
                 error!(message_id = message.id, %problem, "cannot send through the bearerbox");
+                let metrics = self.inbound.intake.metrics();
+                let kind = MtKind::of(&message);
+                metrics
+                    .messages
+                    .mt(MtTransport::Kannel, kind, MtOutcome::Failed);
                 let now = now_micros();
                 let unit = Unit::new()
                     .with(Update::status(message.id, Status::Failed, now).into())
