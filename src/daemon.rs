@@ -32,15 +32,15 @@ use crate::dlr_callback::{self, DlrCallbacks};
 use crate::http::api::alert::Alerts;
 use crate::http::api::{Api, Sendsms};
 use crate::http::console::Console;
-use crate::http::{HttpServer, Parts};
+use crate::http::{HttpServer, Parts, Role};
 use crate::intake::deferred::Deferrals;
 use crate::intake::Intake;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
 use crate::link::{Link, LinkConfig};
+use crate::metrics::{LinkStatus, Metrics};
 use crate::router::{App, ReplySettings, Router};
-use crate::status::LinkStatus;
 use crate::store::{Store, StoreOptions};
 
 /// Why rapidbox could not start.
@@ -104,6 +104,7 @@ pub struct Running {
     intake: Intake,
     link_status: Arc<LinkStatus>,
     http_addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -135,6 +136,12 @@ impl Running {
     /// Where the HTTP server listens (the port chosen, for port 0).
     pub fn http_addr(&self) -> std::net::SocketAddr {
         self.http_addr
+    }
+
+    /// Where the `[metrics] listen` listener listens, when one is
+    /// configured.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops everything gracefully and closes the store.
@@ -185,6 +192,8 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
 
     let shutdown = CancellationToken::new();
     let link_status = Arc::new(LinkStatus::default());
+    // Every part reports here; `/metrics` reads it.
+    let metrics = Arc::new(Metrics::new(link_status.clone(), &app_names, Some(&store)));
     let mut tasks = JoinSet::new();
     let transports = config.transports();
     let serves = |kind: TransportKind| -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
@@ -219,11 +228,12 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             http: http.clone(),
             store: store.clone(),
             outbox: outbox.clone(),
+            metrics: metrics.clone(),
         };
         tasks.spawn(pusher.run(shutdown.clone()));
         info!(method = ?config.push.method, "push transport ready");
     }
-    let mut intake = Intake::new(store.clone(), router, dispatch);
+    let mut intake = Intake::new(store.clone(), router, dispatch, metrics.clone());
     if let Some(after) = config.router.defer_after() {
         let deferrals = Deferrals::new(after, config.router.max_deferred);
         intake = intake.with_deferrals(deferrals.clone());
@@ -235,6 +245,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         http.clone(),
         store.clone(),
         dlr_callback::FIRST_RETRY,
+        metrics.clone(),
         shutdown.clone(),
     );
     tasks.spawn(callback_worker);
@@ -272,10 +283,43 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             },
             console: Console::new(&config.console, &config.console_users, shutdown.clone()),
         },
+        Role::Main {
+            metrics: config.metrics.listen.is_none(),
+        },
     )
     .await?;
     let http_addr = http_server.local_addr();
+
+    // `[metrics] listen`: a listener of its own for /metrics, /health and
+    // /ready, with `[http]`'s bounds.
+    let metrics_server = match config.metrics.listen {
+        Some(listen) => {
+            let http_config = crate::config::HttpConfig {
+                listen,
+                ..config.http.clone()
+            };
+            let parts = Parts {
+                intake: intake.clone(),
+                link_status: link_status.clone(),
+                kannel_enabled: config.kannel.enabled,
+                api: Api {
+                    sendsms: Sendsms {
+                        users: Vec::new(),
+                        global_sender: None,
+                    },
+                    alerts: None,
+                },
+                console: None,
+            };
+            Some(HttpServer::bind(&http_config, parts, Role::OpsOnly).await?)
+        }
+        None => None,
+    };
+    let metrics_addr = metrics_server.as_ref().map(HttpServer::local_addr);
     tasks.spawn(http_server.run(shutdown.clone()));
+    if let Some(server) = metrics_server {
+        tasks.spawn(server.run(shutdown.clone()));
+    }
 
     Ok(Running {
         store,
@@ -283,6 +327,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         intake,
         link_status,
         http_addr,
+        metrics_addr,
         shutdown,
         tasks,
     })
@@ -338,11 +383,20 @@ async fn sweep(outbox: Outbox, store: Store, shutdown: CancellationToken) {
     }
 }
 
-/// Runs rapidbox as `config` says until SIGINT or SIGTERM.
+/// Runs rapidbox as `config` says until SIGINT or SIGTERM. Under systemd
+/// (`Type=notify`) it says READY once everything runs, feeds the unit's
+/// watchdog, and says STOPPING when the shutdown starts.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let running = Daemon::builder(config).start().await?;
+    let systemd = crate::notify::Notifier::from_env();
+    systemd.notify("READY=1");
+    let watchdog = CancellationToken::new();
+    tokio::spawn(systemd.clone().keep_watchdog(watchdog.clone()));
     wait_for_signal().await;
     info!("shutting down: finishing the messages in hand");
+    systemd.notify("STOPPING=1");
+    // Fed until the end: a shutdown that hangs past the unit's stop
+    // timeout is systemd's to end, not the watchdog's.
     let stopping = running.stop();
     if tokio::time::timeout(Duration::from_secs(30), stopping)
         .await
@@ -350,6 +404,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     {
         warn!("shutdown took over 30 s; exiting anyway (unacknowledged MOs will be redelivered)");
     }
+    watchdog.cancel();
     Ok(())
 }
 

@@ -32,8 +32,10 @@
 //!   smsbox does (public: apps of your own can answer with them too).
 //! - `template` — reply and URL templates in the configuration, built on
 //!   [`escape`].
-//! - `status` — what the running parts report about themselves (the
-//!   bearerbox link's state), read by monitoring.
+//! - `metrics` — what the running parts report about themselves: one
+//!   registry every part counts into (MOs, MTs, reports, HTTP, callbacks,
+//!   app failures, the link's state, the store's writer), exposed at
+//!   `/metrics` in Prometheus' text format.
 //! - `client` — the outgoing HTTP client (webhooks, push, dlr-urls),
 //!   bounded in time and size.
 //! - [`router`] — the [`router::App`] trait and the phases every incoming
@@ -59,6 +61,8 @@
 //! - [`kannel_conf`] — Kannel's kannel.conf read as Kannel 1.4.5 reads it
 //!   (includes, quoting, its key table), and converted to rapidbox's
 //!   configuration (`rapidbox import-kannel-conf`).
+//! - `notify` — systemd's `sd_notify` (READY, STOPPING, WATCHDOG) for a
+//!   `Type=notify` unit.
 //! - `daemon` — `rapidbox run`: builds every part from the configuration
 //!   ([`Daemon::builder`], which also takes apps of your own), runs them,
 //!   shuts them down in order.
@@ -90,10 +94,11 @@ mod http;
 mod intake;
 pub mod kannel_conf;
 mod link;
+mod metrics;
 pub mod model;
+mod notify;
 pub mod router;
 mod sendsms;
-mod status;
 pub mod store;
 mod template;
 mod text;

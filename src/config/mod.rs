@@ -5,6 +5,7 @@
 //! [store]     # where the state lives
 //! [kannel]    # the bearerbox connection
 //! [http]      # the HTTP server
+//! [metrics]   # where /metrics is served
 //! [router]    # apps = [...], in order
 //! [apps.NAME] # one section per app; its kind is NAME unless `kind` says
 //! [[sendsms_users]] # who may use /cgi-bin/sendsms
@@ -17,7 +18,7 @@
 //!
 //! - this module: [`Config`] and the entry points ([`Config::load`],
 //!   [`check`], [`smsbox_id_warning`]);
-//! - `sections`: `[store]`, `[kannel]`, `[http]`, `[router]` and their
+//! - `sections`: `[store]`, `[kannel]`, `[http]`, `[metrics]`, `[router]` and their
 //!   defaults;
 //! - `apps`: the built-in apps' sections;
 //! - `sendsms`: `[[sendsms_users]]`;
@@ -50,7 +51,7 @@ pub use apps::{
 };
 pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
-pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
+pub use sections::{HttpConfig, KannelConfig, MetricsConfig, RouterConfig, StoreConfig};
 pub use sendsms::{Behaviour, Pattern, SendsmsUser};
 pub use transport::{
     BackendConfig, PushConfig, PushMethod, TransportKind, Transports, PUSH_FIELDS,
@@ -71,6 +72,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub kannel: KannelConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
     pub router: RouterConfig,
     /// Push transport settings.
     pub push: PushConfig,
@@ -109,6 +111,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             kannel: KannelConfig::default(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
             router,
             push: PushConfig::default(),
             backends: BTreeMap::new(),

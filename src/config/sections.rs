@@ -134,6 +134,22 @@ impl Default for KannelConfig {
     }
 }
 
+/// `[metrics]`: where `/metrics` is served.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [metrics] section (a table)")]
+pub struct MetricsConfig {
+    /// A second, small listener serving only `/metrics`, `/health` and
+    /// `/ready`, without a password (bind it to an address only the
+    /// monitoring can reach). When set, the main listener no longer
+    /// serves `/metrics`. Unset: `/metrics` is on `[http] listen`, behind
+    /// `[http] password` when one is set.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_socket_addr"
+    )]
+    pub listen: Option<SocketAddr>,
+}
+
 /// `[http]`: the HTTP server (httprouter endpoints, sendsms, console).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [http] section (a table)")]
@@ -255,6 +271,12 @@ fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
 }
 
 /// `IP:PORT`, with an error that shows the expected form.
+fn optional_socket_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(deserializer).map(Some)
+}
+
 fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(|_| {

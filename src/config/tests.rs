@@ -134,6 +134,7 @@ fn the_example_documents_every_key() {
     config.kannel.tls_ca_file = Some("x".into());
     config.kannel.tls_server_name = Some("x".into());
     config.kannel.global_sender = Some("x".into());
+    config.metrics.listen = Some("127.0.0.1:9187".parse().unwrap());
     let AppConfig::Keyword(menu) = config.apps.get_mut("menu").unwrap() else {
         panic!("menu is a keyword app");
     };
@@ -711,4 +712,28 @@ fn sendsms_usernames_must_be_given_unique_and_bounded() {
         message(errors, "sendsms_users[2].username"),
         "empty: give the user a name"
     );
+}
+
+#[test]
+fn metrics_listen_needs_a_port_of_its_own_and_warns_when_open() {
+    let clash =
+        check("[http]\nlisten = \"127.0.0.1:8080\"\n[metrics]\nlisten = \"0.0.0.0:8080\"\n");
+    assert!(
+        message(&clash.errors, "metrics.listen").contains("http.listen's port"),
+        "{clash:#?}"
+    );
+    assert!(message(&clash.warnings, "metrics.listen").contains("without a password"));
+    let fine = check("[metrics]\nlisten = \"127.0.0.1:9187\"\n");
+    assert!(
+        fine.errors.is_empty() && fine.warnings.is_empty(),
+        "{fine:#?}"
+    );
+    let config = Config::from_toml_str("[metrics]\nlisten = \"127.0.0.1:9187\"\n").unwrap();
+    assert_eq!(
+        config.metrics.listen,
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
+    let bad = check("[metrics]\nlisten = \"nowhere\"\n");
+    assert_eq!(keys(&bad.errors), set(&["metrics.listen"]), "{bad:#?}");
+    assert_eq!(Config::default().metrics.listen, None);
 }

@@ -22,6 +22,7 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     store(&config.store, &root.key("store"), &mut report);
     kannel(&config.kannel, &root.key("kannel"), &mut report);
     http(&config.http, &root.key("http"), &mut report);
+    metrics(config, &root.key("metrics"), &mut report);
     router(config, broken, &root.key("router"), &mut report);
     push(config, &root.key("push"), &mut report);
     sendsms_users(config, &root.key("sendsms_users"), &mut report);
@@ -489,6 +490,32 @@ const MAX_HTTP_BYTES: usize = 16 << 20;
 /// The smallest `max_body_bytes`: a form with a full-length SMS, escaped,
 /// and its other fields.
 const MIN_BODY_BYTES: usize = 1024;
+
+fn metrics(config: &Config, at: &KeyPath, report: &mut Report) {
+    let Some(listen) = config.metrics.listen else {
+        return;
+    };
+    let http = config.http.listen;
+    let overlaps =
+        listen.ip() == http.ip() || listen.ip().is_unspecified() || http.ip().is_unspecified();
+    if listen.port() != 0 && listen.port() == http.port() && overlaps {
+        error(
+            report,
+            &at.key("listen"),
+            format!("{listen} is http.listen's port ({http}): the metrics listener needs one of its own"),
+        );
+    }
+    if !listen.ip().is_loopback() {
+        warning(
+            report,
+            &at.key("listen"),
+            format!(
+                "{listen} is reachable from other machines: /metrics is served there without a \
+                 password, so bind it to an address only the monitoring can reach"
+            ),
+        );
+    }
+}
 
 fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
     match &http.password {

@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use super::outbox::{Outbox, Policy};
 use crate::client::HttpClient;
 use crate::config::{PushConfig, PushMethod};
+use crate::metrics::{CallbackKind, CallbackOutcome, Metrics, MtKind, MtOutcome, MtTransport};
 use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
 use crate::store::{Op, Store, Unit, Update};
 use crate::template::percent_encode;
@@ -115,6 +116,8 @@ pub struct Pusher {
     pub http: HttpClient,
     pub store: Store,
     pub outbox: Outbox,
+    /// Where push outcomes are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Pusher {
@@ -155,6 +158,16 @@ impl Pusher {
     /// One attempt to push `msg`, and its outcome stored.
     async fn push(&self, msg: Message) {
         let id = msg.id;
+        let kind = MtKind::of(&msg);
+        let report = |mt: MtOutcome, call: CallbackOutcome| {
+            self.metrics.messages.mt(MtTransport::Push, kind, mt);
+            self.metrics.callbacks.report(CallbackKind::Push, call);
+        };
+        if msg.attempts == 0 {
+            self.metrics
+                .callbacks
+                .report(CallbackKind::Push, CallbackOutcome::Owed);
+        }
         let outcome = match self.config.url_for(&msg.connection.backend) {
             None => Err((
                 format!(
@@ -199,6 +212,7 @@ impl Pusher {
         let unit = match outcome {
             Ok(()) => {
                 info!(message_id = id, "pushed");
+                report(MtOutcome::Accepted, CallbackOutcome::Done);
                 Unit::new().with(
                     Update::status(id, Status::Sent, now)
                         .retry_after(None)
@@ -210,10 +224,12 @@ impl Pusher {
                 let give_up = hopeless || attempts >= self.config.max_attempts;
                 let update = if give_up {
                     warn!(message_id = id, attempts, error = %log, "push failed; giving up");
+                    report(MtOutcome::Failed, CallbackOutcome::Failed);
                     Update::status(id, Status::Failed, now).attempts(attempts)
                 } else {
                     let retry = now + retry_delay(self.config.retry_secs, attempts);
                     warn!(message_id = id, attempts, error = %log, "push failed; will retry");
+                    report(MtOutcome::Retry, CallbackOutcome::Retried);
                     Update::status(id, Status::Errored, now)
                         .attempts(attempts)
                         .retry_after(Some(retry))

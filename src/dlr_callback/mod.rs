@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::client::HttpClient;
+use crate::metrics::{CallbackKind, CallbackOutcome, Metrics};
 use crate::model::{now_micros, DeliveryError, MessageId, Micros, PendingCallback};
 use crate::store::{time_ordered_uuid, Op, Store, Unit};
 
@@ -78,6 +79,7 @@ impl DlrCallbacks {
         http: HttpClient,
         store: Store,
         first_retry: Duration,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> (
         DlrCallbacks,
@@ -89,6 +91,7 @@ impl DlrCallbacks {
             store,
             first_retry,
             wake: wake.clone(),
+            metrics,
         };
         (DlrCallbacks { wake }, worker.run(shutdown))
     }
@@ -105,6 +108,7 @@ struct Worker {
     store: Store,
     first_retry: Duration,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -194,6 +198,12 @@ impl Worker {
             .await;
         let failure = match sent {
             Ok(r) if r.status.as_u16() < 500 => {
+                let outcome = if r.status.is_success() {
+                    CallbackOutcome::Done
+                } else {
+                    CallbackOutcome::Failed
+                };
+                self.metrics.callbacks.report(CallbackKind::DlrUrl, outcome);
                 if r.status.is_success() {
                     debug!(
                         message_id = id,
@@ -217,6 +227,9 @@ impl Worker {
             let now = now_micros();
             if attempts >= MAX_ATTEMPTS {
                 warn!(message_id = id, url = %callback.url, %error, "dlr-url call failed {MAX_ATTEMPTS} times; giving up");
+                self.metrics
+                    .callbacks
+                    .report(CallbackKind::DlrUrl, CallbackOutcome::Failed);
                 unit.push(Op::AddDeliveryError(DeliveryError {
                     message_id: id,
                     time: now,
@@ -228,6 +241,9 @@ impl Worker {
             } else {
                 let wait = self.first_retry.saturating_mul(1 << (attempts - 1).min(16));
                 debug!(message_id = id, attempts, %error, "dlr-url call failed; retrying in {wait:?}");
+                self.metrics
+                    .callbacks
+                    .report(CallbackKind::DlrUrl, CallbackOutcome::Retried);
                 let wait = Micros::try_from(wait.as_micros()).unwrap_or(Micros::MAX);
                 unit.push(Op::OweCallback(PendingCallback {
                     due: now.saturating_add(wait),

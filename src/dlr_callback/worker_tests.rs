@@ -64,7 +64,13 @@ impl Worker {
     fn start(store: &Store) -> Worker {
         let http = HttpClient::new().unwrap_or_else(|e| panic!("client: {e}"));
         let shutdown = CancellationToken::new();
-        let (handle, worker) = DlrCallbacks::new(http, store.clone(), RETRY, shutdown.clone());
+        let (handle, worker) = DlrCallbacks::new(
+            http,
+            store.clone(),
+            RETRY,
+            crate::metrics::Metrics::detached(),
+            shutdown.clone(),
+        );
         Worker {
             handle,
             shutdown,

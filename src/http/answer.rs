@@ -138,7 +138,8 @@ pub fn empty() -> HttpResponse {
     Response::new(Full::new(Bytes::new()))
 }
 
-fn with_type(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
+/// `body` as a response of `content_type`.
+pub fn with_type(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response

@@ -12,7 +12,7 @@ use super::auth;
 use super::request::{BodyLimits, Params};
 use crate::dispatch::Dispatch;
 use crate::intake::Intake;
-use crate::status::LinkStatus;
+use crate::metrics::LinkStatus;
 use crate::store::Store;
 
 /// The parts and settings behind every endpoint.

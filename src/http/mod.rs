@@ -4,14 +4,18 @@
 //!
 //! ```text
 //! server (accept loop, bounds, shutdown)
-//!   └─ service (by path) ─┬─ api      (httprouter's endpoints, sendsms)
+//!   └─ service (by path) ─┬─ ops      (/metrics, /health, /ready)
+//!                         ├─ api      (httprouter's endpoints, sendsms)
 //!                         └─ console  (the web console)
 //!                both over: context, request, answer, body, page, auth
 //! ```
 //!
 //! - [`server`]: the accept loop, its bounds (connections, head size,
 //!   timeouts) and graceful shutdown;
-//! - `service`: from a request's path to the API or the console;
+//! - `service`: from a request's path to the operations endpoints, the
+//!   API or the console; counts and times every request;
+//! - `ops`: `/metrics`, `/health`, `/ready`, and which listener serves
+//!   which ([`Role`]: the main one, or `[metrics] listen`'s);
 //! - [`api`]: rapidsms-httprouter's endpoints and `/cgi-bin/sendsms`;
 //! - [`console`]: the web console at `/router/console`;
 //! - `context`: what both share (the intake, the link's status, the
@@ -32,6 +36,7 @@ mod auth;
 mod body;
 pub mod console;
 mod context;
+mod ops;
 mod page;
 pub(crate) mod request;
 pub mod server;
@@ -40,10 +45,11 @@ mod service;
 use std::sync::Arc;
 
 use crate::intake::Intake;
-use crate::status::LinkStatus;
+use crate::metrics::LinkStatus;
 use api::Api;
 use console::Console;
 
+pub use ops::Role;
 pub use server::{HttpServer, ListenError};
 
 /// The parts of rapidbox the server serves.

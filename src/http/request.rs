@@ -35,6 +35,13 @@ impl Params {
         }
     }
 
+    /// Parameters from a URL-encoded query string.
+    pub fn from_query(query: &str) -> Params {
+        let mut params = Params::default();
+        params.extend_urlencoded(query.as_bytes());
+        params
+    }
+
     /// The value of `name`: the last one given, as Django's `QueryDict`
     /// (so a form field overrides the query string).
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::context::Context;
+use super::ops::Role;
 use super::request::BodyLimits;
 use super::service::{self, Service};
 use super::Parts;
@@ -71,9 +72,13 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `config.listen`; fails if the address cannot be had. Serves
-    /// nothing until [`HttpServer::run`].
-    pub async fn bind(config: &HttpConfig, parts: Parts) -> Result<HttpServer, ListenError> {
+    /// Binds `config.listen`, to serve what `role` says; fails if the
+    /// address cannot be had. Serves nothing until [`HttpServer::run`].
+    pub async fn bind(
+        config: &HttpConfig,
+        parts: Parts,
+        role: Role,
+    ) -> Result<HttpServer, ListenError> {
         let listen_error = |source| ListenError {
             addr: config.listen,
             source,
@@ -108,6 +113,7 @@ impl HttpServer {
                 },
                 api: parts.api,
                 console: parts.console,
+                role,
             },
             max_connections: config.max_connections.max(1),
             http1,

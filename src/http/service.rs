@@ -1,5 +1,7 @@
-//! From a request to the part of the server that answers it: the web
-//! console for its paths, the API for the rest.
+//! From a request to the part of the server that answers it: the
+//! operations endpoints (`/metrics`, `/health`, `/ready`), the web console
+//! for its paths, the API for the rest. Every request is counted and timed
+//! here, by endpoint and status.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,17 +10,21 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tracing::debug;
 
+use super::answer::ApiError;
 use super::api::Api;
 use super::body::{self, ResponseBody};
 use super::console::{self, Console};
 use super::context::Context;
+use super::ops::{self, Role};
 
-/// Everything a request may need: the shared context and the two parts.
+/// Everything a request may need: the shared context and the parts.
 pub struct Service {
     pub ctx: Context,
     pub api: Api,
     /// The web console; `None` when no console users are configured.
     pub console: Option<Arc<Console>>,
+    /// Which endpoints this listener serves.
+    pub role: Role,
 }
 
 /// Answers one request; every failure becomes an error response.
@@ -28,17 +34,32 @@ pub async fn serve(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = if console::is_console_path(&path) {
+    let is_console = console::is_console_path(&path);
+    let metrics = service.ctx.intake.metrics().clone();
+    let timer = metrics.http.start(&path, is_console);
+    let refused = |e: ApiError| {
+        debug!(%method, %path, error = %e, "HTTP request refused");
+        e.into_response()
+    };
+    let response = if let Some(endpoint) = ops::endpoint(&path, service.role) {
+        body::whole(
+            ops::respond(&service.ctx, service.role, endpoint, &request).unwrap_or_else(refused),
+        )
+    } else if service.role == Role::OpsOnly {
+        body::whole(refused(ApiError::NoSuchPath))
+    } else if is_console {
         console::serve(&service.ctx, service.console.as_deref(), request).await
     } else {
-        body::whole(match service.api.respond(&service.ctx, request).await {
-            Ok(response) => response,
-            Err(e) => {
-                debug!(%method, %path, error = %e, "HTTP request refused");
-                e.into_response()
-            }
-        })
+        body::whole(
+            service
+                .api
+                .respond(&service.ctx, request)
+                .await
+                .unwrap_or_else(refused),
+        )
     };
-    debug!(%method, %path, status = response.status().as_u16(), "HTTP request answered");
+    let status = response.status().as_u16();
+    metrics.http.finish(timer, status);
+    debug!(%method, %path, status, "HTTP request answered");
     Ok(response)
 }

@@ -236,6 +236,7 @@ impl Intake {
     /// replies. On failure the message stays R and a later resume routes it
     /// again.
     pub(super) async fn commit_deferred(&self, routed: Routed) {
+        self.count_failures(&routed);
         let id = routed.incoming.id;
         match self.store.commit(routed.unit()).await {
             Ok(_) => {
@@ -297,7 +298,9 @@ mod tests {
         let transports = Transports::new(Default::default(), &Default::default(), true);
         let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
         let deferrals = Deferrals::new(Duration::from_millis(20), max);
-        let intake = Intake::new(store, router, dispatch).with_deferrals(deferrals.clone());
+        let metrics = crate::metrics::Metrics::detached();
+        let intake =
+            Intake::new(store, router, dispatch, metrics).with_deferrals(deferrals.clone());
         (intake, deferrals, outbox)
     }
 

@@ -23,9 +23,12 @@
 
 pub mod deferred;
 
+use std::sync::Arc;
+
 use tracing::debug;
 
 use crate::dispatch::Dispatch;
+use crate::metrics::{Metrics, MoResult};
 use crate::model::{Connection, Direction, Message, MessageId, MoKey, Status};
 use crate::router::{Routed, Router};
 use crate::store::{Op, Outcome, Store, StoreError, Unit};
@@ -39,6 +42,7 @@ pub struct Intake {
     dispatch: Dispatch,
     /// Where MOs with slow apps finish routing; `None`: never deferred.
     deferrals: Option<Deferrals>,
+    metrics: Arc<Metrics>,
 }
 
 /// What became of an incoming message.
@@ -58,14 +62,25 @@ pub enum Received {
 }
 
 impl Intake {
-    /// The intake over these parts.
-    pub fn new(store: Store, router: Router, dispatch: Dispatch) -> Intake {
+    /// The intake over these parts, reporting to `metrics`.
+    pub(crate) fn new(
+        store: Store,
+        router: Router,
+        dispatch: Dispatch,
+        metrics: Arc<Metrics>,
+    ) -> Intake {
         Intake {
             store,
             router,
             dispatch,
             deferrals: None,
+            metrics,
         }
+    }
+
+    /// Where every part reports its numbers.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The same intake, deferring MOs whose apps are slow to `deferrals`
@@ -109,8 +124,16 @@ impl Intake {
         // Without a Kannel key the store has nothing to deduplicate on: the
         // unit is applied.
         let routed = self.router.route(message).await;
-        let (routed, _outcome) = self.commit_routed(routed, None).await?;
-        Ok(routed)
+        match self.commit_routed(routed, None).await {
+            Ok((routed, _outcome)) => {
+                self.metrics.messages.mo(false, MoResult::Stored);
+                Ok(routed)
+            }
+            Err(e) => {
+                self.metrics.messages.mo(false, MoResult::Refused);
+                Err(e)
+            }
+        }
     }
 
     /// [`Intake::receive`] for an MO from the bearerbox, whose Kannel key
@@ -120,6 +143,22 @@ impl Intake {
     /// whose apps are slow may come back [`Received::Deferred`]: stored,
     /// and safe to acknowledge ([`deferred`]).
     pub async fn receive_mo(&self, message: Message, key: MoKey) -> Result<Received, StoreError> {
+        let received = self.receive_mo_unmetered(message, key).await;
+        let result = match &received {
+            Ok(Received::Stored(_)) => MoResult::Stored,
+            Ok(Received::Duplicate(_)) => MoResult::Duplicate,
+            Ok(Received::Deferred(_)) => MoResult::Deferred,
+            Err(_) => MoResult::Refused,
+        };
+        self.metrics.messages.mo(true, result);
+        received
+    }
+
+    async fn receive_mo_unmetered(
+        &self,
+        message: Message,
+        key: MoKey,
+    ) -> Result<Received, StoreError> {
         if let Some(first) = self.store.message_id_by_mo(&key)? {
             return Ok(Received::Duplicate(first));
         }
@@ -175,6 +214,7 @@ impl Intake {
         routed: Routed,
         key: Option<MoKey>,
     ) -> Result<(Routed, Outcome), StoreError> {
+        self.count_failures(&routed);
         let mut unit = routed.unit();
         if let Some(key) = key {
             unit = unit.unless_mo_known(key);
@@ -186,6 +226,13 @@ impl Intake {
             }
         }
         Ok((routed, outcome))
+    }
+
+    /// Counts the apps' failures while routing.
+    fn count_failures(&self, routed: &Routed) {
+        for failure in &routed.failures {
+            self.metrics.apps.failed(&failure.app);
+        }
     }
 
     /// Sends new outgoing messages that answer no MO: each passes the
@@ -267,7 +314,8 @@ mod tests {
         let outbox = Outbox::new(16, Policy::every_backend());
         let transports = Transports::new(Default::default(), &Default::default(), true);
         let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
-        (Intake::new(store, router, dispatch), outbox)
+        let metrics = crate::metrics::Metrics::detached();
+        (Intake::new(store, router, dispatch, metrics), outbox)
     }
 
     #[tokio::test]

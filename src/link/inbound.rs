@@ -9,6 +9,7 @@ use tracing::{error, info, warn};
 use crate::dlr_callback::{self, DlrCallbacks};
 use crate::intake::{Intake, Received};
 use crate::link::convert::{self, MoProblem};
+use crate::metrics::{CallbackKind, CallbackOutcome, DlrKind};
 use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, MoKey, Status};
 use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
 
@@ -120,6 +121,7 @@ impl Inbound {
             .unwrap_or_default();
         let Some(id) = convert::report_message_id(sms) else {
             warn!(kannel_uuid = %sms.id, dlr_mask = event, %text, "delivery report without a message id of ours; acknowledged and dropped");
+            self.intake.metrics().messages.dlr(DlrKind::Unmatched);
             return AckStatus::Success;
         };
         let message = match self.store().message(id) {
@@ -130,6 +132,7 @@ impl Inbound {
                     dlr_mask = event,
                     "delivery report for an unknown message; acknowledged and dropped"
                 );
+                self.intake.metrics().messages.dlr(DlrKind::Unmatched);
                 return AckStatus::Success;
             }
             Err(e) => return ack_for_store_error(&e, "delivery report", sms),
@@ -175,6 +178,13 @@ impl Inbound {
         });
         match self.store().commit(unit).await {
             Ok(_) => {
+                let metrics = self.intake.metrics();
+                metrics.messages.dlr(DlrKind::of_event(i64::from(event)));
+                if callbacks.is_some() {
+                    metrics
+                        .callbacks
+                        .report(CallbackKind::DlrUrl, CallbackOutcome::Owed);
+                }
                 info!(
                     message_id = id,
                     dlr_mask = event,
@@ -211,7 +221,7 @@ mod tests {
         let outbox = Outbox::new(16, Policy::every_backend());
         let dispatch = Dispatch::new(config.transports(), Some(outbox.clone()), None);
         let inbound = Inbound {
-            intake: Intake::new(store, router, dispatch),
+            intake: Intake::new(store, router, dispatch, crate::metrics::Metrics::detached()),
             dlr_callbacks: None,
         };
         (inbound, outbox)

@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::dispatch::outbox::Outbox;
+use crate::metrics::LinkStatus;
 use crate::model::now_micros;
-use crate::status::LinkStatus;
 use backoff::Backoff;
 use connect::Endpoint;
 use convert::MtSettings;

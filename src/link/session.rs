@@ -36,8 +36,8 @@ use crate::link::connect::Stream;
 use crate::link::convert;
 use crate::link::inbound::Inbound;
 use crate::link::LinkConfig;
+use crate::metrics::{LinkStatus, MoAck, MtKind, MtOutcome, MtTransport};
 use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
-use crate::status::LinkStatus;
 use crate::store::{Op, Unit, Update};
 
 /// Frames waiting for the writer. Acks, heartbeats and MTs are small; this
@@ -153,6 +153,7 @@ impl Session<'_> {
                                 }
                                 Err(TryAcquireError::NoPermits) => {
                                     warn!(kannel_uuid = %sms.id, waiting = waiting.len(), "every routing slot is busy and the waiting line is full; acking failed_tmp so the bearerbox offers the message again");
+                                    self.inbound.intake.metrics().messages.mo_ack(MoAck::FailedTmp);
                                     let ack = Ack { nack: AckStatus::FailedTmp, time: sms.time, id: sms.id, ..Ack::default() };
                                     if out.send(ack.into()).await.is_err() {
                                         break SessionEnd::Broken("the writer stopped".into());
@@ -261,6 +262,11 @@ impl Session<'_> {
         tasks.spawn(async move {
             let ack = handle_sms(&inbound, &sms).await;
             status.received.fetch_add(1, Ordering::Relaxed);
+            inbound.intake.metrics().messages.mo_ack(match ack {
+                AckStatus::Success => MoAck::Success,
+                AckStatus::Failed => MoAck::Failed,
+                _ => MoAck::FailedTmp,
+            });
             let ack = Ack {
                 nack: ack,
                 time: sms.time,
@@ -292,6 +298,11 @@ impl Session<'_> {
             }
             Err(problem) => {
                 error!(message_id = message.id, %problem, "cannot send through the bearerbox");
+                let metrics = self.inbound.intake.metrics();
+                let kind = MtKind::of(&message);
+                metrics
+                    .messages
+                    .mt(MtTransport::Kannel, kind, MtOutcome::Failed);
                 let now = now_micros();
                 let unit = Unit::new()
                     .with(Update::status(message.id, Status::Failed, now).into())
@@ -320,9 +331,15 @@ impl Session<'_> {
         let now = now_micros();
         let attempts = message.attempts + 1;
         let mut unit = Unit::new();
+        let kind = MtKind::of(&message);
+        let report = |outcome| {
+            let metrics = self.inbound.intake.metrics();
+            metrics.messages.mt(MtTransport::Kannel, kind, outcome);
+        };
         match ack.nack {
             AckStatus::Success | AckStatus::Buffered => {
                 debug!(message_id = id, kannel_uuid = %ack.id, nack = ?ack.nack, "MT accepted");
+                report(MtOutcome::Accepted);
                 unit.push(
                     Update::status(id, Status::Sent, now)
                         .retry_after(None)
@@ -331,6 +348,7 @@ impl Session<'_> {
             }
             AckStatus::Failed => {
                 warn!(message_id = id, kannel_uuid = %ack.id, "bearerbox refused the MT");
+                report(MtOutcome::Failed);
                 unit.push(
                     Update::status(id, Status::Failed, now)
                         .attempts(attempts)
@@ -348,6 +366,7 @@ impl Session<'_> {
                 // never makes a message fail.
                 let retry = now + retry_delay(attempts);
                 warn!(message_id = id, kannel_uuid = %ack.id, ?nack, "bearerbox cannot take the MT now; will retry");
+                report(MtOutcome::Retry);
                 unit.push(
                     Update::status(id, Status::Errored, now)
                         .attempts(attempts)

@@ -68,6 +68,7 @@ use crate::model::{MessageId, MoKey};
 pub use error::{Rejection, StoreError};
 pub use read::{StoredConnection, MAX_SCAN};
 pub use unit::{Op, Outcome, Unit, Update};
+pub use writer::WriterHistograms;
 
 use apply::Tables;
 use writer::{Limits, Pending, Request, Shared, Writer};
@@ -301,6 +302,26 @@ impl Store {
             apply_time: Duration::from_micros(s.apply_micros.load(Ordering::Relaxed)),
             commit_time: Duration::from_micros(s.commit_micros.load(Ordering::Relaxed)),
         }
+    }
+
+    /// The writer's commit latency and batch size histograms (shared: they
+    /// keep counting after this returns).
+    pub fn histograms(&self) -> WriterHistograms {
+        self.inner.shared.histograms.clone()
+    }
+
+    /// Units waiting in the writer's queue for a transaction.
+    pub fn queue_depth(&self) -> usize {
+        let requests = &self.inner.requests;
+        requests.max_capacity() - requests.capacity()
+    }
+
+    /// Whether the store takes units now: open, and the writer not
+    /// recovering from a storage failure. Cheap (two atomic reads); for
+    /// `/ready`.
+    pub fn is_writable(&self) -> bool {
+        let shared = &self.inner.shared;
+        !self.inner.requests.is_closed() && !shared.recovering.load(Ordering::Relaxed)
     }
 
     /// A signal that changes after every durable commit (its value is the

@@ -33,6 +33,8 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
 pub struct Rig {
     running: Option<Running>,
     pub addr: SocketAddr,
+    /// Where `[metrics] listen` listens, when the test set it.
+    pub metrics_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
 }
 
@@ -40,10 +42,15 @@ impl Rig {
     /// Starts rapidbox; `http` is added to the `[http]` section, `extra`
     /// at the end of the configuration.
     pub async fn start(http: &str, extra: &str) -> Rig {
+        Rig::start_with_kannel("enabled = false", http, extra).await
+    }
+
+    /// [`Rig::start`] with `kannel` as the `[kannel]` section's keys.
+    pub async fn start_with_kannel(kannel: &str, http: &str, extra: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
         let store = dir.path().join("rapidbox.redb");
         let toml = format!(
-            "[store]\npath = {}\n[kannel]\nenabled = false\n\
+            "[store]\npath = {}\n[kannel]\n{kannel}\n\
              [http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
              [router]\napps = [\"echo\"]\n[apps.echo]\ntemplate = \"You said: %a\"\n{extra}",
             toml::Value::String(store.display().to_string())
@@ -54,9 +61,11 @@ impl Rig {
             .await
             .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"));
         let addr = running.http_addr();
+        let metrics_addr = running.metrics_addr();
         Rig {
             running: Some(running),
             addr,
+            metrics_addr,
             dir,
         }
     }

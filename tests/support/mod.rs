@@ -27,6 +27,8 @@
 //!   (webhook target, push relay).
 //! - [`browser`]: headless Chromium over WebDriver (fantoccini), for the
 //!   console's tests, skipped like Kannel's when it is not installed.
+//! - [`promtool`]: Prometheus' `promtool check metrics` over a scrape,
+//!   skipped like Kannel when it is not installed.
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
 //!   stub HTTP server (for sms-service get-url and dlr-url callbacks).
 //!
@@ -42,6 +44,7 @@ pub mod http;
 pub mod in_process;
 pub mod ports;
 pub mod process;
+pub mod promtool;
 pub mod rapidbox;
 pub mod recorder;
 pub mod service;
