@@ -158,6 +158,20 @@ const GSM7_ASCII: u128 = {
     bits
 };
 
+/// How many GSM 7-bit septets `c` takes: 2 for the extension table
+/// (escape and character), 1 for everything else (a character outside the
+/// alphabet is one `?` when Kannel converts it).
+pub fn gsm7_septets(c: char) -> usize {
+    if GSM7_BASIC.contains(&c) {
+        return 1;
+    }
+    if GSM7_EXTENSION.iter().any(|&(_, e)| e == c) {
+        2
+    } else {
+        1
+    }
+}
+
 /// Whether one character is in the GSM default alphabet or its extension.
 fn is_gsm7(c: char) -> bool {
     let code = c as u32;
