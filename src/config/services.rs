@@ -157,6 +157,11 @@ pub struct SmsService {
 }
 
 impl SmsService {
+    /// Most SMS one reply becomes, whatever `max_messages` says: a bound on
+    /// what one message can make rapidbox send (255 is the most parts a
+    /// concatenated SMS can have).
+    pub const MAX_PARTS: u32 = 255;
+
     /// A service with Kannel's defaults: one SMS per answer.
     pub fn new() -> SmsService {
         SmsService {

@@ -8,10 +8,10 @@
 use super::answer::Body;
 use crate::text::gsm7_septets;
 
-/// Most parts one answer becomes, whatever `max_messages` says: a bound on
-/// what one message can make rapidbox send (255 is the most a
-/// concatenated SMS can have).
-pub const MAX_PARTS: u32 = 255;
+use crate::config::SmsService;
+
+/// Most parts one answer becomes ([`SmsService::MAX_PARTS`]).
+const MAX_PARTS: u32 = SmsService::MAX_PARTS;
 
 /// The length of Kannel's concatenation UDH element (`CATENATE_UDH_LEN`).
 const CATENATE_UDH_LEN: usize = 5;
