@@ -116,25 +116,33 @@ fn find_ignoring_case(hay: &str, needle: &str, from: usize) -> Option<usize> {
         .find(|&i| hay.is_char_boundary(i) && h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
-/// The body with its MT fields: X-Kannel-* when accepted (an 8-bit body
-/// keeps coding 1 either way), and Kannel's "compatibility mode" coding.
+/// The body with its MT fields, as `fill_message` sets them: with
+/// X-Kannel-* accepted, the coding the answer asks for (X-Kannel-Coding,
+/// else 8-bit for an octet-stream, else 7-bit); refused, 7-bit whatever
+/// the answer or the MO was (`fill_message` refuses even the coding an
+/// octet-stream asks for; measured with smsbox 1.4.5: an octet-stream
+/// answer reaches the phone as `?` text, a text answer to an 8-bit MO as
+/// text).
 fn finish(body: Body, headers: &HeaderMap, rules: &AnswerRules<'_>) -> (Body, MtReply) {
     let mut mt = MtReply::default();
-    let asked = if rules.accept_x_kannel_headers {
-        x_kannel(headers, &mut mt)
+    let coding = if rules.accept_x_kannel_headers {
+        let asked = x_kannel(headers, &mut mt);
+        match (&body, asked) {
+            (_, Some(coding)) => coding,
+            (Body::Binary(_), None) => text::coding::EIGHT_BIT,
+            (Body::Text(_), None) => text::coding::SEVEN_BIT,
+        }
     } else {
-        None
-    };
-    let coding = match (&body, asked) {
-        (_, Some(coding)) => coding,
-        (Body::Binary(_), None) => text::coding::EIGHT_BIT,
-        // smsbox's unset coding: 8-bit with a UDH, else 7-bit.
-        (Body::Text(_), None) if mt.udh.is_some() => text::coding::EIGHT_BIT,
-        (Body::Text(_), None) => text::coding::SEVEN_BIT,
+        text::coding::SEVEN_BIT
     };
     let body = match body {
         // Text asked to go as 8-bit goes as its bytes.
         Body::Text(t) if coding == text::coding::EIGHT_BIT => Body::Binary(t.into_bytes()),
+        // Bytes sent as text: what is not UTF-8 is `?`, as the bearerbox
+        // shows it.
+        Body::Binary(b) if coding != text::coding::EIGHT_BIT => {
+            Body::Text(String::from_utf8_lossy(&b).replace(char::REPLACEMENT_CHARACTER, "?"))
+        }
         other => other,
     };
     if coding != text::coding::SEVEN_BIT {

@@ -114,8 +114,13 @@ impl App for SmsServices {
         Box::pin(async move {
             let mo = &msg.message;
             let kannel = mo.kannel.as_ref();
+            // An 8-bit MO is matched on its bytes, as smsbox matches
+            // msgdata (rapidbox's text for it is a rendering for people).
+            let bytes_as_text = kannel
+                .and_then(|k| k.binary.as_deref())
+                .map(String::from_utf8_lossy);
             let candidate = Candidate {
-                text: &mo.text,
+                text: bytes_as_text.as_deref().unwrap_or(&mo.text),
                 sender: &mo.connection.address,
                 receiver: kannel.and_then(|k| k.shortcode.as_deref()).unwrap_or(""),
                 smsc_id: Some(
