@@ -96,7 +96,19 @@ impl SmsServices {
             }
         };
         match outcome {
-            Outcome::Reply(body, mt) => self.send(Some(service), msg, body, *mt, &reply_from),
+            Outcome::Reply(body, mut mt) => {
+                // smsbox answers a URL's result with the MO itself, which
+                // carries the service's name (to its report's %n); a text,
+                // file or exec reply is a new message without one.
+                let url = matches!(
+                    service.action,
+                    Action::GetUrl(_) | Action::PostUrl(_) | Action::PostXml(_)
+                );
+                if url {
+                    mt.service = Some(service.name.clone());
+                }
+                self.send(Some(service), msg, body, *mt, &reply_from)
+            }
             Outcome::Failed(error) => {
                 msg.report_failure(format!("sms service {}: {error}", service.name));
                 self.request_failed(msg, &reply_from);
@@ -239,7 +251,6 @@ impl SmsServices {
             mt.sender = Some(reply_from.to_owned());
         }
         if let Some(s) = service {
-            mt.service = Some(s.name.clone());
             // A service's dlr-url, unless the answer gave one.
             let has_url = mt.options.as_ref().is_some_and(|o| o.dlr_url.is_some());
             if let (Some(url), false) = (&s.config.dlr_url, has_url) {
