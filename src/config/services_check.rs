@@ -142,6 +142,16 @@ fn one(service: &SmsService, at: &KeyPath, report: &mut Report) {
             );
         }
     }
+    if service.max_messages > SmsService::MAX_PARTS {
+        warning(
+            report,
+            &at.key("max_messages"),
+            format!(
+                "rapidbox sends at most {} SMS for one reply",
+                SmsService::MAX_PARTS
+            ),
+        );
+    }
     if let Some(mask) = service.dlr_mask {
         if !(0..=31).contains(&mask) {
             error(report, &at.key("dlr_mask"), "a dlr_mask is 0 to 31");

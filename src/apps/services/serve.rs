@@ -306,3 +306,21 @@ fn strip_keyword_bytes(data: &[u8]) -> &[u8] {
     let blanks = rest.iter().position(|b| !space(b)).unwrap_or(rest.len());
     &rest[blanks..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_keyword_takes_the_first_word_and_the_blanks_after_it() {
+        assert_eq!(strip_keyword("vote \t blue  green"), "blue  green");
+        assert_eq!(
+            strip_keyword("  vote"),
+            "vote",
+            "leading blanks end the word"
+        );
+        assert_eq!(strip_keyword("vote"), "");
+        assert_eq!(strip_keyword_bytes(b"vote \xff\x00"), b"\xff\x00");
+        assert_eq!(strip_keyword_bytes(b"\xff"), b"");
+    }
+}
