@@ -56,7 +56,9 @@ impl SmsServices {
                 Outcome::Reply(Body::Text(p.render(&ctx, text_style)), Box::default())
             }
             Action::File(p) => {
-                let bytes = action::read_file(&p.render(&ctx, Style::Text)).await;
+                // The path's escapes are written as the service's text is
+                // (smsbox URL-encodes them there too).
+                let bytes = action::read_file(&p.render(&ctx, text_style)).await;
                 let text = String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned();
                 Outcome::Reply(Body::Text(text), Box::default())
             }
