@@ -31,6 +31,8 @@ pub struct HttpResponse {
     pub status: StatusCode,
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// Every header of the response (Kannel's services read X-Kannel-*).
+    pub headers: hyper::HeaderMap,
 }
 
 /// Why a call failed.
@@ -71,13 +73,37 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<HttpResponse, HttpError> {
+        let headers: Vec<(&str, String)> = content_type
+            .map(|ct| vec![(CONTENT_TYPE.as_str(), ct.to_owned())])
+            .unwrap_or_default();
+        self.send_with_headers(method, url, &headers, body, timeout)
+            .await
+    }
+
+    /// [`HttpClient::send`] with request headers of the caller's: a
+    /// `User-Agent` among them replaces rapidbox's. A header that is not
+    /// valid HTTP is an error, not sent half.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<HttpResponse, HttpError> {
         let uri: hyper::Uri = url.parse().map_err(|_| HttpError::BadUrl(url.to_owned()))?;
-        let mut request = Request::builder().method(method).uri(uri).header(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("rapidbox/", env!("CARGO_PKG_VERSION"))),
-        );
-        if let Some(ct) = content_type {
-            request = request.header(CONTENT_TYPE, ct);
+        let mut request = Request::builder().method(method).uri(uri);
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(USER_AGENT.as_str()))
+        {
+            request = request.header(
+                USER_AGENT,
+                HeaderValue::from_static(concat!("rapidbox/", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
         }
         let request = request
             .body(Full::new(body))
@@ -94,6 +120,7 @@ impl HttpClient {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            let headers = response.headers().clone();
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
                 .collect()
                 .await
@@ -103,6 +130,7 @@ impl HttpClient {
                 status,
                 content_type,
                 body,
+                headers,
             })
         };
         tokio::time::timeout(timeout, exchange)

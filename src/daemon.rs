@@ -177,7 +177,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
     };
     let store = Store::open(&config.store.path, options)?;
     let http = HttpClient::new()?;
-    let mut app_list = apps::build(config.router_apps(), &store, &http);
+    let mut app_list = apps::build_for(config, &store, &http);
     app_list.extend(extra);
     let router = Router::new(
         app_list,

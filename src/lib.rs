@@ -41,7 +41,8 @@
 //! - [`router`] — the [`router::App`] trait and the phases every incoming
 //!   message goes through (filter, parse, handle, default, cleanup;
 //!   outgoing in reverse).
-//! - `apps` — the built-in apps: echo, keyword, webhook, optout.
+//! - `apps` — the built-in apps: echo, keyword, webhook, optout, and
+//!   sms_services (Kannel's sms-service groups, as smsbox runs them).
 //! - `dispatch` — the outgoing transports: the outboxes (bounded windows
 //!   onto the store's queue) and push.
 //! - `intake` — the one way in: route, commit, offer ([`Intake`]); MOs

@@ -32,7 +32,10 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tracing::{debug, warn};
 
-use crate::model::{now_micros, DeliveryError, Direction, KannelInfo, Message, MessageId, Status};
+use crate::model::{
+    now_micros, Connection, DeliveryError, Direction, KannelInfo, Message, MessageId, MtOptions,
+    Status,
+};
 use crate::store::{Op, Store, Unit};
 
 /// What an app may fail with. The message goes on; the text is logged and
@@ -58,6 +61,36 @@ pub type AppFuture<'a, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + '
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub text: String,
+    /// MT fields beyond the text, for a reply through a bearerbox (Kannel's
+    /// sms-services set them); `None` for a plain reply.
+    pub mt: Option<Box<MtReply>>,
+}
+
+/// What a reply may ask of its MT beyond the text, as smsbox's services
+/// do (`faked-sender`, `forced-smsc`, X-Kannel-* headers, binary answers,
+/// a service's `dlr-url`). Every field left at its default changes nothing
+/// in the reply the router builds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MtReply {
+    /// The reply's sender, instead of `global_sender` or the MO's receiver.
+    pub sender: Option<String>,
+    /// The reply's receiver, instead of the MO's sender.
+    pub receiver: Option<String>,
+    /// The smsc-id the reply goes through, instead of the MO's.
+    pub smsc_id: Option<String>,
+    /// The box protocol coding to send with (1 with `binary` sends those
+    /// bytes as 8-bit; 2 forces UCS-2); `None` lets the text choose.
+    pub coding: Option<i32>,
+    /// 8-bit payload (with `coding = Some(1)`).
+    pub binary: Option<Vec<u8>>,
+    /// User data header.
+    pub udh: Option<Vec<u8>>,
+    /// Reports asked for, instead of the router's dlr_mask.
+    pub dlr_mask: Option<i32>,
+    /// The Kannel `service` of the reply (the sms-service's name).
+    pub service: Option<String>,
+    /// A caller's dlr-url and the other MT fields, as sendsms carries them.
+    pub options: Option<MtOptions>,
 }
 
 /// An incoming message as the apps see it.
@@ -94,7 +127,18 @@ impl Incoming {
 
     /// Answers the sender.
     pub fn respond(&mut self, text: impl Into<String>) {
-        self.responses.push(Response { text: text.into() });
+        self.responses.push(Response {
+            text: text.into(),
+            mt: None,
+        });
+    }
+
+    /// Answers with MT fields of its own (see [`MtReply`]).
+    pub fn respond_mt(&mut self, text: impl Into<String>, mt: MtReply) {
+        self.responses.push(Response {
+            text: text.into(),
+            mt: Some(Box::new(mt)),
+        });
     }
 
     /// Records a failure that the app has dealt with itself (a webhook
@@ -364,7 +408,7 @@ impl Router {
         let responses = std::mem::take(&mut msg.responses);
         let outgoing = responses
             .into_iter()
-            .map(|r| self.outgoing_message(&msg, r.text, &mut failures))
+            .map(|r| self.outgoing_message(&msg, r, &mut failures))
             .collect();
         Routed {
             incoming: msg.message,
@@ -379,11 +423,11 @@ impl Router {
     fn outgoing_message(
         &self,
         answering: &Incoming,
-        text: String,
+        response: Response,
         failures: &mut Vec<AppFailure>,
     ) -> Message {
         let incoming = &answering.message;
-        let kannel = incoming.kannel.as_ref().map(|mo| KannelInfo {
+        let mut kannel = incoming.kannel.as_ref().map(|mo| KannelInfo {
             uuid: Some(*uuid::Uuid::new_v4().as_bytes()),
             shortcode: self
                 .replies
@@ -394,11 +438,15 @@ impl Router {
             dlr_mask: self.replies.dlr_mask,
             ..KannelInfo::default()
         });
+        let mut connection = incoming.connection.clone();
+        if let (Some(k), Some(mt)) = (kannel.as_mut(), response.mt) {
+            apply_mt(k, &mut connection, *mt);
+        }
         let mut reply = Message::new(
             self.ids.next_id(),
-            incoming.connection.clone(),
+            connection,
             Direction::Outgoing,
-            text,
+            response.text,
         );
         reply.in_response_to = Some(incoming.id);
         reply.kannel = kannel;
@@ -452,10 +500,32 @@ impl Router {
     }
 }
 
+/// Puts what a reply asked for ([`MtReply`]) into its Kannel details.
+fn apply_mt(k: &mut KannelInfo, connection: &mut Connection, mt: MtReply) {
+    if let Some(sender) = mt.sender {
+        k.shortcode = Some(sender);
+    }
+    if let Some(receiver) = mt.receiver {
+        *connection = Connection::new(&connection.backend, &receiver);
+    }
+    if let Some(smsc) = mt.smsc_id {
+        k.smsc_id = Some(smsc);
+    }
+    if let Some(coding) = mt.coding {
+        k.coding = coding;
+    }
+    k.binary = mt.binary;
+    k.udh = mt.udh;
+    if let Some(mask) = mt.dlr_mask {
+        k.dlr_mask = mask;
+    }
+    k.service = mt.service;
+    k.mt_options = mt.options.map(Box::new);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Connection;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
 

@@ -77,6 +77,12 @@ pub fn decode_mo(msgdata: &[u8], coding: i32, charset: Option<&str>) -> DecodedT
     }
 }
 
+/// Whether [`decode_mo`] knows the charset `name` (rather than ignoring
+/// it): what an sms-service answer's charset must be.
+pub fn is_known_charset(name: &str) -> bool {
+    Charset::from_name(name).is_some()
+}
+
 /// Whether every character of `text` is in the GSM 03.38 default alphabet
 /// or its extension table, so an SMSC can send it as 7-bit text.
 pub fn fits_gsm7(text: &str) -> bool {

@@ -344,10 +344,8 @@ async fn rapidbox_runs_without_edits_on_a_conversion_of_what_smsbox_runs_on() {
         output.status
     );
     for expected in [
-        "smsbox.conf:29: sms-service keyword = \"info\": not carried over: rapidbox has no sms-service app yet (issue 11)",
-        "smsbox.conf:33: sms-service keyword = \"default\": not carried over",
         "sendsms-users.conf:8: sendsms-user username=\"shop\" concatenation = \"true\": not carried over",
-        "smsbox.conf:22: smsbox http-timeout = \"30\": not carried over",
+        "smsbox.conf:19: smsbox log-file = \"smsbox.log\": not carried over",
     ] {
         assert!(stderr.contains(expected), "{expected:?} not in\n{stderr}");
     }
@@ -367,6 +365,11 @@ async fn rapidbox_runs_without_edits_on_a_conversion_of_what_smsbox_runs_on() {
         format!("127.0.0.1:{sendsms_port}")
     );
     assert_eq!(config.kannel.port, ports.smsbox);
+    // Both sms-services run, as rapidbox's sms_services app.
+    assert_eq!(config.router.apps, ["sms_services"]);
+    assert_eq!(config.sms_services.len(), 2);
+    assert_eq!(config.smsbox.http_timeout, 30);
+    assert_eq!(config.smsbox.reply_emptymessage, "");
 
     // rapidbox runs on it as it is, and its sendsms answers as smsbox's did.
     let mut rapidbox = Rapidbox::start("rapidbox", dir, &converted);

@@ -188,6 +188,7 @@ mod tests {
             status: StatusCode::OK,
             content_type: ct.map(str::to_owned),
             body: Bytes::from_static(body.as_bytes()),
+            headers: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize};
 
+use super::services::SmsServicesAppConfig;
 use crate::template::Template;
 
 /// The built-in kinds of app.
@@ -23,15 +24,19 @@ pub enum AppKind {
     Webhook,
     /// Keeps the list of people who sent STOP, and sends them nothing more.
     Optout,
+    /// Kannel's sms-services (`[[sms_services]]`).
+    #[serde(rename = "sms_services")]
+    SmsServices,
 }
 
 impl AppKind {
     /// Every kind.
-    pub const ALL: [AppKind; 4] = [
+    pub const ALL: [AppKind; 5] = [
         AppKind::Echo,
         AppKind::Keyword,
         AppKind::Webhook,
         AppKind::Optout,
+        AppKind::SmsServices,
     ];
 
     /// The kind's name in the configuration.
@@ -41,6 +46,7 @@ impl AppKind {
             AppKind::Keyword => "keyword",
             AppKind::Webhook => "webhook",
             AppKind::Optout => "optout",
+            AppKind::SmsServices => "sms_services",
         }
     }
 
@@ -56,10 +62,11 @@ impl AppKind {
             AppKind::Keyword => AppConfig::Keyword(KeywordConfig::default()),
             AppKind::Webhook => AppConfig::Webhook(WebhookConfig::default()),
             AppKind::Optout => AppConfig::Optout(OptoutConfig::default()),
+            AppKind::SmsServices => AppConfig::SmsServices(SmsServicesAppConfig::default()),
         }
     }
 
-    /// `echo, keyword, webhook, optout`, for messages.
+    /// `echo, keyword, webhook, optout, sms_services`, for messages.
     pub(crate) fn list() -> String {
         let names: Vec<&str> = AppKind::ALL.iter().map(|kind| kind.name()).collect();
         names.join(", ")
@@ -80,6 +87,8 @@ pub enum AppConfig {
     Keyword(KeywordConfig),
     Webhook(WebhookConfig),
     Optout(OptoutConfig),
+    #[serde(rename = "sms_services")]
+    SmsServices(SmsServicesAppConfig),
 }
 
 impl AppConfig {
@@ -90,6 +99,7 @@ impl AppConfig {
             AppConfig::Keyword(_) => AppKind::Keyword,
             AppConfig::Webhook(_) => AppKind::Webhook,
             AppConfig::Optout(_) => AppKind::Optout,
+            AppConfig::SmsServices(_) => AppKind::SmsServices,
         }
     }
 }
@@ -249,7 +259,10 @@ mod tests {
             assert_eq!(kind.default_config().kind(), kind);
         }
         assert_eq!(AppKind::from_name("Echo"), None);
-        assert_eq!(AppKind::list(), "echo, keyword, webhook, optout");
+        assert_eq!(
+            AppKind::list(),
+            "echo, keyword, webhook, optout, sms_services"
+        );
     }
 
     #[test]

@@ -175,5 +175,6 @@ fn read_app(
         AppKind::Keyword => AppConfig::Keyword(tracked(section, at, errors)?),
         AppKind::Webhook => AppConfig::Webhook(tracked(section, at, errors)?),
         AppKind::Optout => AppConfig::Optout(tracked(section, at, errors)?),
+        AppKind::SmsServices => AppConfig::SmsServices(tracked(section, at, errors)?),
     })
 }

@@ -12,6 +12,8 @@
 //! [console]   # the web console's sessions
 //! [[console_users]] # who may log in to the console
 //! [alerts]    # where /router/alert forwards to
+//! [[sms_services]] # Kannel's sms-service groups (app `sms_services`)
+//! [smsbox]    # the smsbox keys that shape those services
 //! ```
 //!
 //! `rapidbox.example.toml` at the repository root documents every key.
@@ -23,6 +25,7 @@
 //! - `apps`: the built-in apps' sections;
 //! - `sendsms`: `[[sendsms_users]]`;
 //! - `console`: `[console]`, `[[console_users]]`, `[alerts]`;
+//! - `services`: `[[sms_services]]`, `[smsbox]`;
 //! - `load`: text to `Config`, collecting every problem, not just the first;
 //! - `validate`: checks beyond types, and the warnings;
 //! - `report`: [`KeyPath`], [`Problem`], [`Report`], [`ConfigErrors`].
@@ -38,6 +41,8 @@ mod load;
 mod report;
 mod sections;
 mod sendsms;
+mod services;
+mod services_check;
 mod transport;
 mod validate;
 
@@ -53,6 +58,8 @@ pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser,
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, MetricsConfig, RouterConfig, StoreConfig};
 pub use sendsms::{Behaviour, Pattern, SendsmsUser};
+pub use services::{EscapeStyle, SmsService, SmsServicesAppConfig, SmsboxConfig};
+pub(crate) use services_check::compile_regex;
 pub use transport::{
     BackendConfig, PushConfig, PushMethod, TransportKind, Transports, PUSH_FIELDS,
 };
@@ -89,6 +96,11 @@ pub struct Config {
     pub console_users: Vec<ConsoleUser>,
     /// Where `/router/alert` and `/router/relaylog` forward to.
     pub alerts: AlertsConfig,
+    /// Kannel's sms-services, run by the `sms_services` app.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sms_services: Vec<SmsService>,
+    /// The smsbox keys that shape the services.
+    pub smsbox: SmsboxConfig,
     /// The apps by name. After loading, every app `router.apps` lists is
     /// here (from its `[apps.NAME]` section, or with its kind's defaults);
     /// sections the router does not list are here too, unused.
@@ -119,6 +131,8 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             console_users: Vec::new(),
             alerts: AlertsConfig::default(),
+            sms_services: Vec::new(),
+            smsbox: SmsboxConfig::default(),
             apps,
         }
     }

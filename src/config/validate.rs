@@ -27,6 +27,7 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     push(config, &root.key("push"), &mut report);
     sendsms_users(config, &root.key("sendsms_users"), &mut report);
     console(config, &root, &mut report);
+    super::services_check::check(config, &root, &mut report);
     for (name, backend) in &config.backends {
         let at = root.key("backends").key(name);
         if backend.transport == super::TransportKind::Kannel && !config.kannel.enabled {
@@ -51,6 +52,8 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
             AppConfig::Keyword(keyword) => keyword_app(keyword, &at, &mut report),
             AppConfig::Webhook(webhook) => webhook_app(webhook, &at, &mut report),
             AppConfig::Optout(optout) => optout_app(optout, &at, &mut report),
+            // Its settings are [[sms_services]] and [smsbox], checked above.
+            AppConfig::SmsServices(_) => {}
         }
     }
     report.sort();

@@ -91,6 +91,7 @@
 mod context;
 mod dlr_url;
 mod encode;
+mod exec;
 mod meta;
 mod pattern;
 mod render;
@@ -100,7 +101,9 @@ mod tests;
 
 pub use context::{Context, SmsFields};
 pub use dlr_url::expand_dlr_url;
+pub(crate) use encode::kannel_url_encode;
 pub use encode::percent_encode;
+pub use exec::{ExecArgError, ExecArgs};
 pub use pattern::{EscapeError, Pattern};
 
 /// How values are written into the text around them.

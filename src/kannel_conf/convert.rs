@@ -10,10 +10,13 @@
 //! | smsbox `smsbox-id`, `global-sender` | `kannel.smsbox_id`, `kannel.global_sender` |
 //! | smsbox `sendsms-interface` (default every interface) and `sendsms-port` | `http.listen` |
 //! | each `sendsms-user` | `[[sendsms_users]]` (`faked-sender` is `forced_sender`) |
+//! | each `sms-service` smsbox accepts | `[[sms_services]]`, keys in snake_case, `;`-lists as lists, `exec` split into arguments |
+//! | smsbox `reply-*`, `mo-recode`, `http-request-retry`, `http-queue-delay`, `max-pending-requests`, `http-timeout`, `sms-length` | `[smsbox]` |
 //!
-//! `router.apps` is set empty: rapidbox's default apps would echo every
-//! MO, and smsbox replied only through sms-services, which are not carried
-//! over yet. Everything else becomes a [`Note`] saying why.
+//! `router.apps` is `["sms_services"]` when there are services, else
+//! empty: rapidbox's default apps would echo every MO, and smsbox replied
+//! only through sms-services. Everything else becomes a [`Note`] saying
+//! why.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -22,6 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use super::{keys, reasons, Group, KannelConf, Location, Var};
 use crate::config::Report;
 
+mod services;
 mod users;
 
 /// The conversion's result.
@@ -78,17 +82,30 @@ pub fn convert(conf: &KannelConf) -> Result<Conversion, ConvertError> {
     if let Some(http) = out.http(smsbox) {
         doc.insert("http".into(), http.into());
     }
+    let services = services::convert(conf, &mut out);
     let mut router = toml::Table::new();
-    router.insert("apps".into(), toml::Value::Array(Vec::new()));
+    let apps = if services.is_empty() {
+        out.note(
+            &smsbox.at,
+            "rapidbox's apps".into(),
+            "none: rapidbox's default apps (optout, echo) would answer every MO, and smsbox \
+             answered only through sms-services, of which there are none; MOs are stored \
+             and acknowledged, and nothing replies"
+                .into(),
+        );
+        Vec::new()
+    } else {
+        vec![toml::Value::from("sms_services")]
+    };
+    router.insert("apps".into(), toml::Value::Array(apps));
     doc.insert("router".into(), router.into());
-    out.note(
-        &smsbox.at,
-        "rapidbox's apps".into(),
-        "none: rapidbox's default apps (optout, echo) would answer every MO, and smsbox \
-         answered only through its sms-services, which are not carried over yet; MOs are \
-         stored and acknowledged, and nothing replies"
-            .into(),
-    );
+    if !services.is_empty() {
+        doc.insert("sms_services".into(), toml::Value::Array(services));
+    }
+    let shaping = services::smsbox(smsbox, &mut out);
+    if !shaping.is_empty() {
+        doc.insert("smsbox".into(), shaping.into());
+    }
     let global_sender = smsbox.get("global-sender").filter(|var| usable(var));
     let users = users::convert(conf, global_sender, &mut out);
     if !users.is_empty() {
@@ -271,6 +288,7 @@ impl Converter {
             ),
         }
         used.extend(["sendsms-port", "sendsms-interface"]);
+        used.extend(services::SMSBOX_KEYS);
         for var in smsbox
             .vars
             .iter()
@@ -376,10 +394,14 @@ impl Converter {
         }
     }
 
-    /// Every group but core, smsbox and sendsms-user: one note each.
+    /// Every group but core, smsbox, sendsms-user and sms-service: one
+    /// note each.
     fn other_groups(&mut self, conf: &KannelConf) {
         for group in &conf.groups {
-            if matches!(group.name, "core" | "smsbox" | "sendsms-user") {
+            if matches!(
+                group.name,
+                "core" | "smsbox" | "sendsms-user" | "sms-service"
+            ) {
                 continue;
             }
             let label = [

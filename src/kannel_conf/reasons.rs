@@ -6,9 +6,6 @@
 /// What the conversion says of a key it has no place for.
 pub const NO_SUCH_SETTING: &str = "rapidbox has no such setting";
 
-const NO_SERVICES: &str = "it shapes sms-service replies, and rapidbox has no sms-service \
-                           app yet (issue 11)";
-
 /// Why a key of `group = smsbox` is not carried over. The keys the
 /// conversion carries never get here.
 pub fn smsbox_key(key: &str) -> &'static str {
@@ -25,26 +22,9 @@ pub fn smsbox_key(key: &str) -> &'static str {
         "sendsms-url" => "rapidbox serves sendsms at /cgi-bin/sendsms only",
         "sendota-url" => "rapidbox has no sendota",
         "xmlrpc-url" => "rapidbox has no XML-RPC interface",
-        "reply-couldnotfetch"
-        | "reply-couldnotrepresent"
-        | "reply-requestfailed"
-        | "reply-emptymessage"
-        | "mo-recode" => NO_SERVICES,
         "immediate-sendsms-reply" => {
             "rapidbox always answers /cgi-bin/sendsms once the messages are durably stored, \
              without waiting for the bearerbox"
-        }
-        "http-timeout" => {
-            "rapidbox's HTTP calls have their own timeouts: dlr-url callbacks 10 s, \
-             [push] timeout_ms, each app's timeout_ms"
-        }
-        "http-request-retry" | "http-queue-delay" => {
-            "rapidbox retries dlr-url callbacks itself (5 attempts, backoff from 1 s), and \
-             has no sms-service app yet (issue 11)"
-        }
-        "max-pending-requests" => {
-            "rapidbox bounds its own work: kannel.max_routing MOs routed at once, 16 dlr-url \
-             callbacks in flight"
         }
         _ => NO_SUCH_SETTING,
     }
@@ -97,7 +77,6 @@ pub fn core_key_read_by_smsbox(key: &str) -> Option<&'static str> {
 /// `core` and `smsbox` are handled key by key and never get here.
 pub fn group(name: &str) -> &'static str {
     match name {
-        "sms-service" => "rapidbox has no sms-service app yet (issue 11)",
         "ota-setting" | "ota-bookmark" => "rapidbox has no sendota",
         "wapbox" | "wap-url-map" | "wap-user-map" | "wtls" | "ppg" | "test-ppg"
         | "wap-push-user" | "configuration" => {

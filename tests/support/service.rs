@@ -26,6 +26,14 @@ pub enum Answer {
     Status(u16, &'static str),
     /// Nothing, ever: the request is read and left hanging.
     Never,
+    /// This status, Content-Type (none when empty), extra headers and
+    /// body, as they are (an sms-service's answer).
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static [u8],
+    },
 }
 
 /// One request the service received.
@@ -35,6 +43,8 @@ pub struct Seen {
     /// The path and query, as sent.
     pub target: String,
     pub content_type: Option<String>,
+    /// Every header, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 
@@ -43,8 +53,16 @@ pub struct Seen {
 pub struct Service {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
-    answer: Arc<Mutex<Answer>>,
+    answer: Arc<Mutex<Answers>>,
     accept: JoinHandle<()>,
+}
+
+/// The answer for requests whose path starts with a route's prefix (the
+/// first that matches), else the default.
+#[derive(Debug, Clone)]
+struct Answers {
+    default: Answer,
+    routes: Vec<(String, Answer)>,
 }
 
 impl Service {
@@ -57,7 +75,10 @@ impl Service {
             .unwrap_or_else(|e| panic!("the webhook service has no address: {e}"))
             .port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let answer = Arc::new(Mutex::new(answer));
+        let answer = Arc::new(Mutex::new(Answers {
+            default: answer,
+            routes: Vec::new(),
+        }));
         let (s, a) = (seen.clone(), answer.clone());
         let accept = tokio::spawn(async move {
             loop {
@@ -85,7 +106,17 @@ impl Service {
 
     /// Changes what the service answers from now on.
     pub fn answer(&self, answer: Answer) {
-        *self.answer.lock().unwrap_or_else(|e| e.into_inner()) = answer;
+        self.answer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .default = answer;
+    }
+
+    /// Answers requests whose path starts with `prefix` with `answer`.
+    #[allow(dead_code)]
+    pub fn route(&self, prefix: &str, answer: Answer) {
+        let mut answers = self.answer.lock().unwrap_or_else(|e| e.into_inner());
+        answers.routes.push((prefix.to_owned(), answer));
     }
 
     /// The requests received so far.
@@ -108,7 +139,7 @@ impl Drop for Service {
 async fn respond(
     request: Request<Body>,
     seen: Arc<Mutex<Vec<Seen>>>,
-    answer: Arc<Mutex<Answer>>,
+    answer: Arc<Mutex<Answers>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = request.method().to_string();
     let target = request
@@ -121,26 +152,54 @@ async fn respond(
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => Bytes::from(format!("(unreadable body: {e})")),
     };
     seen.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
         method,
-        target,
+        target: target.clone(),
         content_type,
+        headers,
         body,
     });
-    let answer = answer.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let (status, content_type, body) = match answer {
-        Answer::Json(body) => (200, "application/json", body),
-        Answer::Text(body) => (200, "text/plain; charset=utf-8", body),
-        Answer::Status(status, body) => (status, "text/plain", body),
+    let answer = {
+        let answers = answer.lock().unwrap_or_else(|e| e.into_inner());
+        let path = target.split('?').next().unwrap_or("");
+        answers
+            .routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map_or(answers.default.clone(), |(_, answer)| answer.clone())
+    };
+    let (status, content_type, extra, body): (u16, &str, &[(&str, &str)], &[u8]) = match answer {
+        Answer::Json(body) => (200, "application/json", &[], body.as_bytes()),
+        Answer::Text(body) => (200, "text/plain; charset=utf-8", &[], body.as_bytes()),
+        Answer::Status(status, body) => (status, "text/plain", &[], body.as_bytes()),
+        Answer::Raw {
+            status,
+            content_type,
+            headers,
+            body,
+        } => (status, content_type, headers, body),
         Answer::Never => std::future::pending().await,
     };
-    let response = Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(hyper::header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    if !content_type.is_empty() {
+        response = response.header(hyper::header::CONTENT_TYPE, content_type);
+    }
+    for (name, value) in extra {
+        response = response.header(*name, *value);
+    }
+    let response = response.body(Full::new(Bytes::from_static(body)));
     Ok(response.unwrap_or_else(|e| panic!("cannot build the response: {e}")))
 }

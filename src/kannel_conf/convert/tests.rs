@@ -148,11 +148,10 @@ fn sendsms_users_carry_their_senders_and_smscs() {
 }
 
 #[test]
-fn every_sms_service_and_foreign_group_is_noted() {
+fn foreign_groups_are_noted() {
     let conversion = convert_text(
         "group = smsbox\n\n\
          group = sms-service\nkeyword = foo\nget-url = \"http://app/x?t=%a\"\n\n\
-         group = sms-service\nkeyword-regex = ^bar$\ntext = hi\n\n\
          group = smsc\nsmsc = fake\nsmsc-id = fake\nport = 10000\n\n\
          group = smsbox-route\nsmsbox-id = rapid\nsmsc-id = fake\n",
     )
@@ -160,10 +159,8 @@ fn every_sms_service_and_foreign_group_is_noted() {
     loaded(&conversion);
     let notes = notes(&conversion);
     for expected in [
-        "kannel.conf:3: sms-service keyword = \"foo\": not carried over: rapidbox has no sms-service app yet (issue 11)",
-        "kannel.conf:7: sms-service keyword-regex = \"^bar$\": not carried over",
-        "kannel.conf:11: smsc smsc-id = \"fake\": not carried over: the bearerbox's",
-        "kannel.conf:16: smsbox-route smsbox-id = \"rapid\": not carried over: the bearerbox's",
+        "kannel.conf:7: smsc smsc-id = \"fake\": not carried over: the bearerbox's",
+        "kannel.conf:12: smsbox-route smsbox-id = \"rapid\": not carried over: the bearerbox's",
     ] {
         assert!(notes.contains(expected), "{expected:?} not in\n{notes}");
     }
@@ -171,12 +168,68 @@ fn every_sms_service_and_foreign_group_is_noted() {
     assert!(
         conversion.toml.lines().any(|line| line.starts_with("#   ")
             && line.ends_with(
-                "kannel.conf:3: sms-service keyword = \"foo\": not carried over: \
-                               rapidbox has no sms-service app yet (issue 11)"
+                "kannel.conf:7: smsc smsc-id = \"fake\": not carried over: the bearerbox's, \
+                 not smsbox's: nothing for rapidbox; the bearerbox keeps reading it"
             )),
         "{}",
         conversion.toml
     );
+}
+
+#[test]
+fn every_sms_service_becomes_an_sms_services_entry_and_the_app_runs_them() {
+    let conversion = convert_text(
+        "group = smsbox\nreply-couldnotfetch = \"no luck\"\nreply-couldnotrepresent = x\n\
+         http-request-retry = 2\nhttp-timeout = 9\nmo-recode = true\nsms-length = 120\n\n\
+         group = sms-service\nkeyword = foo\naliases = \"bar;baz\"\n\
+         get-url = \"http://app/x?t=%a&z=%z\"\nurl = \"http://app/old\"\n\
+         max-messages = 3\nsplit-chars = \" \"\nomit-empty = yes\nsend-sender = true\n\
+         accepted-smsc = \"a;b\"\ndlr-mask = 3\ndlr-url = \"http://app/d?%d\"\n\n\
+         group = sms-service\nkeyword-regex = ^[0-9]+$\nexec = \"/bin/answer '%p x' %a\"\n\n\
+         group = sms-service\nkeyword = default\ntext = \"Unknown: %k\"\n\
+         white-list = http://lists/white\n\n\
+         group = sms-service\nkeyword = broken\n",
+    )
+    .unwrap();
+    let config = loaded(&conversion);
+    assert_eq!(config.router.apps, ["sms_services"]);
+    assert_eq!(config.sms_services.len(), 3);
+    let foo = &config.sms_services[0];
+    assert_eq!(foo.keyword.as_deref(), Some("foo"));
+    assert_eq!(foo.aliases, ["bar", "baz"]);
+    // smsbox leaves %z as written; rapidbox needs it doubled.
+    assert_eq!(foo.get_url.as_deref(), Some("http://app/x?t=%a&z=%%z"));
+    assert_eq!(foo.url, None, "get-url wins, as in smsbox");
+    assert_eq!(foo.max_messages, 3);
+    assert!(foo.omit_empty && foo.send_sender);
+    assert_eq!(foo.accepted_smsc, ["a", "b"]);
+    assert_eq!(foo.dlr_mask, Some(3));
+    let exec = &config.sms_services[1];
+    assert_eq!(
+        exec.exec.as_deref(),
+        Some(&["/bin/answer".to_owned(), "%p x".into(), "%a".into()][..])
+    );
+    let default = &config.sms_services[2];
+    assert!(default.is_default());
+    assert_eq!(default.white_list.as_deref(), Some(&[][..]));
+    assert_eq!(config.smsbox.reply_couldnotfetch, "no luck");
+    assert_eq!(
+        config.smsbox.reply_couldnotrepresent, "no luck",
+        "smsbox 1.4.5's key mix-up"
+    );
+    assert_eq!(config.smsbox.http_request_retry, 2);
+    assert_eq!(config.smsbox.http_timeout, 9);
+    assert!(config.smsbox.mo_recode);
+    assert_eq!(config.smsbox.sms_length, 120);
+    let notes = notes(&conversion);
+    for expected in [
+        "sms-service keyword=\"foo\" url: not carried over: smsbox uses only the first",
+        "sms-service keyword=\"default\" white-list = \"http://lists/white\": needs an edit",
+        "sms-service keyword=\"broken\": not carried over: no get-url",
+        "smsbox reply-couldnotrepresent = \"x\": not carried over",
+    ] {
+        assert!(notes.contains(expected), "{expected:?} not in\n{notes}");
+    }
 }
 
 #[test]

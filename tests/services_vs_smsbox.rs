@@ -1,0 +1,524 @@
+//! Kannel's sms-services run by Kannel 1.4.5's smsbox and by rapidbox on
+//! the conversion of the same kannel.conf, through the same real
+//! bearerbox, fake SMSC and recording HTTP application: the application
+//! must see the same requests (method, path and query, X-Kannel-*
+//! headers, body) and the phones the same MTs (sender, receiver, kind,
+//! data, parts).
+//!
+//! One bearerbox and one fakesmsc serve both runs: smsbox first, on
+//! `kannel.conf`; then rapidbox, on what `import-kannel-conf` makes of it.
+//! Each case has a phone number of its own, so that its requests and MTs
+//! can be told apart. Deliberate differences are in [`DIFFERENCES`]. About
+//! 6 s (`cargo test --test services_vs_smsbox`).
+//!
+//! The cases (one MO each, see [`MOS`]): keyword ignoring case, aliases,
+//! keyword-regex, a keyword's unanchored end (`helpme` takes `help`),
+//! get-url with the common escapes and URL-hostile characters, UTF-8 text,
+//! send-sender, post-url (text, and an 8-bit MO), strip-keyword, post-xml,
+//! an HTML answer cut by prefix/suffix, X-Kannel headers accepted and
+//! refused, max-messages with split-chars and split-suffix, truncation to
+//! one SMS, header and footer, omit-empty, reply-emptymessage,
+//! reply-couldnotfetch on HTTP 500, reply-couldnotrepresent on JSON (which
+//! smsbox reads from reply-couldnotfetch's key), an ISO-8859-1 answer, an
+//! octet-stream answer accepted (8-bit) and refused (`?` text), a UCS-2
+//! reply by X-Kannel-Coding, allowed and denied prefixes, a word count that
+//! does not fit, faked-sender, concatenation, exec, file, accepted-smsc,
+//! a default service behind an allowed-prefix, reply-requestfailed, and a
+//! service's dlr-url called on the reply's report. fakesmsc cannot send a
+//! UCS-2 MO (smsc_fake.c takes text, data and udh), so none is sent.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::bearerbox::Bearerbox;
+use support::conf::{self, BearerboxPorts, Conf, Group, SmsboxParams};
+use support::fakesmsc::{FakeMt, Phone};
+use support::ports::free_port;
+use support::process::{Daemon, START_TIMEOUT};
+use support::rapidbox::Rapidbox;
+use support::service::{Answer, Seen, Service};
+use support::{BEARERBOX, FAKESMSC, SMSBOX};
+
+const TEST: &str = "services_vs_smsbox";
+
+/// What rapidbox does differently on purpose, and why; the cases avoid
+/// them, or compare around them.
+const DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "X-Kannel-Time, Date and post-xml's <at>",
+        "the MO's time and the request's: they differ between the two runs by nature",
+    ),
+    (
+        "a concatenated SMS's reference number",
+        "the bearerbox's running counter: it differs between the runs by nature",
+    ),
+    (
+        "User-Agent",
+        "rapidbox names itself (rapidbox/VERSION), smsbox Kannel/1.4.5",
+    ),
+    (
+        "replies outside the GSM alphabet",
+        "smsbox sends them as 7-bit, and the bearerbox turns what GSM lacks into `?`; \
+         rapidbox sends them as UCS-2 so nothing is lost (no case sends one)",
+    ),
+];
+
+/// A service's answer for a path of the recording application.
+struct Route {
+    path: &'static str,
+    answer: Answer,
+}
+
+fn routes() -> Vec<Route> {
+    let text = |body: &'static str| Answer::Raw {
+        status: 200,
+        content_type: "text/plain",
+        headers: &[],
+        body: body.as_bytes(),
+    };
+    vec![
+        Route {
+            path: "/get",
+            answer: text("got it"),
+        },
+        Route {
+            path: "/post",
+            answer: text("posted"),
+        },
+        Route {
+            path: "/xml",
+            answer: text("xml ok"),
+        },
+        Route {
+            path: "/html",
+            answer: Answer::Raw {
+                status: 200,
+                content_type: "text/html",
+                headers: &[],
+                body: b"<html><b>skip</b><!--s--><p>Your <i>balance</i>:  5 &amp; more</p><!--e-->x</html>",
+            },
+        },
+        Route {
+            path: "/xk",
+            answer: Answer::Raw {
+                status: 200,
+                content_type: "text/plain",
+                headers: &[("X-Kannel-From", "99999")],
+                body: b"from header",
+            },
+        },
+        Route {
+            path: "/dlr",
+            answer: text(""),
+        },
+        Route {
+            path: "/empty",
+            answer: text(""),
+        },
+        Route {
+            path: "/fail",
+            answer: Answer::Status(500, "broken"),
+        },
+        Route {
+            path: "/json",
+            answer: Answer::Json("{\"a\":1}"),
+        },
+        Route {
+            path: "/latin",
+            answer: Answer::Raw {
+                status: 200,
+                content_type: "text/plain; charset=ISO-8859-1",
+                headers: &[],
+                body: b"caf\xe9 ok",
+            },
+        },
+        Route {
+            path: "/bin",
+            answer: Answer::Raw {
+                status: 200,
+                content_type: "application/octet-stream",
+                headers: &[],
+                body: b"ok\xff",
+            },
+        },
+        Route {
+            path: "/uni",
+            answer: Answer::Raw {
+                status: 200,
+                content_type: "text/plain; charset=UTF-8",
+                headers: &[("X-Kannel-Coding", "2")],
+                body: "Привет".as_bytes(),
+            },
+        },
+    ]
+}
+
+/// The sms-services, as kannel.conf groups (`URL` stands for the
+/// application's base URL).
+fn services(base: &str, dir: &Path) -> Vec<Group> {
+    let long = "word ".repeat(60);
+    let file = dir.join("reply.txt");
+    std::fs::write(&file, "file content").unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let s = |kw: &str| Group::new("sms-service").set("keyword", kw);
+    vec![
+        s("txt").set("text", "k=%k|a=%a|p=%p|P=%P|i=%i"),
+        s("help")
+            .set("aliases", "aide;hilfe")
+            .set("text", "help text"),
+        Group::new("sms-service")
+            .set("keyword-regex", "^[0-9]+$")
+            .set("text", "number %a"),
+        s("get").set(
+            "get-url",
+            format!("{base}/get?p=%p&P=%P&a=%a&k=%k&s=%s&r=%r&c=%c&C=%C&i=%i&n=%n&q=%q"),
+        ),
+        s("sender")
+            .set("get-url", format!("{base}/get/sender?p=%p&a=%a"))
+            .set("send-sender", "true"),
+        s("post")
+            .set("post-url", format!("{base}/post?p=%p"))
+            .set("send-sender", "true"),
+        s("strip")
+            .set("post-url", format!("{base}/post/strip?p=%p"))
+            .set("strip-keyword", "true"),
+        s("xml")
+            .set("post-xml", format!("{base}/xml?p=%p"))
+            .set("send-sender", "true"),
+        s("html")
+            .set("get-url", format!("{base}/html?p=%p"))
+            .set("prefix", "<!--S-->")
+            .set("suffix", "<!--e-->"),
+        s("xk")
+            .set("get-url", format!("{base}/xk?p=%p"))
+            .set("accept-x-kannel-headers", "true"),
+        s("xn").set("get-url", format!("{base}/xk/refused?p=%p")),
+        s("long")
+            .set("text", &long)
+            .set("max-messages", 3)
+            .set("split-chars", " ")
+            .set("split-suffix", "+"),
+        s("trunc").set("text", "y".repeat(200)),
+        s("hf")
+            .set("text", "body")
+            .set("header", "H:")
+            .set("footer", ":F"),
+        s("empty")
+            .set("get-url", format!("{base}/empty/omit?p=%p"))
+            .set("omit-empty", "true"),
+        s("blank").set("get-url", format!("{base}/empty?p=%p")),
+        s("fail").set("get-url", format!("{base}/fail?p=%p")),
+        s("json").set("get-url", format!("{base}/json?p=%p")),
+        s("latin").set("get-url", format!("{base}/latin?p=%p")),
+        s("bin")
+            .set("get-url", format!("{base}/bin?p=%p"))
+            .set("accept-x-kannel-headers", "true"),
+        s("binr").set("get-url", format!("{base}/bin/refused?p=%p")),
+        s("uni")
+            .set("get-url", format!("{base}/uni?p=%p"))
+            .set("accept-x-kannel-headers", "true"),
+        s("pfx")
+            .set("allowed-prefix", "+4670000")
+            .set("text", "pfx ok"),
+        s("deny")
+            .set("denied-prefix", "+46700000")
+            .set("text", "deny ok"),
+        s("one").set("text", "one %s"),
+        s("fake")
+            .set("faked-sender", "77777")
+            .set("text", "from %P"),
+        s("concat")
+            .set("text", "z".repeat(200))
+            .set("concatenation", "true")
+            .set("max-messages", 3),
+        s("exec").set("exec", "/bin/echo -n %k"),
+        s("file").set("file", file.display()),
+        s("dlr").set("text", "dlr reply").set("dlr-mask", 8).set(
+            "dlr-url",
+            format!("{base}/dlr?p=%p&P=%P&d=%d&A=%A&n=%n&k=%k"),
+        ),
+        s("smsc")
+            .set("accepted-smsc", "other")
+            .set("text", "not for fake"),
+        s("default")
+            .set("allowed-prefix", "+4671")
+            .set("text", "default %a"),
+    ]
+}
+
+/// The MOs: (phone, fakesmsc's TYPE DATA after the shortcode).
+const MOS: &[(&str, &str)] = &[
+    ("+4670000001", "text txt hello world"),
+    ("+4670000002", "text TXT Upper Case"),
+    ("+4670000003", "text hilfe"),
+    ("+4670000004", "text 12345"),
+    ("+4670000005", "text get a*b c'd (e) f+g ça"),
+    ("+4670000006", "text sender me"),
+    ("+4670000007", "text post some body"),
+    ("+4670000008", "text strip  the keyword"),
+    ("+4670000009", "text xml <b>&</b>"),
+    ("+4670000010", "text html"),
+    ("+4670000011", "text xk"),
+    ("+4670000012", "text xn"),
+    ("+4670000013", "text long"),
+    ("+4670000014", "text trunc"),
+    ("+4670000015", "text hf"),
+    ("+4670000016", "text empty"),
+    ("+4670000017", "text blank"),
+    ("+4670000018", "text fail"),
+    ("+4670000019", "text json"),
+    ("+4670000020", "text latin"),
+    ("+4670000021", "text bin"),
+    ("+4670000022", "text uni"),
+    ("+4670000023", "text pfx"),
+    ("+4679999924", "text pfx"),
+    ("+4670000025", "text deny"),
+    ("+4670000026", "text one two three"),
+    ("+4670000027", "text fake"),
+    ("+4670000028", "text concat"),
+    ("+4670000029", "text exec"),
+    ("+4670000030", "text file"),
+    ("+4670000031", "text smsc"),
+    ("+4671000032", "text nothing matches"),
+    ("+4670000033", "text nothing matches"),
+    // fakesmsc sends no UCS-2 MO (smsc_fake.c takes text, data, udh):
+    // UTF-8 text, and 8-bit data, stand in.
+    ("+4670000034", "text get Привет мир"),
+    ("+4670000037", "data post%20bin%FF%00x"),
+    ("+4670000035", "text  helpme"),
+    ("+4670000036", "text binr"),
+    ("+4670000038", "text dlr"),
+];
+
+/// The smsbox keys that shape services.
+fn smsbox_keys(conf: &mut Conf) {
+    conf.set("smsbox", "reply-couldnotfetch", "FETCHFAIL")
+        .set("smsbox", "reply-requestfailed", "REQFAIL")
+        .set("smsbox", "reply-emptymessage", "EMPTY!")
+        .set("smsbox", "mo-recode", "true")
+        .set("smsbox", "http-timeout", 5);
+}
+
+/// One run's view: the requests by phone, and the MTs by phone.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    requests: BTreeMap<String, Vec<String>>,
+    mts: BTreeMap<String, Vec<String>>,
+}
+
+/// A request as compared: method, target, X-Kannel-* headers (times
+/// blanked), Content-Type, body (post-xml's time blanked).
+fn request_key(seen: &Seen) -> (String, String) {
+    let mut headers: Vec<String> = seen
+        .headers
+        .iter()
+        .filter(|(name, _)| name.starts_with("x-kannel-") || name == "content-type")
+        .map(|(name, value)| match name.as_str() {
+            "x-kannel-time" => format!("{name}: (time)"),
+            _ => format!("{name}: {value}"),
+        })
+        .collect();
+    headers.sort();
+    let mut body = String::from_utf8_lossy(&seen.body).into_owned();
+    if let (Some(a), Some(b)) = (body.find("<at>"), body.find("</at>")) {
+        body.replace_range(a..b, "<at>(time)");
+    }
+    // Every service's URL carries the phone as `p=%p`.
+    let phone = seen
+        .target
+        .split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix("p="))
+        .map_or_else(|| "(no phone)".to_owned(), |p| p.replace("%2B", "+"));
+    let shown = format!(
+        "{} {}\n  {}\n  body: {body:?}",
+        seen.method,
+        seen.target,
+        headers.join("\n  ")
+    );
+    (phone, shown)
+}
+
+fn mt_key(mt: &FakeMt) -> String {
+    let mut data = mt.data.clone();
+    // A concatenated SMS's reference number (the UDH's fourth byte) is
+    // the bearerbox's running counter.
+    if let Some(rest) = data.strip_prefix("%05%00%03") {
+        let after = if rest.starts_with('%') { 3 } else { 1 };
+        if rest.len() > after {
+            data = format!("%05%00%03(ref){}", &rest[after..]);
+        }
+    }
+    format!("{} -> {} [{}] {data}", mt.sender, mt.receiver, mt.kind)
+}
+
+/// Waits until the phone's MT count has not changed for a second (and at
+/// least `at_least` came), at most 15 s.
+async fn settle(phone: &Phone, at_least: usize) -> Vec<FakeMt> {
+    let started = Instant::now();
+    let mut last = (phone.mts().len(), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n = phone.mts().len();
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n >= at_least && last.1.elapsed() > Duration::from_secs(1) {
+            return phone.mts();
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return phone.mts();
+        }
+    }
+}
+
+/// Sends every MO and gathers what the application and the phones saw.
+async fn exchange(
+    phone: &mut Phone,
+    service: &Service,
+    skip_mts: usize,
+    wanted: usize,
+) -> Observed {
+    let requests_before = service.seen().len();
+    for (from, rest) in MOS {
+        if let Err(e) = phone.send(&format!("{from} 5555 {rest}")).await {
+            panic!("{TEST}: {e}");
+        }
+    }
+    let mts = settle(phone, skip_mts + wanted).await;
+    let mut seen = Observed {
+        requests: BTreeMap::new(),
+        mts: BTreeMap::new(),
+    };
+    for request in &service.seen()[requests_before..] {
+        let (phone, shown) = request_key(request);
+        seen.requests.entry(phone).or_default().push(shown);
+    }
+    for mt in &mts[skip_mts..] {
+        seen.mts
+            .entry(mt.receiver.clone())
+            .or_default()
+            .push(mt_key(mt));
+    }
+    for list in seen.requests.values_mut().chain(seen.mts.values_mut()) {
+        list.sort();
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
+    if !support::require_kannel(TEST, &[BEARERBOX, SMSBOX, FAKESMSC]) {
+        return;
+    }
+    let dir = support::test_dir(TEST);
+    let dir = dir.path();
+    let app = Service::start(Answer::Status(404, "no such route")).await;
+    for route in routes() {
+        app.route(route.path, route.answer);
+    }
+    let base = app.url("");
+    let ports = BearerboxPorts {
+        admin: free_port(),
+        smsbox: free_port(),
+        fake_smsc: free_port(),
+        wapbox: None,
+    };
+    let mut bearerbox = Bearerbox::start(dir, &conf::bearerbox(dir, &ports), ports).await;
+
+    let mut kannel = conf::smsbox(
+        dir,
+        &SmsboxParams {
+            bearerbox_port: ports.smsbox,
+            sendsms_port: Some(free_port()),
+            smsbox_id: None,
+        },
+    );
+    smsbox_keys(&mut kannel);
+    for group in services(&base, dir) {
+        kannel.push(group);
+    }
+    let kannel_conf = kannel.write(dir, "kannel.conf");
+
+    // --- smsbox ----------------------------------------------------------
+    let mut smsbox = Daemon::spawn(
+        "smsbox",
+        SMSBOX,
+        [&kannel_conf],
+        dir,
+        vec![conf::log_path(dir, "smsbox")],
+    );
+    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+    let mut phone = Phone::start("fakesmsc", dir, ports.fake_smsc);
+    bearerbox
+        .wait_status("the fake SMSC online", START_TIMEOUT, |s| {
+            s.fake_smsc_online
+        })
+        .await;
+    let by_smsbox = exchange(&mut phone, &app, 0, 1).await;
+    smsbox.stop();
+    bearerbox
+        .wait_status("smsbox gone", START_TIMEOUT, |s| s.boxes.is_empty())
+        .await;
+    let smsbox_mts: usize = by_smsbox.mts.values().map(Vec::len).sum();
+
+    // --- rapidbox on the conversion ---------------------------------------
+    let conf =
+        rapidbox::kannel_conf::read(&kannel_conf, &rapidbox::kannel_conf::ReadOptions::new(dir))
+            .unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let conversion =
+        rapidbox::kannel_conf::convert(&conf).unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    assert!(
+        conversion.report.is_ok(),
+        "{TEST}: the conversion passes check-config: {:?}\n{}",
+        conversion.report.errors,
+        conversion.toml
+    );
+    let store = dir.join("rapidbox.redb");
+    let toml = format!(
+        "{}\n[store]\npath = {}\n",
+        conversion.toml,
+        toml::Value::String(store.display().to_string())
+    );
+    let converted = dir.join("rapidbox.toml");
+    std::fs::write(&converted, toml).unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let mut rapidbox = Rapidbox::start("rapidbox", dir, &converted);
+    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+    let before = phone.mts().len();
+    let by_rapidbox = exchange(&mut phone, &app, before, smsbox_mts).await;
+    rapidbox.stop().await;
+    phone.stop();
+
+    // --- the same? -------------------------------------------------------
+    let mut differences = Vec::new();
+    for (what, a, b) in [
+        ("requests", &by_smsbox.requests, &by_rapidbox.requests),
+        ("MTs", &by_smsbox.mts, &by_rapidbox.mts),
+    ] {
+        let phones: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
+        for phone in phones {
+            if a.get(phone) != b.get(phone) {
+                differences.push(format!(
+                    "{what} of {phone}:\n smsbox:   {:#?}\n rapidbox: {:#?}",
+                    a.get(phone),
+                    b.get(phone)
+                ));
+            }
+        }
+    }
+    // Not vacuous: smsbox answered most phones and asked the application
+    // for every HTTP case.
+    let asked: usize = by_smsbox.requests.values().map(Vec::len).sum();
+    assert!(
+        by_smsbox.mts.len() >= 30 && asked >= 19,
+        "{TEST}: smsbox answered {} phones and made {asked} requests: {by_smsbox:#?}",
+        by_smsbox.mts.len()
+    );
+    assert!(
+        differences.is_empty(),
+        "{TEST}: {} differences (the deliberate ones, {DIFFERENCES:?}, are not \
+         compared):\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
