@@ -224,6 +224,14 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
     }
     let intake = Intake::new(store.clone(), router, dispatch);
 
+    // Retention: purges what `[store] retention_*` say is too old, in
+    // small transactions between the hot path's (store/retention.rs).
+    let retention = config.store.retention();
+    if retention.is_set() {
+        info!(?retention, "retention on");
+        tasks.spawn(retention.run(store.clone(), shutdown.clone()));
+    }
+
     // sendsms callers' dlr-urls, called when their reports arrive.
     let (dlr_callbacks, callback_worker) = DlrCallbacks::new(
         http.clone(),
@@ -260,6 +268,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             api: Api {
                 sendsms_users: config.sendsms_users.clone(),
                 alerts: Alerts::new(&config.alerts, &http)?,
+                backup: Default::default(),
             },
             console: Console::new(&config.console, &config.console_users, shutdown.clone()),
         },

@@ -20,6 +20,41 @@ pub struct StoreConfig {
     /// redb's page cache, in MiB. It is most of rapidbox's memory; the
     /// operating system's file cache sits behind it anyway.
     pub cache_mb: usize,
+    /// Purge messages older than this many days (`None`: keep them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u64>,
+    /// Purge the oldest messages beyond this many (`None`: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_max_messages: Option<u64>,
+    /// A sent message is kept this long for its delivery report, however
+    /// old it is.
+    pub retention_report_window_hours: u64,
+    /// Most messages purged per transaction.
+    pub retention_batch: usize,
+    /// Seconds between two retention sweeps.
+    pub retention_every_secs: u64,
+}
+
+impl StoreConfig {
+    /// The pause between two purge transactions of a sweep: the hot path
+    /// gets the writer to itself in between.
+    pub const RETENTION_PAUSE: Duration = Duration::from_millis(20);
+
+    /// What `retention_*` ask of the store.
+    pub fn retention(&self) -> crate::store::Retention {
+        crate::store::Retention {
+            max_age: self
+                .retention_days
+                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
+            max_messages: self.retention_max_messages,
+            report_window: Duration::from_secs(
+                self.retention_report_window_hours.saturating_mul(3600),
+            ),
+            every: Duration::from_secs(self.retention_every_secs),
+            batch: self.retention_batch,
+            pause: Self::RETENTION_PAUSE,
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -27,6 +62,13 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./data/rapidbox.redb"),
             cache_mb: 32,
+            retention_days: None,
+            retention_max_messages: None,
+            // Kannel's SMSCs usually report within hours; a message's
+            // validity is at most days.
+            retention_report_window_hours: 72,
+            retention_batch: 1000,
+            retention_every_secs: 60,
         }
     }
 }

@@ -12,6 +12,12 @@
 //! - `read.rs`: lookups and scans, from read snapshots that never wait for
 //!   the writer.
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
+//! - `purge.rs`: purging old messages in bounded batches through the
+//!   writer, and the rule of what may go ([`PurgeRule`]); `retention.rs`:
+//!   the background sweep that applies `[store] retention_*`
+//!   ([`Retention`]).
+//! - `backup.rs`: a consistent copy of a live store ([`Store::backup`]),
+//!   [`verify`] and [`compact`].
 //!
 //! Throughput, measured with `cargo bench --bench store` (256 tasks each
 //! committing an MO and its reply, both with Kannel UUIDs, and waiting for
@@ -38,11 +44,14 @@
 //! ```
 
 mod apply;
+mod backup;
 mod codec;
 mod error;
 #[cfg(test)]
 mod faults;
+mod purge;
 mod read;
+mod retention;
 pub mod schema;
 mod unit;
 mod writer;
@@ -64,8 +73,11 @@ use tracing::{error, info};
 
 use crate::model::{MessageId, MoKey};
 
+pub use backup::{compact, verify, BackupReport, Compacted, VerifyReport};
 pub use error::{Rejection, StoreError};
+pub use purge::{PurgeReport, PurgeRule, MAX_OWED_CALLS_SCANNED};
 pub use read::{StoredConnection, MAX_SCAN};
+pub use retention::{purge_all, Retention};
 pub use unit::{Op, Outcome, Unit, Update};
 
 use apply::Tables;
@@ -133,6 +145,10 @@ pub struct StoreStats {
     pub apply_time: Duration,
     /// Time spent in commits: writing pages and waiting for the fsync.
     pub commit_time: Duration,
+    /// Messages purged (retention or `rapidbox purge`).
+    pub purged: u64,
+    /// Purge transactions committed (each also counts in `transactions`).
+    pub purge_transactions: u64,
 }
 
 /// A handle on the store. Cheap to clone; every clone talks to the same
@@ -299,7 +315,23 @@ impl Store {
             largest_batch: s.largest_batch.load(Ordering::Relaxed),
             apply_time: Duration::from_micros(s.apply_micros.load(Ordering::Relaxed)),
             commit_time: Duration::from_micros(s.commit_micros.load(Ordering::Relaxed)),
+            purged: s.purged.load(Ordering::Relaxed),
+            purge_transactions: s.purge_transactions.load(Ordering::Relaxed),
         }
+    }
+
+    /// Runs one purge batch (see [`PurgeRule`]) in its own transaction of
+    /// the writer, after the units queued before it, and answers once it
+    /// is durable. A batch that purges nothing commits nothing.
+    pub async fn purge(&self, rule: PurgeRule) -> Result<PurgeReport, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = purge::Job { rule, reply };
+        self.inner
+            .requests
+            .send(Request::Purge(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// A signal that changes after every durable commit (its value is the

@@ -27,6 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::apply::{Batch, Finished, Tables};
 use super::error::{uuid_text, StoreError};
+use super::purge::{self, Job, PurgeReport};
 use super::read::MoKeysView;
 use super::unit::{Outcome, Unit};
 use super::{Opener, RecentMoKeys};
@@ -43,6 +44,9 @@ const RECOVERY_POLL: Duration = Duration::from_millis(20);
 pub(crate) enum Request {
     /// A unit to apply; `reply` is `None` for [`Store::enqueue`](super::Store::enqueue).
     Unit(Pending),
+    /// A purge batch, run in its own transaction after the units taken
+    /// with it (see `purge.rs`).
+    Purge(Job),
     /// Commit what is queued, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -99,6 +103,10 @@ pub(crate) struct Shared {
     /// Wall time applying units, and committing them (mostly the disk).
     pub(crate) apply_micros: AtomicU64,
     pub(crate) commit_micros: AtomicU64,
+    /// Messages purged, and purge transactions committed (retention's
+    /// progress).
+    pub(crate) purged: AtomicU64,
+    pub(crate) purge_transactions: AtomicU64,
     /// The number of durable commits, sent after each one so that readers
     /// showing live data (the console) learn that something changed
     /// without polling; see [`Store::changes`](super::Store::changes).
@@ -179,16 +187,28 @@ impl Writer {
         let mut scratch = Vec::with_capacity(1024);
         let mut batch: Vec<Pending> = Vec::new();
         let mut closers = Vec::new();
+        let mut purges = Vec::new();
         while let Some(first) = self.next_request() {
-            let mut bytes = take(first, &mut batch, &mut closers);
-            while batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
+            let mut taken = Taken {
+                batch: &mut batch,
+                closers: &mut closers,
+                purges: &mut purges,
+            };
+            let mut bytes = taken.take(first);
+            while taken.batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
                 match self.requests.try_recv() {
-                    Ok(request) => bytes += take(request, &mut batch, &mut closers),
+                    Ok(request) => bytes += taken.take(request),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 self.commit_batch(&mut batch, &mut scratch);
+            }
+            // After the units: a purge never delays the units queued with
+            // it, only those that come while it runs.
+            for job in purges.drain(..) {
+                let answer = self.purge(&job.rule);
+                let _ = job.reply.send(answer);
             }
             if !closers.is_empty() {
                 // Refuse new units; those already queued still commit.
@@ -390,27 +410,73 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// One purge batch in its own transaction; then the copy of
+    /// `mo_recent` in memory and the readers' views follow, as after a
+    /// batch of units.
+    fn purge(&mut self, rule: &purge::PurgeRule) -> Result<PurgeReport, StoreError> {
+        let Some(db) = self.usable_database() else {
+            return Err(StoreError::Recovering);
+        };
+        let purged = match purge::run(&db, rule) {
+            Ok(purged) => purged,
+            Err(e) => {
+                error!(error = %e, "purge batch not committed");
+                if matches!(e, StoreError::Storage { .. }) {
+                    self.let_go();
+                }
+                return Err(e);
+            }
+        };
+        if purged.report.purged > 0 {
+            {
+                let mut mos = self.shared.recent_mos_mut();
+                for key in &purged.released {
+                    mos.remove(key);
+                }
+            }
+            let s = &self.shared;
+            s.purged.fetch_add(purged.report.purged, Ordering::Relaxed);
+            s.purge_transactions.fetch_add(1, Ordering::Relaxed);
+            let n = s.transactions.fetch_add(1, Ordering::Release) + 1;
+            s.forget_views();
+            s.committed.send_replace(n);
+            debug!(?purged.report, "purge batch committed");
+        }
+        Ok(purged.report)
+    }
+}
+
 fn add_micros(total: &AtomicU64, elapsed: std::time::Duration) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     total.fetch_add(micros, Ordering::Relaxed);
 }
 
-/// Sorts a request into the batch or the close requests; returns the bytes
-/// it adds to the batch.
-fn take(
-    request: Request,
-    batch: &mut Vec<Pending>,
-    closers: &mut Vec<oneshot::Sender<()>>,
-) -> usize {
-    match request {
-        Request::Unit(pending) => {
-            let bytes = pending.bytes;
-            batch.push(pending);
-            bytes
-        }
-        Request::Close(done) => {
-            closers.push(done);
-            0
+/// Where the requests taken in one turn of the writer go.
+struct Taken<'a> {
+    batch: &'a mut Vec<Pending>,
+    closers: &'a mut Vec<oneshot::Sender<()>>,
+    purges: &'a mut Vec<Job>,
+}
+
+impl Taken<'_> {
+    /// Sorts a request into the batch, the purges or the close requests;
+    /// returns the bytes it adds to the batch.
+    fn take(&mut self, request: Request) -> usize {
+        match request {
+            Request::Unit(pending) => {
+                let bytes = pending.bytes;
+                self.batch.push(pending);
+                bytes
+            }
+            Request::Purge(job) => {
+                self.purges.push(job);
+                0
+            }
+            Request::Close(done) => {
+                self.closers.push(done);
+                0
+            }
         }
     }
 }

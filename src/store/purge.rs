@@ -1,0 +1,252 @@
+//! Purging old messages: one bounded batch is one transaction of the
+//! writer, so a crash leaves either all of a batch's deletions or none.
+//!
+//! # The rule
+//!
+//! A batch walks `messages` in id order (ids are given in time order, so
+//! the oldest first) from a cursor, and purges a message when it is *old
+//! enough* and *owes nothing*:
+//!
+//! - old enough: dated (`date`) before [`PurgeRule::before`], or among the
+//!   first [`PurgeRule::excess`] messages found (the oldest beyond a
+//!   maximum count);
+//! - owes nothing: not in an open status (R, P, L, Q, I, E: still to be
+//!   routed, sent, or retried, push retries included); not sent (S) within
+//!   [`PurgeRule::report_window`] unless its Kannel `dlr_mask` asked for no
+//!   final report (bits 1 and 2); no `dlr-url` call owed for it.
+//!
+//! [`PurgeRule::including_owed`] drops the second condition (a one-off
+//! cleanup of a store whose owed work is given up).
+//!
+//! The walk stops at the first message that is not old enough (the sweep
+//! is done), or once a batch has purged [`PurgeRule::max_purged`] messages
+//! or looked at [`PurgeRule::max_scanned`] (the next batch goes on from
+//! the cursor). Messages kept for owed work are stepped over.
+//!
+//! Purging a message removes it with everything that is only its: its
+//! `by_status` entry, its MO key (in `mo_recent` or `mo_keys`), its
+//! delivery errors and reports, the calls owed for it (only when
+//! including owed work), and its place in the counts. Connections and
+//! opt-outs stay: they are about people, not messages.
+
+use std::collections::HashMap;
+
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use crate::model::{Message, MessageId, Micros, MoKey, Status};
+
+use super::codec;
+use super::error::StoreError;
+use super::schema::*;
+
+/// Kannel's `dlr_mask` bits for final reports: delivered (1), failed (2).
+const FINAL_REPORT_BITS: i32 = 1 | 2;
+
+/// More owed calls than this and a batch purges nothing (and says so):
+/// finding which messages are owed calls reads the whole table, which is
+/// near empty unless `dlr-url`s have been failing for a long time.
+pub const MAX_OWED_CALLS_SCANNED: u64 = 100_000;
+
+/// What one batch may purge; see the module's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeRule {
+    /// Messages dated before this are old enough.
+    pub before: Option<Micros>,
+    /// This many of the oldest messages are old enough whatever their date.
+    pub excess: u64,
+    /// The time the report window is counted back from.
+    pub now: Micros,
+    /// How long a sent message waits for a delivery report.
+    pub report_window: Micros,
+    /// Purge messages owed work too.
+    pub including_owed: bool,
+    /// The walk starts after this id.
+    pub after: Option<MessageId>,
+    /// Most messages purged in the batch.
+    pub max_purged: usize,
+    /// Most messages looked at in the batch.
+    pub max_scanned: usize,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Messages purged.
+    pub purged: u64,
+    /// Old enough messages kept because they owe work.
+    pub kept: u64,
+    /// The last id looked at: where the next batch goes on.
+    pub last: Option<MessageId>,
+    /// The walk reached a message that is not old enough, or the end.
+    pub finished: bool,
+}
+
+/// A purge batch for the writer, with where to answer.
+pub(crate) struct Job {
+    pub(crate) rule: PurgeRule,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<PurgeReport, StoreError>>,
+}
+
+/// What the writer must do after a purge committed: forget these MO keys
+/// from its copy of `mo_recent`.
+pub(crate) struct Purged {
+    pub(crate) report: PurgeReport,
+    pub(crate) released: Vec<MoKey>,
+}
+
+fn storage(during: &'static str) -> impl Fn(redb::Error) -> StoreError {
+    move |e| StoreError::storage(during)(e)
+}
+
+/// Runs one batch in its own durable transaction.
+pub(crate) fn run(db: &Database, rule: &PurgeRule) -> Result<Purged, StoreError> {
+    let err = storage("purging");
+    let mut txn = db.begin_write().map_err(|e| err(e.into()))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| err(e.into()))?;
+    let purged = purge(&txn, rule).map_err(|e| match e {
+        Failure::Storage(e) => err(e),
+        Failure::Store(e) => e,
+    })?;
+    if purged.report.purged > 0 {
+        txn.commit().map_err(|e| err(e.into()))?;
+    } else {
+        txn.abort().map_err(|e| err(e.into()))?;
+    }
+    Ok(purged)
+}
+
+enum Failure {
+    Storage(redb::Error),
+    Store(StoreError),
+}
+
+impl<E: Into<redb::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Storage(e.into())
+    }
+}
+
+/// The message ids calls are owed for, with the calls' keys; `None` when
+/// there are too many to read.
+type OwedCalls = HashMap<MessageId, Vec<(i64, [u8; 16])>>;
+
+fn owed_calls(txn: &WriteTransaction) -> Result<Option<OwedCalls>, Failure> {
+    let table = txn.open_table(CALLBACKS)?;
+    if table.len()? > MAX_OWED_CALLS_SCANNED {
+        return Ok(None);
+    }
+    let mut owed = OwedCalls::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        let (due, id) = key.value();
+        let call = codec::decode_callback(due, *id, value.value()).map_err(Failure::Store)?;
+        owed.entry(call.message_id).or_default().push((due, *id));
+    }
+    Ok(Some(owed))
+}
+
+/// Whether `m` still owes work, as the rule says.
+fn owes_work(m: &Message, rule: &PurgeRule, owed: &OwedCalls) -> bool {
+    if m.status.is_open() || owed.contains_key(&m.id) {
+        return true;
+    }
+    if m.status != Status::Sent {
+        return false;
+    }
+    let mask = m.kannel.as_ref().map_or(-1, |k| k.dlr_mask);
+    let wants_report = mask < 0 || mask & FINAL_REPORT_BITS != 0;
+    let sent = m.sent.unwrap_or(m.updated);
+    wants_report && sent.saturating_add(rule.report_window) > rule.now
+}
+
+fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, Failure> {
+    let mut report = PurgeReport {
+        last: rule.after,
+        ..PurgeReport::default()
+    };
+    let mut released = Vec::new();
+    let Some(owed) = owed_calls(txn)? else {
+        tracing::warn!(
+            max = MAX_OWED_CALLS_SCANNED,
+            "more dlr-url calls owed than retention reads; nothing purged"
+        );
+        report.finished = true;
+        return Ok(Purged { report, released });
+    };
+    // Candidates first: the walk reads `messages` while the deletions
+    // below write it.
+    let mut doomed: Vec<Message> = Vec::new();
+    {
+        let messages = txn.open_table(MESSAGES)?;
+        let start = rule.after.map_or(0, |id| id.saturating_add(1));
+        let mut scanned = 0;
+        let mut walk = messages.range(start..)?;
+        loop {
+            if doomed.len() >= rule.max_purged || scanned >= rule.max_scanned {
+                break;
+            }
+            let Some(entry) = walk.next() else {
+                report.finished = true;
+                break;
+            };
+            let (key, value) = entry?;
+            let id = key.value();
+            let m = codec::decode_message(id, value.value()).map_err(Failure::Store)?;
+            scanned += 1;
+            let by_count = (doomed.len() as u64) < rule.excess;
+            let old = rule.before.is_some_and(|b| m.date < b) || by_count;
+            if !old {
+                report.finished = true;
+                break;
+            }
+            report.last = Some(id);
+            if !rule.including_owed && owes_work(&m, rule, &owed) {
+                report.kept += 1;
+                continue;
+            }
+            doomed.push(m);
+        }
+    }
+    let mut counts: HashMap<(u8, u8), u64> = HashMap::new();
+    {
+        let mut messages = txn.open_table(MESSAGES)?;
+        let mut by_status = txn.open_table(BY_STATUS)?;
+        let mut mo_recent = txn.open_table(MO_RECENT)?;
+        let mut mo_keys = txn.open_table(MO_KEYS)?;
+        let mut errors = txn.open_table(DELIVERY_ERRORS)?;
+        let mut dlrs = txn.open_table(DLR_EVENTS)?;
+        let mut calls = txn.open_table(CALLBACKS)?;
+        for m in &doomed {
+            let id = m.id;
+            messages.remove(id)?;
+            if m.status.is_open() {
+                by_status.remove((m.status.as_u8(), m.connection.backend.as_str(), id))?;
+            }
+            if let Some(key) = MoKey::of(m) {
+                if mo_recent.remove(id)?.is_some() {
+                    released.push(key);
+                } else {
+                    let owner = mo_keys.get((key.time, &key.uuid))?.map(|g| g.value());
+                    if owner == Some(id) {
+                        mo_keys.remove((key.time, &key.uuid))?;
+                    }
+                }
+            }
+            errors.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            dlrs.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            for (due, call) in owed.get(&id).into_iter().flatten() {
+                calls.remove((*due, call))?;
+            }
+            let key = (codec::direction_code(m.direction), m.status.as_u8());
+            *counts.entry(key).or_default() += 1;
+        }
+        let mut table = txn.open_table(COUNTS)?;
+        for (key, n) in counts {
+            let current = table.get(key)?.map_or(0, |g| g.value());
+            table.insert(key, current.saturating_sub(n))?;
+        }
+    }
+    report.purged = doomed.len() as u64;
+    Ok(Purged { report, released })
+}
