@@ -150,6 +150,7 @@ impl Running {
             transactions = stats.transactions,
             units = stats.units,
             largest_batch = stats.largest_batch,
+            purged = stats.purged,
             apply = ?stats.apply_time,
             commit = ?stats.commit_time,
             "rapidbox stopped"

@@ -237,7 +237,7 @@ impl Store {
     /// name a message (and its replies' `in_response_to`) in the unit that
     /// stores it. Ids grow and are never given twice while the store is
     /// open. Ids given out but never committed are gaps; the next run
-    /// starts above the highest *stored* id, so an id that was given out
+    /// starts above the highest *stored* (or purged) id, so an id that was given out
     /// but never stored (before a crash, say) may be given again, while a
     /// stored message's id never is.
     pub fn allocate_id(&self) -> MessageId {
@@ -528,6 +528,10 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
             .last()
             .map_err(|e| storage("reading messages")(e.into()))?
             .map(|(k, _)| k.value());
+        let purged_up_to = meta
+            .get(schema::META_PURGED_UP_TO)
+            .map_err(|e| storage("reading meta")(e.into()))?
+            .map_or(0, |g| g.value());
         let next_seq = meta
             .get(schema::META_NEXT_EVENT_SEQ)
             .map_err(|e| storage("reading meta")(e.into()))?
@@ -544,7 +548,8 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
             let (time, uuid) = key.value();
             recent.insert(MoKey { time, uuid: *uuid }, id.value());
         }
-        (last.map_or(1, |id| id.saturating_add(1)), next_seq, recent)
+        let next_id = last.unwrap_or(0).max(purged_up_to).saturating_add(1);
+        (next_id, next_seq, recent)
     };
     txn.commit().map_err(|e| storage("opening")(e.into()))?;
     Ok((next_id, next_seq, recent))

@@ -246,6 +246,11 @@ fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, Failure> {
             let current = table.get(key)?.map_or(0, |g| g.value());
             table.insert(key, current.saturating_sub(n))?;
         }
+        if let Some(highest) = doomed.iter().map(|m| m.id).max() {
+            let mut meta = txn.open_table(META)?;
+            let before = meta.get(META_PURGED_UP_TO)?.map_or(0, |g| g.value());
+            meta.insert(META_PURGED_UP_TO, before.max(highest))?;
+        }
     }
     report.purged = doomed.len() as u64;
     Ok(Purged { report, released })
