@@ -40,7 +40,7 @@ use crate::link::inbound::Inbound;
 use crate::link::{Link, LinkConfig};
 use crate::router::{App, ReplySettings, Router};
 use crate::status::LinkStatus;
-use crate::store::{Store, StoreOptions};
+use crate::store::{Retention, Store, StoreOptions};
 
 /// Why rapidbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +227,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
 
     // Retention: purges what `[store] retention_*` say is too old, in
     // small transactions between the hot path's (store/retention.rs).
-    let retention = config.store.retention();
+    let retention = Retention::from_config(&config.store);
     if retention.is_set() {
         info!(?retention, "retention on");
         tasks.spawn(retention.run(store.clone(), shutdown.clone()));

@@ -40,12 +40,12 @@ fn open_existing(path: &Path) -> anyhow::Result<Store> {
 pub async fn purge(config: &Config, before: &str, including_owed: bool) -> anyhow::Result<()> {
     let before = parse_date(before)?;
     let store = open_existing(&config.store.path)?;
-    let retention = config.store.retention();
+    let retention = store::Retention::from_config(&config.store);
     let rule = PurgeRule {
         before: Some(before),
         excess: 0,
         now: rapidbox::model::now_micros(),
-        report_window: retention.rule(0, 0).report_window,
+        report_window: i64::try_from(retention.report_window.as_micros()).unwrap_or(i64::MAX),
         including_owed,
         after: None,
         max_purged: retention.batch.max(1),

@@ -35,28 +35,6 @@ pub struct StoreConfig {
     pub retention_every_secs: u64,
 }
 
-impl StoreConfig {
-    /// The pause between two purge transactions of a sweep: the hot path
-    /// gets the writer to itself in between.
-    pub const RETENTION_PAUSE: Duration = Duration::from_millis(20);
-
-    /// What `retention_*` ask of the store.
-    pub fn retention(&self) -> crate::store::Retention {
-        crate::store::Retention {
-            max_age: self
-                .retention_days
-                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
-            max_messages: self.retention_max_messages,
-            report_window: Duration::from_secs(
-                self.retention_report_window_hours.saturating_mul(3600),
-            ),
-            every: Duration::from_secs(self.retention_every_secs),
-            batch: self.retention_batch,
-            pause: Self::RETENTION_PAUSE,
-        }
-    }
-}
-
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::config::StoreConfig;
 use crate::model::{now_micros, Micros};
 
 use super::purge::{PurgeReport, PurgeRule};
@@ -37,7 +38,24 @@ pub struct Retention {
     pub pause: Duration,
 }
 
+/// The pause between two purge transactions of a sweep: the hot path
+/// gets the writer to itself in between.
+pub const RETENTION_PAUSE: Duration = Duration::from_millis(20);
+
 impl Retention {
+    /// What `[store] retention_*` ask for.
+    pub fn from_config(config: &StoreConfig) -> Retention {
+        let hours = |h: u64| Duration::from_secs(h.saturating_mul(3600));
+        Retention {
+            max_age: config.retention_days.map(|d| hours(d.saturating_mul(24))),
+            max_messages: config.retention_max_messages,
+            report_window: hours(config.retention_report_window_hours),
+            every: Duration::from_secs(config.retention_every_secs),
+            batch: config.retention_batch,
+            pause: RETENTION_PAUSE,
+        }
+    }
+
     /// Whether anything is ever purged.
     pub fn is_set(&self) -> bool {
         self.max_age.is_some() || self.max_messages.is_some()
