@@ -32,6 +32,9 @@ use super::{open_database, Store, StoreOptions};
 /// holds in dirty pages, whatever the store's size.
 const COPY_CHUNK: usize = 20_000;
 
+/// The copy's page cache.
+const COPY_CACHE_BYTES: usize = 16 << 20;
+
 /// The most problems [`verify`] lists; it counts the rest.
 const MAX_PROBLEMS_LISTED: usize = 100;
 
@@ -131,7 +134,12 @@ fn partial_path(dest: &Path) -> PathBuf {
 /// Copies every table of `snapshot` into a new store at `path`; returns
 /// the messages and the entries copied.
 fn copy_snapshot(snapshot: &ReadTransaction, path: &Path) -> Result<(u64, u64), StoreError> {
-    let to = open_database(path, &StoreOptions::default())?;
+    // Every page of the copy is written once: a small cache will do.
+    let options = StoreOptions {
+        cache_bytes: COPY_CACHE_BYTES,
+        ..StoreOptions::default()
+    };
+    let to = open_database(path, &options)?;
     let mut entries = 0;
     entries += copy_table(snapshot, &to, MESSAGES)?;
     let messages = entries;
