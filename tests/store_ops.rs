@@ -15,8 +15,10 @@ use http_body_util::Full;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Request, StatusCode};
 
+use rapidbox::config::Config;
 use rapidbox::model::{Connection, Direction, Message, Status};
 use rapidbox::store::{verify, Op, Outcome, Unit};
+use rapidbox::Daemon;
 use support::in_process::{send, Reply, Rig};
 use support::rapidbox::{all_messages, open_store, RAPIDBOX};
 
@@ -258,4 +260,50 @@ async fn purge_compact_and_verify_work_on_a_stopped_store() {
     store.close().await;
     let bad_date = rapidbox(cmd(&["purge", "--before", "last tuesday"])).await;
     assert!(!bad_date.status.success());
+}
+
+#[tokio::test]
+async fn a_running_rapidbox_purges_down_to_its_maximum_and_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rapidbox.redb");
+    let toml = format!(
+        "[store]\npath = {}\nretention_max_messages = 10\nretention_every_secs = 1\n\
+         [kannel]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [router]\napps = []\n",
+        toml::Value::String(path.display().to_string())
+    );
+    let running = Daemon::builder(Config::from_toml_str(&toml).unwrap())
+        .start()
+        .await
+        .unwrap();
+    for n in 0..30 {
+        running
+            .intake()
+            .receive(Connection::new("s", "2507"), format!("mo {n}"))
+            .await
+            .unwrap();
+    }
+    // 30 MOs, no apps and so no replies (a queued reply with nowhere to
+    // go would be owed work, and kept); the sweep runs every second.
+    let started = Instant::now();
+    loop {
+        let total: u64 = running.store().counts().unwrap().iter().map(|c| c.2).sum();
+        if total <= 10 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still {total} messages: {:?}",
+            running.store().counts().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running.store().stats().purged, 20);
+    running.stop().await;
+    assert!(verify(&path).unwrap().is_ok());
+    let store = open_store(&path);
+    let texts = mo_texts(&all_messages(&store));
+    assert!(texts.contains("mo 29"), "the newest stay: {texts:?}");
+    assert!(!texts.contains("mo 0"), "the oldest go: {texts:?}");
+    store.close().await;
 }
