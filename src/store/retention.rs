@@ -3,9 +3,9 @@
 //! in bounded batches through the writer.
 //!
 //! Each batch is one short transaction of at most [`Retention::batch`]
-//! deletions, queued behind the units already waiting, and the sweep
-//! pauses between batches, so the hot path's group commit waits for one
-//! small purge transaction at a time at worst. redb reuses the pages a
+//! deletions, which the writer runs when no unit waits (see `writer.rs`),
+//! and the sweep pauses between batches, so the hot path's group commit
+//! waits for one small purge transaction at a time at worst. redb reuses the pages a
 //! purge frees, so a store whose intake and retention balance stops
 //! growing.
 

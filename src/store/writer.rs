@@ -8,6 +8,11 @@
 //! is bigger: the batch size follows the load and throughput is not capped
 //! by the disk's fsync rate.
 //!
+//! A purge batch (retention, `rapidbox purge`) is its own short
+//! transaction, run between batches of units when none wait, or once it
+//! has waited [`MAX_PURGE_WAIT`]: the hot path's units wait for at most
+//! one purge transaction, and only when the writer has no moment to spare.
+//!
 //! After a batch fails in storage (a full disk, an I/O error), redb refuses
 //! every later transaction until the file is reopened. So the writer then
 //! lets go of the file (readers get [`StoreError::Recovering`]) and reopens
@@ -39,6 +44,9 @@ pub(crate) const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(30);
 /// While the file is let go, how often the writer looks for units between
 /// tries (a unit then waits this long at most to be answered).
 const RECOVERY_POLL: Duration = Duration::from_millis(20);
+
+/// The longest a purge batch waits for a moment when no unit does.
+const MAX_PURGE_WAIT: Duration = Duration::from_millis(100);
 
 /// What callers send the writer.
 pub(crate) enum Request {
@@ -204,11 +212,17 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit_batch(&mut batch, &mut scratch);
             }
-            // After the units: a purge never delays the units queued with
-            // it, only those that come while it runs.
-            for job in purges.drain(..) {
-                let answer = self.purge(&job.rule);
-                let _ = job.reply.send(answer);
+            // A purge runs after the units, when none wait (or once it has
+            // waited MAX_PURGE_WAIT, so that a saturated writer still
+            // purges): only units that come while it runs wait for it.
+            let due = purges
+                .first()
+                .is_some_and(|(since, _)| since.elapsed() >= MAX_PURGE_WAIT);
+            if due || self.requests.is_empty() {
+                for (_, job) in purges.drain(..) {
+                    let answer = self.purge(&job.rule);
+                    let _ = job.reply.send(answer);
+                }
             }
             if !closers.is_empty() {
                 // Refuse new units; those already queued still commit.
@@ -456,7 +470,7 @@ fn add_micros(total: &AtomicU64, elapsed: std::time::Duration) {
 struct Taken<'a> {
     batch: &'a mut Vec<Pending>,
     closers: &'a mut Vec<oneshot::Sender<()>>,
-    purges: &'a mut Vec<Job>,
+    purges: &'a mut Vec<(Instant, Job)>,
 }
 
 impl Taken<'_> {
@@ -470,7 +484,7 @@ impl Taken<'_> {
                 bytes
             }
             Request::Purge(job) => {
-                self.purges.push(job);
+                self.purges.push((Instant::now(), job));
                 0
             }
             Request::Close(done) => {
