@@ -25,6 +25,22 @@ use super::super::request::Params;
 #[derive(Debug, Default, Clone)]
 pub struct BackupSlot(Arc<AtomicBool>);
 
+impl BackupSlot {
+    /// The slot, if free, until the returned guard is dropped.
+    fn take(&self) -> Option<Taken> {
+        let busy = self.0.swap(true, Ordering::AcqRel);
+        (!busy).then(|| Taken(self.0.clone()))
+    }
+}
+
+struct Taken(Arc<AtomicBool>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 #[derive(Serialize)]
 struct Done {
     path: String,
@@ -64,13 +80,18 @@ pub async fn handle(
         fields.insert("to", "give the backup's absolute path".to_owned());
         return Err(ApiError::Invalid(fields));
     };
-    if slot.0.swap(true, Ordering::AcqRel) {
+    let Some(taken) = slot.take() else {
         return Ok(refused(StatusCode::CONFLICT, "a backup is running already"));
-    }
+    };
     let store = ctx.store().clone();
     let dest = to.clone();
-    let copied = tokio::task::spawn_blocking(move || store.backup(&dest)).await;
-    slot.0.store(false, Ordering::Release);
+    // The slot is freed when the copy ends, even if this request was
+    // dropped before (its client went away).
+    let copied = tokio::task::spawn_blocking(move || {
+        let _taken = taken;
+        store.backup(&dest)
+    })
+    .await;
     let report = match copied {
         Ok(Ok(report)) => report,
         Ok(Err(crate::store::StoreError::Open { source, .. })) => {
