@@ -30,9 +30,10 @@ use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
 use crate::dlr_callback::{self, DlrCallbacks};
 use crate::http::api::alert::Alerts;
-use crate::http::api::Api;
+use crate::http::api::{Api, Sendsms};
 use crate::http::console::Console;
 use crate::http::{HttpServer, Parts};
+use crate::intake::deferred::Deferrals;
 use crate::intake::Intake;
 use crate::link::connect::{Endpoint, TlsSettings};
 use crate::link::convert::MtSettings;
@@ -223,7 +224,12 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         tasks.spawn(pusher.run(shutdown.clone()));
         info!(method = ?config.push.method, "push transport ready");
     }
-    let intake = Intake::new(store.clone(), router, dispatch);
+    let mut intake = Intake::new(store.clone(), router, dispatch);
+    if let Some(after) = config.router.defer_after() {
+        let deferrals = Deferrals::new(after, config.router.max_deferred);
+        intake = intake.with_deferrals(deferrals.clone());
+        tasks.spawn(deferrals.resume(intake.clone(), shutdown.clone()));
+    }
 
     // Retention: purges what `[store] retention_*` say is too old, in
     // small transactions between the hot path's (store/retention.rs).
@@ -267,7 +273,10 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             link_status: link_status.clone(),
             kannel_enabled: config.kannel.enabled,
             api: Api {
-                sendsms_users: config.sendsms_users.clone(),
+                sendsms: Sendsms {
+                    users: config.sendsms_users.clone(),
+                    global_sender: config.kannel.global_sender.clone(),
+                },
                 alerts: Alerts::new(&config.alerts, &http)?,
                 backup: Default::default(),
             },

@@ -42,7 +42,12 @@
 //! - `apps` — the built-in apps: echo, keyword, webhook, optout.
 //! - `dispatch` — the outgoing transports: the outboxes (bounded windows
 //!   onto the store's queue) and push.
-//! - `intake` — the one way in: route, commit, offer ([`Intake`]).
+//! - `intake` — the one way in: route, commit, offer ([`Intake`]); MOs
+//!   whose apps are slow are acknowledged once stored and routed to the
+//!   end in the background.
+//! - `sendsms` — Kannel smsbox's sendsms requests (GET, POST with
+//!   `X-Kannel-*` headers, octet-stream, XML POST) checked as smsbox
+//!   checks them and turned into outgoing messages; `http` serves it.
 //! - `dlr_callback` — calls a sendsms caller's `dlr-url` when its
 //!   message's delivery report arrives, with Kannel's escapes.
 //! - `link` — the bearerbox connection: sessions, reconnection, MOs and
@@ -87,6 +92,7 @@ pub mod kannel_conf;
 mod link;
 pub mod model;
 pub mod router;
+mod sendsms;
 mod status;
 pub mod store;
 mod template;

@@ -275,6 +275,8 @@ pub struct MtOptions {
     pub account: Option<String>,
     pub binfo: Option<String>,
     pub meta_data: Option<String>,
+    /// Kannel's `compress` (0 or 1; -1 not set).
+    pub compress: i32,
 }
 
 impl Default for MtOptions {
@@ -292,6 +294,7 @@ impl Default for MtOptions {
             account: None,
             binfo: None,
             meta_data: None,
+            compress: -1,
         }
     }
 }

@@ -77,12 +77,6 @@ pub fn decode_mo(msgdata: &[u8], coding: i32, charset: Option<&str>) -> DecodedT
     }
 }
 
-/// Whether [`decode_mo`] knows the charset `name` (rather than ignoring
-/// it): what a sendsms request's `charset` must be.
-pub fn is_known_charset(name: &str) -> bool {
-    Charset::from_name(name).is_some()
-}
-
 /// Whether every character of `text` is in the GSM 03.38 default alphabet
 /// or its extension table, so an SMSC can send it as 7-bit text.
 pub fn fits_gsm7(text: &str) -> bool {
@@ -100,6 +94,51 @@ pub fn encode_mt(text: &str) -> (i32, Vec<u8>) {
     } else {
         let bytes = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
         (coding::UCS2, bytes)
+    }
+}
+
+/// How many septets `c` takes in the GSM alphabet: 1 for the default
+/// alphabet, 2 for the extension table (escape + code), `None` when it is
+/// not GSM at all.
+pub fn gsm7_septets(c: char) -> Option<usize> {
+    if !is_gsm7(c) {
+        None
+    } else if GSM7_EXTENSION.iter().any(|&(_, e)| e == c) {
+        Some(2)
+    } else {
+        Some(1)
+    }
+}
+
+/// `bytes` decoded from the charset `name`, or `None` when the charset is
+/// unknown or the bytes are not valid in it: what a sendsms request's text
+/// must pass, as Kannel's iconv conversion must (smsbox's
+/// `charset_processing`). Unlike [`decode_mo`], `ISO-8859-1` is Latin-1
+/// exactly, as iconv reads it.
+pub fn decode_strict(bytes: &[u8], name: &str) -> Option<String> {
+    // iconv's ISO-8859-1 is Latin-1 itself (0x80..0x9F are C1 controls),
+    // not the WINDOWS-1252 WHATWG reads under that name.
+    const LATIN1: [&str; 5] = ["ISO-8859-1", "ISO8859-1", "ISO_8859-1", "LATIN1", "L1"];
+    if LATIN1.iter().any(|l| l.eq_ignore_ascii_case(name.trim())) {
+        return Some(bytes.iter().copied().map(char::from).collect());
+    }
+    match Charset::from_name(name)? {
+        Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
+        Charset::Utf16Be => {
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units = bytes
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        Charset::Other(encoding) => {
+            let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+            (!had_errors).then(|| text.into_owned())
+        }
     }
 }
 

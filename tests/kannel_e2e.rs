@@ -41,6 +41,7 @@ use support::conf::{self, BearerboxPorts};
 use support::fakesmsc::{FakeMt, Phone};
 use support::ports::free_port;
 use support::rapidbox::{self as rb, Rapidbox, RapidboxParams};
+use support::service::{Answer, Service};
 use support::{BEARERBOX, FAKESMSC};
 
 const TEST: &str = "kannel_e2e";
@@ -1056,6 +1057,88 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
          at the kill), got {extra}: {repeated:?}"
     );
     store.close().await;
+}
+
+/// An app that waits on a slow application must neither cap the MOs the
+/// bearerbox can hand over at its pending window (`smsbox-max-pending`,
+/// 100) nor lose the MOs it acknowledged early: 150 MOs to an application
+/// that never answers are all stored and acknowledged; rapidbox is then
+/// killed, the application recovers, and the second rapidbox answers every
+/// one of them exactly once.
+#[tokio::test]
+async fn a_slow_app_does_not_hold_the_window_and_its_mos_are_answered_after_a_kill() {
+    const MOS: u32 = 150;
+    let service = Service::start(Answer::Never).await;
+    let hook = format!(
+        "[apps.hook]\nkind = \"webhook\"\nurl = {}\ntimeout_ms = 60000\n",
+        toml::Value::String(service.url("/sms"))
+    );
+    let Some(mut rig) = Rig::new(
+        "slow_app",
+        |_, _| {},
+        |p| {
+            p.apps = vec!["hook".to_owned()];
+            p.extra_toml = hook;
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let mut hanging = rig.start_rapidbox("rapidbox-1").await;
+    let mut phone = rig.phone("fakesmsc");
+    send_mos(&mut phone, 1..=MOS).await;
+    let status = rig
+        .bearerbox
+        .wait_settled(
+            "every MO acknowledged while the application hangs",
+            REPLIES_WAIT,
+            |s| {
+                s.sms_received == u64::from(MOS)
+                    && s.sms_received_queued == 0
+                    && s.boxes.iter().all(|b| b.queued == 0)
+            },
+        )
+        .await;
+    assert_eq!(status.sms_sent, 0, "nothing can have been answered yet");
+    hanging.kill();
+    let at_kill = rb::open_store(&rig.params.store);
+    let received = rb::all_messages(&at_kill)
+        .iter()
+        .filter(|m| m.direction == Direction::Incoming && m.status == Status::Received)
+        .count();
+    at_kill.close().await;
+    assert_eq!(
+        received, MOS as usize,
+        "every MO stored as received before its ack"
+    );
+
+    service.answer(Answer::Text("Got it"));
+    let mut second = rig.start_rapidbox("rapidbox-2").await;
+    let mts = wait_for_mt_count(&phone, u64::from(MOS), REPLIES_WAIT).await;
+    // One more read: a second answer to any MO would show now.
+    tokio::time::sleep(FAKESMSC_READ_PERIOD).await;
+    let status = rig.bearerbox.status().await;
+    second.stop().await;
+    phone.stop();
+    assert_eq!(status.sms_sent, u64::from(MOS), "one answer per MO");
+    assert!(
+        mts.iter().all(|mt| mt.data == "Got it"),
+        "{}",
+        first(&mts, 3)
+    );
+    let store = rb::open_store(&rig.params.store);
+    let messages = rb::all_messages(&store);
+    let handled = messages
+        .iter()
+        .filter(|m| m.direction == Direction::Incoming && m.status == Status::Handled)
+        .count();
+    let replies = messages
+        .iter()
+        .filter(|m| m.direction == Direction::Outgoing)
+        .count();
+    store.close().await;
+    assert_eq!((handled, replies), (MOS as usize, MOS as usize));
 }
 
 // ---------------------------------------------------------------------------

@@ -38,7 +38,9 @@ async fn start(
         "[store]\npath = {}\n\
          [kannel]\nport = {port}\nsmsbox_id = \"rapidbox\"\nmax_in_flight = 8\n\
          max_routing = {max_routing}\nreconnect_min_ms = 50\nreconnect_max_secs = 1\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n[router]\napps = []\n",
+         [http]\nlisten = \"127.0.0.1:0\"\n[router]\napps = []\n\
+         # The link's own bounds are under test: no MO leaves routing early.\n\
+         defer_after_ms = 0\n",
         toml::Value::String(dir.path().join("s.redb").display().to_string())
     );
     let config = Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("config: {e}"));

@@ -3,8 +3,11 @@
 //! - In process (`rapidbox::Daemon`, no bearerbox, so every message
 //!   stays queued in the store): smsbox's 403 and 400 answers, byte for
 //!   byte, with nothing stored; several receivers make several messages
-//!   and one answer; a POST form; what the store keeps of coding, UDH,
-//!   charset and the MT fields; a message the router cancels.
+//!   and one answer; a POST form; smsbox's POST with `X-Kannel-*`
+//!   headers, an octet-stream POST, an XML POST and the content types
+//!   smsbox refuses; what the store keeps of coding, UDH, charset and the
+//!   MT fields; a message the router cancels. (Every request compared with
+//!   the real smsbox: `tests/sendsms_vs_smsbox.rs`.)
 //! - End to end with Debian's bearerbox 1.4.5, fakesmsc and the `rapidbox`
 //!   binary: a sendsms reaches the fake SMSC with its sender, receiver and
 //!   text; the fake SMSC's reports come back; rapidbox calls the request's
@@ -473,5 +476,84 @@ async fn kannels_post_with_the_text_as_body_and_x_kannel_headers() {
             Some(&[6, 5, 4, 0x0b, 0x84, 0x23, 0xf0][..])
         );
     }
+    rig.stop().await;
+}
+
+/// The endpoint hands smsbox's other POSTs to the parser whole: an XML
+/// POST sends to every `<da>`, an octet-stream body is 8-bit data byte
+/// for byte, and a content type smsbox refuses is refused with its words.
+#[tokio::test]
+async fn xml_and_octet_stream_posts_and_refused_content_types() {
+    let rig = Rig::start("[]").await;
+    let xml = b"<?xml version=\"1.0\"?><message><submit>\
+        <da><number>71</number></da><da><number>72</number></da><oa><number>5</number></oa>\
+        <ud>hello+xml</ud><from><user>shop</user><pass>s3cret</pass></from>\
+        <dcs><compress>1</compress></dcs></submit></message>";
+    let auth = [
+        ("X-Kannel-Username", "shop"),
+        ("X-Kannel-Password", "s3cret"),
+        ("X-Kannel-From", "5"),
+        ("X-Kannel-To", "73"),
+    ];
+    let with = |kind: &'static str| {
+        let mut headers = auth.to_vec();
+        headers.push(("Content-Type", kind));
+        headers
+    };
+    let port = rig.addr.port();
+    for (headers, body, status, answer) in [
+        (
+            vec![("Content-Type", "text/xml")],
+            &xml[..],
+            202,
+            "0: Accepted for delivery",
+        ),
+        (
+            with("application/octet-stream"),
+            &b"\xff\x00ab"[..],
+            202,
+            "0: Accepted for delivery",
+        ),
+        (
+            with("text/html"),
+            &b"<b>x</b>"[..],
+            415,
+            "Unsupported content-type, rejected",
+        ),
+        (
+            with("application/json"),
+            &b"{}"[..],
+            400,
+            "Invalid content-type",
+        ),
+    ] {
+        let response = http::request(port, "POST", "/cgi-bin/sendsms", &headers, Some(body)).await;
+        assert_eq!(status_and_body(&response), (status, answer), "{headers:?}");
+    }
+    let stored = rig.outgoing();
+    let summary: Vec<(&str, &str, i32)> = stored
+        .iter()
+        .map(|m| {
+            let k = m.kannel.as_ref().expect("kannel");
+            (m.connection.address.as_str(), m.text.as_str(), k.coding)
+        })
+        .collect();
+    assert_eq!(
+        summary[..2],
+        [("71", "hello xml", 0), ("72", "hello xml", 0)]
+    );
+    let compress = stored[0]
+        .kannel
+        .as_ref()
+        .and_then(|k| k.mt_options.as_ref())
+        .map(|o| o.compress);
+    assert_eq!(compress, Some(1));
+    let binary = stored[2].kannel.as_ref().expect("kannel");
+    assert_eq!(
+        (stored[2].connection.address.as_str(), binary.coding),
+        ("73", 1)
+    );
+    assert_eq!(binary.binary.as_deref(), Some(&b"\xff\x00ab"[..]));
+    assert_eq!(stored.len(), 3, "the refused requests stored nothing");
     rig.stop().await;
 }

@@ -51,7 +51,7 @@ pub use apps::{
 pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
-pub use sendsms::SendsmsUser;
+pub use sendsms::{Behaviour, Pattern, SendsmsUser};
 pub use transport::{
     BackendConfig, PushConfig, PushMethod, TransportKind, Transports, PUSH_FIELDS,
 };

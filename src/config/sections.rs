@@ -218,13 +218,34 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[router]`: which apps see incoming messages, in order.
+/// `[router]`: which apps see incoming messages, in order, and how long
+/// an MO from the bearerbox may wait for them before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [router] section (a table)")]
 pub struct RouterConfig {
     /// App names, in the order the router runs them. An app's kind is its
     /// name unless its `[apps.NAME]` section says `kind = ...`.
     pub apps: Vec<String>,
+    /// An MO whose routing takes longer than this is stored as received
+    /// (R) and acknowledged, and its routing finishes in the background
+    /// (and after a restart, if rapidbox stops first). 0: every MO is
+    /// acknowledged only once routed, however long that takes.
+    pub defer_after_ms: u64,
+    /// MOs being routed in the background at once; when all are taken, an
+    /// MO waits for its routing before it is acknowledged (as with
+    /// `defer_after_ms = 0`), which pushes back on the bearerbox. Kannel's
+    /// smsbox bounds its URL fetches the same way (`max-pending-requests`,
+    /// 512).
+    pub max_deferred: usize,
+}
+
+impl RouterConfig {
+    /// How long an MO's routing may take before it is deferred; `None`
+    /// when deferring is off.
+    pub fn defer_after(&self) -> Option<Duration> {
+        (self.defer_after_ms > 0 && self.max_deferred > 0)
+            .then(|| Duration::from_millis(self.defer_after_ms))
+    }
 }
 
 impl Default for RouterConfig {
@@ -234,6 +255,10 @@ impl Default for RouterConfig {
             // which shows at once that the whole path works, but honours
             // STOP first: nobody who opted out is echoed at.
             apps: vec!["optout".to_owned(), "echo".to_owned()],
+            // Well above what a local app takes (the built-in ones answer
+            // in microseconds), well below an HTTP application's latency.
+            defer_after_ms: 100,
+            max_deferred: 512,
         }
     }
 }

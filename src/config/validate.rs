@@ -111,12 +111,54 @@ fn sendsms_users(config: &Config, at: &KeyPath, report: &mut Report) {
             ("forced_sender", &user.forced_sender),
             ("default_smsc", &user.default_smsc),
             ("forced_smsc", &user.forced_smsc),
+            ("name", &user.name),
+            ("user_deny_ip", &user.user_deny_ip),
+            ("user_allow_ip", &user.user_allow_ip),
         ] {
             blank(
                 value.as_deref(),
                 &at.key(key),
                 "empty: remove the key instead",
                 report,
+            );
+        }
+        for (key, value) in [
+            ("user_deny_ip", &user.user_deny_ip),
+            ("user_allow_ip", &user.user_allow_ip),
+        ] {
+            let bad = value.as_deref().is_some_and(|list| {
+                list.split(';').any(|p| {
+                    let p = p.trim();
+                    p.is_empty()
+                        || !p
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() || b"*.:".contains(&b))
+                })
+            });
+            if bad {
+                error(
+                    report,
+                    &at.key(key),
+                    "must be `;`-separated addresses, `*` for any number in a place",
+                );
+            }
+        }
+        // A space is a fine split character; nothing at all is not.
+        if user.split_chars.as_deref() == Some("") {
+            error(
+                report,
+                &at.key("split_chars"),
+                "empty: remove the key instead",
+            );
+        }
+        // smsbox 1.4.5 never answers a request of a user with
+        // max-messages = 0; 255 is the most parts a concatenation UDH
+        // can count.
+        if user.max_messages.is_some_and(|n| n == 0 || n > 255) {
+            error(
+                report,
+                &at.key("max_messages"),
+                "must be 1 to 255 (leave it out for no limit)",
             );
         }
     }
@@ -537,7 +579,18 @@ fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
 }
 
 fn router(config: &Config, broken: &BTreeSet<String>, at: &KeyPath, report: &mut Report) {
-    let RouterConfig { apps } = &config.router;
+    let RouterConfig {
+        apps,
+        defer_after_ms,
+        max_deferred,
+    } = &config.router;
+    if *defer_after_ms > 0 && *max_deferred == 0 {
+        warning(
+            report,
+            &at.key("max_deferred"),
+            "0 with defer_after_ms set: no MO is ever deferred (set defer_after_ms = 0 to say so)",
+        );
+    }
     let at = at.key("apps");
     if apps.is_empty() {
         warning(

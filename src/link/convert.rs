@@ -130,6 +130,11 @@ pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
     let (coding, msgdata, udh) = match (&kannel.binary, kannel.coding) {
         // An 8-bit MT (sendsms with coding=1) keeps its bytes as given.
         (Some(data), 1) => (Coding::EightBit, data.clone(), kannel.udh.clone()),
+        // A sendsms MT whose payload was fixed when it was taken (UCS-2,
+        // or cut by the user's max-messages) goes exactly so.
+        (Some(data), coding) if options.is_some() => {
+            (Coding::from(coding), data.clone(), kannel.udh.clone())
+        }
         // A sendsms caller who asked for UCS-2 gets it even for text that
         // would fit the GSM alphabet, as from Kannel's smsbox.
         (_, text::coding::UCS2) if options.is_some() => {
@@ -178,6 +183,7 @@ pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
         account: str_of(options.account),
         binfo: str_of(options.binfo),
         meta_data: str_of(options.meta_data),
+        compress: options.compress,
         ..Sms::default()
     })
 }
@@ -313,6 +319,7 @@ mod tests {
                 account: Some("acct".into()),
                 binfo: Some("bill".into()),
                 meta_data: Some("?smpp?a=b".into()),
+                compress: 1,
             })),
             ..KannelInfo::default()
         });
@@ -338,6 +345,7 @@ mod tests {
         assert_eq!(sms.account.as_deref(), Some(&b"acct"[..]));
         assert_eq!(sms.binfo.as_deref(), Some(&b"bill"[..]));
         assert_eq!(sms.meta_data.as_deref(), Some(&b"?smpp?a=b"[..]));
+        assert_eq!(sms.compress, 1);
         assert_eq!(sms.service.as_deref(), Some(&b"shop"[..]));
         // The wire's dlr_url is ours; the caller's stays with the message.
         assert_eq!(sms.dlr_url.as_deref(), Some(&b"5"[..]));

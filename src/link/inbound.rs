@@ -74,6 +74,10 @@ impl Inbound {
                 info!(message_id = first, kannel_uuid = %sms.id, "MO already stored; acknowledging the redelivery");
                 AckStatus::Success
             }
+            Ok(Received::Deferred(id)) => {
+                info!(message_id = id, kannel_uuid = %sms.id, "MO stored as received; its slow apps finish in the background");
+                AckStatus::Success
+            }
             Err(e) => ack_for_store_error(&e, "MO", sms),
         }
     }

@@ -49,6 +49,7 @@ mod codec;
 mod error;
 #[cfg(test)]
 mod faults;
+mod legacy;
 mod purge;
 mod read;
 mod retention;
@@ -475,6 +476,38 @@ fn open_database(path: &Path, options: &StoreOptions) -> Result<Database, StoreE
     })
 }
 
+/// Rewrites in today's form every message an older schema stored in
+/// another (see `legacy.rs`); returns how many. A value that reads in
+/// neither form is left for the reads to report as corrupt.
+fn rewrite_old_messages(messages: &mut redb::Table<'_, u64, &[u8]>) -> Result<usize, StoreError> {
+    let storage = |during| move |e: redb::Error| StoreError::storage(during)(e);
+    let mut old = Vec::new();
+    for entry in messages
+        .iter()
+        .map_err(|e| storage("upgrading messages")(e.into()))?
+    {
+        let (key, value) = entry.map_err(|e| storage("upgrading messages")(e.into()))?;
+        let id = key.value();
+        if codec::decode_message(id, value.value()).is_err() {
+            if let Some(message) = legacy::decode_message_v5(value.value()) {
+                old.push(message);
+            }
+        }
+    }
+    let mut buf = Vec::new();
+    for message in &old {
+        codec::encode_into(message, &mut buf).map_err(|e| StoreError::Corrupt {
+            table: "messages",
+            key: message.id.to_string(),
+            reason: format!("cannot re-encode: {e}"),
+        })?;
+        messages
+            .insert(message.id, buf.as_slice())
+            .map_err(|e| storage("upgrading messages")(e.into()))?;
+    }
+    Ok(old.len())
+}
+
 /// The keys in `mo_recent`, by key: the writer's copy in memory.
 pub(crate) type RecentMoKeys = HashMap<MoKey, MessageId>;
 
@@ -494,7 +527,7 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
         let mut meta = txn
             .open_table(schema::META)
             .map_err(|e| storage("opening")(e.into()))?;
-        let messages = txn
+        let mut messages = txn
             .open_table(schema::MESSAGES)
             .map_err(|e| storage("opening")(e.into()))?;
         let version = meta
@@ -506,11 +539,13 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
             .map_err(|e| storage("opening")(e.into()))?;
         match version {
             Some(v) if v == schema::SCHEMA_VERSION => {}
-            // It only lacked `mo_recent`, which `Tables::create_all` created.
-            Some(v) if v == schema::UPGRADABLE_FROM => {
+            // `mo_recent`, if it lacked it, `Tables::create_all` created;
+            // the messages stored in an older form are rewritten.
+            Some(v) if (schema::UPGRADABLE_FROM..schema::SCHEMA_VERSION).contains(&v) => {
+                let rewritten = rewrite_old_messages(&mut messages)?;
                 meta.insert(schema::META_SCHEMA_VERSION, schema::SCHEMA_VERSION)
                     .map_err(|e| storage("writing meta")(e.into()))?;
-                info!(path = %path.display(), from = v, to = schema::SCHEMA_VERSION, "store upgraded");
+                info!(path = %path.display(), from = v, to = schema::SCHEMA_VERSION, rewritten, "store upgraded");
             }
             None if empty => {
                 meta.insert(schema::META_SCHEMA_VERSION, schema::SCHEMA_VERSION)

@@ -11,10 +11,12 @@ use redb::TableDefinition;
 
 /// The version of this schema, kept in [`META`] under
 /// [`META_SCHEMA_VERSION`]. A store with another version is refused.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
-/// The version before, which differs only in lacking [`MO_RECENT`]: a
-/// store of it is upgraded in place when opened.
+/// The oldest version a store is upgraded from in place when opened: 4
+/// lacked [`MO_RECENT`] (created then), and 4 and 5 stored the sendsms MT
+/// options without `compress` (those messages are rewritten, see
+/// `legacy.rs`).
 pub const UPGRADABLE_FROM: u64 = 4;
 
 /// Every message, by id. Value: a postcard-encoded `Message`.

@@ -926,6 +926,48 @@ async fn a_store_of_the_version_before_is_upgraded() {
     store.close().await;
 }
 
+/// Schema 5 stored the sendsms MT options without `compress`: a store of
+/// it is opened with those messages rewritten, the others untouched.
+#[tokio::test]
+async fn a_schema_5_store_is_upgraded_with_its_sendsms_messages_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    let plain = message(1, Direction::Incoming, "s", "1");
+    applied(
+        store
+            .commit(Unit::new().with(Op::put(plain.clone())))
+            .await
+            .unwrap(),
+    );
+    store.close().await;
+    let mut sendsms = message(2, Direction::Outgoing, "s", "2");
+    sendsms.kannel = Some(crate::model::KannelInfo {
+        mt_options: Some(Box::new(crate::model::MtOptions {
+            account: Some("acct".into()),
+            ..crate::model::MtOptions::default()
+        })),
+        ..crate::model::KannelInfo::default()
+    });
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(schema::MESSAGES)
+            .unwrap()
+            .insert(2, super::legacy::encode_v5(&sendsms).as_slice())
+            .unwrap();
+        txn.open_table(schema::META)
+            .unwrap()
+            .insert(schema::META_SCHEMA_VERSION, 5)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.message(2).unwrap(), Some(sendsms));
+    assert_eq!(store.message(1).unwrap(), Some(plain));
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_closed_store_says_so_and_frees_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
-//! Just enough HTTP for Kannel tests: a GET (smsbox's sendsms interface)
-//! and a stub server (sms-service `get-url`, `dlr-url` callbacks, wapbox
+//! Just enough HTTP for Kannel tests: a GET or any request with headers
+//! and a body (smsbox's sendsms interface) and a stub server (sms-service `get-url`, `dlr-url` callbacks, wapbox
 //! fetches). HTTP/1.0 with `Connection: close` keeps both sides trivial.
 
 use std::sync::{Arc, Mutex};
@@ -28,32 +28,53 @@ pub struct Response {
 /// `GET path_and_query` from 127.0.0.1:`port` over HTTP/1.0. Panics on any
 /// failure: in a test, an unreachable server is a failed test.
 pub async fn get(port: u16, path_and_query: &str) -> Response {
+    request(port, "GET", path_and_query, &[], None).await
+}
+
+/// `method path_and_query` to 127.0.0.1:`port` over HTTP/1.0 with
+/// `headers` and, when given, `body` (and its `Content-Length`). Panics
+/// on any failure, as [`get`].
+pub async fn request(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let what = format!("{method} 127.0.0.1:{port}{path_and_query}");
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let request = format!(
-            "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        let mut head = format!(
+            "{method} {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
         );
-        stream.write_all(request.as_bytes()).await?;
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body.unwrap_or_default());
+        stream.write_all(&request).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
         Ok::<_, std::io::Error>(raw)
     };
     let raw = match tokio::time::timeout(HTTP_TIMEOUT, exchange).await {
         Ok(Ok(raw)) => raw,
-        Ok(Err(e)) => panic!("GET 127.0.0.1:{port}{path_and_query} failed: {e}"),
-        Err(_) => panic!("GET 127.0.0.1:{port}{path_and_query} took over {HTTP_TIMEOUT:?}"),
+        Ok(Err(e)) => panic!("{what} failed: {e}"),
+        Err(_) => panic!("{what} took over {HTTP_TIMEOUT:?}"),
     };
     let text = String::from_utf8_lossy(&raw);
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        panic!("GET 127.0.0.1:{port}{path_and_query}: no end of headers in {text:?}");
+        panic!("{what}: no end of headers in {text:?}");
     };
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| {
-            panic!("GET 127.0.0.1:{port}{path_and_query}: bad status line in {head:?}")
-        });
+        .unwrap_or_else(|| panic!("{what}: bad status line in {head:?}"));
     Response {
         status,
         body: body.to_owned(),

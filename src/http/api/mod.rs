@@ -29,14 +29,14 @@ use hyper::{Method, Request};
 
 use super::answer::{ApiError, HttpResponse};
 use super::context::Context;
-use super::request::{self, PostBody};
-use crate::config::SendsmsUser;
+use super::request;
 use alert::Alerts;
+pub use sendsms::Sendsms;
 
 /// What the API holds beyond the shared [`Context`].
 pub struct Api {
-    /// Who may use `/cgi-bin/sendsms` (`[[sendsms_users]]`).
-    pub sendsms_users: Vec<SendsmsUser>,
+    /// Who may use `/cgi-bin/sendsms`, and its defaults.
+    pub sendsms: Sendsms,
     /// Where `/router/alert` forwards to; `None` when not configured.
     pub alerts: Option<Alerts>,
     /// Whether `/admin/backup` is busy.
@@ -88,11 +88,13 @@ impl Api {
         if !allowed.contains(request.method()) {
             return Err(ApiError::MethodNotAllowed(allowed));
         }
-        let post = match endpoint {
-            Endpoint::Sendsms => PostBody::FormOrKannel,
-            _ => PostBody::Form,
-        };
-        let (head, params) = request::params(request, ctx.body, post).await?;
+        if let Endpoint::Sendsms = endpoint {
+            // Its own users (`[[sendsms_users]]`), not `[http] password`,
+            // and its own reading of the body (crate::sendsms).
+            let (head, body) = request::raw(request, ctx.body).await?;
+            return Ok(self.sendsms.handle(ctx, &head, &body).await);
+        }
+        let (head, params) = request::params(request, ctx.body).await?;
         match endpoint {
             Endpoint::Receive => {
                 ctx.check_password(&params, &head.headers)?;
@@ -112,8 +114,8 @@ impl Api {
             }
             Endpoint::Status => monitor::status(ctx, &params, &head.headers).await,
             Endpoint::Stats => monitor::stats(ctx),
-            // Its own users (`[[sendsms_users]]`), not `[http] password`.
-            Endpoint::Sendsms => Ok(sendsms::handle(ctx, &self.sendsms_users, &params).await),
+            // Answered above, before any parameter was read.
+            Endpoint::Sendsms => Err(ApiError::NoSuchPath),
             Endpoint::Alert | Endpoint::RelayLog => {
                 let kind = match endpoint {
                     Endpoint::Alert => alert::Kind::Alert,

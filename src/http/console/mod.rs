@@ -51,7 +51,7 @@ use tracing::{error, info, warn};
 use crate::config::{ConsoleConfig, ConsoleUser, MAX_USERNAME_CHARS};
 use crate::http::answer::FieldErrors;
 use crate::http::context::Context;
-use crate::http::request::{self, Params, PostBody};
+use crate::http::request::{self, Params};
 use crate::http::server::PeerAddr;
 use crate::model::MessageId;
 
@@ -280,7 +280,7 @@ pub async fn serve(
     }
     let token = session::cookie(request.headers(), session::COOKIE).map(str::to_owned);
     let login_token = session::cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
-    let (head, params) = match request::params(request, ctx.body, PostBody::Form).await {
+    let (head, params) = match request::params(request, ctx.body).await {
         Ok(read) => read,
         Err(e) => return Failure::Request(e).into_response(),
     };

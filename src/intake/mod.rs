@@ -16,13 +16,20 @@
 //! it is durable, so a crash between the steps loses nothing (the
 //! transports' sweeps find what was committed and not yet offered), and a
 //! caller who hears "done" (an ack, an HTTP answer) can count on it.
+//!
+//! An MO whose apps are slow is the one exception to "routed, then
+//! acknowledged": it is stored as received, acknowledged, and routed to
+//! the end in the background or after a restart ([`deferred`]).
+
+pub mod deferred;
 
 use tracing::debug;
 
 use crate::dispatch::Dispatch;
 use crate::model::{Connection, Direction, Message, MessageId, MoKey, Status};
 use crate::router::{Routed, Router};
-use crate::store::{Outcome, Store, StoreError, Unit};
+use crate::store::{Op, Outcome, Store, StoreError, Unit};
+use deferred::Deferrals;
 
 /// Routes, commits and dispatches. Cheap to clone: every way in holds one.
 #[derive(Clone)]
@@ -30,6 +37,8 @@ pub struct Intake {
     store: Store,
     router: Router,
     dispatch: Dispatch,
+    /// Where MOs with slow apps finish routing; `None`: never deferred.
+    deferrals: Option<Deferrals>,
 }
 
 /// What became of an incoming message.
@@ -42,6 +51,10 @@ pub enum Received {
     /// redelivery, or a concurrent delivery that committed first). It was
     /// neither stored nor answered again.
     Duplicate(MessageId),
+    /// An MO whose apps took longer than `[router] defer_after_ms`: it is
+    /// durably stored as received (R) under its Kannel key, and its
+    /// routing goes on in the background (or after a restart).
+    Deferred(MessageId),
 }
 
 impl Intake {
@@ -51,7 +64,15 @@ impl Intake {
             store,
             router,
             dispatch,
+            deferrals: None,
         }
+    }
+
+    /// The same intake, deferring MOs whose apps are slow to `deferrals`
+    /// (run [`Deferrals::resume`] beside it).
+    pub fn with_deferrals(mut self, deferrals: Deferrals) -> Intake {
+        self.deferrals = Some(deferrals);
+        self
     }
 
     /// The store every message is committed to.
@@ -87,31 +108,73 @@ impl Intake {
         );
         // Without a Kannel key the store has nothing to deduplicate on: the
         // unit is applied.
-        let (routed, _outcome) = self.route_and_commit(message, None).await?;
+        let routed = self.router.route(message).await;
+        let (routed, _outcome) = self.commit_routed(routed, None).await?;
         Ok(routed)
     }
 
     /// [`Intake::receive`] for an MO from the bearerbox, whose Kannel key
     /// `key` identifies it across redeliveries: an MO already stored under
     /// it is not routed again, and if another delivery of it commits first,
-    /// this one is not stored ([`Received::Duplicate`] either way).
+    /// this one is not stored ([`Received::Duplicate`] either way). An MO
+    /// whose apps are slow may come back [`Received::Deferred`]: stored,
+    /// and safe to acknowledge ([`deferred`]).
     pub async fn receive_mo(&self, message: Message, key: MoKey) -> Result<Received, StoreError> {
         if let Some(first) = self.store.message_id_by_mo(&key)? {
             return Ok(Received::Duplicate(first));
         }
-        match self.route_and_commit(message, Some(key)).await? {
+        let claim = self
+            .deferrals
+            .as_ref()
+            .and_then(|d| Some((d.clone(), d.try_claim(message.id)?)));
+        let Some((deferrals, claim)) = claim else {
+            // Deferring is off, or every background slot is taken: the MO
+            // waits for its apps.
+            let routed = self.router.route(message).await;
+            return self.commit_mo(routed, key).await;
+        };
+        // What is stored if the apps are slow: the MO as received (R).
+        let pending = message.clone();
+        let router = self.router.clone();
+        let mut routing = Box::pin(async move { router.route(message).await });
+        if let Ok(routed) = tokio::time::timeout(deferrals.after(), &mut routing).await {
+            drop(claim);
+            return self.commit_mo(routed, key).await;
+        }
+        let id = pending.id;
+        let unit = Unit::new().with(Op::put(pending)).unless_mo_known(key);
+        if let Outcome::Duplicate(first) = self.store.commit(unit).await? {
+            // Another delivery of it is stored: this routing is dropped.
+            return Ok(Received::Duplicate(first));
+        }
+        debug!(
+            message_id = id,
+            "MO stored as received; its routing goes on in the background"
+        );
+        let intake = self.clone();
+        deferrals.spawn(claim, async move {
+            let routed = routing.await;
+            intake.commit_deferred(routed).await;
+        });
+        Ok(Received::Deferred(id))
+    }
+
+    /// Commits a routed MO with its replies, unless its key is stored
+    /// meanwhile, and offers the replies.
+    async fn commit_mo(&self, routed: Routed, key: MoKey) -> Result<Received, StoreError> {
+        match self.commit_routed(routed, Some(key)).await? {
             (routed, Outcome::Applied) => Ok(Received::Stored(Box::new(routed))),
             (_, Outcome::Duplicate(first)) => Ok(Received::Duplicate(first)),
         }
     }
 
-    /// Route, commit, and (once applied) offer the queued replies.
-    async fn route_and_commit(
+    /// Commits what routing produced and (once applied) offers the queued
+    /// replies.
+    async fn commit_routed(
         &self,
-        message: Message,
+        routed: Routed,
         key: Option<MoKey>,
     ) -> Result<(Routed, Outcome), StoreError> {
-        let routed = self.router.route(message).await;
         let mut unit = routed.unit();
         if let Some(key) = key {
             unit = unit.unless_mo_known(key);
@@ -244,7 +307,7 @@ mod tests {
         assert_eq!(outbox.len(), 1);
         match intake.receive_mo(again, key).await.unwrap() {
             Received::Duplicate(id) => assert_eq!(id, first.id),
-            Received::Stored(_) => panic!("stored twice"),
+            other => panic!("stored twice: {other:?}"),
         }
         assert_eq!(outbox.len(), 1, "no second reply");
     }
