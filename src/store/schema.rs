@@ -6,6 +6,9 @@
 //! [`Message`](crate::model::Message), say) changes the file format and must
 //! bump [`SCHEMA_VERSION`]. The `encodings_are_pinned` test fails when that
 //! is forgotten.
+//!
+//! A new table is also copied by backups (`backup.rs`, which a test checks)
+//! and, if its entries belong to messages, purged with them (`purge.rs`).
 
 use redb::TableDefinition;
 

@@ -47,8 +47,26 @@ async fn a_backup_holds_every_table_and_verifies() {
     // Never over an existing file.
     assert!(matches!(store.backup(&dest), Err(StoreError::Open { .. })));
     let original = all_messages(&store);
+    let tables = |txn: redb::ReadTransaction| -> Vec<String> {
+        let mut names: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let every_table = tables(store.snapshot().unwrap());
     store.close().await;
 
+    // Read raw: opening it as a store would create any missing table.
+    let raw = redb::Database::open(&dest).unwrap();
+    assert_eq!(
+        tables(raw.begin_read().unwrap()),
+        every_table,
+        "a table was not copied"
+    );
+    drop(raw);
     let verified = verify(&dest).unwrap();
     assert!(verified.is_ok(), "{verified:#?}");
     assert_eq!(verified.messages, 31);
