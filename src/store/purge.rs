@@ -104,10 +104,7 @@ pub(crate) fn run(db: &Database, rule: &PurgeRule) -> Result<Purged, StoreError>
     let mut txn = db.begin_write().map_err(|e| err(e.into()))?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| err(e.into()))?;
-    let purged = purge(&txn, rule).map_err(|e| match e {
-        Failure::Storage(e) => err(e),
-        Failure::Store(e) => e,
-    })?;
+    let purged = purge(&txn, rule).map_err(&err)?;
     if purged.report.purged > 0 {
         txn.commit().map_err(|e| err(e.into()))?;
     } else {
@@ -116,22 +113,11 @@ pub(crate) fn run(db: &Database, rule: &PurgeRule) -> Result<Purged, StoreError>
     Ok(purged)
 }
 
-enum Failure {
-    Storage(redb::Error),
-    Store(StoreError),
-}
-
-impl<E: Into<redb::Error>> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure::Storage(e.into())
-    }
-}
-
 /// The message ids calls are owed for, with the calls' keys; `None` when
 /// there are too many to read.
 type OwedCalls = HashMap<MessageId, Vec<(i64, [u8; 16])>>;
 
-fn owed_calls(txn: &WriteTransaction) -> Result<Option<OwedCalls>, Failure> {
+fn owed_calls(txn: &WriteTransaction) -> Result<Option<OwedCalls>, redb::Error> {
     let table = txn.open_table(CALLBACKS)?;
     if table.len()? > MAX_OWED_CALLS_SCANNED {
         return Ok(None);
@@ -140,8 +126,11 @@ fn owed_calls(txn: &WriteTransaction) -> Result<Option<OwedCalls>, Failure> {
     for entry in table.iter()? {
         let (key, value) = entry?;
         let (due, id) = key.value();
-        let call = codec::decode_callback(due, *id, value.value()).map_err(Failure::Store)?;
-        owed.entry(call.message_id).or_default().push((due, *id));
+        match codec::decode_callback(due, *id, value.value()) {
+            Ok(call) => owed.entry(call.message_id).or_default().push((due, *id)),
+            // Left for `rapidbox verify` to report.
+            Err(e) => tracing::warn!(error = %e, "retention steps over a damaged owed call"),
+        }
     }
     Ok(Some(owed))
 }
@@ -160,7 +149,7 @@ fn owes_work(m: &Message, rule: &PurgeRule, owed: &OwedCalls) -> bool {
     wants_report && sent.saturating_add(rule.report_window) > rule.now
 }
 
-fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, Failure> {
+fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, redb::Error> {
     let mut report = PurgeReport {
         last: rule.after,
         ..PurgeReport::default()
@@ -192,8 +181,18 @@ fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, Failure> {
             };
             let (key, value) = entry?;
             let id = key.value();
-            let m = codec::decode_message(id, value.value()).map_err(Failure::Store)?;
             scanned += 1;
+            // A damaged entry is left for `rapidbox verify` to report; it
+            // must not stop retention for good.
+            let m = match codec::decode_message(id, value.value()) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention steps over a damaged message");
+                    report.kept += 1;
+                    report.last = Some(id);
+                    continue;
+                }
+            };
             let by_count = (doomed.len() as u64) < rule.excess;
             let old = rule.before.is_some_and(|b| m.date < b) || by_count;
             if !old {

@@ -361,3 +361,36 @@ async fn ids_are_never_given_again_after_purging_the_newest() {
     assert_eq!(store.allocate_id(), 6);
     store.close().await;
 }
+
+/// A damaged entry is `rapidbox verify`'s to report: retention steps over
+/// it rather than stopping for good.
+#[tokio::test]
+async fn retention_steps_over_a_damaged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = open(&path);
+    for id in 1..=4 {
+        applied(
+            store
+                .commit(Unit::new().with(Op::put(mo(id))))
+                .await
+                .unwrap(),
+        );
+    }
+    store.close().await;
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(schema::MESSAGES)
+            .unwrap()
+            .insert(2, [0xffu8, 0xff].as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    let report = store.purge(rule()).await.unwrap();
+    assert_eq!((report.purged, report.kept), (3, 1));
+    assert!(report.finished);
+    assert!(matches!(store.message(2), Err(StoreError::Corrupt { .. })));
+    store.close().await;
+}
