@@ -56,7 +56,7 @@ pub struct VerifyReport {
     pub messages: u64,
     /// Entries read, all tables together.
     pub entries: u64,
-    /// Disagreements between tables, the first [`MAX_PROBLEMS_LISTED`].
+    /// Disagreements between tables, the first hundred.
     pub problems: Vec<String>,
     /// How many problems there were in all.
     pub problem_count: u64,
