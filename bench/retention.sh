@@ -11,8 +11,9 @@
 # Every MO stores two messages (the MO and its echo), so the store reaches
 # MAX_MESSAGES after MAX_MESSAGES / (2 * RATE) seconds. PROFILE=debug uses
 # debug builds (slower; sizes behave the same). Prints one "seconds bytes"
-# line per sample (every SAMPLE seconds, default 2), then a summary: the
-# largest size, and the growth over the second half of the run.
+# line per sample (every SAMPLE seconds, default 2), then boxload's report,
+# rapidbox's totals (purged, purge transactions, the time they took), and
+# a summary: the largest size, and the growth over the second half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +63,7 @@ apps = ["echo"]
 [apps.echo]
 template = "You said: %a"
 CONF
-env RUST_LOG=warn,rapidbox::store=info "$RAPIDBOX" run --config "$WORK/rapidbox.toml" \
+env RUST_LOG=warn,rapidbox::store=info,rapidbox::daemon=info NO_COLOR=1 "$RAPIDBOX" run --config "$WORK/rapidbox.toml" \
     > "$WORK/box.log" 2>&1 &
 box=$!; PIDS+=("$box")
 
@@ -86,6 +87,8 @@ echo "== boxload"
 tail -n 1 "$WORK/report"
 echo "== rapidbox's retention log (last lines)"
 grep -i "retention" "$WORK/box.log" | tail -n 3 || true
+echo "== rapidbox's totals (purge: time in purge transactions, which units wait for)"
+grep "rapidbox stopped" "$WORK/box.log" || true
 echo "== summary"
 awk -v secs="$SECS" '
     { t[NR] = $1; s[NR] = $2; if ($2 > max) max = $2 }

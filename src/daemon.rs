@@ -152,6 +152,8 @@ impl Running {
             units = stats.units,
             largest_batch = stats.largest_batch,
             purged = stats.purged,
+            purge_transactions = stats.purge_transactions,
+            purge = ?stats.purge_time,
             apply = ?stats.apply_time,
             commit = ?stats.commit_time,
             "rapidbox stopped"

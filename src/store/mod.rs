@@ -150,6 +150,9 @@ pub struct StoreStats {
     pub purged: u64,
     /// Purge transactions committed (each also counts in `transactions`).
     pub purge_transactions: u64,
+    /// Time spent in purge transactions (committing included), during
+    /// which units wait.
+    pub purge_time: Duration,
 }
 
 /// A handle on the store. Cheap to clone; every clone talks to the same
@@ -318,6 +321,7 @@ impl Store {
             commit_time: Duration::from_micros(s.commit_micros.load(Ordering::Relaxed)),
             purged: s.purged.load(Ordering::Relaxed),
             purge_transactions: s.purge_transactions.load(Ordering::Relaxed),
+            purge_time: Duration::from_micros(s.purge_micros.load(Ordering::Relaxed)),
         }
     }
 

@@ -113,10 +113,11 @@ pub(crate) fn run(db: &Database, rule: &PurgeRule) -> Result<Purged, StoreError>
     Ok(purged)
 }
 
-/// The message ids calls are owed for, with the calls' keys; `None` when
-/// there are too many to read.
+/// The message ids calls are owed for, with the calls' keys.
 type OwedCalls = HashMap<MessageId, Vec<(i64, [u8; 16])>>;
 
+/// Every owed call, by message; `None` when there are more than
+/// [`MAX_OWED_CALLS_SCANNED`].
 fn owed_calls(txn: &WriteTransaction) -> Result<Option<OwedCalls>, redb::Error> {
     let table = txn.open_table(CALLBACKS)?;
     if table.len()? > MAX_OWED_CALLS_SCANNED {

@@ -115,6 +115,9 @@ pub(crate) struct Shared {
     /// progress).
     pub(crate) purged: AtomicU64,
     pub(crate) purge_transactions: AtomicU64,
+    /// Wall time in purge transactions, committing included: the time
+    /// units may have waited for retention.
+    pub(crate) purge_micros: AtomicU64,
     /// The number of durable commits, sent after each one so that readers
     /// showing live data (the console) learn that something changed
     /// without polling; see [`Store::changes`](super::Store::changes).
@@ -432,7 +435,10 @@ impl Writer {
         let Some(db) = self.usable_database() else {
             return Err(StoreError::Recovering);
         };
-        let purged = match purge::run(&db, rule) {
+        let started = Instant::now();
+        let run = purge::run(&db, rule);
+        add_micros(&self.shared.purge_micros, started.elapsed());
+        let purged = match run {
             Ok(purged) => purged,
             Err(e) => {
                 error!(error = %e, "purge batch not committed");
@@ -455,7 +461,7 @@ impl Writer {
             let n = s.transactions.fetch_add(1, Ordering::Release) + 1;
             s.forget_views();
             s.committed.send_replace(n);
-            debug!(?purged.report, "purge batch committed");
+            debug!(?purged.report, elapsed = ?started.elapsed(), "purge batch committed");
         }
         Ok(purged.report)
     }
