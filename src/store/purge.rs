@@ -29,7 +29,7 @@
 //! including owed work), and its place in the counts. Connections and
 //! opt-outs stay: they are about people, not messages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
@@ -155,7 +155,7 @@ fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, redb::Error
         last: rule.after,
         ..PurgeReport::default()
     };
-    let mut released = Vec::new();
+    let released = Vec::new();
     let Some(owed) = owed_calls(txn)? else {
         tracing::warn!(
             max = MAX_OWED_CALLS_SCANNED,
@@ -208,50 +208,89 @@ fn purge(txn: &WriteTransaction, rule: &PurgeRule) -> Result<Purged, redb::Error
             doomed.push(m);
         }
     }
-    let mut counts: HashMap<(u8, u8), u64> = HashMap::new();
-    {
-        let mut messages = txn.open_table(MESSAGES)?;
-        let mut by_status = txn.open_table(BY_STATUS)?;
-        let mut mo_recent = txn.open_table(MO_RECENT)?;
-        let mut mo_keys = txn.open_table(MO_KEYS)?;
-        let mut errors = txn.open_table(DELIVERY_ERRORS)?;
-        let mut dlrs = txn.open_table(DLR_EVENTS)?;
-        let mut calls = txn.open_table(CALLBACKS)?;
-        for m in &doomed {
-            let id = m.id;
-            messages.remove(id)?;
-            if m.status.is_open() {
-                by_status.remove((m.status.as_u8(), m.connection.backend.as_str(), id))?;
-            }
-            if let Some(key) = MoKey::of(m) {
-                if mo_recent.remove(id)?.is_some() {
-                    released.push(key);
-                } else {
-                    let owner = mo_keys.get((key.time, &key.uuid))?.map(|g| g.value());
-                    if owner == Some(id) {
-                        mo_keys.remove((key.time, &key.uuid))?;
-                    }
-                }
-            }
-            errors.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-            dlrs.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-            for (due, call) in owed.get(&id).into_iter().flatten() {
-                calls.remove((*due, call))?;
-            }
-            let key = (codec::direction_code(m.direction), m.status.as_u8());
-            *counts.entry(key).or_default() += 1;
-        }
-        let mut table = txn.open_table(COUNTS)?;
-        for (key, n) in counts {
-            let current = table.get(key)?.map_or(0, |g| g.value());
-            table.insert(key, current.saturating_sub(n))?;
-        }
-        if let Some(highest) = doomed.iter().map(|m| m.id).max() {
-            let mut meta = txn.open_table(META)?;
-            let before = meta.get(META_PURGED_UP_TO)?.map_or(0, |g| g.value());
-            meta.insert(META_PURGED_UP_TO, before.max(highest))?;
-        }
-    }
+    let released = remove(txn, &doomed, &owed)?;
     report.purged = doomed.len() as u64;
     Ok(Purged { report, released })
+}
+
+/// Removes `doomed` (in id order) with everything that is only theirs;
+/// returns the MO keys that were in `mo_recent`.
+///
+/// Tables keyed by message id are cleared in one pass over the ids' range
+/// (`retain_in`, `extract_from_if`) rather than a removal per message:
+/// redb rebuilds a leaf once per pass instead of once per removal (see
+/// `apply.rs` on `by_status`), and purged messages are mostly neighbours.
+fn remove(
+    txn: &WriteTransaction,
+    doomed: &[Message],
+    owed: &OwedCalls,
+) -> Result<Vec<MoKey>, redb::Error> {
+    let (Some(first), Some(last)) = (doomed.first(), doomed.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.id, last.id);
+    let ids: Vec<MessageId> = doomed.iter().map(|m| m.id).collect();
+    let gone = |id: MessageId| ids.binary_search(&id).is_ok();
+    txn.open_table(MESSAGES)?
+        .retain_in(first..=last, |id, _| !gone(id))?;
+    let events = (first, 0)..=(last, u64::MAX);
+    txn.open_table(DELIVERY_ERRORS)?
+        .retain_in(events.clone(), |(id, _), _| !gone(id))?;
+    txn.open_table(DLR_EVENTS)?
+        .retain_in(events, |(id, _), _| !gone(id))?;
+    let mut released = Vec::new();
+    {
+        let mut mo_recent = txn.open_table(MO_RECENT)?;
+        for entry in mo_recent.extract_from_if(first..=last, |id, _| gone(id))? {
+            let (_, key) = entry?;
+            let (time, uuid) = key.value();
+            released.push(MoKey { time, uuid: *uuid });
+        }
+    }
+    // The MO keys not in `mo_recent` are in `mo_keys`, sorted by Kannel
+    // time first, so old ones sit together: one pass over their range.
+    // Keys without a time (-1) are spread over all of history at the low
+    // end, where such a pass would read young ones too: removed one by one.
+    let recent: HashSet<MoKey> = released.iter().copied().collect();
+    let mut moved: HashMap<(i64, [u8; 16]), MessageId> = HashMap::new();
+    let mut mo_keys = txn.open_table(MO_KEYS)?;
+    for m in doomed {
+        let Some(key) = MoKey::of(m).filter(|k| !recent.contains(k)) else {
+            continue;
+        };
+        if key.time >= 0 {
+            moved.insert((key.time, key.uuid), m.id);
+        } else if mo_keys.get((key.time, &key.uuid))?.map(|g| g.value()) == Some(m.id) {
+            mo_keys.remove((key.time, &key.uuid))?;
+        }
+    }
+    if let (Some(low), Some(high)) = (moved.keys().min().copied(), moved.keys().max().copied()) {
+        mo_keys.retain_in((low.0, &low.1)..=(high.0, &high.1), |(time, uuid), id| {
+            moved.get(&(time, *uuid)) != Some(&id)
+        })?;
+    }
+    drop(mo_keys);
+    let mut by_status = txn.open_table(BY_STATUS)?;
+    let mut calls = txn.open_table(CALLBACKS)?;
+    let mut counts: HashMap<(u8, u8), u64> = HashMap::new();
+    for m in doomed {
+        // Only when including owed work: other messages are not indexed.
+        if m.status.is_open() {
+            by_status.remove((m.status.as_u8(), m.connection.backend.as_str(), m.id))?;
+        }
+        for (due, call) in owed.get(&m.id).into_iter().flatten() {
+            calls.remove((*due, call))?;
+        }
+        let key = (codec::direction_code(m.direction), m.status.as_u8());
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut table = txn.open_table(COUNTS)?;
+    for (key, n) in counts {
+        let current = table.get(key)?.map_or(0, |g| g.value());
+        table.insert(key, current.saturating_sub(n))?;
+    }
+    let mut meta = txn.open_table(META)?;
+    let before = meta.get(META_PURGED_UP_TO)?.map_or(0, |g| g.value());
+    meta.insert(META_PURGED_UP_TO, before.max(last))?;
+    Ok(released)
 }
