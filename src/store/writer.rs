@@ -52,8 +52,8 @@ const MAX_PURGE_WAIT: Duration = Duration::from_millis(100);
 pub(crate) enum Request {
     /// A unit to apply; `reply` is `None` for [`Store::enqueue`](super::Store::enqueue).
     Unit(Pending),
-    /// A purge batch, run in its own transaction after the units taken
-    /// with it (see `purge.rs`).
+    /// A purge batch, run in its own transaction between batches of units
+    /// (see the module's docs and `purge.rs`).
     Purge(Job),
     /// Commit what is queued, then stop.
     Close(oneshot::Sender<()>),
