@@ -41,7 +41,7 @@ use crate::link::inbound::Inbound;
 use crate::link::{Link, LinkConfig};
 use crate::metrics::{LinkStatus, Metrics};
 use crate::router::{App, ReplySettings, Router};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Retention, Store, StoreOptions};
 
 /// Why rapidbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +158,9 @@ impl Running {
             transactions = stats.transactions,
             units = stats.units,
             largest_batch = stats.largest_batch,
+            purged = stats.purged,
+            purge_transactions = stats.purge_transactions,
+            purge = ?stats.purge_time,
             apply = ?stats.apply_time,
             commit = ?stats.commit_time,
             "rapidbox stopped"
@@ -240,6 +243,14 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         tasks.spawn(deferrals.resume(intake.clone(), shutdown.clone()));
     }
 
+    // Retention: purges what `[store] retention_*` say is too old, in
+    // small transactions between the hot path's (store/retention.rs).
+    let retention = Retention::from_config(&config.store);
+    if retention.is_set() {
+        info!(?retention, "retention on");
+        tasks.spawn(retention.run(store.clone(), shutdown.clone()));
+    }
+
     // sendsms callers' dlr-urls, called when their reports arrive.
     let (dlr_callbacks, callback_worker) = DlrCallbacks::new(
         http.clone(),
@@ -280,6 +291,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
                     global_sender: config.kannel.global_sender.clone(),
                 },
                 alerts: Alerts::new(&config.alerts, &http)?,
+                backup: Default::default(),
             },
             console: Console::new(&config.console, &config.console_users, shutdown.clone()),
         },
@@ -308,6 +320,9 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
                         global_sender: None,
                     },
                     alerts: None,
+                    // Not served here: this listener answers only the ops
+                    // paths.
+                    backup: Default::default(),
                 },
                 console: None,
             };

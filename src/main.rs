@@ -4,7 +4,8 @@
 //! `rapidbox check-config` reports every problem in a configuration file;
 //! `rapidbox hash-password` prints a console user's password hash;
 //! `rapidbox import-kannel-conf` converts a kannel.conf (see
-//! [`rapidbox::kannel_conf`]).
+//! [`rapidbox::kannel_conf`]); `purge`, `backup`, `verify` and `compact`
+//! look after the store (`cli/store.rs`).
 //!
 //! The recording relay between a box and a bearerbox is its own tool,
 //! `boxtap` (`tap/`).
@@ -15,6 +16,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use rapidbox::config::Config;
 use tracing_subscriber::EnvFilter;
+
+#[path = "cli/store.rs"]
+mod store_cli;
 
 /// An SMS router that attaches to Kannel's bearerbox as an SMS box.
 #[derive(Debug, Parser)]
@@ -64,6 +68,61 @@ enum Command {
     /// output. Exits non-zero when the output needs an edit before rapidbox
     /// can run on it (check-config's errors are printed).
     ImportKannelConf(ImportArgs),
+    /// Purge messages dated before DATE from a stopped store, with
+    /// everything that is only theirs (connections and opt-outs stay).
+    ///
+    /// Messages still owed work are kept (queued, errored, waiting for a
+    /// delivery report, dlr-url calls owed) unless --including-owed. While
+    /// rapidbox runs, set [store] retention_days instead.
+    Purge {
+        /// YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC.
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// Purge messages still owed work too.
+        #[arg(long)]
+        including_owed: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Write a consistent copy of the store to DEST (a new file), then
+    /// verify it.
+    ///
+    /// Works while rapidbox runs: it then asks the running rapidbox (at
+    /// [http] listen, with [http] password, which must be set) to write
+    /// the copy, as its user; otherwise it copies the stopped store
+    /// itself.
+    Backup {
+        /// The new file.
+        dest: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check a store file: checksums, schema version, and that its tables
+    /// agree. The file must not be open in a running rapidbox.
+    Verify {
+        /// The store file (default: the configured store).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Shrink a stopped store's file to what it holds (after a purge).
+    Compact {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The TOML configuration (default: the embedded defaults).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Config> {
+        store_cli::config(self.config.as_deref())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +156,16 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { file, print } => check_config(&file, print),
         Command::HashPassword => hash_password(),
         Command::ImportKannelConf(args) => import_kannel_conf(&args),
+        Command::Purge {
+            before,
+            including_owed,
+            config,
+        } => store_cli::purge(&config.load()?, &before, including_owed).await,
+        Command::Backup { dest, config } => store_cli::backup(&config.load()?, &dest).await,
+        Command::Verify { file, config } => {
+            store_cli::verify(&store_cli::store_path(file, &config.load()?))
+        }
+        Command::Compact { config } => store_cli::compact(&config.load()?.store.path),
     }
 }
 

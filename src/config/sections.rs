@@ -20,6 +20,19 @@ pub struct StoreConfig {
     /// redb's page cache, in MiB. It is most of rapidbox's memory; the
     /// operating system's file cache sits behind it anyway.
     pub cache_mb: usize,
+    /// Purge messages older than this many days (`None`: keep them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u64>,
+    /// Purge the oldest messages beyond this many (`None`: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_max_messages: Option<u64>,
+    /// A sent message is kept this long for its delivery report, however
+    /// old it is.
+    pub retention_report_window_hours: u64,
+    /// Most messages purged per transaction.
+    pub retention_batch: usize,
+    /// Seconds between two retention sweeps.
+    pub retention_every_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -27,6 +40,13 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./data/rapidbox.redb"),
             cache_mb: 32,
+            retention_days: None,
+            retention_max_messages: None,
+            // Kannel's SMSCs usually report within hours; a message's
+            // validity is at most days.
+            retention_report_window_hours: 72,
+            retention_batch: 1000,
+            retention_every_secs: 60,
         }
     }
 }

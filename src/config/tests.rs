@@ -135,6 +135,8 @@ fn the_example_documents_every_key() {
     config.kannel.tls_server_name = Some("x".into());
     config.kannel.global_sender = Some("x".into());
     config.metrics.listen = Some("127.0.0.1:9187".parse().unwrap());
+    config.store.retention_days = Some(1);
+    config.store.retention_max_messages = Some(1);
     let AppConfig::Keyword(menu) = config.apps.get_mut("menu").unwrap() else {
         panic!("menu is a keyword app");
     };
@@ -207,6 +209,10 @@ global_sender = ""
 
 [store]
 path = ""
+retention_days = 0
+retention_max_messages = 0
+retention_batch = 0
+retention_every_secs = 0
 
 [http]
 listen = "localhost:80"
@@ -252,6 +258,10 @@ kind = "echo"
             "kannel.max_frame_bytes",
             "kannel.global_sender",
             "store.path",
+            "store.retention_days",
+            "store.retention_max_messages",
+            "store.retention_batch",
+            "store.retention_every_secs",
             "http.listen",
             "router.apps[2]",
             "router.apps[3]",
@@ -294,7 +304,7 @@ kind = "echo"
     assert_eq!(errors.origin, "<string>");
     assert!(errors
         .to_string()
-        .starts_with("<string>: 24 errors\n  apps.echo.template: "));
+        .starts_with("<string>: 28 errors\n  apps.echo.template: "));
 }
 
 #[test]

@@ -348,6 +348,41 @@ fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
     if store.cache_mb == 0 || store.cache_mb > 1 << 20 {
         error(report, &at.key("cache_mb"), "must be 1 to 1048576 (MiB)");
     }
+    if store.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
+        error(
+            report,
+            &at.key("retention_days"),
+            "must be 1 to 36500 (days)",
+        );
+    }
+    if store.retention_max_messages == Some(0) {
+        error(
+            report,
+            &at.key("retention_max_messages"),
+            "must be at least 1; leave it out for no limit",
+        );
+    }
+    if store.retention_report_window_hours > 24 * 36_500 {
+        error(
+            report,
+            &at.key("retention_report_window_hours"),
+            "must be at most 876000 (hours)",
+        );
+    }
+    if store.retention_batch == 0 || store.retention_batch > 100_000 {
+        error(
+            report,
+            &at.key("retention_batch"),
+            "must be 1 to 100000 (messages per transaction)",
+        );
+    }
+    if store.retention_every_secs == 0 || store.retention_every_secs > 86_400 {
+        error(
+            report,
+            &at.key("retention_every_secs"),
+            "must be 1 to 86400 (seconds)",
+        );
+    }
 }
 
 fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {

@@ -77,6 +77,16 @@ impl Collector for StoreCollector {
                 "Batches whose commit failed (every unit in them failed)",
                 stats.failed_batches,
             ),
+            (
+                "store_purged_messages",
+                "Messages retention (or a purge) removed with everything of theirs",
+                stats.purged,
+            ),
+            (
+                "store_purge_transactions",
+                "Durable purge batches committed",
+                stats.purge_transactions,
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);

@@ -12,6 +12,12 @@
 //! - `read.rs`: lookups and scans, from read snapshots that never wait for
 //!   the writer.
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
+//! - `purge.rs`: purging old messages in bounded batches through the
+//!   writer, and the rule of what may go ([`PurgeRule`]); `retention.rs`:
+//!   the background sweep that applies `[store] retention_*`
+//!   ([`Retention`]).
+//! - `backup.rs`: a consistent copy of a live store ([`Store::backup`]),
+//!   [`verify`] and [`compact`].
 //!
 //! Throughput, measured with `cargo bench --bench store` (256 tasks each
 //! committing an MO and its reply, both with Kannel UUIDs, and waiting for
@@ -38,12 +44,15 @@
 //! ```
 
 mod apply;
+mod backup;
 mod codec;
 mod error;
 #[cfg(test)]
 mod faults;
 mod legacy;
+mod purge;
 mod read;
+mod retention;
 pub mod schema;
 mod unit;
 mod writer;
@@ -65,8 +74,11 @@ use tracing::{error, info};
 
 use crate::model::{MessageId, MoKey};
 
+pub use backup::{compact, verify, BackupReport, Compacted, VerifyReport};
 pub use error::{Rejection, StoreError};
+pub use purge::{PurgeReport, PurgeRule, MAX_OWED_CALLS_SCANNED};
 pub use read::{StoredConnection, MAX_SCAN};
+pub use retention::{purge_all, Retention};
 pub use unit::{Op, Outcome, Unit, Update};
 pub use writer::WriterHistograms;
 
@@ -135,6 +147,13 @@ pub struct StoreStats {
     pub apply_time: Duration,
     /// Time spent in commits: writing pages and waiting for the fsync.
     pub commit_time: Duration,
+    /// Messages purged (retention or `rapidbox purge`).
+    pub purged: u64,
+    /// Purge transactions committed (each also counts in `transactions`).
+    pub purge_transactions: u64,
+    /// Time spent in purge transactions (committing included), during
+    /// which units wait.
+    pub purge_time: Duration,
 }
 
 /// A handle on the store. Cheap to clone; every clone talks to the same
@@ -223,7 +242,7 @@ impl Store {
     /// name a message (and its replies' `in_response_to`) in the unit that
     /// stores it. Ids grow and are never given twice while the store is
     /// open. Ids given out but never committed are gaps; the next run
-    /// starts above the highest *stored* id, so an id that was given out
+    /// starts above the highest *stored* (or purged) id, so an id that was given out
     /// but never stored (before a crash, say) may be given again, while a
     /// stored message's id never is.
     pub fn allocate_id(&self) -> MessageId {
@@ -301,6 +320,9 @@ impl Store {
             largest_batch: s.largest_batch.load(Ordering::Relaxed),
             apply_time: Duration::from_micros(s.apply_micros.load(Ordering::Relaxed)),
             commit_time: Duration::from_micros(s.commit_micros.load(Ordering::Relaxed)),
+            purged: s.purged.load(Ordering::Relaxed),
+            purge_transactions: s.purge_transactions.load(Ordering::Relaxed),
+            purge_time: Duration::from_micros(s.purge_micros.load(Ordering::Relaxed)),
         }
     }
 
@@ -322,6 +344,20 @@ impl Store {
     pub fn is_writable(&self) -> bool {
         let shared = &self.inner.shared;
         !self.inner.requests.is_closed() && !shared.recovering.load(Ordering::Relaxed)
+    }
+
+    /// Runs one purge batch (see [`PurgeRule`]) in its own transaction of
+    /// the writer, after the units queued before it, and answers once it
+    /// is durable. A batch that purges nothing commits nothing.
+    pub async fn purge(&self, rule: PurgeRule) -> Result<PurgeReport, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = purge::Job { rule, reply };
+        self.inner
+            .requests
+            .send(Request::Purge(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// A signal that changes after every durable commit (its value is the
@@ -552,6 +588,10 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
             .last()
             .map_err(|e| storage("reading messages")(e.into()))?
             .map(|(k, _)| k.value());
+        let purged_up_to = meta
+            .get(schema::META_PURGED_UP_TO)
+            .map_err(|e| storage("reading meta")(e.into()))?
+            .map_or(0, |g| g.value());
         let next_seq = meta
             .get(schema::META_NEXT_EVENT_SEQ)
             .map_err(|e| storage("reading meta")(e.into()))?
@@ -568,7 +608,8 @@ fn prepare(db: &Database, path: &Path) -> Result<(MessageId, u64, RecentMoKeys),
             let (time, uuid) = key.value();
             recent.insert(MoKey { time, uuid: *uuid }, id.value());
         }
-        (last.map_or(1, |id| id.saturating_add(1)), next_seq, recent)
+        let next_id = last.unwrap_or(0).max(purged_up_to).saturating_add(1);
+        (next_id, next_seq, recent)
     };
     txn.commit().map_err(|e| storage("opening")(e.into()))?;
     Ok((next_id, next_seq, recent))

@@ -67,7 +67,7 @@ fn read_err(e: impl Into<redb::Error>) -> StoreError {
 }
 
 impl Store {
-    fn snapshot(&self) -> Result<ReadTransaction, StoreError> {
+    pub(super) fn snapshot(&self) -> Result<ReadTransaction, StoreError> {
         self.database()?.begin_read().map_err(read_err)
     }
 

@@ -6,6 +6,9 @@
 //! [`Message`](crate::model::Message), say) changes the file format and must
 //! bump [`SCHEMA_VERSION`]. The `encodings_are_pinned` test fails when that
 //! is forgotten.
+//!
+//! A new table is also copied by backups (`backup.rs`, which a test checks)
+//! and, if its entries belong to messages, purged with them (`purge.rs`).
 
 use redb::TableDefinition;
 
@@ -96,6 +99,12 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// [`META`] key of the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
+
+/// [`META`] key of the highest message id ever purged: the next id is
+/// above it even when purging took the newest messages, so an id is
+/// never given twice (a late delivery report names its MT by id). Older
+/// rapidbox versions ignore it.
+pub const META_PURGED_UP_TO: &str = "purged_up_to";
 
 /// [`META`] key of the next sequence number for [`DELIVERY_ERRORS`] and
 /// [`DLR_EVENTS`] (one counter for both).

@@ -1266,3 +1266,6 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
     assert!(reopened.allocate_id() > after);
     assert_consistent(&reopened);
 }
+
+mod backup;
+mod retention;

@@ -8,6 +8,11 @@
 //! is bigger: the batch size follows the load and throughput is not capped
 //! by the disk's fsync rate.
 //!
+//! A purge batch (retention, `rapidbox purge`) is its own short
+//! transaction, run between batches of units when none wait, or once it
+//! has waited [`MAX_PURGE_WAIT`]: the hot path's units wait for at most
+//! one purge transaction, and only when the writer has no moment to spare.
+//!
 //! After a batch fails in storage (a full disk, an I/O error), redb refuses
 //! every later transaction until the file is reopened. So the writer then
 //! lets go of the file (readers get [`StoreError::Recovering`]) and reopens
@@ -28,6 +33,7 @@ use tracing::{debug, error, info, warn};
 
 use super::apply::{Batch, Finished, Tables};
 use super::error::{uuid_text, StoreError};
+use super::purge::{self, Job, PurgeReport};
 use super::read::MoKeysView;
 use super::unit::{Outcome, Unit};
 use super::{Opener, RecentMoKeys};
@@ -40,10 +46,16 @@ pub(crate) const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(30);
 /// tries (a unit then waits this long at most to be answered).
 const RECOVERY_POLL: Duration = Duration::from_millis(20);
 
+/// The longest a purge batch waits for a moment when no unit does.
+const MAX_PURGE_WAIT: Duration = Duration::from_millis(100);
+
 /// What callers send the writer.
 pub(crate) enum Request {
     /// A unit to apply; `reply` is `None` for [`Store::enqueue`](super::Store::enqueue).
     Unit(Pending),
+    /// A purge batch, run in its own transaction between batches of units
+    /// (see the module's docs and `purge.rs`).
+    Purge(Job),
     /// Commit what is queued, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -100,6 +112,13 @@ pub(crate) struct Shared {
     /// Wall time applying units, and committing them (mostly the disk).
     pub(crate) apply_micros: AtomicU64,
     pub(crate) commit_micros: AtomicU64,
+    /// Messages purged, and purge transactions committed (retention's
+    /// progress).
+    pub(crate) purged: AtomicU64,
+    pub(crate) purge_transactions: AtomicU64,
+    /// Wall time in purge transactions, committing included: the time
+    /// units may have waited for retention.
+    pub(crate) purge_micros: AtomicU64,
     /// The number of durable commits, sent after each one so that readers
     /// showing live data (the console) learn that something changed
     /// without polling; see [`Store::changes`](super::Store::changes).
@@ -204,16 +223,34 @@ impl Writer {
         let mut scratch = Vec::with_capacity(1024);
         let mut batch: Vec<Pending> = Vec::new();
         let mut closers = Vec::new();
+        let mut purges = Vec::new();
         while let Some(first) = self.next_request() {
-            let mut bytes = take(first, &mut batch, &mut closers);
-            while batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
+            let mut taken = Taken {
+                batch: &mut batch,
+                closers: &mut closers,
+                purges: &mut purges,
+            };
+            let mut bytes = taken.take(first);
+            while taken.batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
                 match self.requests.try_recv() {
-                    Ok(request) => bytes += take(request, &mut batch, &mut closers),
+                    Ok(request) => bytes += taken.take(request),
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 self.commit_batch(&mut batch, &mut scratch);
+            }
+            // A purge runs after the units, when none wait (or once it has
+            // waited MAX_PURGE_WAIT, so that a saturated writer still
+            // purges): only units that come while it runs wait for it.
+            let due = purges
+                .first()
+                .is_some_and(|(since, _)| since.elapsed() >= MAX_PURGE_WAIT);
+            if due || self.requests.is_empty() {
+                for (_, job) in purges.drain(..) {
+                    let answer = self.purge(&job.rule);
+                    let _ = job.reply.send(answer);
+                }
             }
             if !closers.is_empty() {
                 // Refuse new units; those already queued still commit.
@@ -420,27 +457,76 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// One purge batch in its own transaction; then the copy of
+    /// `mo_recent` in memory and the readers' views follow, as after a
+    /// batch of units.
+    fn purge(&mut self, rule: &purge::PurgeRule) -> Result<PurgeReport, StoreError> {
+        let Some(db) = self.usable_database() else {
+            return Err(StoreError::Recovering);
+        };
+        let started = Instant::now();
+        let run = purge::run(&db, rule);
+        add_micros(&self.shared.purge_micros, started.elapsed());
+        let purged = match run {
+            Ok(purged) => purged,
+            Err(e) => {
+                error!(error = %e, "purge batch not committed");
+                if matches!(e, StoreError::Storage { .. }) {
+                    self.let_go();
+                }
+                return Err(e);
+            }
+        };
+        if purged.report.purged > 0 {
+            {
+                let mut mos = self.shared.recent_mos_mut();
+                for key in &purged.released {
+                    mos.remove(key);
+                }
+            }
+            let s = &self.shared;
+            s.purged.fetch_add(purged.report.purged, Ordering::Relaxed);
+            s.purge_transactions.fetch_add(1, Ordering::Relaxed);
+            let n = s.transactions.fetch_add(1, Ordering::Release) + 1;
+            s.forget_views();
+            s.committed.send_replace(n);
+            debug!(?purged.report, elapsed = ?started.elapsed(), "purge batch committed");
+        }
+        Ok(purged.report)
+    }
+}
+
 fn add_micros(total: &AtomicU64, elapsed: std::time::Duration) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     total.fetch_add(micros, Ordering::Relaxed);
 }
 
-/// Sorts a request into the batch or the close requests; returns the bytes
-/// it adds to the batch.
-fn take(
-    request: Request,
-    batch: &mut Vec<Pending>,
-    closers: &mut Vec<oneshot::Sender<()>>,
-) -> usize {
-    match request {
-        Request::Unit(pending) => {
-            let bytes = pending.bytes;
-            batch.push(pending);
-            bytes
-        }
-        Request::Close(done) => {
-            closers.push(done);
-            0
+/// Where the requests taken in one turn of the writer go.
+struct Taken<'a> {
+    batch: &'a mut Vec<Pending>,
+    closers: &'a mut Vec<oneshot::Sender<()>>,
+    purges: &'a mut Vec<(Instant, Job)>,
+}
+
+impl Taken<'_> {
+    /// Sorts a request into the batch, the purges or the close requests;
+    /// returns the bytes it adds to the batch.
+    fn take(&mut self, request: Request) -> usize {
+        match request {
+            Request::Unit(pending) => {
+                let bytes = pending.bytes;
+                self.batch.push(pending);
+                bytes
+            }
+            Request::Purge(job) => {
+                self.purges.push((Instant::now(), job));
+                0
+            }
+            Request::Close(done) => {
+                self.closers.push(done);
+                0
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! | `GET /router/stats` | message counts, the bearerbox link, queues, the store's writer |
 //! | `POST /router/alert`, `POST /router/relaylog` | forward a relay's alert or log to the administrators (webhook, mail) |
 //! | `GET/POST /cgi-bin/sendsms` | Kannel smsbox's sendsms: queues an MT per receiver, answers as smsbox |
+//! | `POST /admin/backup` | writes a consistent copy of the store to `to` (needs `[http] password` set) |
 //!
 //! Paths are httprouter's; a trailing slash is accepted, as Django's
 //! patterns there matched it too. Like the bearerbox link,
@@ -16,6 +17,7 @@
 //! durably committed, through the same [`crate::intake::Intake`].
 
 pub mod alert;
+pub mod backup;
 mod delivered;
 mod monitor;
 mod outbox;
@@ -37,6 +39,8 @@ pub struct Api {
     pub sendsms: Sendsms,
     /// Where `/router/alert` forwards to; `None` when not configured.
     pub alerts: Option<Alerts>,
+    /// Whether `/admin/backup` is busy.
+    pub backup: backup::BackupSlot,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +53,12 @@ enum Endpoint {
     Sendsms,
     Alert,
     RelayLog,
+    Backup,
 }
 
 const GET: &[Method] = &[Method::GET];
 const GET_POST: &[Method] = &[Method::GET, Method::POST];
+const POST: &[Method] = &[Method::POST];
 
 fn endpoint(path: &str) -> Option<(Endpoint, &'static [Method])> {
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -66,6 +72,7 @@ fn endpoint(path: &str) -> Option<(Endpoint, &'static [Method])> {
         // GET too, to answer it with httprouter's "Must be POST".
         "/router/alert" => (Endpoint::Alert, GET_POST),
         "/router/relaylog" => (Endpoint::RelayLog, GET_POST),
+        "/admin/backup" => (Endpoint::Backup, POST),
         _ => return None,
     })
 }
@@ -100,6 +107,10 @@ impl Api {
             Endpoint::Delivered => {
                 ctx.check_password(&params, &head.headers)?;
                 delivered::handle(ctx, &params).await
+            }
+            Endpoint::Backup => {
+                ctx.check_password(&params, &head.headers)?;
+                backup::handle(ctx, &self.backup, &params).await
             }
             Endpoint::Status => monitor::status(ctx, &params, &head.headers).await,
             Endpoint::Stats => monitor::stats(ctx),

@@ -159,6 +159,8 @@ struct StoreNumbers {
     refused: u64,
     failed_batches: u64,
     largest_batch: u64,
+    /// Retention's progress: messages purged since the start.
+    purged: u64,
 }
 
 /// `/router/stats`.
@@ -200,6 +202,7 @@ pub fn stats(ctx: &Context) -> Result<HttpResponse, ApiError> {
             refused: s.refused,
             failed_batches: s.failed_batches,
             largest_batch: s.largest_batch,
+            purged: s.purged,
         },
     };
     Ok(answer::json(StatusCode::OK, &body))
