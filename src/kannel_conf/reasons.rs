@@ -33,16 +33,15 @@ pub fn smsbox_key(key: &str) -> &'static str {
 /// Why a key of a `group = sendsms-user` is not carried over.
 pub fn sendsms_user_key(key: &str) -> &'static str {
     match key {
-        "user-allow-ip" | "user-deny-ip" => {
-            "rapidbox has no per-user address lists: the user is accepted from any address \
-             that reaches [http] listen"
+        "allowed-prefix" | "denied-prefix" | "omit-empty" => {
+            "Kannel 1.4.5's smsbox does nothing with it for sendsms (measured, \
+             kannel-conf/README.md), so neither does rapidbox"
         }
-        "max-messages" | "allowed-prefix" | "denied-prefix" => {
-            "rapidbox's sendsms has no such limit, and Kannel 1.4.5's smsbox did not enforce \
-             it for sendsms either (measured, kannel-conf/README.md)"
+        "white-list" | "black-list" => {
+            "a URL smsbox fetched numbers from; rapidbox's sendsms users take \
+             white_list_regex and black_list_regex only"
         }
         "dlr-url" => "rapidbox takes a dlr-url with each request only",
-        "name" => "rapidbox knows a sendsms user by username only",
         _ => NO_SUCH_SETTING,
     }
 }

@@ -135,13 +135,50 @@ fn sendsms_users_carry_their_senders_and_smscs() {
     assert_eq!(users[0].default_sender, None);
     assert_eq!(users[1].default_sender.as_deref(), Some("2000"));
     assert_eq!(users[2].default_sender.as_deref(), Some("1000"));
+    // The keys that shape a user's messages and who may send as it.
+    assert_eq!(users[0].max_messages, Some(3));
+    assert_eq!(users[0].user_allow_ip.as_deref(), Some("10.*"));
     let notes = notes(&conversion);
+    assert!(!notes.contains("max-messages"), "{notes}");
+    assert!(!notes.contains("user-allow-ip"), "{notes}");
     for expected in [
-        "sendsms-user username=\"shop\" max-messages = \"3\": not carried over",
-        "sendsms-user username=\"shop\" user-allow-ip = \"10.*\": not carried over: rapidbox has no per-user address lists",
         "default-smsc = \"airtel\": not carried over: Kannel ignores it when forced-smsc is set",
         "sendsms-user username=\"plain\": not carried over: a second user",
         "sendsms-user username=\"nopass\": not carried over: no password",
+    ] {
+        assert!(notes.contains(expected), "{expected:?} not in\n{notes}");
+    }
+}
+
+#[test]
+fn a_sendsms_users_message_shaping_keys_are_carried_over() {
+    let conversion = convert_text(
+        "group = smsbox\n\n\
+         group = sendsms-user\nusername = u\npassword = p\nname = shop\nconcatenation = true\n\
+         max-messages = 0\nsplit-chars = \" .\"\nsplit-suffix = +\nheader = \"H:\"\nfooter = \":F\"\n\
+         user-deny-ip = \"10.0.0.9\"\nwhite-list-regex = \"^256\"\nblack-list-regex = \"^2567\"\n\
+         allowed-prefix = 256\n",
+    )
+    .unwrap();
+    let config = loaded(&conversion);
+    let user = &config.sendsms_users[0];
+    assert_eq!(user.name.as_deref(), Some("shop"));
+    assert!(user.concatenation);
+    assert_eq!(user.max_messages, None, "0 is refused, not carried");
+    assert_eq!(
+        (user.split_chars.as_deref(), user.split_suffix.as_deref()),
+        (Some(" ."), Some("+"))
+    );
+    assert_eq!(
+        (user.header.as_deref(), user.footer.as_deref()),
+        (Some("H:"), Some(":F"))
+    );
+    assert_eq!(user.user_deny_ip.as_deref(), Some("10.0.0.9"));
+    assert!(user.white_list_regex.is_some() && user.black_list_regex.is_some());
+    let notes = notes(&conversion);
+    for expected in [
+        "max-messages = \"0\": not carried over: smsbox 1.4.5 never answers",
+        "allowed-prefix = \"256\": not carried over: Kannel 1.4.5's smsbox does nothing with it",
     ] {
         assert!(notes.contains(expected), "{expected:?} not in\n{notes}");
     }

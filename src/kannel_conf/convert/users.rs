@@ -64,6 +64,7 @@ pub(super) fn convert(
                 user.insert(name.into(), var.value.clone().into());
             }
         }
+        shaping(group, &subject, &mut used, &mut user, out);
         // With a forced sender Kannel never falls back to global-sender.
         let needs_default =
             !user.contains_key("default_sender") && !user.contains_key("forced_sender");
@@ -87,4 +88,57 @@ pub(super) fn convert(
         users.push(user.into());
     }
     users
+}
+
+/// The keys that shape a user's messages and who may send as it, which
+/// rapidbox's `[[sendsms_users]]` take under their snake_case names.
+fn shaping<'g>(
+    group: &'g super::Group,
+    subject: &str,
+    used: &mut BTreeSet<&'g str>,
+    user: &mut toml::Table,
+    out: &mut Converter,
+) {
+    const TEXTS: [&str; 9] = [
+        "name",
+        "split-chars",
+        "split-suffix",
+        "header",
+        "footer",
+        "user-allow-ip",
+        "user-deny-ip",
+        "white-list-regex",
+        "black-list-regex",
+    ];
+    for var in &group.vars {
+        let key = var.key.as_str();
+        let name = key.replace('-', "_");
+        if TEXTS.contains(&key) {
+            if out.check_usable(subject, var) {
+                user.insert(name, var.value.clone().into());
+            }
+        } else if key == "concatenation" {
+            user.insert(name, var.flag().into());
+        } else if key == "max-messages" {
+            match var.integer() {
+                Some(n) if n > 0 => {
+                    user.insert(name, u32::try_from(n).unwrap_or(u32::MAX).into());
+                }
+                Some(0) => out.skip(
+                    subject,
+                    var,
+                    "smsbox 1.4.5 never answers a request of a user with max-messages = 0;                      rapidbox refuses the setting",
+                ),
+                Some(_) => out.skip(
+                    subject,
+                    var,
+                    "a negative cap: rapidbox then sends the whole text, as it does by default",
+                ),
+                None => out.skip(subject, var, "not a number; Kannel keeps its default too"),
+            }
+        } else {
+            continue;
+        }
+        used.insert(key);
+    }
 }
