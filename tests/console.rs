@@ -65,17 +65,20 @@ async fn console_rig(extra: &str) -> Rig {
     .await
 }
 
-/// Stores `n` incoming messages `message 1` .. `message n` directly.
+/// Stores `n` incoming messages `message 1` .. `message n` directly, as
+/// handled (H): a received (R) one would be routed by rapidbox's resume,
+/// which finishes the routing of MOs left unrouted.
 async fn fill(rig: &Rig, n: usize) {
     let store = rig.store();
     let mut unit = Unit::new();
     for i in 1..=n {
-        let m = Message::new(
+        let mut m = Message::new(
             store.allocate_id(),
             Connection::new("tigo", &format!("+2567000{i:05}")),
             Direction::Incoming,
             format!("message {i}"),
         );
+        m.status = Status::Handled;
         unit.push(Op::put(m));
     }
     let _outcome = bounded("fill", store.commit(unit)).await.expect("commit");
