@@ -211,6 +211,18 @@ impl Session<'_> {
                     }
                 }
             }
+            // Slots freed while the loop was busy go to the waiting MOs at
+            // once: the select is biased towards reading frames, so under
+            // a steady stream of them the arm above alone would leave the
+            // line waiting behind free slots.
+            while !waiting.is_empty() {
+                let Ok(permit) = routing.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some(sms) = waiting.pop_front() {
+                    self.route(sms, permit, &mut tasks, &out);
+                }
+            }
             let used = self.config.max_in_flight - window.available_permits();
             self.status.in_flight.store(used, Ordering::Relaxed);
         };
