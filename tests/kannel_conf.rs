@@ -285,12 +285,7 @@ async fn rapidbox_runs_without_edits_on_a_conversion_of_what_smsbox_runs_on() {
     }
     let dir = support::test_dir(TEST);
     let dir = dir.path();
-    let ports = BearerboxPorts {
-        admin: free_port(),
-        smsbox: free_port(),
-        fake_smsc: free_port(),
-        wapbox: None,
-    };
+    let ports = BearerboxPorts::free();
     let mut bearerbox = Bearerbox::start(dir, &conf::bearerbox(dir, &ports), ports).await;
     // With its SMSC online the bearerbox accepts MTs at once, and smsbox
     // answers "0: Accepted for delivery" as rapidbox does.

@@ -39,7 +39,6 @@ use rapidbox::store::Store;
 use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts};
 use support::fakesmsc::{FakeMt, Phone};
-use support::ports::free_port;
 use support::rapidbox::{self as rb, Rapidbox, RapidboxParams};
 use support::service::{Answer, Service};
 use support::{BEARERBOX, FAKESMSC};
@@ -108,12 +107,7 @@ impl Rig {
             return None;
         }
         let dir = support::test_dir(test);
-        let ports = BearerboxPorts {
-            admin: free_port(),
-            smsbox: free_port(),
-            fake_smsc: free_port(),
-            wapbox: None,
-        };
+        let ports = BearerboxPorts::free();
         let mut bb_conf = conf::bearerbox(dir.path(), &ports);
         bearerbox_conf(&mut bb_conf, dir.path());
         let bearerbox = Bearerbox::start(dir.path(), &bb_conf, ports).await;

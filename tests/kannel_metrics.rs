@@ -56,12 +56,7 @@ async fn link_and_message_counters_move_with_bearerbox_traffic() {
         return;
     }
     let dir = support::test_dir(TEST);
-    let ports = BearerboxPorts {
-        admin: free_port(),
-        smsbox: free_port(),
-        fake_smsc: free_port(),
-        wapbox: None,
-    };
+    let ports = BearerboxPorts::free();
     let mut bearerbox =
         Bearerbox::start(dir.path(), &conf::bearerbox(dir.path(), &ports), ports).await;
     let http_port = free_port();

@@ -42,7 +42,6 @@ use rcgen::{
 
 use support::conf::{self, BearerboxPorts};
 use support::fakesmsc::FakeSmsc;
-use support::ports::free_port;
 use support::process::{Daemon, SpawnOptions, START_TIMEOUT};
 use support::{BEARERBOX, FAKESMSC};
 
@@ -136,12 +135,7 @@ struct TlsBearerbox {
 
 impl TlsBearerbox {
     async fn start(dir: &Path, cert: &Path, key: &Path) -> TlsBearerbox {
-        let ports = BearerboxPorts {
-            admin: free_port(),
-            smsbox: free_port(),
-            fake_smsc: free_port(),
-            wapbox: None,
-        };
+        let ports = BearerboxPorts::free();
         let mut bb_conf = conf::bearerbox(dir, &ports);
         bb_conf
             .set("core", "smsbox-port-ssl", true)

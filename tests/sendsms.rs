@@ -329,12 +329,7 @@ async fn a_sendsms_reaches_the_smsc_and_its_reports_call_the_dlr_url() {
         return;
     }
     let dir = support::test_dir(TEST);
-    let ports = BearerboxPorts {
-        admin: free_port(),
-        smsbox: free_port(),
-        fake_smsc: free_port(),
-        wapbox: None,
-    };
+    let ports = BearerboxPorts::free();
     let bb_conf = conf::bearerbox(dir.path(), &ports);
     let mut bearerbox = Bearerbox::start(dir.path(), &bb_conf, ports).await;
     let mut fakesmsc = FakeSmsc::spawn(

@@ -921,12 +921,7 @@ async fn sendsms_requests_get_what_smsbox_gives_them() {
     let stub = StubServer::start(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok").await;
     let dlr = format!("http://127.0.0.1:{}/dlr?type=%d", stub.port());
     let recording = Recording::default();
-    let ports = BearerboxPorts {
-        admin: free_port(),
-        smsbox: free_port(),
-        fake_smsc: free_port(),
-        wapbox: None,
-    };
+    let ports = BearerboxPorts::free();
     let mut bearerbox = Bearerbox::start(dir, &conf::bearerbox(dir, &ports), ports).await;
     let fakesmsc = FakeSmsc::spawn(
         "fakesmsc",

@@ -418,12 +418,7 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
         app.route(route.path, route.answer);
     }
     let base = app.url("");
-    let ports = BearerboxPorts {
-        admin: free_port(),
-        smsbox: free_port(),
-        fake_smsc: free_port(),
-        wapbox: None,
-    };
+    let ports = BearerboxPorts::free();
     let mut bearerbox = Bearerbox::start(dir, &conf::bearerbox(dir, &ports), ports).await;
 
     let mut kannel = conf::smsbox(

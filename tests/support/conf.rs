@@ -148,6 +148,18 @@ pub struct BearerboxPorts {
     pub wapbox: Option<u16>,
 }
 
+impl BearerboxPorts {
+    /// Free ports for a bearerbox without WAP: what every SMS test runs.
+    pub fn free() -> BearerboxPorts {
+        BearerboxPorts {
+            admin: super::ports::free_port(),
+            smsbox: super::ports::free_port(),
+            fake_smsc: super::ports::free_port(),
+            wapbox: None,
+        }
+    }
+}
+
 /// Password of the test bearerbox's HTTP administration.
 pub const ADMIN_PASSWORD: &str = "test-admin";
 
