@@ -367,6 +367,8 @@ fn link_config(k: &KannelConfig) -> Result<LinkConfig, StartError> {
         },
         smsbox_id: k.smsbox_id.clone(),
         heartbeat: k.heartbeat(),
+        answer_timeout: k.answer_timeout(),
+        idle_timeout: k.idle_timeout(),
         max_in_flight: k.max_in_flight,
         max_routing: k.max_routing,
         reconnect_min: k.reconnect_min(),

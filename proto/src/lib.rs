@@ -29,7 +29,7 @@
 //!
 //! | error | meaning | do |
 //! |---|---|---|
-//! | [`BodyError`] (an item of the decoder's stream) | one frame was bad; it has been consumed | log it and read on |
+//! | [`BodyError`] (an item of the decoder's stream) | one frame was bad, or its length prefix was; it has been consumed | read on only if the stream can be trusted to be in step; a box that must not strand messages drops the connection (rapidbox does, as Kannel's smsbox does) |
 //! | [`FrameError`] (the decoder's error) | the byte stream broke | drop the connection |
 //! | [`EncodeError`] | a message could not be written; nothing was | handle the message; the connection is fine unless it is `Io` |
 //!

@@ -69,6 +69,14 @@ pub struct KannelConfig {
     pub smsbox_id: Option<String>,
     /// Seconds between heartbeats (Kannel's smsbox sends one every 30).
     pub heartbeat_secs: u64,
+    /// Seconds of silence from the bearerbox, while MTs wait for its
+    /// answer, after which the link is taken for dead and redialled.
+    pub answer_timeout_secs: u64,
+    /// Seconds of silence from the bearerbox, with nothing owed, after
+    /// which the connection is replaced; 0: never. The bearerbox sends no
+    /// heartbeats, so this is the only bound on how long a dead link that
+    /// carries no MTs can hold MOs back.
+    pub idle_timeout_secs: u64,
     /// Whether the smsbox-port speaks TLS (`smsbox-port-ssl = true`).
     pub tls: bool,
     /// PEM file of the CA(s) to trust for the bearerbox's certificate.
@@ -106,9 +114,35 @@ impl KannelConfig {
     /// changes no status, so it would only cost a frame and a write.
     pub const DEFAULT_DLR_MASK: i32 = 27;
 
+    /// Default `answer_timeout_secs`. Kannel 1.4.5's bearerbox answers an
+    /// MT as soon as it has stored and queued it (`deliver_sms_to_queue`
+    /// in gw/bb_boxc.c), so 30 s of silence with MTs waiting is far past
+    /// any busy bearerbox and short enough that MOs held back at the
+    /// bearerbox by a dead connection come again within a minute.
+    pub const DEFAULT_ANSWER_TIMEOUT_SECS: u64 = 30;
+
+    /// Default `idle_timeout_secs`. A half-open or stalled link carries no
+    /// MOs to rapidbox, so rapidbox sends no replies on it and has no MT
+    /// whose missing answer would give the link away: silence is the only
+    /// sign, and this is how long MOs can be held back at the bearerbox.
+    /// A minute keeps that short; the price is one reconnection a minute
+    /// on a link with no traffic at all, which the bearerbox logs and
+    /// otherwise does not notice.
+    pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+
     /// The time between heartbeats.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)
+    }
+
+    /// Silence while MTs are unanswered after which the link is dead.
+    pub fn answer_timeout(&self) -> Duration {
+        Duration::from_secs(self.answer_timeout_secs)
+    }
+
+    /// Silence after which an idle connection is replaced, if ever.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
     }
 
     /// The first wait before reconnecting.
@@ -136,6 +170,8 @@ impl Default for KannelConfig {
             port: 13001,
             smsbox_id: None,
             heartbeat_secs: 30,
+            answer_timeout_secs: KannelConfig::DEFAULT_ANSWER_TIMEOUT_SECS,
+            idle_timeout_secs: KannelConfig::DEFAULT_IDLE_TIMEOUT_SECS,
             tls: false,
             tls_ca_file: None,
             tls_server_name: None,

@@ -35,6 +35,11 @@ fn defaults_are_the_documented_ones() {
     assert_eq!((kannel.host.as_str(), kannel.port), ("127.0.0.1", 13001));
     assert_eq!(kannel.smsbox_id, None);
     assert_eq!(kannel.heartbeat_secs, 30);
+    assert_eq!(kannel.answer_timeout(), std::time::Duration::from_secs(30));
+    assert_eq!(
+        kannel.idle_timeout(),
+        Some(std::time::Duration::from_secs(60))
+    );
     assert!(!kannel.tls);
     assert_eq!(kannel.tls_ca_file, None);
     assert_eq!(kannel.tls_server_name(), "127.0.0.1");
@@ -198,6 +203,7 @@ fn every_kind_of_problem_is_reported_at_once_with_its_key() {
 port = 70000
 host = ""
 heartbeat_secs = 0
+answer_timeout_secs = 0
 tls = true
 dlr_mask = 64
 max_in_flight = 0
@@ -250,6 +256,7 @@ kind = "echo"
             "kannel.port",
             "kannel.host",
             "kannel.heartbeat_secs",
+            "kannel.answer_timeout_secs",
             "kannel.tls_ca_file",
             "kannel.dlr_mask",
             "kannel.max_in_flight",
@@ -304,7 +311,7 @@ kind = "echo"
     assert_eq!(errors.origin, "<string>");
     assert!(errors
         .to_string()
-        .starts_with("<string>: 28 errors\n  apps.echo.template: "));
+        .starts_with("<string>: 29 errors\n  apps.echo.template: "));
 }
 
 #[test]

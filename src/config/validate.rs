@@ -409,6 +409,13 @@ fn kannel(kannel: &KannelConfig, at: &KeyPath, report: &mut Report) {
             "must be at least 1 (seconds between heartbeats)",
         );
     }
+    if kannel.answer_timeout_secs == 0 {
+        error(
+            report,
+            &at.key("answer_timeout_secs"),
+            "must be at least 1: every MT would find the link dead",
+        );
+    }
     match &kannel.smsbox_id {
         Some(id) if id.trim().is_empty() => error(
             report,

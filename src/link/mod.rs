@@ -40,6 +40,10 @@ pub struct LinkConfig {
     /// Our smsbox-id; `None` identifies with a NULL id.
     pub smsbox_id: Option<String>,
     pub heartbeat: Duration,
+    /// Silence after which a link with MTs unanswered is dead.
+    pub answer_timeout: Duration,
+    /// Silence after which an idle link is replaced; `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// MTs sent and not yet answered by the bearerbox.
     pub max_in_flight: usize,
     /// MOs and reports being routed and stored at once.
@@ -94,6 +98,24 @@ impl Link {
                     self.status.connected.store(false, Ordering::Relaxed);
                     self.status.since.store(now_micros(), Ordering::Relaxed);
                     match end {
+                        SessionEnd::Idle { silent } => {
+                            // Our own choice, not a failure: redial at once.
+                            info!(?silent, "nothing from the bearerbox for a while; replacing the connection in case it is dead");
+                            backoff.reset();
+                            continue;
+                        }
+                        SessionEnd::Dead { silent, unanswered } => {
+                            self.status.dead.fetch_add(1, Ordering::Relaxed);
+                            warn!(
+                                ?silent,
+                                unanswered,
+                                "the bearerbox link is dead: MTs got no answer; reconnecting"
+                            )
+                        }
+                        SessionEnd::BadFrame(e) => {
+                            self.status.bad_frames.fetch_add(1, Ordering::Relaxed);
+                            warn!(error = %e, "the bearerbox sent a frame rapidbox cannot read; dropping the connection, the bearerbox will redeliver")
+                        }
                         SessionEnd::Shutdown => return,
                         SessionEnd::BearerboxLeaving(command) => {
                             info!(

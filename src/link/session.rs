@@ -9,6 +9,20 @@
 //! the bearerbox's acks and admin commands, sends heartbeats and sees
 //! shutdown, however slow the apps are.
 //!
+//! Liveness: Kannel's bearerbox sends no heartbeats to its boxes and
+//! answers nothing rapidbox can send without side effects except MTs, so a
+//! quiet link and a dead one (half-open, stalled, a wedged bearerbox) look
+//! the same to a reader. Two deadlines tell them apart as far as can be:
+//! with MTs unanswered, silence for `answer_timeout` means the link is dead
+//! (the bearerbox answers an MT as soon as it has queued it); with nothing
+//! owed, silence for `idle_timeout` closes the connection and opens a new
+//! one, which bounds how long a dead link that carries no MTs can hold MOs
+//! back at the bearerbox (it redelivers them on the new connection).
+//! A frame rapidbox cannot read also ends the session: after a corrupted
+//! length prefix the stream is out of step, and reading on would strand
+//! the MOs whose bytes were eaten (Kannel's smsbox restarts in this case
+//! too).
+//!
 //! Bounds: at most `max_routing` MOs and reports are being handled at once;
 //! while all are busy, up to `max_routing` more wait in the session for a
 //! slot (the bearerbox's own window, `smsbox-max-pending`, normally keeps
@@ -21,8 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boxproto::{
-    Ack, AckStatus, Admin, AdminCommand, BoxCodec, Bytes, FrameError, Heartbeat, Msg, Sms, SmsType,
-    Uuid,
+    Ack, AckStatus, Admin, AdminCommand, BodyError, BoxCodec, Bytes, FrameError, Heartbeat, Msg,
+    Sms, SmsType, Uuid,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -47,6 +61,10 @@ const WRITE_QUEUE: usize = 1024;
 /// How long a shutdown waits for MOs being routed, so their acks go out.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the writer may take to flush and close after the session has
+/// ended. A stalled socket must not keep rapidbox from redialling.
+const WRITER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why a session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
@@ -58,6 +76,79 @@ pub enum SessionEnd {
     Closed,
     /// Reading or writing failed.
     Broken(String),
+    /// The bearerbox sent a frame rapidbox cannot read (a negative or
+    /// oversized length prefix, or a body that does not decode): the
+    /// stream can no longer be trusted to be in step.
+    BadFrame(BodyError),
+    /// Nothing arrived for `silent` while `unanswered` MTs waited for the
+    /// bearerbox's answer: the link is dead (half-open or stalled).
+    Dead { silent: Duration, unanswered: usize },
+    /// Nothing arrived for `silent` with nothing owed; the connection is
+    /// replaced in case it is dead without rapidbox being able to tell.
+    Idle { silent: Duration },
+}
+
+/// When the session gives up on a silent connection; see the module docs.
+struct Liveness {
+    answer_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    /// When the last frame arrived (or the session started).
+    heard: tokio::time::Instant,
+    /// Since when an answer is owed: the later of the last frame and the
+    /// first MT sent after it, while any MT is unanswered.
+    owed_since: Option<tokio::time::Instant>,
+}
+
+impl Liveness {
+    fn new(config: &LinkConfig) -> Liveness {
+        Liveness {
+            answer_timeout: config.answer_timeout,
+            idle_timeout: config.idle_timeout,
+            heard: tokio::time::Instant::now(),
+            owed_since: None,
+        }
+    }
+
+    /// A frame arrived; `unanswered` MTs are still waiting after it.
+    fn heard(&mut self, unanswered: usize) {
+        self.heard = tokio::time::Instant::now();
+        self.owed_since = (unanswered > 0).then_some(self.heard);
+    }
+
+    /// An MT was sent.
+    fn sent(&mut self) {
+        self.owed_since
+            .get_or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// The next moment the connection may have to be given up.
+    fn deadline(&self) -> tokio::time::Instant {
+        let far = self.heard + Duration::from_secs(86_400 * 365);
+        let idle = self.idle_timeout.map_or(far, |idle| self.heard + idle);
+        let answer = self
+            .owed_since
+            .map_or(far, |since| since + self.answer_timeout);
+        idle.min(answer)
+    }
+
+    /// Why the connection is to be given up now, if it is.
+    fn expired(&self, unanswered: usize) -> Option<SessionEnd> {
+        let now = tokio::time::Instant::now();
+        if let Some(since) = self.owed_since {
+            if now >= since + self.answer_timeout {
+                return Some(SessionEnd::Dead {
+                    silent: now - self.heard,
+                    unanswered,
+                });
+            }
+        }
+        match self.idle_timeout {
+            Some(idle) if now >= self.heard + idle => Some(SessionEnd::Idle {
+                silent: now - self.heard,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// An MT sent and not yet answered, holding its place in the window.
@@ -118,6 +209,12 @@ impl Session<'_> {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outbox = self.outbox;
+        let mut liveness = Liveness::new(self.config);
+        // Reset lazily: when it fires, the real deadline is checked and the
+        // timer moved on if frames arrived meanwhile. Resetting it on every
+        // frame would cost a timer update per frame at full rate.
+        let silence = tokio::time::sleep_until(liveness.deadline());
+        tokio::pin!(silence);
 
         let end = loop {
             tokio::select! {
@@ -128,13 +225,11 @@ impl Session<'_> {
                         None => break SessionEnd::Closed,
                         Some(Err(FrameError::Io(e))) => break SessionEnd::Broken(e.to_string()),
                         Some(Err(e)) => break SessionEnd::Broken(e.to_string()),
-                        Some(Ok(Err(bad))) => {
-                            // The frame is consumed and the stream is in
-                            // step: the bearerbox will offer that message
-                            // again on reconnect, so it is not lost.
-                            error!(error = %bad, body_len = bad.body.len(), "skipped a frame the bearerbox sent");
-                            continue;
-                        }
+                        // Whether the frame was bad or its length prefix
+                        // was, nothing after it can be trusted: the
+                        // bearerbox redelivers every unacknowledged MO on
+                        // the next connection, so none is lost.
+                        Some(Ok(Err(bad))) => break SessionEnd::BadFrame(bad),
                         Some(Ok(Ok(msg))) => msg,
                     };
                     match msg {
@@ -180,6 +275,14 @@ impl Session<'_> {
                         Msg::Heartbeat(_) => debug!("heartbeat from the bearerbox"),
                         Msg::WdpDatagram(_) => warn!("wdp_datagram from the bearerbox; rapidbox is no wapbox"),
                     }
+                    // After the match: an ack above may have emptied the window.
+                    liveness.heard(in_flight.len());
+                }
+                _ = &mut silence => {
+                    if let Some(end) = liveness.expired(in_flight.len()) {
+                        break end;
+                    }
+                    silence.as_mut().reset(liveness.deadline());
                 }
                 free = routing.clone().acquire_owned(), if !waiting.is_empty() => {
                     let Ok(permit) = free else {
@@ -205,6 +308,7 @@ impl Session<'_> {
                 message = outbox.next(), if !suspended && slot.is_some() => {
                     let Some(taken) = slot.take() else { continue };
                     if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
+                        liveness.sent();
                         if out.send(sms.into()).await.is_err() {
                             break SessionEnd::Broken("the writer stopped".into());
                         }
@@ -241,10 +345,18 @@ impl Session<'_> {
         while tasks.join_next().await.is_some() {}
         while answers.join_next().await.is_some() {}
         drop(out);
-        match writer.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "writer ended with an error"),
-            Err(e) => debug!(error = %e, "writer task failed"),
+        let writer_abort = writer.abort_handle();
+        match tokio::time::timeout(WRITER_CLOSE_TIMEOUT, writer).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => debug!(error = %e, "writer ended with an error"),
+            Ok(Err(e)) => debug!(error = %e, "writer task failed"),
+            Err(_) => {
+                // A stalled or half-open socket that takes no more bytes.
+                debug!(
+                    "writer still blocked after {WRITER_CLOSE_TIMEOUT:?}; dropping the connection"
+                );
+                writer_abort.abort();
+            }
         }
         // MTs the bearerbox never answered go back to the outbox; they are
         // still Q in the store, so nothing is lost even if we die now.

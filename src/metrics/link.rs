@@ -28,6 +28,10 @@ pub struct LinkStatus {
     pub answered: AtomicU64,
     /// Connections made to the bearerbox.
     pub connects: AtomicU64,
+    /// Connections given up as dead: MTs unanswered and nothing heard.
+    pub dead: AtomicU64,
+    /// Connections dropped because the bearerbox sent an unreadable frame.
+    pub bad_frames: AtomicU64,
 }
 
 /// Registers the collector that reads `status` at each scrape.
@@ -77,6 +81,16 @@ impl Collector for LinkCollector {
                 "link_mt_answered",
                 "MTs the bearerbox answered (any ack status)",
                 &s.answered,
+            ),
+            (
+                "link_dead",
+                "Connections given up as dead: MTs unanswered and nothing heard for kannel.answer_timeout_secs",
+                &s.dead,
+            ),
+            (
+                "link_bad_frames",
+                "Connections dropped because the bearerbox sent a frame that could not be read",
+                &s.bad_frames,
             ),
         ];
         for (name, help, value) in counters {

@@ -21,6 +21,11 @@
 //!   define the text recording format (`bb>box 0000000c...`), used by
 //!   `boxtap --hex` and by the Kannel fidelity test.
 //!
+//! The relay can also play a bad link: [`fault`] holds the faults it
+//! injects (cut mid-frame, stall, half-open, drip, corrupted length
+//! prefix), switched at run time through [`TapConfig::faults`] or, for
+//! scripts, the line-based [`control`] socket.
+//!
 //! Bounds: a frame is only buffered for recording up to
 //! [`TapConfig::max_recorded_frame`] bytes; longer frames are still
 //! forwarded, byte for byte, and reported as [`EventKind::Oversized`]. At most
@@ -28,6 +33,9 @@
 //! sink is a bounded channel: a slow consumer slows the relay down rather
 //! than letting memory grow, and a consumer that goes away only stops the
 //! recording, never the relay.
+
+pub mod control;
+pub mod fault;
 
 use std::fmt;
 use std::future::Future;
@@ -43,6 +51,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
+
+use fault::{Faults, Gate, Verdict};
 
 /// Frame bodies up to this many bytes are recorded. Kannel itself has no
 /// limit; the biggest frame in the committed Kannel recording
@@ -235,6 +245,8 @@ pub struct TapConfig {
     pub max_recorded_frame: usize,
     /// Most box connections relayed at once; see [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// The fault switch of this tap; keep a clone to inject faults.
+    pub faults: Faults,
 }
 
 impl TapConfig {
@@ -244,6 +256,7 @@ impl TapConfig {
             bearerbox: bearerbox.into(),
             max_recorded_frame: DEFAULT_MAX_RECORDED_FRAME,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            faults: Faults::new(),
         }
     }
 }
@@ -298,6 +311,7 @@ pub async fn run(
         };
         next_conn += 1;
         let conn = next_conn;
+        config.faults.opened(conn);
         let config = config.clone();
         let sink = sink.clone();
         connections.spawn(async move {
@@ -353,6 +367,7 @@ async fn relay(
         Direction::BoxToBearerbox,
         box_read,
         bb_write,
+        config.faults.gate(conn, Direction::BoxToBearerbox),
         config.max_recorded_frame,
         Recorder {
             conn,
@@ -364,6 +379,7 @@ async fn relay(
         Direction::BearerboxToBox,
         bb_read,
         box_write,
+        config.faults.gate(conn, Direction::BearerboxToBox),
         config.max_recorded_frame,
         Recorder {
             conn,
@@ -385,21 +401,40 @@ async fn relay(
         .await;
 }
 
-/// Copies one direction and records its frames. Returns `Ok` when the
-/// reading side closed and the close was passed on to the writing side.
+/// Copies one direction through its fault gate and records the frames it
+/// forwarded. Returns `Ok` when the reading side closed and the close was
+/// passed on to the writing side, an error when the connection is to be
+/// closed (an I/O error, or a fault that closes it).
 async fn pump(
     direction: Direction,
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
+    mut gate: Gate,
     max_recorded_frame: usize,
     mut recorder: Recorder<'_>,
 ) -> io::Result<()> {
+    let closed_by_fault = || io::Error::other("closed by an injected fault");
     let mut splitter = FrameSplitter::new(max_recorded_frame);
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     loop {
+        if gate.ready().await == Verdict::Close {
+            return Err(closed_by_fault());
+        }
         buf.clear();
         buf.reserve(READ_BUFFER);
-        if from.read_buf(&mut buf).await? == 0 {
+        // A change of the faults interrupts the wait for bytes (reading is
+        // cancel safe): a half-open connection must close when its fault
+        // ends, even if neither side sends anything.
+        let read = tokio::select! {
+            read = from.read_buf(&mut buf) => read?,
+            () = gate.changed() => continue,
+        };
+        // Faults act on what was read, the end of the stream included: a
+        // close that arrives during a stall is passed on after it.
+        if gate.ready().await == Verdict::Close {
+            return Err(closed_by_fault());
+        }
+        if read == 0 {
             let pending = splitter.pending();
             if pending > 0 {
                 let kind = EventKind::EndedMidFrame {
@@ -416,9 +451,18 @@ async fn pump(
             return Ok(());
         }
         let at = SystemTime::now();
+        let shaped = gate.shape(&buf);
         // Forward first: recording must never delay or alter the relay.
-        to.write_all(&buf).await?;
-        splitter.push(&buf);
+        match shaped.drip {
+            None => to.write_all(&shaped.bytes).await?,
+            Some(gap) => {
+                for byte in &shaped.bytes {
+                    to.write_all(std::slice::from_ref(byte)).await?;
+                    tokio::time::sleep(gap).await;
+                }
+            }
+        }
+        splitter.push(&shaped.bytes);
         while let Some(piece) = splitter.next_piece() {
             let kind = match piece {
                 Piece::Frame(raw) => EventKind::Frame { direction, raw },
@@ -426,6 +470,10 @@ async fn pump(
                 Piece::NegativeLength(len) => EventKind::NegativeLength { direction, len },
             };
             recorder.send(kind, at).await;
+        }
+        if shaped.close_after {
+            info!(conn = recorder.conn, %direction, "cutting the connection mid-frame (injected fault)");
+            return Err(closed_by_fault());
         }
     }
 }

@@ -4,6 +4,10 @@
 //! bearerbox. Frames go to stdout, one line each, direction first, decoded
 //! with `boxproto`; logs go to stderr (RUST_LOG sets the level). `--hex`
 //! also appends a recording that the Kannel fidelity test can read.
+//! `--control` opens the fault control socket: a line such as `stall 30`,
+//! `half-open`, `cut bb>box`, `drip 10`, `corrupt bb>box set 2147483647`,
+//! `clear` or `status` switches the faults the relay injects (see
+//! `boxtap::fault`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +43,15 @@ struct TapArgs {
     /// the fields that are set.
     #[arg(long)]
     all_fields: bool,
+    /// Listen here for fault commands, one a line (`stall 30`,
+    /// `half-open`, `cut bb>box`, `drip 10`, `corrupt bb>box set N`,
+    /// `clear`, `status`).
+    #[arg(long, value_name = "ADDR")]
+    control: Option<SocketAddr>,
+    /// Print nothing for frames (logs still go to stderr): a relay for
+    /// fault tests, where printing every frame would slow it down.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// How many events may wait between the relay and the printer before the
@@ -85,6 +98,19 @@ async fn run_tap(args: TapArgs) -> anyhow::Result<()> {
 
     let mut config = TapConfig::new(args.bearerbox.clone());
     config.max_recorded_frame = args.max_frame;
+    if let Some(control) = args.control {
+        let listener = TcpListener::bind(control)
+            .await
+            .with_context(|| format!("cannot listen for control on {control}"))?;
+        tracing::info!(%control, "fault control ready");
+        let faults = config.faults.clone();
+        // Ends with the process; it holds nothing that needs closing.
+        tokio::spawn(tap::control::serve(
+            listener,
+            faults,
+            std::future::pending::<()>(),
+        ));
+    }
     let (tx, mut rx) = mpsc::channel(EVENT_BACKLOG);
     let shutdown = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
@@ -97,6 +123,9 @@ async fn run_tap(args: TapArgs) -> anyhow::Result<()> {
 
     // The channel ends when the tap has stopped and its connections are gone.
     while let Some(event) = rx.recv().await {
+        if args.quiet && hex.is_none() {
+            continue;
+        }
         let (line, recorded) = describe(&event, args.all_fields);
         println!("{line}");
         if let (Some((path, file)), Some(recorded)) = (&mut hex, recorded) {

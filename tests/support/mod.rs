@@ -19,6 +19,8 @@
 //!   same configuration, and its status page read as numbers.
 //! - [`rapidbox`]: the `rapidbox` binary, configured from parameters,
 //!   stopped gracefully or killed, and its store read afterwards.
+//! - [`faulty_link`]: `boxtap`'s relay in process, with its fault switch
+//!   (cut, stall, half-open, drip, corrupt) in the test's hands.
 //! - [`recorder`]: `boxtap` relays between a bearerbox and its boxes,
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
@@ -40,6 +42,7 @@ pub mod bearerbox;
 pub mod browser;
 pub mod conf;
 pub mod fakesmsc;
+pub mod faulty_link;
 pub mod http;
 pub mod in_process;
 pub mod ports;
