@@ -41,6 +41,7 @@ use boxproto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -93,36 +94,35 @@ struct Liveness {
     answer_timeout: Duration,
     idle_timeout: Option<Duration>,
     /// When the last frame arrived (or the session started).
-    heard: tokio::time::Instant,
+    heard: Instant,
     /// Since when an answer is owed: the later of the last frame and the
     /// first MT sent after it, while any MT is unanswered.
-    owed_since: Option<tokio::time::Instant>,
+    owed_since: Option<Instant>,
 }
 
 impl Liveness {
-    fn new(config: &LinkConfig) -> Liveness {
+    fn new(config: &LinkConfig, now: Instant) -> Liveness {
         Liveness {
             answer_timeout: config.answer_timeout,
             idle_timeout: config.idle_timeout,
-            heard: tokio::time::Instant::now(),
+            heard: now,
             owed_since: None,
         }
     }
 
     /// A frame arrived; `unanswered` MTs are still waiting after it.
-    fn heard(&mut self, unanswered: usize) {
-        self.heard = tokio::time::Instant::now();
-        self.owed_since = (unanswered > 0).then_some(self.heard);
+    fn heard(&mut self, unanswered: usize, now: Instant) {
+        self.heard = now;
+        self.owed_since = (unanswered > 0).then_some(now);
     }
 
     /// An MT was sent.
-    fn sent(&mut self) {
-        self.owed_since
-            .get_or_insert_with(tokio::time::Instant::now);
+    fn sent(&mut self, now: Instant) {
+        self.owed_since.get_or_insert(now);
     }
 
     /// The next moment the connection may have to be given up.
-    fn deadline(&self) -> tokio::time::Instant {
+    fn deadline(&self) -> Instant {
         let far = self.heard + Duration::from_secs(86_400 * 365);
         let idle = self.idle_timeout.map_or(far, |idle| self.heard + idle);
         let answer = self
@@ -131,9 +131,8 @@ impl Liveness {
         idle.min(answer)
     }
 
-    /// Why the connection is to be given up now, if it is.
-    fn expired(&self, unanswered: usize) -> Option<SessionEnd> {
-        let now = tokio::time::Instant::now();
+    /// Why the connection is to be given up at `now`, if it is.
+    fn expired(&self, unanswered: usize, now: Instant) -> Option<SessionEnd> {
         if let Some(since) = self.owed_since {
             if now >= since + self.answer_timeout {
                 return Some(SessionEnd::Dead {
@@ -209,7 +208,7 @@ impl Session<'_> {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outbox = self.outbox;
-        let mut liveness = Liveness::new(self.config);
+        let mut liveness = Liveness::new(self.config, Instant::now());
         // Reset lazily: when it fires, the real deadline is checked and the
         // timer moved on if frames arrived meanwhile. Resetting it on every
         // frame would cost a timer update per frame at full rate.
@@ -276,10 +275,10 @@ impl Session<'_> {
                         Msg::WdpDatagram(_) => warn!("wdp_datagram from the bearerbox; rapidbox is no wapbox"),
                     }
                     // After the match: an ack above may have emptied the window.
-                    liveness.heard(in_flight.len());
+                    liveness.heard(in_flight.len(), Instant::now());
                 }
                 _ = &mut silence => {
-                    if let Some(end) = liveness.expired(in_flight.len()) {
+                    if let Some(end) = liveness.expired(in_flight.len(), Instant::now()) {
                         break end;
                     }
                     silence.as_mut().reset(liveness.deadline());
@@ -308,7 +307,7 @@ impl Session<'_> {
                 message = outbox.next(), if !suspended && slot.is_some() => {
                     let Some(taken) = slot.take() else { continue };
                     if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
-                        liveness.sent();
+                        liveness.sent(Instant::now());
                         if out.send(sms.into()).await.is_err() {
                             break SessionEnd::Broken("the writer stopped".into());
                         }
@@ -576,6 +575,65 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn liveness(answer: u64, idle: Option<u64>, now: Instant) -> Liveness {
+        Liveness {
+            answer_timeout: Duration::from_secs(answer),
+            idle_timeout: idle.map(Duration::from_secs),
+            heard: now,
+            owed_since: None,
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn an_mt_unanswered_past_the_answer_timeout_makes_the_link_dead() {
+        let t0 = Instant::now();
+        let mut l = liveness(30, Some(60), t0);
+        // Quiet for 40 s with nothing owed is no problem yet.
+        assert!(l.expired(0, t0 + secs(40)).is_none());
+        // An MT at 40 s: the answer is owed from then, not from the last
+        // frame (which would make it dead at once).
+        l.sent(t0 + secs(40));
+        assert!(l.expired(1, t0 + secs(45)).is_none());
+        assert_eq!(l.deadline(), t0 + secs(60), "idle comes first here");
+        l.heard(1, t0 + secs(50));
+        assert_eq!(l.deadline(), t0 + secs(80));
+        assert!(l.expired(1, t0 + secs(79)).is_none());
+        match l.expired(1, t0 + secs(80)) {
+            Some(SessionEnd::Dead { silent, unanswered }) => {
+                assert_eq!((silent, unanswered), (secs(30), 1));
+            }
+            other => panic!("expected Dead, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_answer_that_empties_the_window_ends_what_is_owed() {
+        let t0 = Instant::now();
+        let mut l = liveness(5, None, t0);
+        l.sent(t0);
+        l.sent(t0 + secs(3));
+        assert_eq!(l.deadline(), t0 + secs(5), "owed since the first MT");
+        l.heard(0, t0 + secs(4));
+        assert!(l.expired(0, t0 + secs(3600)).is_none(), "no idle limit");
+    }
+
+    #[test]
+    fn a_silent_idle_link_is_replaced_and_never_without_a_limit() {
+        let t0 = Instant::now();
+        let l = liveness(30, Some(60), t0);
+        assert!(l.expired(0, t0 + secs(59)).is_none());
+        assert!(matches!(
+            l.expired(0, t0 + secs(60)),
+            Some(SessionEnd::Idle { silent }) if silent == secs(60)
+        ));
+        let l = liveness(30, None, t0);
+        assert!(l.expired(0, t0 + secs(86_400)).is_none());
+    }
 
     #[test]
     fn retries_back_off_from_two_seconds_to_five_minutes() {
