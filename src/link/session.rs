@@ -18,6 +18,8 @@
 //! owed, silence for `idle_timeout` closes the connection and opens a new
 //! one, which bounds how long a dead link that carries no MTs can hold MOs
 //! back at the bearerbox (it redelivers them on the new connection).
+//! Neither applies while the bearerbox has suspended the box: it is
+//! silent then by its own word.
 //! A frame rapidbox cannot read also ends the session: after a corrupted
 //! length prefix the stream is out of step, and reading on would strand
 //! the MOs whose bytes were eaten (Kannel's smsbox restarts in this case
@@ -278,6 +280,14 @@ impl Session<'_> {
                     liveness.heard(in_flight.len(), Instant::now());
                 }
                 _ = &mut silence => {
+                    // A bearerbox that suspended us is silent by its own
+                    // word (it reads and sends nothing until it resumes):
+                    // that is no dead link, and a new connection would only
+                    // leave MTs in the old one's buffers.
+                    if suspended {
+                        silence.as_mut().reset(Instant::now() + self.config.answer_timeout);
+                        continue;
+                    }
                     if let Some(end) = liveness.expired(in_flight.len(), Instant::now()) {
                         break end;
                     }
