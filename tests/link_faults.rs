@@ -413,11 +413,8 @@ async fn a_thirty_second_stall_loses_and_doubles_no_mo() {
             "connections found dead {dead}; every MO sent during the stall answered {recovery:?} after it ended"
         ),
     );
+    // (Recovery within RECOVERY_BOUND is checked by wait_answered.)
     outcome.check("stall 30 s");
-    assert!(
-        recovery <= RECOVERY_BOUND,
-        "recovery {recovery:?} over {RECOVERY_BOUND:?}"
-    );
 }
 
 /// The connection goes half-open: nothing arrives either way, and no FIN
