@@ -14,6 +14,12 @@
 //! slot (the bearerbox's own window, `smsbox-max-pending`, normally keeps
 //! it from sending that many). Beyond that an MO is acked `failed_tmp`: the
 //! bearerbox keeps it and offers it again later.
+//!
+//! A shutdown drains: no new MT goes out, the session waits (up to
+//! [`MT_DRAIN_TIMEOUT`]) for the bearerbox's answers to the MTs in flight
+//! and stores them, and lets the MOs being routed finish so their acks go
+//! out. An MT whose answer never came is sent again after the restart, so
+//! only a crash (or a bearerbox that does not answer) repeats a reply.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -46,6 +52,11 @@ const WRITE_QUEUE: usize = 1024;
 
 /// How long a shutdown waits for MOs being routed, so their acks go out.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a shutdown waits for the bearerbox's answers to the MTs in
+/// flight. A bearerbox answers within milliseconds; an MT still
+/// unanswered after this is sent again after the restart (a duplicate).
+const MT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -118,11 +129,30 @@ impl Session<'_> {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outbox = self.outbox;
+        // Set once shutdown is asked for: from then on no MT goes out, and
+        // the session ends when the MTs in flight are answered or at this
+        // deadline.
+        let mut draining: Option<tokio::time::Instant> = None;
 
         let end = loop {
+            if draining.is_some() && in_flight.is_empty() {
+                break SessionEnd::Shutdown;
+            }
+            let drain_deadline = draining.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+                _ = shutdown.cancelled(), if draining.is_none() => {
+                    if !in_flight.is_empty() {
+                        info!(in_flight = in_flight.len(), "shutting down: waiting for the bearerbox's answers to the MTs in flight");
+                    }
+                    draining = Some(tokio::time::Instant::now() + MT_DRAIN_TIMEOUT);
+                    slot = None;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(drain_deadline), if draining.is_some() => {
+                    warn!(in_flight = in_flight.len(), "no answer to these MTs within {MT_DRAIN_TIMEOUT:?} of the shutdown; they will be sent again after the restart");
+                    break SessionEnd::Shutdown;
+                }
                 frame = frames.next() => {
                     let msg = match frame {
                         None => break SessionEnd::Closed,
@@ -196,13 +226,13 @@ impl Session<'_> {
                         break SessionEnd::Broken("the writer stopped".into());
                     }
                 }
-                free = window.clone().acquire_owned(), if !suspended && slot.is_none() => {
+                free = window.clone().acquire_owned(), if !suspended && slot.is_none() && draining.is_none() => {
                     match free {
                         Ok(free) => slot = Some(free),
                         Err(_) => break SessionEnd::Broken("the MT window closed".into()),
                     }
                 }
-                message = outbox.next(), if !suspended && slot.is_some() => {
+                message = outbox.next(), if !suspended && slot.is_some() && draining.is_none() => {
                     let Some(taken) = slot.take() else { continue };
                     if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
                         if out.send(sms.into()).await.is_err() {
