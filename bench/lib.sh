@@ -33,10 +33,11 @@ wait_port() {
 # a fake SMSC, smsbox-port, and an smsbox group (with a sendsms port and
 # user) and static sms-service for Kannel's smsbox, should it be started on
 # the same file. Sets BB (the bearerbox's pid), SMSBOX_PORT, SMSC_PORT and
-# SENDSMS_PORT.
+# SENDSMS_PORT (and ADMIN_PORT, its admin-port, password "bench").
 start_bearerbox() { # DIR
     local dir="$1" admin
     admin=$(free_port); SMSBOX_PORT=$(free_port); SMSC_PORT=$(free_port); SENDSMS_PORT=$(free_port)
+    ADMIN_PORT=$admin
     cat > "$dir/kannel.conf" <<CONF
 group = core
 admin-port = $admin
