@@ -9,13 +9,16 @@
 #   bash bench/crashloop.sh [MOS] [KILLS]        (default 100000 20)
 #
 # Environment (all optional):
-#   CRASHLOOP_RATE=1000     MOs offered per second (fakesmsc -i); 0: flat out
+#   CRASHLOOP_RATE=600      MOs offered per second (fakesmsc -i); 0: flat out.
+#                           The stream must outlast the kills: a faster box
+#                           needs a lower rate or shorter uptimes
 #   CRASHLOOP_STOP=term     SIGTERM instead of SIGKILL (then: no repeats at all)
 #   CRASHLOOP_SEED=N        the kill moments of an earlier run
-#   CRASHLOOP_UPTIME_MIN=1 CRASHLOOP_UPTIME_MAX=6   seconds each rapidbox runs
+#   CRASHLOOP_UPTIME_MIN=1 CRASHLOOP_UPTIME_MAX=4   seconds each rapidbox runs
 #   CRASHLOOP_DOWNTIME_MAX=1                        seconds it stays down
 #   CRASHLOOP_MAX_IN_FLIGHT=32
 #   PROFILE=debug           run the debug rapidbox (no release build)
+#   RAPIDBOX_BIN=PATH       run that rapidbox (no build)
 #
 # Prints the run's FIGURES line (the numbers in RELIABILITY.md) and the
 # verdict; the whole output goes to target/crashloop.log.
@@ -27,7 +30,7 @@ export CRASHLOOP_KILLS="${2:-20}"
 for bin in /usr/sbin/bearerbox /usr/lib/kannel/test/fakesmsc; do
     [ -x "$bin" ] || { echo "needs Kannel: apt-get install -y kannel kannel-extras" >&2; exit 1; }
 done
-if [ "${PROFILE:-release}" = release ]; then
+if [ -z "${RAPIDBOX_BIN:-}" ] && [ "${PROFILE:-release}" = release ]; then
     cargo build --release --quiet --bin rapidbox
     export RAPIDBOX_BIN="$PWD/target/release/rapidbox"
 fi

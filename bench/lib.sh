@@ -4,12 +4,14 @@
 WORK="$(mktemp -d)"
 PIDS=()
 
-# Stops every process started (TERM, then KILL) and removes the scratch.
+# Stops every process started (TERM, then KILL) and removes the scratch
+# (unless KEEP_WORK is set).
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 1
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    # KEEP_WORK=1 leaves the scratch folder (logs, store) for a look.
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

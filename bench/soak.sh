@@ -5,7 +5,7 @@
 #   bash bench/soak.sh [MINUTES]      (default 15)
 #
 # The machine should be quiet: every process sharing the cores shows in
-# the latencies.
+# the latencies. KEEP_WORK=1 keeps the scratch folder (logs, store).
 #
 # The load, all at once (rates per second, environment overrides):
 #   - MOs from Kannel's fakesmsc through a real bearerbox (SOAK_MO_RATE,
@@ -44,7 +44,6 @@ fi
 RAPIDBOX="${RAPIDBOX_BIN:-$PWD/target/release/rapidbox}"
 
 source bench/lib.sh
-if [ -n "${SOAK_KEEP_DIR:-}" ]; then trap - EXIT; echo "keeping $WORK"; fi
 start_bearerbox "$WORK"
 HTTP_PORT=$(free_port); CB_PORT=$(free_port)
 HASH=$(printf '%s\n' soak-password | "$RAPIDBOX" hash-password)

@@ -23,7 +23,7 @@
 //! The short variants run with the suite. The long one (`#[ignore]`, run
 //! by `bench/crashloop.sh`) takes its plan from the environment:
 //! `CRASHLOOP_MOS` (100,000), `CRASHLOOP_KILLS` (20), `CRASHLOOP_RATE` (MOs
-//! offered per second, 0 for as fast as fakesmsc goes; default 1,000),
+//! offered per second, 0 for as fast as fakesmsc goes; default 600),
 //! `CRASHLOOP_SEED` (the kill moments; printed by every run).
 //! `KANNEL_KEEP_TEST_DIR=1` keeps the logs.
 
@@ -668,11 +668,11 @@ async fn killed_in_a_loop_long() {
         mos: Plan::env("CRASHLOOP_MOS", 100_000),
         stops: Plan::env("CRASHLOOP_KILLS", 20),
         stop,
-        rate: Plan::env("CRASHLOOP_RATE", 1_000.0),
+        rate: Plan::env("CRASHLOOP_RATE", 600.0),
         max_in_flight: Plan::env("CRASHLOOP_MAX_IN_FLIGHT", 32),
         uptime: (
             Plan::env("CRASHLOOP_UPTIME_MIN", 1.0),
-            Plan::env("CRASHLOOP_UPTIME_MAX", 6.0),
+            Plan::env("CRASHLOOP_UPTIME_MAX", 4.0),
         ),
         downtime: (0.0, Plan::env("CRASHLOOP_DOWNTIME_MAX", 1.0)),
         seed: Plan::seed(),
