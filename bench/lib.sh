@@ -4,12 +4,14 @@
 WORK="$(mktemp -d)"
 PIDS=()
 
-# Stops every process started (TERM, then KILL) and removes the scratch.
+# Stops every process started (TERM, then KILL) and removes the scratch
+# (unless KEEP_WORK is set).
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 1
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    # KEEP_WORK=1 leaves the scratch folder (logs, store) for a look.
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -33,10 +35,11 @@ wait_port() {
 # a fake SMSC, smsbox-port, and an smsbox group (with a sendsms port and
 # user) and static sms-service for Kannel's smsbox, should it be started on
 # the same file. Sets BB (the bearerbox's pid), SMSBOX_PORT, SMSC_PORT and
-# SENDSMS_PORT.
+# SENDSMS_PORT (and ADMIN_PORT, its admin-port, password "bench").
 start_bearerbox() { # DIR
     local dir="$1" admin
     admin=$(free_port); SMSBOX_PORT=$(free_port); SMSC_PORT=$(free_port); SENDSMS_PORT=$(free_port)
+    ADMIN_PORT=$admin
     cat > "$dir/kannel.conf" <<CONF
 group = core
 admin-port = $admin

@@ -13,7 +13,10 @@
 //! A message must never be sent twice while it is known to be in hand. The
 //! `scheduled` set holds every id in the backlog or in flight; `settling`
 //! holds ids just answered by the bearerbox whose new status may not be
-//! committed yet, so a sweep that still reads them as Q leaves them alone.
+//! committed yet, so a sweep that still reads them as Q leaves them alone;
+//! `finished` remembers when each answered id's new status was committed,
+//! so a sweep whose snapshot of the store was taken before that moment
+//! (and still reads the message as Q) leaves it alone too.
 //! And a sweep only takes Q messages that have been queued for a while
 //! ([`FRESH_GRACE`]) or since before this process started, so it never races
 //! the fresh path for a message that is on its way.
@@ -86,6 +89,10 @@ struct State {
     backlog: VecDeque<Message>,
     scheduled: HashSet<MessageId>,
     settling: HashMap<MessageId, Instant>,
+    /// When each id's answer was committed ([`Outbox::finished`]), kept
+    /// [`SETTLE_FOR`]: a sweep that began reading before then has a stale
+    /// view of it.
+    finished: HashMap<MessageId, Instant>,
     /// Resume points of the sweep, per status.
     cursor_queued: Option<MessageId>,
     cursor_errored: Option<MessageId>,
@@ -164,7 +171,9 @@ impl Outbox {
     /// and sweeps may see it again at once (an E message due for a quick
     /// retry, say).
     pub fn finished(&self, id: MessageId) {
-        self.state().scheduled.remove(&id);
+        let mut state = self.state();
+        state.scheduled.remove(&id);
+        state.finished.insert(id, Instant::now());
     }
 
     /// A message taken with [`Outbox::next`] was not sent after all, or its
@@ -187,6 +196,9 @@ impl Outbox {
     /// Scans the store for sendable messages the outbox does not hold, up to
     /// its free room. Blocking: run it on a blocking thread.
     pub fn sweep(&self, store: &Store) {
+        // Before the snapshot: anything finished from here on may still
+        // read as Q in it.
+        let began = Instant::now();
         let now = now_micros();
         let grace =
             Micros::try_from(self.inner.policy.fresh_grace.as_micros()).unwrap_or(Micros::MAX);
@@ -195,6 +207,7 @@ impl Outbox {
             let mut state = self.state();
             let keep = SETTLE_FOR;
             state.settling.retain(|_, at| at.elapsed() < keep);
+            state.finished.retain(|_, at| at.elapsed() < keep);
             if state.dropped > 0 {
                 debug!(dropped = state.dropped, "fresh offers left to the sweep");
                 state.dropped = 0;
@@ -235,23 +248,38 @@ impl Outbox {
                     .filter(|m| m.retry_after.is_none_or(|t| t <= now)),
             )
             .filter(|m| serves(&m.connection.backend));
+        let added = self.admit(&mut state, began, eligible);
+        drop(state);
+        if added > 0 {
+            debug!(added, "outbox sweep found messages to send");
+            self.inner.ready.notify_one();
+        }
+    }
+
+    /// Puts the messages a sweep found, read from a snapshot taken after
+    /// `began`, in the backlog, but for those in hand, settling, or whose
+    /// answer was committed after `began` (the snapshot may predate it).
+    /// Returns how many it added.
+    fn admit(
+        &self,
+        state: &mut State,
+        began: Instant,
+        found: impl IntoIterator<Item = Message>,
+    ) -> usize {
         let mut added = 0;
-        for msg in eligible {
+        for msg in found {
             if state.backlog.len() >= self.inner.capacity {
                 break;
             }
-            if state.scheduled.contains(&msg.id) || state.settling.contains_key(&msg.id) {
+            let stale = state.finished.get(&msg.id).is_some_and(|at| *at >= began);
+            if stale || state.scheduled.contains(&msg.id) || state.settling.contains_key(&msg.id) {
                 continue;
             }
             state.scheduled.insert(msg.id);
             state.backlog.push_back(msg);
             added += 1;
         }
-        drop(state);
-        if added > 0 {
-            debug!(added, "outbox sweep found messages to send");
-            self.inner.ready.notify_one();
-        }
+        added
     }
 }
 
@@ -285,6 +313,27 @@ mod tests {
         let first = outbox.next().await;
         outbox.release(first);
         assert_eq!(outbox.next().await.id, 1);
+    }
+
+    /// The race that sent replies twice under load: a sweep reads the
+    /// store, the message is sent and its answer committed meanwhile, and
+    /// the sweep then finds it Q in its stale snapshot and not in hand.
+    #[tokio::test]
+    async fn a_sweep_that_read_before_an_answer_was_committed_leaves_the_message_alone() {
+        let outbox = Outbox::new(10, Policy::every_backend());
+        outbox.offer(msg(1));
+        let sent = outbox.next().await;
+        let began = Instant::now();
+        outbox.finished(sent.id);
+        let mut state = outbox.state();
+        assert_eq!(outbox.admit(&mut state, began, [msg(1)]), 0);
+        drop(state);
+        assert!(outbox.is_empty(), "a message already sent was queued again");
+        // A sweep that began after the commit reads the new status; one
+        // that finds the message Q then (an E retried, say) takes it.
+        let later = Instant::now();
+        let mut state = outbox.state();
+        assert_eq!(outbox.admit(&mut state, later, [msg(1)]), 1);
     }
 
     #[tokio::test]

@@ -30,6 +30,12 @@
 //! slot (the bearerbox's own window, `smsbox-max-pending`, normally keeps
 //! it from sending that many). Beyond that an MO is acked `failed_tmp`: the
 //! bearerbox keeps it and offers it again later.
+//!
+//! A shutdown drains: no new MT goes out, the session waits (up to
+//! [`MT_DRAIN_TIMEOUT`]) for the bearerbox's answers to the MTs in flight
+//! and stores them, and lets the MOs being routed finish so their acks go
+//! out. An MT whose answer never came is sent again after the restart, so
+//! only a crash (or a bearerbox that does not answer) repeats a reply.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -67,6 +73,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the writer may take to flush and close after the session has
 /// ended. A stalled socket must not keep rapidbox from redialling.
 const WRITER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a shutdown waits for the bearerbox's answers to the MTs in
+/// flight. A bearerbox answers within milliseconds; an MT still
+/// unanswered after this is sent again after the restart (a duplicate).
+const MT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -216,11 +226,30 @@ impl Session<'_> {
         // frame would cost a timer update per frame at full rate.
         let silence = tokio::time::sleep_until(liveness.deadline());
         tokio::pin!(silence);
+        // Set once shutdown is asked for: from then on no MT goes out, and
+        // the session ends when the MTs in flight are answered or at this
+        // deadline.
+        let mut draining: Option<tokio::time::Instant> = None;
 
         let end = loop {
+            if draining.is_some() && in_flight.is_empty() {
+                break SessionEnd::Shutdown;
+            }
+            let drain_deadline = draining.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+                _ = shutdown.cancelled(), if draining.is_none() => {
+                    if !in_flight.is_empty() {
+                        info!(in_flight = in_flight.len(), "shutting down: waiting for the bearerbox's answers to the MTs in flight");
+                    }
+                    draining = Some(tokio::time::Instant::now() + MT_DRAIN_TIMEOUT);
+                    slot = None;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(drain_deadline), if draining.is_some() => {
+                    warn!(in_flight = in_flight.len(), "no answer to these MTs within {MT_DRAIN_TIMEOUT:?} of the shutdown; they will be sent again after the restart");
+                    break SessionEnd::Shutdown;
+                }
                 frame = frames.next() => {
                     let msg = match frame {
                         None => break SessionEnd::Closed,
@@ -308,13 +337,13 @@ impl Session<'_> {
                         break SessionEnd::Broken("the writer stopped".into());
                     }
                 }
-                free = window.clone().acquire_owned(), if !suspended && slot.is_none() => {
+                free = window.clone().acquire_owned(), if !suspended && slot.is_none() && draining.is_none() => {
                     match free {
                         Ok(free) => slot = Some(free),
                         Err(_) => break SessionEnd::Broken("the MT window closed".into()),
                     }
                 }
-                message = outbox.next(), if !suspended && slot.is_some() => {
+                message = outbox.next(), if !suspended && slot.is_some() && draining.is_none() => {
                     let Some(taken) = slot.take() else { continue };
                     if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
                         liveness.sent(Instant::now());

@@ -65,6 +65,45 @@ impl FakeSmsc {
         }
     }
 
+    /// Starts fakesmsc sending `count` MOs made from `template` (`"SENDER
+    /// RECEIVER text WORDS"`) with a random number appended to the sender
+    /// and to the last word (fakesmsc's `-z 5`), `interval` seconds apart:
+    /// a stream of distinct MOs at a steady rate, as fast as fakesmsc can
+    /// write them with an interval of 0. The random numbers go up to
+    /// 2^31, so two MOs of a stream of 100,000 are the same (sender and
+    /// text) with a chance of about 1 in 10^8.
+    ///
+    /// fakesmsc does not say which MOs it sent, only how many; the
+    /// bearerbox's count of MOs received is the offered count, and the
+    /// MOs themselves are known from what reaches the box.
+    pub fn spawn_randomized(
+        name: &str,
+        dir: &Path,
+        smsc_port: u16,
+        template: &str,
+        count: u32,
+        interval: f64,
+    ) -> Self {
+        let args = [
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-r".to_owned(),
+            smsc_port.to_string(),
+            "-i".to_owned(),
+            interval.to_string(),
+            "-m".to_owned(),
+            count.to_string(),
+            // Bit 1: a random number after the sender; bit 4: after the
+            // last word of the text.
+            "-z".to_owned(),
+            "5".to_owned(),
+            template.to_owned(),
+        ];
+        FakeSmsc {
+            daemon: Daemon::spawn(name, super::FAKESMSC, args, dir, Vec::new()),
+        }
+    }
+
     /// The underlying process.
     pub fn daemon(&mut self) -> &mut Daemon {
         &mut self.daemon

@@ -31,6 +31,15 @@ pub async fn get(port: u16, path_and_query: &str) -> Response {
     request(port, "GET", path_and_query, &[], None).await
 }
 
+/// `GET path_and_query` like [`get`], but `None` when there is no answer
+/// (nothing listening, a timeout, a garbled answer): for polling a daemon
+/// that may be starting.
+pub async fn try_get(port: u16, path_and_query: &str) -> Option<Response> {
+    try_request(port, "GET", path_and_query, &[], None)
+        .await
+        .ok()
+}
+
 /// `method path_and_query` to 127.0.0.1:`port` over HTTP/1.0 with
 /// `headers` and, when given, `body` (and its `Content-Length`). Panics
 /// on any failure, as [`get`].
@@ -41,6 +50,19 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Response {
+    try_request(port, method, path_and_query, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`request`], with what went wrong as an error instead of a panic.
+pub async fn try_request(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
     let what = format!("{method} 127.0.0.1:{port}{path_and_query}");
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
@@ -63,22 +85,22 @@ pub async fn request(
     };
     let raw = match tokio::time::timeout(HTTP_TIMEOUT, exchange).await {
         Ok(Ok(raw)) => raw,
-        Ok(Err(e)) => panic!("{what} failed: {e}"),
-        Err(_) => panic!("{what} took over {HTTP_TIMEOUT:?}"),
+        Ok(Err(e)) => return Err(format!("{what} failed: {e}")),
+        Err(_) => return Err(format!("{what} took over {HTTP_TIMEOUT:?}")),
     };
     let text = String::from_utf8_lossy(&raw);
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        panic!("{what}: no end of headers in {text:?}");
+        return Err(format!("{what}: no end of headers in {text:?}"));
     };
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: bad status line in {head:?}"));
-    Response {
+        .ok_or_else(|| format!("{what}: bad status line in {head:?}"))?;
+    Ok(Response {
         status,
         body: body.to_owned(),
-    }
+    })
 }
 
 /// A stub HTTP server on 127.0.0.1 that answers every request with the

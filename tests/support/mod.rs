@@ -15,6 +15,8 @@
 //!   SIGKILL) so that no test leaves a process behind.
 //! - [`fakesmsc`]: Kannel's fake SMSC client, and the MTs it reports; a
 //!   [`fakesmsc::Phone`] sends numbered MOs one by one and counts them.
+//! - [`faults`]: storage that fails on demand (a small ext4 on a loop
+//!   device that fills up; a FUSE layer that returns EIO), root only.
 //! - [`bearerbox`]: a bearerbox that can be stopped and restarted on the
 //!   same configuration, and its status page read as numbers.
 //! - [`rapidbox`]: the `rapidbox` binary, configured from parameters,
@@ -43,6 +45,7 @@ pub mod browser;
 pub mod conf;
 pub mod fakesmsc;
 pub mod faulty_link;
+pub mod faults;
 pub mod http;
 pub mod in_process;
 pub mod ports;

@@ -143,6 +143,15 @@ impl Daemon {
         }
     }
 
+    /// The most memory the daemon has had resident so far (`VmHWM`), in
+    /// KiB; `None` once it has exited or when /proc cannot say.
+    pub fn peak_rss_kib(&mut self) -> Option<u64> {
+        if self.try_exit_status().is_some() {
+            return None;
+        }
+        proc_status_kib(self.child.id(), "VmHWM:")
+    }
+
     /// Waits up to `timeout` for the daemon to exit on its own.
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -291,6 +300,13 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A `KEY: N kB` line of /proc/PID/status, in KiB.
+pub fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// The last `lines` lines of the file at `path`, or why it cannot be read.

@@ -19,6 +19,13 @@ use super::process::{Daemon, SpawnOptions};
 /// The binary Cargo built for these tests.
 pub const RAPIDBOX: &str = env!("CARGO_BIN_EXE_rapidbox");
 
+/// The binary [`Rapidbox::start`] runs: `RAPIDBOX_BIN` when set (a
+/// release build, for the long runs of `bench/`, whose test harness stays
+/// a quick debug build), else [`RAPIDBOX`].
+pub fn binary() -> String {
+    std::env::var("RAPIDBOX_BIN").unwrap_or_else(|_| RAPIDBOX.to_owned())
+}
+
 /// How long a graceful stop may take. rapidbox waits up to 10 s for the MOs
 /// it is routing (and 30 s in all) before it gives up; a test expects far
 /// less, and a stop that takes longer is a hang worth a failure.
@@ -135,7 +142,7 @@ impl Rapidbox {
         let config = config.display().to_string();
         let daemon = Daemon::spawn_with(
             name,
-            RAPIDBOX,
+            &binary(),
             ["run", "--config", config.as_str()],
             dir,
             Vec::new(),
@@ -215,6 +222,24 @@ pub fn all_messages(store: &Store) -> Vec<Message> {
         messages.len() < MAX_SCAN,
         "the store holds {MAX_SCAN} messages or more; the tests expect a few hundred"
     );
+    messages.reverse();
+    messages
+}
+
+/// Every message in the store, oldest first, read a page of [`MAX_SCAN`]
+/// at a time: for the stores of long runs (crash loops, soaks), which
+/// [`all_messages`] refuses.
+pub fn every_message(store: &Store) -> Vec<Message> {
+    let mut messages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .recent_messages(before, MAX_SCAN)
+            .unwrap_or_else(|e| panic!("cannot read rapidbox's store: {e}"));
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        messages.extend(page);
+    }
     messages.reverse();
     messages
 }
