@@ -285,6 +285,58 @@ mod tests {
         }
     }
 
+    /// Says it waits on an application outside, then takes its time.
+    struct Outside(Duration);
+
+    impl App for Outside {
+        fn name(&self) -> &str {
+            "outside"
+        }
+
+        fn handle<'a>(&'a self, msg: &'a mut Incoming) -> AppFuture<'a, bool> {
+            Box::pin(async move {
+                msg.waiting_outside();
+                tokio::time::sleep(self.0).await;
+                msg.respond("fetched");
+                Ok(true)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_app_waiting_outside_has_its_mo_acked_without_waiting_out_defer_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).unwrap();
+        let router = Router::new(
+            vec![Box::new(Outside(Duration::from_millis(500)))],
+            Arc::new(store.clone()),
+            ReplySettings::default(),
+        );
+        let outbox = Outbox::new(16, Policy::every_backend());
+        let transports = Transports::new(Default::default(), &Default::default(), true);
+        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        // Far longer than the app takes: only its word defers the MO.
+        let deferrals = Deferrals::new(Duration::from_secs(60), 4);
+        let metrics = crate::metrics::Metrics::detached();
+        let intake = Intake::new(store, router, dispatch, metrics).with_deferrals(deferrals);
+        let (message, key) = mo(&intake, 6);
+        let id = message.id;
+        let started = Instant::now();
+        let received = intake.receive_mo(message, key).await.unwrap();
+        assert!(
+            matches!(received, Received::Deferred(i) if i == id),
+            "{received:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "waited for the application: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status(&intake, id), Status::Received);
+        until_handled(&intake, id).await;
+        assert_eq!(outbox.next().await.text, "fetched");
+    }
+
     /// An intake over a fresh store whose one app takes `pause`,
     /// deferring after 20 ms, `max` at once; and the outbox replies go to.
     fn intake(dir: &tempfile::TempDir, pause: Duration, max: usize) -> (Intake, Deferrals, Outbox) {

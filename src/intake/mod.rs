@@ -25,6 +25,7 @@ pub mod deferred;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::dispatch::Dispatch;
@@ -175,10 +176,19 @@ impl Intake {
         // What is stored if the apps are slow: the MO as received (R).
         let pending = message.clone();
         let router = self.router.clone();
-        let mut routing = Box::pin(async move { router.route(message).await });
-        if let Ok(routed) = tokio::time::timeout(deferrals.after(), &mut routing).await {
-            drop(claim);
-            return self.commit_mo(routed, key).await;
+        // An app about to wait on an application outside says so: the MO
+        // is deferred then, without waiting out `defer_after_ms` first.
+        let outside = Arc::new(Notify::new());
+        let told = outside.clone();
+        let mut routing = Box::pin(async move { router.route_telling(message, Some(told)).await });
+        tokio::select! {
+            biased;
+            routed = &mut routing => {
+                drop(claim);
+                return self.commit_mo(routed, key).await;
+            }
+            _ = tokio::time::sleep(deferrals.after()) => {}
+            _ = outside.notified() => {}
         }
         let id = pending.id;
         let unit = Unit::new().with(Op::put(pending)).unless_mo_known(key);

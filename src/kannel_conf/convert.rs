@@ -98,11 +98,22 @@ pub fn convert(conf: &KannelConf) -> Result<Conversion, ConvertError> {
         vec![toml::Value::from("sms_services")]
     };
     router.insert("apps".into(), toml::Value::Array(apps));
+    let shaping = services::smsbox(smsbox, &mut out);
+    // smsbox takes up to max-pending-requests MOs into its fetches at
+    // once; rapidbox's services fetch in the background of MOs deferred
+    // ([router] max_deferred), so the one bound must be at least the other.
+    let pending = shaping
+        .get("max_pending_requests")
+        .and_then(toml::Value::as_integer)
+        .and_then(|n| usize::try_from(n).ok());
+    let deferred = crate::config::RouterConfig::default().max_deferred;
+    if let Some(n) = pending.filter(|n| *n > deferred && !services.is_empty()) {
+        router.insert("max_deferred".into(), toml::Value::from(n as i64));
+    }
     doc.insert("router".into(), router.into());
     if !services.is_empty() {
         doc.insert("sms_services".into(), toml::Value::Array(services));
     }
-    let shaping = services::smsbox(smsbox, &mut out);
     if !shaping.is_empty() {
         doc.insert("smsbox".into(), shaping.into());
     }
