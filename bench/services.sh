@@ -12,8 +12,8 @@
 # smsbox runs on an smsbox.conf with one service,
 #   get-url = "http://127.0.0.1:PORT/sms?text=%a"
 # and rapidbox on what `rapidbox import-kannel-conf` makes of the same
-# file (plus a [store] path in the scratch folder): the same service, the
-# same smsbox keys, nothing tuned by hand.
+# file (plus a [store] path in the scratch folder and a free HTTP port):
+# the same service, the same smsbox keys, nothing tuned by hand.
 #
 #   bash bench/services.sh [MESSAGES] [WINDOW]     (default 20000, 100)
 #
@@ -122,7 +122,10 @@ max-messages = 1
 CONF
     if [ "$name" = rapidbox ]; then
         "$RAPIDBOX" import-kannel-conf "$dir/smsbox.conf" > "$dir/rapidbox.toml"
-        printf '\n[store]\npath = "%s"\n' "$dir/rapidbox.redb" >> "$dir/rapidbox.toml"
+        # Where to store, and an HTTP port of its own (smsbox served none
+        # here, and rapidbox's default 127.0.0.1:8080 may be taken).
+        printf '\n[store]\npath = "%s"\n[http]\nlisten = "127.0.0.1:0"\n' \
+            "$dir/rapidbox.redb" >> "$dir/rapidbox.toml"
         "$RAPIDBOX" check-config "$dir/rapidbox.toml" > "$dir/check" 2>&1 \
             || { cat "$dir/check" >&2; exit 1; }
         env RUST_LOG=warn python3 bench/rusage.py "$dir/rusage" \
