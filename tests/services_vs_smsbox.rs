@@ -117,7 +117,7 @@ fn routes() -> Vec<Route> {
             answer: text(""),
         },
         Route {
-            path: "/xmlans",
+            path: "/xans",
             answer: Answer::Raw {
                 status: 200,
                 content_type: "text/xml",
@@ -255,13 +255,13 @@ fn services(base: &str, dir: &Path) -> Vec<Group> {
         s("alt")
             .set("get-url", format!("{base}/get/alt?p=%p&a=%a&b=%b"))
             .set("alt-charset", "ISO-8859-1"),
-        s("altp")
+        s("zpost")
             .set("post-url", format!("{base}/post/alt?p=%p"))
             .set("alt-charset", "ISO-8859-1"),
         s("xa")
-            .set("get-url", format!("{base}/xmlans?p=%p"))
+            .set("get-url", format!("{base}/xans?p=%p"))
             .set("accept-x-kannel-headers", "true"),
-        s("xr").set("get-url", format!("{base}/xmlans/refused?p=%p")),
+        s("xr").set("get-url", format!("{base}/xans/refused?p=%p")),
         s("smsc")
             .set("accepted-smsc", "other")
             .set("text", "not for fake"),
@@ -314,7 +314,7 @@ const MOS: &[(&str, &str)] = &[
     ("+4670000036", "text binr"),
     ("+4670000038", "text dlr"),
     ("+4670000039", "text alt café"),
-    ("+4670000040", "text altp ça va"),
+    ("+4670000040", "text zpost ça va"),
     ("+4670000041", "text xa"),
     ("+4670000042", "text xr"),
 ];
@@ -539,6 +539,46 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
         by_smsbox.mts.len() >= 30 && asked >= 19,
         "{TEST}: smsbox answered {} phones and made {asked} requests: {by_smsbox:#?}",
         by_smsbox.mts.len()
+    );
+    // The cases added for alt-charset, text/xml answers and retries do
+    // what they are there for (in smsbox's run, so in rapidbox's too).
+    let requests = |phone: &str| by_smsbox.requests.get(phone).cloned().unwrap_or_default();
+    let mts = |phone: &str| by_smsbox.mts.get(phone).cloned().unwrap_or_default();
+    assert!(
+        requests("+4670000039")
+            .iter()
+            .any(|r| r.contains("a=alt+caf%E9")),
+        "{TEST}: alt-charset in escapes: {:?}",
+        requests("+4670000039")
+    );
+    assert!(
+        requests("+4670000040")
+            .iter()
+            .any(|r| r.contains("\\xe7a va")
+                || r.contains("\\u{e7}a va")
+                || r.contains("\u{fffd}a va")),
+        "{TEST}: alt-charset in a post body: {:?}",
+        requests("+4670000040")
+    );
+    assert!(
+        mts("+4670000041")
+            .iter()
+            .any(|m| m.starts_with("88888 ") && m.contains("xml+reply")
+                || m.starts_with("88888 ") && m.contains("xml reply")),
+        "{TEST}: a text/xml answer accepted: {:?}",
+        mts("+4670000041")
+    );
+    assert!(
+        mts("+4670000042").iter().all(|m| !m.starts_with("88888 "))
+            && !mts("+4670000042").is_empty(),
+        "{TEST}: a text/xml answer refused: {:?}",
+        mts("+4670000042")
+    );
+    assert_eq!(
+        requests("+4670000018").len(),
+        2,
+        "{TEST}: http-request-retry 1 asks twice: {:?}",
+        requests("+4670000018")
     );
     assert!(
         differences.is_empty(),

@@ -343,7 +343,10 @@ fn services_get_twice_max_pending_requests_background_slots() {
     .unwrap();
     let config = loaded(&set);
     assert_eq!(
-        (config.smsbox.max_pending_requests, config.router.max_deferred),
+        (
+            config.smsbox.max_pending_requests,
+            config.router.max_deferred
+        ),
         (2000, 4000)
     );
     let none = convert_text("group = smsbox\nmax-pending-requests = 2000\n").unwrap();
