@@ -23,9 +23,10 @@
 //!    never lost.
 //!
 //! An app about to wait on an application outside rapidbox says so
-//! ([`crate::router::Incoming::waiting_outside`]): its MO is deferred at
-//! once rather than after `defer_after_ms`, so a slow application holds
-//! the bearerbox's window no longer than a commit.
+//! ([`crate::router::Incoming::waiting_outside`]): its MO is deferred
+//! [`OUTSIDE_GRACE`] later rather than after `defer_after_ms`, so a slow
+//! application holds the bearerbox's window no longer than that and a
+//! commit.
 //!
 //! A redelivery of a deferred MO finds its key stored and is acknowledged
 //! without routing, as for any stored MO. At most `[router] max_deferred`
@@ -48,6 +49,12 @@ use tracing::{info, warn};
 use super::Intake;
 use crate::model::{Direction, Message, MessageId, Status};
 use crate::router::Routed;
+
+/// How long an MO whose app said it waits outside rapidbox may still
+/// finish inline: long enough for an application on a nearby host to
+/// answer (the MO then costs one commit, not two), short enough that the
+/// bearerbox's window (100 MOs) is no bound (100 / 5 ms = 20,000 MOs/s).
+pub const OUTSIDE_GRACE: Duration = Duration::from_millis(5);
 
 /// How often R messages left behind are looked for.
 pub const RESUME_EVERY: Duration = Duration::from_secs(30);

@@ -198,7 +198,12 @@ impl Intake {
                 return self.commit_mo(routed, key).await;
             }
             _ = tokio::time::sleep_until(started + deferrals.after()) => {}
-            _ = outside.notified() => {}
+            // An application that answers at once (on the same host, say)
+            // still finishes inline within the grace: one commit, not two.
+            _ = async {
+                outside.notified().await;
+                tokio::time::sleep(deferred::OUTSIDE_GRACE).await;
+            } => {}
         }
         let unit = Unit::new().with(Op::put(pending)).unless_mo_known(key);
         if let Outcome::Duplicate(first) = self.store.commit(unit).await? {
