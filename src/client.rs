@@ -51,6 +51,16 @@ pub enum HttpError {
 impl HttpClient {
     /// A client trusting Mozilla's root certificates for https.
     pub fn new() -> Result<HttpClient, HttpError> {
+        HttpClient::with_idle_per_host(POOL_IDLE_PER_HOST)
+    }
+
+    /// [`HttpClient::new`] keeping up to `idle` connections per host open
+    /// between requests. A caller that makes `n` requests to one host at
+    /// once needs `n`: with fewer, every request beyond them opens a
+    /// connection and closes it after, which costs a TCP handshake each
+    /// and, at a few thousand a second, runs out of local ports (each
+    /// closed one waits in TIME_WAIT for a minute).
+    pub fn with_idle_per_host(idle: usize) -> Result<HttpClient, HttpError> {
         let provider = tokio_rustls::rustls::crypto::ring::default_provider();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(provider)
@@ -59,7 +69,7 @@ impl HttpClient {
             .enable_http1()
             .build();
         let inner = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_max_idle_per_host(idle)
             .build(https);
         Ok(HttpClient { inner })
     }

@@ -30,6 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::model::{
@@ -107,6 +108,9 @@ pub struct Incoming {
     /// [`Incoming::report_failure`]); the router takes them after each
     /// call and records them with the app's name.
     reported: Vec<String>,
+    /// Told when an app is about to wait on something outside rapidbox
+    /// (see [`Incoming::waiting_outside`]).
+    outside: Option<Arc<Notify>>,
 }
 
 impl Incoming {
@@ -117,6 +121,20 @@ impl Incoming {
             annotations: BTreeMap::new(),
             responses: Vec::new(),
             reported: Vec::new(),
+            outside: None,
+        }
+    }
+
+    /// Says that the app is about to wait on something outside rapidbox
+    /// (an HTTP application, a program) whose answer may take long. An MO
+    /// from the bearerbox is then stored as received and acknowledged at
+    /// once, and its routing finishes in the background (when `[router]`
+    /// defers at all and a background slot is free), instead of holding
+    /// the bearerbox's window for `defer_after_ms` first. Call it only
+    /// right before such a wait: an MO deferred costs one more commit.
+    pub fn waiting_outside(&self) {
+        if let Some(outside) = &self.outside {
+            outside.notify_one();
         }
     }
 
@@ -352,8 +370,15 @@ impl Router {
     /// Routes one incoming message through every phase. Never fails: app
     /// failures are in the result.
     pub async fn route(&self, message: Message) -> Routed {
+        self.route_telling(message, None).await
+    }
+
+    /// [`Router::route`], telling `outside` when an app says it is about
+    /// to wait on something outside rapidbox ([`Incoming::waiting_outside`]).
+    pub async fn route_telling(&self, message: Message, outside: Option<Arc<Notify>>) -> Routed {
         let id = message.id;
         let mut msg = Incoming::new(message);
+        msg.outside = outside;
         let mut failures = Vec::new();
 
         for app in self.apps.iter() {

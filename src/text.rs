@@ -148,6 +148,45 @@ pub fn decode_strict(bytes: &[u8], name: &str) -> Option<String> {
     }
 }
 
+/// `text` converted to the charset `name` as Kannel's `charset_convert`
+/// converts an MO's UTF-8 for a service's `alt-charset` (iconv, going on
+/// past what cannot be converted): each character the charset has becomes
+/// its bytes there, any other stays as its UTF-8 bytes. `None` when the
+/// charset is unknown (smsbox then leaves the text as it is).
+pub fn encode_lenient(text: &str, name: &str) -> Option<Vec<u8>> {
+    const LATIN1: [&str; 5] = ["ISO-8859-1", "ISO8859-1", "ISO_8859-1", "LATIN1", "L1"];
+    if LATIN1.iter().any(|l| l.eq_ignore_ascii_case(name.trim())) {
+        let mut out = Vec::with_capacity(text.len());
+        for c in text.chars() {
+            match u8::try_from(u32::from(c)) {
+                Ok(b) => out.push(b),
+                Err(_) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        return Some(out);
+    }
+    match Charset::from_name(name)? {
+        Charset::Utf8 => Some(text.as_bytes().to_vec()),
+        Charset::Utf16Be => Some(text.encode_utf16().flat_map(u16::to_be_bytes).collect()),
+        Charset::Other(encoding) => {
+            let (all, _, had_errors) = encoding.encode(text);
+            if !had_errors {
+                return Some(all.into_owned());
+            }
+            // Character by character, to keep what the charset lacks as
+            // its UTF-8 (encoding_rs would write an HTML entity).
+            let mut out = Vec::with_capacity(text.len());
+            let mut one = [0u8; 4];
+            for c in text.chars() {
+                let c = c.encode_utf8(&mut one);
+                let (bytes, _, bad) = encoding.encode(c);
+                out.extend_from_slice(if bad { c.as_bytes() } else { &bytes });
+            }
+            Some(out)
+        }
+    }
+}
+
 /// The GSM 03.38 default alphabet in code order (0x00..=0x7F). Slot 0x1B is
 /// the escape to the extension table, not a character: it holds U+001B
 /// here and [`is_gsm7`] never accepts it.
@@ -291,6 +330,17 @@ fn to_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn alt_charset_conversion_keeps_what_the_charset_lacks_as_utf8() {
+        assert_eq!(
+            encode_lenient("café €", "ISO-8859-1").unwrap(),
+            b"caf\xe9 \xe2\x82\xac"
+        );
+        assert_eq!(encode_lenient("café", "windows-1252").unwrap(), b"caf\xe9");
+        assert_eq!(encode_lenient("é", "UTF-8").unwrap(), "é".as_bytes());
+        assert!(encode_lenient("x", "no-such-charset").is_none());
+    }
 
     #[test]
     fn every_character_of_the_gsm_alphabet_fits() {

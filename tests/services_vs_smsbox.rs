@@ -23,8 +23,10 @@
 //! octet-stream answer accepted (8-bit) and refused (`?` text), a UCS-2
 //! reply by X-Kannel-Coding, allowed and denied prefixes, a word count that
 //! does not fit, faked-sender, concatenation, exec, file, accepted-smsc,
-//! a default service behind an allowed-prefix, reply-requestfailed, and a
-//! service's dlr-url called on the reply's report. fakesmsc cannot send a
+//! a default service behind an allowed-prefix, reply-requestfailed, a
+//! service's dlr-url called on the reply's report, alt-charset on the MO
+//! (get-url escapes and a post-url body), a text/xml answer accepted and
+//! refused, and http-request-retry (the failing service asked twice). fakesmsc cannot send a
 //! UCS-2 MO (smsc_fake.c takes text, data and udh), so none is sent.
 
 mod support;
@@ -113,6 +115,17 @@ fn routes() -> Vec<Route> {
         Route {
             path: "/dlr",
             answer: text(""),
+        },
+        Route {
+            path: "/xans",
+            answer: Answer::Raw {
+                status: 200,
+                content_type: "text/xml",
+                headers: &[("X-Kannel-From", "99999")],
+                body: b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<message><submit>\
+                        <ud>xml+reply+%E9</ud><oa><number>88888</number></oa>\
+                        </submit></message>",
+            },
         },
         Route {
             path: "/empty",
@@ -239,6 +252,16 @@ fn services(base: &str, dir: &Path) -> Vec<Group> {
             "dlr-url",
             format!("{base}/dlr?p=%p&P=%P&d=%d&A=%A&n=%n&k=%k"),
         ),
+        s("alt")
+            .set("get-url", format!("{base}/get/alt?p=%p&a=%a&b=%b"))
+            .set("alt-charset", "ISO-8859-1"),
+        s("zpost")
+            .set("post-url", format!("{base}/post/alt?p=%p"))
+            .set("alt-charset", "ISO-8859-1"),
+        s("xa")
+            .set("get-url", format!("{base}/xans?p=%p"))
+            .set("accept-x-kannel-headers", "true"),
+        s("xr").set("get-url", format!("{base}/xans/refused?p=%p")),
         s("smsc")
             .set("accepted-smsc", "other")
             .set("text", "not for fake"),
@@ -290,6 +313,10 @@ const MOS: &[(&str, &str)] = &[
     ("+4670000035", "text  helpme"),
     ("+4670000036", "text binr"),
     ("+4670000038", "text dlr"),
+    ("+4670000039", "text alt café"),
+    ("+4670000040", "text zpost ça va"),
+    ("+4670000041", "text xa"),
+    ("+4670000042", "text xr"),
 ];
 
 /// The smsbox keys that shape services.
@@ -298,7 +325,10 @@ fn smsbox_keys(conf: &mut Conf) {
         .set("smsbox", "reply-requestfailed", "REQFAIL")
         .set("smsbox", "reply-emptymessage", "EMPTY!")
         .set("smsbox", "mo-recode", "true")
-        .set("smsbox", "http-timeout", 5);
+        .set("smsbox", "http-timeout", 5)
+        // The failing service is asked twice, a second apart.
+        .set("smsbox", "http-request-retry", 1)
+        .set("smsbox", "http-queue-delay", 1);
 }
 
 /// One run's view: the requests by phone, and the MTs by phone.
@@ -353,8 +383,9 @@ fn mt_key(mt: &FakeMt) -> String {
     format!("{} -> {} [{}] {data}", mt.sender, mt.receiver, mt.kind)
 }
 
-/// Waits until the phone's MT count has not changed for a second (and at
-/// least `at_least` came), at most 15 s.
+/// Waits until the phone's MT count has not changed for 2.5 s (longer
+/// than `http-queue-delay`, so a retried request's reply is waited for;
+/// and at least `at_least` came), at most 20 s.
 async fn settle(phone: &Phone, at_least: usize) -> Vec<FakeMt> {
     let started = Instant::now();
     let mut last = (phone.mts().len(), Instant::now());
@@ -363,10 +394,10 @@ async fn settle(phone: &Phone, at_least: usize) -> Vec<FakeMt> {
         let n = phone.mts().len();
         if n != last.0 {
             last = (n, Instant::now());
-        } else if n >= at_least && last.1.elapsed() > Duration::from_secs(1) {
+        } else if n >= at_least && last.1.elapsed() > Duration::from_millis(2500) {
             return phone.mts();
         }
-        if started.elapsed() > Duration::from_secs(15) {
+        if started.elapsed() > Duration::from_secs(20) {
             return phone.mts();
         }
     }
@@ -508,6 +539,46 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
         by_smsbox.mts.len() >= 30 && asked >= 19,
         "{TEST}: smsbox answered {} phones and made {asked} requests: {by_smsbox:#?}",
         by_smsbox.mts.len()
+    );
+    // The cases added for alt-charset, text/xml answers and retries do
+    // what they are there for (in smsbox's run, so in rapidbox's too).
+    let requests = |phone: &str| by_smsbox.requests.get(phone).cloned().unwrap_or_default();
+    let mts = |phone: &str| by_smsbox.mts.get(phone).cloned().unwrap_or_default();
+    assert!(
+        requests("+4670000039")
+            .iter()
+            .any(|r| r.contains("a=alt+caf%E9")),
+        "{TEST}: alt-charset in escapes: {:?}",
+        requests("+4670000039")
+    );
+    assert!(
+        requests("+4670000040")
+            .iter()
+            .any(|r| r.contains("\\xe7a va")
+                || r.contains("\\u{e7}a va")
+                || r.contains("\u{fffd}a va")),
+        "{TEST}: alt-charset in a post body: {:?}",
+        requests("+4670000040")
+    );
+    assert!(
+        mts("+4670000041")
+            .iter()
+            .any(|m| m.starts_with("88888 ") && m.contains("xml+reply")
+                || m.starts_with("88888 ") && m.contains("xml reply")),
+        "{TEST}: a text/xml answer accepted: {:?}",
+        mts("+4670000041")
+    );
+    assert!(
+        mts("+4670000042").iter().all(|m| !m.starts_with("88888 "))
+            && !mts("+4670000042").is_empty(),
+        "{TEST}: a text/xml answer refused: {:?}",
+        mts("+4670000042")
+    );
+    assert_eq!(
+        requests("+4670000018").len(),
+        2,
+        "{TEST}: http-request-retry 1 asks twice: {:?}",
+        requests("+4670000018")
     );
     assert!(
         differences.is_empty(),

@@ -59,13 +59,25 @@ fn one(
         AppConfig::Keyword(c) => Box::new(Keyword::new(name, c.clone())),
         AppConfig::Webhook(c) => Box::new(Webhook::new(name, c.clone(), http.clone())),
         AppConfig::Optout(c) => Box::new(Optout::new(name, c.clone(), store.clone())),
-        AppConfig::SmsServices(_) => Box::new(SmsServices::new(
-            name,
-            &config.sms_services,
-            &config.smsbox,
-            config.kannel.global_sender.clone(),
-            http.clone(),
-        )),
+        AppConfig::SmsServices(_) => {
+            // Up to max-pending-requests requests at once, often to one
+            // host: a pool of its own that keeps as many connections.
+            let idle = config.smsbox.max_pending_requests.max(1);
+            let http = match HttpClient::with_idle_per_host(idle) {
+                Ok(own) => own,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sms services share rapidbox's HTTP client");
+                    http.clone()
+                }
+            };
+            Box::new(SmsServices::new(
+                name,
+                &config.sms_services,
+                &config.smsbox,
+                config.kannel.global_sender.clone(),
+                http,
+            ))
+        }
     }
 }
 

@@ -22,11 +22,20 @@
 //!    a webhook may get its request twice after a crash: at least once,
 //!    never lost.
 //!
+//! An app about to wait on an application outside rapidbox says so
+//! ([`crate::router::Incoming::waiting_outside`]): its MO is deferred
+//! [`OUTSIDE_GRACE`] later rather than after `defer_after_ms`, so a slow
+//! application holds the bearerbox's window no longer than that and a
+//! commit.
+//!
 //! A redelivery of a deferred MO finds its key stored and is acknowledged
 //! without routing, as for any stored MO. At most `[router] max_deferred`
-//! MOs are routed in the background at once; with all taken, an MO is
-//! routed inline until it is done (step 1 without the time limit), which
-//! slows the bearerbox's window down instead of growing memory.
+//! MOs are routed in the background at once; with all taken, an MO's
+//! routing starts inline and waits for a slot at the same time: it is
+//! deferred as soon as one is free (and its time or its app says so), or
+//! committed as in step 1 if it ends first. Either way it is acknowledged
+//! no sooner, which slows the bearerbox's window down instead of growing
+//! memory, as smsbox's `max-pending-requests` does.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +49,12 @@ use tracing::{info, warn};
 use super::Intake;
 use crate::model::{Direction, Message, MessageId, Status};
 use crate::router::Routed;
+
+/// How long an MO whose app said it waits outside rapidbox may still
+/// finish inline: long enough for an application on a nearby host to
+/// answer (the MO then costs one commit, not two), short enough that the
+/// bearerbox's window (100 MOs) is no bound (100 / 5 ms = 20,000 MOs/s).
+pub const OUTSIDE_GRACE: Duration = Duration::from_millis(5);
 
 /// How often R messages left behind are looked for.
 pub const RESUME_EVERY: Duration = Duration::from_secs(30);
@@ -121,7 +136,7 @@ impl Deferrals {
 
     /// A background slot for message `id`, waiting for one; `None` when
     /// `id` is in hand already.
-    async fn claim(&self, id: MessageId) -> Option<Claim> {
+    pub(super) async fn claim(&self, id: MessageId) -> Option<Claim> {
         let slot = self.inner.slots.clone().acquire_owned().await.ok()?;
         self.in_hand().insert(id).then(|| Claim {
             deferrals: self.clone(),
@@ -285,6 +300,58 @@ mod tests {
         }
     }
 
+    /// Says it waits on an application outside, then takes its time.
+    struct Outside(Duration);
+
+    impl App for Outside {
+        fn name(&self) -> &str {
+            "outside"
+        }
+
+        fn handle<'a>(&'a self, msg: &'a mut Incoming) -> AppFuture<'a, bool> {
+            Box::pin(async move {
+                msg.waiting_outside();
+                tokio::time::sleep(self.0).await;
+                msg.respond("fetched");
+                Ok(true)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_app_waiting_outside_has_its_mo_acked_without_waiting_out_defer_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).unwrap();
+        let router = Router::new(
+            vec![Box::new(Outside(Duration::from_millis(500)))],
+            Arc::new(store.clone()),
+            ReplySettings::default(),
+        );
+        let outbox = Outbox::new(16, Policy::every_backend());
+        let transports = Transports::new(Default::default(), &Default::default(), true);
+        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        // Far longer than the app takes: only its word defers the MO.
+        let deferrals = Deferrals::new(Duration::from_secs(60), 4);
+        let metrics = crate::metrics::Metrics::detached();
+        let intake = Intake::new(store, router, dispatch, metrics).with_deferrals(deferrals);
+        let (message, key) = mo(&intake, 6);
+        let id = message.id;
+        let started = Instant::now();
+        let received = intake.receive_mo(message, key).await.unwrap();
+        assert!(
+            matches!(received, Received::Deferred(i) if i == id),
+            "{received:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "waited for the application: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status(&intake, id), Status::Received);
+        until_handled(&intake, id).await;
+        assert_eq!(outbox.next().await.text, "fetched");
+    }
+
     /// An intake over a fresh store whose one app takes `pause`,
     /// deferring after 20 ms, `max` at once; and the outbox replies go to.
     fn intake(dir: &tempfile::TempDir, pause: Duration, max: usize) -> (Intake, Deferrals, Outbox) {
@@ -381,15 +448,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_every_background_slot_taken_an_mo_waits_for_its_apps() {
+    async fn with_every_background_slot_taken_an_mo_waits_for_a_slot_or_its_apps() {
         let dir = tempfile::tempdir().unwrap();
-        let (intake, _deferrals, _outbox) = intake(&dir, Duration::from_millis(200), 1);
+        let (intake, _deferrals, _outbox) = intake(&dir, Duration::from_millis(300), 1);
         let (first, first_key) = mo(&intake, 3);
         let (second, second_key) = mo(&intake, 4);
+        let started = Instant::now();
         let first = intake.receive_mo(first, first_key).await.unwrap();
         assert!(matches!(first, Received::Deferred(_)), "{first:?}");
         let second = intake.receive_mo(second, second_key).await.unwrap();
-        assert!(matches!(second, Received::Stored(_)), "{second:?}");
+        // The one slot frees when the first MO's routing ends, 300 ms in;
+        // the second's own routing ends about then too. Either way it was
+        // not acknowledged before.
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "acknowledged while every slot was taken: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(second, Received::Stored(_) | Received::Deferred(_)),
+            "{second:?}"
+        );
     }
 
     /// What a crash leaves: an MO stored as received and acknowledged,

@@ -25,6 +25,7 @@ pub mod deferred;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::dispatch::Dispatch;
@@ -162,25 +163,48 @@ impl Intake {
         if let Some(first) = self.store.message_id_by_mo(&key)? {
             return Ok(Received::Duplicate(first));
         }
-        let claim = self
-            .deferrals
-            .as_ref()
-            .and_then(|d| Some((d.clone(), d.try_claim(message.id)?)));
-        let Some((deferrals, claim)) = claim else {
-            // Deferring is off, or every background slot is taken: the MO
-            // waits for its apps.
+        let Some(deferrals) = self.deferrals.clone() else {
+            // Deferring is off: the MO waits for its apps.
             let routed = self.router.route(message).await;
             return self.commit_mo(routed, key).await;
         };
+        let started = tokio::time::Instant::now();
+        let id = message.id;
         // What is stored if the apps are slow: the MO as received (R).
         let pending = message.clone();
         let router = self.router.clone();
-        let mut routing = Box::pin(async move { router.route(message).await });
-        if let Ok(routed) = tokio::time::timeout(deferrals.after(), &mut routing).await {
-            drop(claim);
-            return self.commit_mo(routed, key).await;
+        // An app about to wait on an application outside says so: the MO
+        // is deferred then, without waiting out `defer_after_ms` first.
+        let outside = Arc::new(Notify::new());
+        let told = outside.clone();
+        let mut routing = Box::pin(async move { router.route_telling(message, Some(told)).await });
+        let claim = match deferrals.try_claim(id) {
+            Some(claim) => claim,
+            // Every background slot is taken: the routing goes on while
+            // the MO waits for one.
+            None => tokio::select! {
+                biased;
+                routed = &mut routing => return self.commit_mo(routed, key).await,
+                claim = deferrals.claim(id) => match claim {
+                    Some(claim) => claim,
+                    None => return self.commit_mo(routing.await, key).await,
+                },
+            },
+        };
+        tokio::select! {
+            biased;
+            routed = &mut routing => {
+                drop(claim);
+                return self.commit_mo(routed, key).await;
+            }
+            _ = tokio::time::sleep_until(started + deferrals.after()) => {}
+            // An application that answers at once (on the same host, say)
+            // still finishes inline within the grace: one commit, not two.
+            _ = async {
+                outside.notified().await;
+                tokio::time::sleep(deferred::OUTSIDE_GRACE).await;
+            } => {}
         }
-        let id = pending.id;
         let unit = Unit::new().with(Op::put(pending)).unless_mo_known(key);
         if let Outcome::Duplicate(first) = self.store.commit(unit).await? {
             // Another delivery of it is stored: this routing is dropped.

@@ -12,6 +12,7 @@
 //! | each `sendsms-user` | `[[sendsms_users]]` (`faked-sender` is `forced_sender`) |
 //! | each `sms-service` smsbox accepts | `[[sms_services]]`, keys in snake_case, `;`-lists as lists, `exec` split into arguments |
 //! | smsbox `reply-*`, `mo-recode`, `http-request-retry`, `http-queue-delay`, `max-pending-requests`, `http-timeout`, `sms-length` | `[smsbox]` |
+//! | smsbox `max-pending-requests` (default 512), with services | also `router.max_deferred`, twice as many |
 //!
 //! `router.apps` is `["sms_services"]` when there are services, else
 //! empty: rapidbox's default apps would echo every MO, and smsbox replied
@@ -98,11 +99,25 @@ pub fn convert(conf: &KannelConf) -> Result<Conversion, ConvertError> {
         vec![toml::Value::from("sms_services")]
     };
     router.insert("apps".into(), toml::Value::Array(apps));
+    let shaping = services::smsbox(smsbox, &mut out);
+    // smsbox has up to max-pending-requests fetches under way. rapidbox's
+    // services fetch for MOs deferred ([router] max_deferred), each of
+    // which holds its slot for its fetch and then its commit: twice as
+    // many slots as fetches keep every fetch busy, as smsbox keeps its own.
+    if !services.is_empty() {
+        let pending = shaping
+            .get("max_pending_requests")
+            .and_then(toml::Value::as_integer)
+            .unwrap_or(crate::config::SmsboxConfig::default().max_pending_requests as i64);
+        router.insert(
+            "max_deferred".into(),
+            toml::Value::from(pending.saturating_mul(2)),
+        );
+    }
     doc.insert("router".into(), router.into());
     if !services.is_empty() {
         doc.insert("sms_services".into(), toml::Value::Array(services));
     }
-    let shaping = services::smsbox(smsbox, &mut out);
     if !shaping.is_empty() {
         doc.insert("smsbox".into(), shaping.into());
     }

@@ -6,6 +6,7 @@
 use hyper::HeaderMap;
 
 use super::html::html_to_sms;
+use super::xml_answer::{self, XmlAnswer};
 use crate::client::HttpResponse;
 use crate::model::MtOptions;
 use crate::router::MtReply;
@@ -59,7 +60,19 @@ pub fn read(response: &HttpResponse, rules: &AnswerRules<'_>) -> Result<(Body, M
         }
         "text/plain" => (raw, false),
         "application/octet-stream" => (raw, true),
-        // text/xml is smsbox's XML answer format: not read by rapidbox.
+        "text/xml" => match xml_answer::read(raw) {
+            Some(xml) => {
+                // The document's encoding is the text's; the headers
+                // are not read, its elements stand for them.
+                let text = decode(&xml.text, Some(&xml.charset))?;
+                return Ok(finish_with(Body::Text(text), rules, |mt| from_xml(xml, mt)));
+            }
+            // Not a document: the answer as it came, as smsbox leaves it.
+            None => {
+                let text = decode(raw, charset.as_deref())?;
+                return Ok(finish_with(Body::Text(text), rules, |_| None));
+            }
+        },
         _ => return Err(Failure::CouldNotRepresent),
     };
     let body = if eight_bit {
@@ -124,9 +137,19 @@ fn find_ignoring_case(hay: &str, needle: &str, from: usize) -> Option<usize> {
 /// answer reaches the phone as `?` text, a text answer to an 8-bit MO as
 /// text).
 fn finish(body: Body, headers: &HeaderMap, rules: &AnswerRules<'_>) -> (Body, MtReply) {
+    finish_with(body, rules, |mt| x_kannel(headers, mt))
+}
+
+/// [`finish`] with the answer's fields read by `fields`, which fills the
+/// MT and returns the coding asked for.
+fn finish_with(
+    body: Body,
+    rules: &AnswerRules<'_>,
+    fields: impl FnOnce(&mut MtReply) -> Option<i32>,
+) -> (Body, MtReply) {
     let mut mt = MtReply::default();
     let coding = if rules.accept_x_kannel_headers {
-        let asked = x_kannel(headers, &mut mt);
+        let asked = fields(&mut mt);
         match (&body, asked) {
             (_, Some(coding)) => coding,
             (Body::Binary(_), None) => text::coding::EIGHT_BIT,
@@ -199,6 +222,46 @@ fn x_kannel(headers: &HeaderMap, mt: &mut MtReply) -> Option<i32> {
         mt.options = Some(options);
     }
     int("x-kannel-coding")
+}
+
+/// An XML answer's fields into `mt`, as [`x_kannel`] reads headers;
+/// returns its coding.
+fn from_xml(xml: XmlAnswer, mt: &mut MtReply) -> Option<i32> {
+    mt.sender = xml.from;
+    mt.smsc_id = xml.smsc;
+    mt.udh = xml.udh;
+    mt.dlr_mask = xml.dlr_mask;
+    let mut options = MtOptions {
+        dlr_url: xml.dlr_url,
+        account: xml.account,
+        binfo: xml.binfo,
+        meta_data: xml.meta_data,
+        ..MtOptions::default()
+    };
+    for (value, field) in [
+        (xml.mclass, &mut options.mclass),
+        (xml.mwi, &mut options.mwi),
+        (xml.pid, &mut options.pid),
+        (xml.alt_dcs, &mut options.alt_dcs),
+        (xml.rpi, &mut options.rpi),
+        (xml.priority, &mut options.priority),
+    ] {
+        if let Some(v) = value {
+            *field = v;
+        }
+    }
+    let now = crate::model::now_micros() / 1_000_000;
+    let minutes = |m: i32| i32::try_from(now + i64::from(m) * 60).unwrap_or(i32::MAX);
+    if let Some(v) = xml.validity {
+        options.validity = minutes(v);
+    }
+    if let Some(v) = xml.deferred {
+        options.deferred = minutes(v);
+    }
+    if options != MtOptions::default() {
+        mt.options = Some(options);
+    }
+    xml.coding
 }
 
 fn leading_int(v: &str) -> Option<i32> {

@@ -123,3 +123,31 @@ fn accepted_headers_make_the_coding_7_bit_unless_they_say_otherwise() {
     assert_eq!(body, Body::Text("ab".into()));
     assert_eq!(mt.udh, None, "refused");
 }
+
+#[test]
+fn an_xml_answer_is_its_ud_with_its_elements_obeyed_only_when_accepted() {
+    let doc = br#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<message><submit><ud>caf%E9</ud><oa><number>777</number></oa>
+<dcs><coding>0</coding></dcs></submit></message>"#;
+    let answer = response("text/xml", doc, &[("X-Kannel-From", "999")]);
+    let (body, mt) = read(&answer, &accepting()).unwrap();
+    assert_eq!(body, Body::Text("café".into()));
+    assert_eq!(
+        mt.sender.as_deref(),
+        Some("777"),
+        "the document, not the header"
+    );
+    let (body, mt) = read(&answer, &AnswerRules::default()).unwrap();
+    assert_eq!(body, Body::Text("café".into()));
+    assert_eq!(
+        mt,
+        MtReply::default(),
+        "refused without accept-x-kannel-headers"
+    );
+}
+
+#[test]
+fn an_xml_answer_that_does_not_parse_is_the_reply_as_it_came() {
+    let (body, _) = read(&response("text/xml", b"<oops", &[]), &accepting()).unwrap();
+    assert_eq!(body, Body::Text("<oops".into()));
+}

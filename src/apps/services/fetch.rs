@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
+use tokio::sync::Semaphore;
 
 use crate::client::{HttpClient, HttpResponse};
 use crate::text::coding;
@@ -122,15 +123,23 @@ pub struct Retry {
 }
 
 /// Sends `request` until an answer with status 200 or 202 comes (the only
-/// ones smsbox takes), at most `1 + retries` times. `Err` carries the last
-/// failure, for the log.
+/// ones smsbox takes), at most `1 + retries` times, `delay` apart: any
+/// other status, no answer, a broken connection or a timeout is tried
+/// again, as smsbox's `url_result_thread` requeues every request not
+/// answered 200 or 202. Each try holds one of `pending`'s permits
+/// (`max-pending-requests`) while it is in progress, not during the delay
+/// before the next (smsbox's waiting requests sit in its timer list, not
+/// in its pending count). `Err` carries the last failure, for the log.
 pub async fn fetch(
     http: &HttpClient,
     request: &Request,
     retry: Retry,
+    pending: &Semaphore,
 ) -> Result<HttpResponse, String> {
     let mut tries = 0;
     loop {
+        // Closed only if the app is gone; the request is then made anyway.
+        let permit = pending.acquire().await.ok();
         let headers: Vec<(&str, String)> = request
             .headers
             .iter()
@@ -145,6 +154,7 @@ pub async fn fetch(
                 retry.timeout,
             )
             .await;
+        drop(permit);
         let failure = match outcome {
             Ok(r) if r.status.as_u16() == 200 || r.status.as_u16() == 202 => return Ok(r),
             Ok(r) => format!("{}: HTTP {}", request.url, r.status.as_u16()),

@@ -5,7 +5,7 @@
 //! - `action`: what it does — `text`, `file`, `exec` (without a shell);
 //! - `fetch`: `get-url` and `post-url` requests as smsbox makes them, with
 //!   `http-request-retry`;
-//! - `xml`: the `post-xml` document;
+//! - `xml`: the `post-xml` document; `xml_answer`: a `text/xml` answer;
 //! - `answer` (and `html`): an HTTP answer as a reply, by Content-Type,
 //!   with the X-Kannel-* headers;
 //! - `reply`: header, footer, `max-messages`, `split-chars`,
@@ -25,6 +25,7 @@ mod reply;
 mod select;
 mod serve;
 mod xml;
+mod xml_answer;
 
 use std::sync::Arc;
 

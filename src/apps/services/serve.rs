@@ -48,6 +48,12 @@ impl SmsServices {
             .unwrap_or(shortcode)
             .to_owned();
         let mut ctx = Context::from_incoming(mo);
+        // obey_request_thread: a 7-bit MO's text converted to the
+        // service's alt-charset before its escapes are filled.
+        let alt = alt_charset_data(service, ctx.coding, ctx.data, &mo.text);
+        if let Some(data) = &alt {
+            ctx.data = Some(data);
+        }
         ctx.receiver = &reply_from;
         ctx.service = Some(&service.name);
         let (text_style, url_style) = self.styles();
@@ -63,6 +69,7 @@ impl SmsServices {
                 Outcome::Reply(Body::Text(text), Box::default())
             }
             Action::Exec(args) => {
+                msg.waiting_outside();
                 let _permit = self.pending.acquire().await;
                 match action::run(args, &ctx, text_style, self.timeout()).await {
                     Ok(out) => Outcome::Reply(
@@ -73,6 +80,7 @@ impl SmsServices {
                 }
             }
             Action::GetUrl(p) => {
+                msg.waiting_outside();
                 let request = fetch::get(
                     p.render(&ctx, url_style),
                     service.config.send_sender,
@@ -81,6 +89,7 @@ impl SmsServices {
                 self.ask(service, &request).await
             }
             Action::PostUrl(p) => {
+                msg.waiting_outside();
                 let request = fetch::post(
                     p.render(&ctx, url_style),
                     service.config.send_sender,
@@ -89,6 +98,7 @@ impl SmsServices {
                 self.ask(service, &request).await
             }
             Action::PostXml(p) => {
+                msg.waiting_outside();
                 let request = super::xml::post_xml(
                     p.render(&ctx, url_style),
                     service.config.send_sender,
@@ -130,10 +140,7 @@ impl SmsServices {
             retries: self.smsbox.http_request_retry,
             delay: Duration::from_secs(self.smsbox.http_queue_delay),
         };
-        let fetched = {
-            let _permit = self.pending.acquire().await;
-            fetch::fetch(&self.http, request, retry).await
-        };
+        let fetched = fetch::fetch(&self.http, request, retry, &self.pending).await;
         let response = match fetched {
             Ok(response) => response,
             Err(error) => {
@@ -204,6 +211,12 @@ impl SmsServices {
                 k.and_then(|k| k.charset.as_deref()),
                 Bytes::from(text.to_owned()),
             ),
+        };
+        // alt-charset: the text in the service's charset, the header's
+        // charset left as the MO had it (smsbox converts msgdata only).
+        let body = match alt_charset_data(service, coding, None, text) {
+            Some(data) => Bytes::from(data),
+            None => body,
         };
         PostFields {
             phone: &mo.connection.address,
@@ -293,6 +306,23 @@ impl SmsServices {
             msg.respond_mt(text, mt);
         }
     }
+}
+
+/// A 7-bit MO's text in the service's `alt-charset` (`charset_convert`
+/// from UTF-8 in `obey_request_thread`), when it has one; `None` keeps the
+/// text as it is (no alt-charset, not 7-bit, 8-bit data, or a charset
+/// rapidbox does not know, which smsbox leaves as is too).
+fn alt_charset_data(
+    service: &Service,
+    coding: i32,
+    data: Option<&[u8]>,
+    text: &str,
+) -> Option<Vec<u8>> {
+    let charset = service.config.alt_charset.as_deref()?;
+    if coding != coding::SEVEN_BIT || data.is_some() {
+        return None;
+    }
+    crate::text::encode_lenient(text, charset)
 }
 
 /// `strip_keyword`: the text without its first word and the blanks after.

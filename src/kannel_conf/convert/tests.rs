@@ -331,3 +331,28 @@ fn without_an_smsbox_group_there_is_nothing_to_convert() {
     let err = convert_text("group = core\nsmsbox-port = 13001\n").unwrap_err();
     assert!(err.to_string().contains("no `group = smsbox`"));
 }
+
+#[test]
+fn services_get_twice_max_pending_requests_background_slots() {
+    let service = "group = sms-service\nkeyword = default\nget-url = \"http://h/?a=%a\"\n";
+    let default = convert_text(&format!("group = smsbox\n\n{service}")).unwrap();
+    assert_eq!(loaded(&default).router.max_deferred, 1024);
+    let set = convert_text(&format!(
+        "group = smsbox\nmax-pending-requests = 2000\n\n{service}"
+    ))
+    .unwrap();
+    let config = loaded(&set);
+    assert_eq!(
+        (
+            config.smsbox.max_pending_requests,
+            config.router.max_deferred
+        ),
+        (2000, 4000)
+    );
+    let none = convert_text("group = smsbox\nmax-pending-requests = 2000\n").unwrap();
+    assert_eq!(
+        loaded(&none).router.max_deferred,
+        crate::config::RouterConfig::default().max_deferred,
+        "no services: nothing to fetch"
+    );
+}
