@@ -267,8 +267,8 @@ async fn a_journal_left_behind_is_replayed_with_the_journal_turned_off() {
     store.close().await;
     std::fs::write(&image, &at_start).unwrap();
     let off = StoreOptions {
-        mo_keys_every: 5,
-        ..StoreOptions::default()
+        journal: false,
+        ..journaled()
     };
     holds_exactly(&image, off, &ids).await;
     assert!(!journal::path_for(&image).exists());
