@@ -174,6 +174,14 @@ pub(crate) fn path_for(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Makes the directory entry of a new file durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
 /// Where a journal that does not belong to its store file is moved.
 fn aside_path(journal: &Path) -> PathBuf {
     let mut name = journal.as_os_str().to_owned();
@@ -204,6 +212,7 @@ impl Journal {
             path: path.to_owned(),
             source,
         };
+        let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -211,6 +220,7 @@ impl Journal {
             .truncate(false)
             .open(path)
             .map_err(io)?;
+        let mut new_name = !existed;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let mut found = read_records(path, &bytes, after)?;
@@ -240,7 +250,13 @@ impl Journal {
                 .truncate(true)
                 .open(path)
                 .map_err(io)?;
+            new_name = true;
             found = Found::default();
+        }
+        if new_name {
+            // A record fdatasync'ed into a file whose name is not yet
+            // durable could vanish with the name in a power cut.
+            sync_parent(path).map_err(io)?;
         }
         if found.dropped_bytes > 0 {
             file.set_len(found.intact_bytes).map_err(io)?;
