@@ -8,7 +8,9 @@
 #   bash bench/boxload.sh [MESSAGES] [WINDOW]      (default 20000, 100)
 #
 # BOXLOAD_ARGS adds boxload options (e.g. "--rate 10000"); BOXES picks the
-# boxes ("rapidbox" alone, say). Prints each box's boxload report (text)
+# boxes ("rapidbox" alone, say); STORE_TOML adds lines to rapidbox's
+# [store] (e.g. "journal = false"); RAPIDBOX_BIN runs that binary instead
+# of building this tree's. Prints each box's boxload report (text)
 # with its peak RSS and, for rapidbox, the store's size per message; then
 # both JSON lines.
 set -euo pipefail
@@ -17,9 +19,12 @@ cd "$(dirname "$0")/.."
 N="${1:-20000}"
 WINDOW="${2:-100}"
 [ -x /usr/sbin/smsbox ] || { echo "needs Kannel: apt-get install -y kannel" >&2; exit 1; }
-cargo build --release --quiet --bin rapidbox
+# RAPIDBOX_BIN runs another build of rapidbox (an A/B of two commits).
+if [ -z "${RAPIDBOX_BIN:-}" ]; then
+    cargo build --release --quiet --bin rapidbox
+fi
 cargo build --release --quiet -p boxload
-RAPIDBOX="$PWD/target/release/rapidbox"
+RAPIDBOX="${RAPIDBOX_BIN:-$PWD/target/release/rapidbox}"
 BOXLOAD="$PWD/target/release/boxload"
 
 source bench/lib.sh
@@ -38,6 +43,7 @@ run_one() { # NAME
         cat > "$dir/rapidbox.toml" <<CONF
 [store]
 path = "$dir/rapidbox.redb"
+${STORE_TOML:-}
 [kannel]
 port = $port
 dlr_mask = 0
@@ -82,11 +88,11 @@ CONF
     sleep 1
     kill -TERM "$box" 2>/dev/null || true
     wait "$box" || true
-    local peak cpu
-    read -r cpu peak < "$dir/rusage"
+    local peak cpu written user sys
+    read -r cpu peak written user sys < "$dir/rusage"
     echo "== $name"
     sed '$d' "$dir/report"
-    echo "peak RSS: $peak kB; CPU: $cpu s"
+    echo "peak RSS: $peak kB; CPU: $cpu s (user $user, sys $sys); written to storage: $written bytes = $((written / N)) per MO"
     local note="-"
     if [ "$name" = rapidbox ]; then
         local bytes

@@ -1,5 +1,6 @@
-"""Runs a command and, once it exits, writes its CPU seconds (user + sys)
-and its peak resident memory (KiB) to FILE, from the kernel's own
+"""Runs a command and, once it exits, writes its CPU seconds (user + sys),
+its peak resident memory (KiB), and the bytes it caused to be written to
+storage (ru_oublock, 512-byte blocks: /proc/PID/io's write_bytes) to FILE, from the kernel's own
 accounting (wait4), which stays exact even when the process exits on its
 own before anyone could read /proc. SIGTERM and SIGINT are passed on.
 
@@ -17,5 +18,8 @@ for signum in (signal.SIGTERM, signal.SIGINT):
 # wait4 is retried after a signal handler runs (PEP 475).
 _, status, usage = os.wait4(child.pid, 0)
 with open(out, "w") as f:
-    f.write(f"{usage.ru_utime + usage.ru_stime:.3f} {usage.ru_maxrss}\n")
+    f.write(
+        f"{usage.ru_utime + usage.ru_stime:.3f} {usage.ru_maxrss} {usage.ru_oublock * 512}"
+        f" {usage.ru_utime:.3f} {usage.ru_stime:.3f}\n"
+    )
 sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)

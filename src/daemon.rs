@@ -176,6 +176,8 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
     }
     let options = StoreOptions {
         cache_bytes: config.store.cache_mb << 20,
+        journal: config.store.journal,
+        checkpoint_interval: Duration::from_secs(config.store.checkpoint_secs),
         ..StoreOptions::default()
     };
     let store = Store::open(&config.store.path, options)?;

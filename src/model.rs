@@ -230,7 +230,7 @@ pub struct KannelInfo {
 /// the time, which grows, new entries land in the newest second's part of
 /// the index (the store still gathers them in `mo_recent` first: within a
 /// second, the UUIDs scatter them over that part).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MoKey {
     /// Kannel's `time`, or -1 when it has none.
     pub time: i64,
@@ -302,7 +302,7 @@ impl Default for MtOptions {
 /// A call owed to a sendsms caller's `dlr-url`: stored in the same unit
 /// as the delivery report that causes it, so no restart loses it, and
 /// removed once it is made or given up ([`crate::dlr_callback`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingCallback {
     /// When it is due; calls are made in this order.
     pub due: Micros,

@@ -20,6 +20,13 @@ pub struct StoreConfig {
     /// redb's page cache, in MiB. It is most of rapidbox's memory; the
     /// operating system's file cache sits behind it anyway.
     pub cache_mb: usize,
+    /// Make each batch durable with one append and fsync of a journal
+    /// beside the redb file, and commit redb durably only every
+    /// `checkpoint_secs` (see README, "The write-ahead journal").
+    pub journal: bool,
+    /// With `journal`: the most seconds between durable redb commits,
+    /// after each of which the journal is emptied.
+    pub checkpoint_secs: u64,
     /// Purge messages older than this many days (`None`: keep them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u64>,
@@ -40,6 +47,8 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./data/rapidbox.redb"),
             cache_mb: 32,
+            journal: false,
+            checkpoint_secs: 5,
             retention_days: None,
             retention_max_messages: None,
             // Kannel's SMSCs usually report within hours; a message's

@@ -348,6 +348,13 @@ fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
     if store.cache_mb == 0 || store.cache_mb > 1 << 20 {
         error(report, &at.key("cache_mb"), "must be 1 to 1048576 (MiB)");
     }
+    if store.checkpoint_secs == 0 || store.checkpoint_secs > 3600 {
+        error(
+            report,
+            &at.key("checkpoint_secs"),
+            "must be 1 to 3600 (seconds)",
+        );
+    }
     if store.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
         error(
             report,

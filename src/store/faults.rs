@@ -42,7 +42,7 @@ impl Faults {
         })
     }
 
-    fn check(&self) -> std::io::Result<()> {
+    pub(crate) fn check(&self) -> std::io::Result<()> {
         if self.failing.load(Ordering::SeqCst) {
             Err(std::io::Error::other("injected write failure"))
         } else {

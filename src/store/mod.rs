@@ -4,8 +4,12 @@
 //! - [`schema`]: every table, its key and value, in one place.
 //! - [`Unit`], [`Op`], [`Update`], [`Outcome`] (`unit.rs`): what callers
 //!   ask the writer to do, and its answer.
-//! - `writer.rs`: the writer thread; batches queued units into one durable
-//!   transaction and answers every waiter after the fsync.
+//! - `writer.rs`: the writer thread; batches queued units into one
+//!   transaction and answers every waiter once it is durable: by redb's
+//!   own fsync, or (with [`StoreOptions::journal`]) by the journal's.
+//! - `journal.rs`: the write-ahead journal: one appended, fsynced record
+//!   per batch, so that redb commits without an fsync between
+//!   checkpoints; replayed on open.
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
@@ -49,6 +53,7 @@ mod codec;
 mod error;
 #[cfg(test)]
 mod faults;
+mod journal;
 mod legacy;
 mod purge;
 mod read;
@@ -109,6 +114,18 @@ pub struct StoreOptions {
     /// file, so it slows the start of a big store. redb always verifies
     /// after a crash (when the file was not closed cleanly).
     pub check_integrity_on_open: bool,
+    /// Make batches durable through the write-ahead journal (`journal.rs`,
+    /// a file beside the store's) instead of a durable redb commit each:
+    /// redb then commits without an fsync, durably only every
+    /// `checkpoint_interval`.
+    pub journal: bool,
+    /// With the journal, the longest time between durable redb commits
+    /// (checkpoints), after which the journal is emptied; it bounds the
+    /// journal's size and the replay after a crash.
+    pub checkpoint_interval: Duration,
+    /// With the journal, a checkpoint also comes once the journal holds
+    /// this many bytes.
+    pub checkpoint_bytes: u64,
     /// Tests: the file's backend fails writes on demand.
     #[cfg(test)]
     pub(crate) faults: Option<Arc<faults::Faults>>,
@@ -124,6 +141,9 @@ impl Default for StoreOptions {
             mo_keys_every: 8192,
             cache_bytes: 256 << 20,
             check_integrity_on_open: true,
+            journal: false,
+            checkpoint_interval: Duration::from_secs(5),
+            checkpoint_bytes: 64 << 20,
             #[cfg(test)]
             faults: None,
         }
@@ -133,8 +153,12 @@ impl Default for StoreOptions {
 /// What the writer has done since the store was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Durable transactions committed.
+    /// Transactions committed (durable ones, and with the journal on
+    /// also those made durable by a journal record).
     pub transactions: u64,
+    /// With the journal on: durable redb commits (checkpoints), after
+    /// each of which the journal was emptied.
+    pub checkpoints: u64,
     /// Units answered from committed batches, whatever their outcome.
     pub units: u64,
     /// Units refused (answered with an error, nothing applied).
@@ -194,7 +218,13 @@ impl Store {
             path: path.to_owned(),
             options: options.clone(),
         };
-        let (db, next_id, next_seq, recent) = opener.open()?;
+        let Opened {
+            db,
+            next_id,
+            next_seq,
+            recent,
+            journal,
+        } = opener.open()?;
         let db = Arc::new(db);
         let shared = Arc::new(Shared::default());
         *shared
@@ -206,6 +236,8 @@ impl Store {
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
         let writer = Writer {
             db: Some(db),
+            journal,
+            last_checkpoint: std::time::Instant::now(),
             opener,
             recovery: writer::Recovery::default(),
             requests: queue,
@@ -213,6 +245,8 @@ impl Store {
                 max_units: options.max_batch_units.max(1),
                 max_bytes: options.max_batch_bytes,
                 move_mo_keys_at: options.mo_keys_every.max(1),
+                checkpoint_interval: options.checkpoint_interval,
+                checkpoint_bytes: options.checkpoint_bytes,
             },
             shared: shared.clone(),
             next_seq,
@@ -314,6 +348,7 @@ impl Store {
         let s = &self.inner.shared;
         StoreStats {
             transactions: s.transactions.load(Ordering::Relaxed),
+            checkpoints: s.checkpoints.load(Ordering::Relaxed),
             units: s.units.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             failed_batches: s.failed_batches.load(Ordering::Relaxed),
@@ -439,20 +474,68 @@ pub(crate) struct Opener {
     options: StoreOptions,
 }
 
+/// What [`Opener::open`] hands the writer.
+pub(crate) struct Opened {
+    pub(crate) db: Database,
+    pub(crate) next_id: MessageId,
+    pub(crate) next_seq: u64,
+    pub(crate) recent: RecentMoKeys,
+    /// The journal, replayed and emptied, when it is on.
+    pub(crate) journal: Option<journal::Journal>,
+}
+
 impl Opener {
-    /// Opens the database, and from it the next message id and event
+    /// Opens the database, replays the journal's records it lacks (when
+    /// the journal is on), and reads the next message id and event
     /// sequence and the recent MO keys.
-    pub(crate) fn open(&self) -> Result<(Database, MessageId, u64, RecentMoKeys), StoreError> {
+    pub(crate) fn open(&self) -> Result<Opened, StoreError> {
         let db = open_database(&self.path, &self.options)?;
         // Reading the first entries can panic in redb too when the file
         // was damaged where they are and not checked on open.
-        let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&db, &self.path)))
-            .map_err(|_| StoreError::NotAStore {
-                path: self.path.clone(),
-                reason: "redb could not read it (damaged?)".to_owned(),
-            })?;
-        let (next_id, next_seq, recent) = prepared?;
-        Ok((db, next_id, next_seq, recent))
+        let prepare = || prepare(&db, &self.path);
+        let damaged = |_| StoreError::NotAStore {
+            path: self.path.clone(),
+            reason: "redb could not read it (damaged?)".to_owned(),
+        };
+        let (mut next_id, mut next_seq, mut recent) =
+            std::panic::catch_unwind(AssertUnwindSafe(prepare)).map_err(damaged)??;
+        // A journal left by a run with it on is replayed even if it is off
+        // now: its records were acknowledged.
+        let journal_path = journal::path_for(&self.path);
+        let mut journal = None;
+        if self.options.journal || journal_path.exists() {
+            let (mut opened, replayed) = journal::open_and_replay(
+                &db,
+                &journal_path,
+                self.options.mo_keys_every.max(1),
+                (next_id, next_seq, recent.clone()),
+            )?;
+            #[cfg(test)]
+            opened.set_faults(self.options.faults.clone());
+            if replayed > 0 {
+                // prepare's commit is durable: the replayed records are in
+                // the file for good, and the journal can be emptied.
+                (next_id, next_seq, recent) =
+                    std::panic::catch_unwind(AssertUnwindSafe(prepare)).map_err(damaged)??;
+            }
+            opened
+                .clear()
+                .map_err(journal::storage("emptying the journal"))?;
+            if self.options.journal {
+                journal = Some(opened);
+            } else {
+                drop(opened);
+                std::fs::remove_file(&journal_path)
+                    .map_err(|e| StoreError::storage("removing the journal")(redb::Error::Io(e)))?;
+            }
+        }
+        Ok(Opened {
+            db,
+            next_id,
+            next_seq,
+            recent,
+            journal,
+        })
     }
 }
 

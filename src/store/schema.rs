@@ -109,3 +109,8 @@ pub const META_PURGED_UP_TO: &str = "purged_up_to";
 /// [`META`] key of the next sequence number for [`DELIVERY_ERRORS`] and
 /// [`DLR_EVENTS`] (one counter for both).
 pub const META_NEXT_EVENT_SEQ: &str = "next_event_seq";
+
+/// [`META`] key of the last journal record this file holds (see
+/// `journal.rs`): on open, only the records after it are replayed. Absent
+/// in a store never written with the journal on (read as 0).
+pub const META_JOURNAL_SEQ: &str = "journal_seq";

@@ -1268,4 +1268,5 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
 }
 
 mod backup;
+mod journal;
 mod retention;

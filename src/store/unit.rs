@@ -5,12 +5,15 @@
 //! checked before it reaches the writer, and the writer's transaction never
 //! runs caller code.
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{
     DeliveryError, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback, Status,
 };
 
 /// Ops applied together or not at all.
-#[derive(Debug, Clone, Default, PartialEq)]
+// Serialize: a unit is what the journal records (`journal.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Unit {
     /// If an MO with this key is already stored, nothing of the unit is
     /// applied and the outcome is [`Outcome::Duplicate`]. The check runs
@@ -53,7 +56,7 @@ impl Unit {
 }
 
 /// One change to the store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// Stores the message, replacing any message with its id. Keeps every
     /// index in step: `mo_keys` for an MO with a Kannel UUID (refused if
@@ -114,7 +117,7 @@ impl Op {
 
 /// Explicit changes to one stored message: every field left `None` is kept.
 /// `updated` is always set to `at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Update {
     pub id: MessageId,
     /// When the change happened; becomes the message's `updated`.

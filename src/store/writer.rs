@@ -33,10 +33,12 @@ use tracing::{debug, error, info, warn};
 
 use super::apply::{Batch, Finished, Tables};
 use super::error::{uuid_text, StoreError};
+use super::journal::{self, Journal};
 use super::purge::{self, Job, PurgeReport};
 use super::read::MoKeysView;
+use super::schema::{META, META_JOURNAL_SEQ};
 use super::unit::{Outcome, Unit};
-use super::{Opener, RecentMoKeys};
+use super::{Opened, Opener, RecentMoKeys};
 
 /// The pause before the second try at reopening the file.
 pub(crate) const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
@@ -95,6 +97,10 @@ impl Pending {
 pub(crate) struct Limits {
     pub(crate) max_units: usize,
     pub(crate) max_bytes: usize,
+    /// With the journal: the most time, and journal bytes, between
+    /// checkpoints.
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) checkpoint_bytes: u64,
     /// Move the keys in `mo_recent` to `mo_keys` once this many wait.
     pub(crate) move_mo_keys_at: usize,
 }
@@ -105,6 +111,9 @@ pub(crate) struct Shared {
     /// The next id [`Store::allocate_id`](super::Store::allocate_id) gives.
     pub(crate) next_id: AtomicU64,
     pub(crate) transactions: AtomicU64,
+    /// Durable redb commits with the journal on (every commit without it
+    /// is durable and is not counted here).
+    pub(crate) checkpoints: AtomicU64,
     pub(crate) units: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) failed_batches: AtomicU64,
@@ -206,6 +215,12 @@ impl Default for Recovery {
 pub(crate) struct Writer {
     /// `None` after a storage failure, until reopened.
     pub(crate) db: Option<Arc<Database>>,
+    /// The write-ahead journal when `[store] journal` is on (and the file
+    /// is open): batches are durable through it, and redb's commits are
+    /// durable only at checkpoints.
+    pub(crate) journal: Option<Journal>,
+    /// When redb last committed durably (the journal was emptied then).
+    pub(crate) last_checkpoint: Instant,
     pub(crate) opener: Opener,
     pub(crate) recovery: Recovery,
     pub(crate) requests: mpsc::Receiver<Request>,
@@ -258,6 +273,7 @@ impl Writer {
             }
         }
         debug!("store writer stopping");
+        self.final_checkpoint();
         // The file closes when the last reader lets go of it too.
         drop(self.db);
         for done in closers {
@@ -336,6 +352,8 @@ impl Writer {
             .take();
         self.shared.forget_views();
         self.db = None;
+        // Reopening replays it into the reopened file.
+        self.journal = None;
         self.recovery = Recovery::default();
     }
 
@@ -352,8 +370,16 @@ impl Writer {
         // A reader still holding the old file makes this fail as already
         // open; the next try finds it free.
         match self.opener.open() {
-            Ok((db, next_id, next_seq, recent)) => {
+            Ok(Opened {
+                db,
+                next_id,
+                next_seq,
+                recent,
+                journal,
+            }) => {
                 let db = Arc::new(db);
+                self.journal = journal;
+                self.last_checkpoint = Instant::now();
                 *self.shared.recent_mos_mut() = recent;
                 self.shared.next_id.fetch_max(next_id, Ordering::Relaxed);
                 self.next_seq = self.next_seq.max(next_seq);
@@ -390,9 +416,15 @@ impl Writer {
         let mut txn = db
             .begin_write()
             .map_err(|e| StoreError::storage("beginning a transaction")(e.into()))?;
-        // The default, said out loud: a unit is answered only once on disk.
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::storage("setting durability")(e.into()))?;
+        // A unit is answered only once on disk: by this commit, or by the
+        // journal record appended before it.
+        let checkpoint = self.checkpoint_due();
+        txn.set_durability(if checkpoint {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(|e| StoreError::storage("setting durability")(e.into()))?;
         let tables = Tables::of(&txn);
         let mut answers = Vec::with_capacity(batch.len());
         let Finished {
@@ -417,9 +449,24 @@ impl Writer {
         let applied = Instant::now();
         add_micros(&self.shared.apply_micros, applied - started);
         if wrote {
+            let journaled = match self.journal.as_mut() {
+                Some(journal) if !checkpoint => {
+                    Some(journal_batch(journal, &txn, batch, &answers)?)
+                }
+                _ => None,
+            };
             let committed = txn.commit();
             add_micros(&self.shared.commit_micros, applied.elapsed());
+            if committed.is_err() {
+                if let (Some(journal), Some(start)) = (self.journal.as_mut(), journaled) {
+                    // Its units are answered with the error: never replay them.
+                    journal.withdraw_last(start);
+                }
+            }
             committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
+            if checkpoint {
+                self.checkpointed();
+            }
             self.next_seq = next_seq;
             // New keys are published before the count moves, and moved
             // keys leave memory only after: a lookup that misses in memory
@@ -457,7 +504,88 @@ impl Writer {
     }
 }
 
+/// Appends the applied units of `batch` to the journal as one record (the
+/// refused and duplicate ones changed nothing) and notes its sequence in
+/// `txn`, which then needs no fsync of its own. Returns where the record
+/// starts, to take it back if `txn` does not commit.
+fn journal_batch(
+    journal: &mut Journal,
+    txn: &redb::WriteTransaction,
+    batch: &[Pending],
+    answers: &[Result<Outcome, StoreError>],
+) -> Result<u64, StoreError> {
+    let noted: Result<(), redb::Error> =
+        txn.open_table(META)
+            .map_err(Into::into)
+            .and_then(|mut meta| {
+                meta.insert(META_JOURNAL_SEQ, journal.next_seq())?;
+                Ok(())
+            });
+    noted.map_err(StoreError::storage("noting the journal sequence"))?;
+    let applied: Vec<&Unit> = batch
+        .iter()
+        .zip(answers)
+        .filter(|(_, answer)| matches!(answer, Ok(Outcome::Applied)))
+        .map(|(pending, _)| &pending.unit)
+        .collect();
+    let start = journal.len();
+    journal
+        .append(&applied)
+        .map_err(journal::storage("writing the journal"))?;
+    Ok(start)
+}
+
 impl Writer {
+    /// Whether this batch's transaction is to be durable by itself: always
+    /// without the journal; with it, once the checkpoint interval has
+    /// passed or the journal has grown to its bound.
+    fn checkpoint_due(&self) -> bool {
+        match &self.journal {
+            None => true,
+            Some(journal) => {
+                self.last_checkpoint.elapsed() >= self.limits.checkpoint_interval
+                    || journal.len() >= self.limits.checkpoint_bytes
+            }
+        }
+    }
+
+    /// After a durable redb commit: everything journaled is in the file,
+    /// so the journal is emptied. Failing to empty it is harmless (its
+    /// records are older than the file's journal sequence, and replay
+    /// skips them) but is logged.
+    fn checkpointed(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        self.last_checkpoint = Instant::now();
+        if journal.len() > 0 {
+            if let Err(e) = journal.clear() {
+                warn!(error = %e, "cannot empty the journal after a checkpoint");
+            }
+        }
+        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// On the way out with the journal: one durable commit, so that the
+    /// file holds everything and the journal is left empty. If it fails,
+    /// the journal stays and the next open replays it.
+    fn final_checkpoint(&mut self) {
+        let (Some(db), Some(journal)) = (&self.db, &self.journal) else {
+            return;
+        };
+        if journal.len() == 0 {
+            return;
+        }
+        let commit: Result<(), redb::Error> = db
+            .begin_write()
+            .map_err(Into::into)
+            .and_then(|txn| Ok(txn.commit()?));
+        match commit {
+            Ok(()) => self.checkpointed(),
+            Err(e) => warn!(error = %e, "no checkpoint at close; the journal will be replayed"),
+        }
+    }
+
     /// One purge batch in its own transaction; then the copy of
     /// `mo_recent` in memory and the readers' views follow, as after a
     /// batch of units.
@@ -485,6 +613,8 @@ impl Writer {
                     mos.remove(key);
                 }
             }
+            // Its commit was durable: a checkpoint of every batch before it.
+            self.checkpointed();
             let s = &self.shared;
             s.purged.fetch_add(purged.report.purged, Ordering::Relaxed);
             s.purge_transactions.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,356 @@
+//! The write-ahead journal (`journal.rs`): its records, and the store with
+//! `journal` on killed at every step (appending, applying, checkpointing,
+//! a torn last record) or on a failing disk.
+
+use std::time::Duration;
+
+use super::*;
+use crate::store::journal::{self, RecordError};
+
+/// The journal on, MO keys moving every 5 (as `open`), and no checkpoint
+/// but at close unless a test asks for one.
+fn journaled() -> StoreOptions {
+    StoreOptions {
+        journal: true,
+        mo_keys_every: 5,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..StoreOptions::default()
+    }
+}
+
+fn mo(id: MessageId) -> Message {
+    with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(id))
+}
+
+/// Commits an MO and a delivery error for it (a second event would show
+/// a record applied twice).
+async fn commit_mo(store: &Store) -> MessageId {
+    let id = store.allocate_id();
+    let unit = Unit::new()
+        .unless_mo_known(key(id))
+        .with(Op::put(mo(id)))
+        .with(Op::AddDeliveryError(DeliveryError {
+            message_id: id,
+            time: 1,
+            log: "x".into(),
+        }));
+    applied(store.commit(unit).await.unwrap());
+    id
+}
+
+/// Copies the store file and its journal as they are now.
+fn copy_both(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    std::fs::copy(journal::path_for(from), journal::path_for(to)).unwrap();
+}
+
+/// Checks that exactly `ids` are stored, each once with its one event,
+/// every index agrees, and new ids start above them.
+async fn holds_exactly(path: &Path, options: StoreOptions, ids: &[MessageId]) {
+    let store = Store::open(path, options).unwrap();
+    let stored: Vec<MessageId> = all_messages(&store).iter().rev().map(|m| m.id).collect();
+    assert_eq!(stored, ids, "messages after reopening");
+    for &id in ids {
+        assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), Some(id));
+        assert_eq!(
+            store.delivery_errors(id).unwrap().len(),
+            1,
+            "events of {id}"
+        );
+    }
+    assert_consistent(&store);
+    assert!(store.allocate_id() > ids.last().copied().unwrap_or(0));
+    store.close().await;
+}
+
+#[test]
+fn a_record_is_whole_only_with_every_byte_and_its_checksum() {
+    assert_eq!(journal::crc32(b"123456789"), 0xCBF4_3926);
+    let mut buf = Vec::new();
+    journal::encode(7, b"payload", &mut buf);
+    let len = buf.len();
+    for cut in 0..len {
+        assert_eq!(journal::check(&buf[..cut]), Ok(None), "cut at {cut}");
+    }
+    assert_eq!(journal::check(&buf), Ok(Some(len)));
+    assert_eq!(journal::parse(&buf), (7, &b"payload"[..]));
+    for at in 4..len {
+        let mut damaged = buf.clone();
+        damaged[at] ^= 1;
+        assert_eq!(
+            journal::check(&damaged),
+            Err(RecordError::Checksum),
+            "byte {at}"
+        );
+    }
+    let mut huge = buf.clone();
+    huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        journal::check(&huge),
+        Err(RecordError::TooLong(_))
+    ));
+}
+
+#[test]
+fn reading_stops_at_a_torn_record_or_a_gap_and_skips_what_redb_holds() {
+    let units = |n: u64| postcard::to_allocvec(&vec![Unit::new().with(Op::put(mo(n)))]).unwrap();
+    let mut file = Vec::new();
+    for seq in 1..=4 {
+        journal::encode(seq, &units(seq), &mut file);
+    }
+    let whole = file.len() as u64;
+    let path = Path::new("j");
+    let found = journal::read_records(path, &file, 2).unwrap();
+    let seqs: Vec<u64> = found.records.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, [3, 4]);
+    assert_eq!((found.intact_bytes, found.dropped_bytes), (whole, 0));
+
+    // A torn fifth record: dropped, the four before kept.
+    let mut torn = file.clone();
+    journal::encode(5, &units(5), &mut torn);
+    torn.truncate(torn.len() - 3);
+    let found = journal::read_records(path, &torn, 0).unwrap();
+    assert_eq!(found.records.len(), 4);
+    assert_eq!(found.intact_bytes, whole);
+    assert!(found.dropped_bytes > 0);
+
+    // A record out of sequence (stale bytes after a cut) ends the journal.
+    let mut gap = file.clone();
+    journal::encode(2, &units(9), &mut gap);
+    let found = journal::read_records(path, &gap, 0).unwrap();
+    assert_eq!(found.records.len(), 4);
+    assert_eq!(found.intact_bytes, whole);
+}
+
+#[tokio::test]
+async fn acked_units_are_read_at_once_and_survive_a_kill_before_any_checkpoint() {
+    // Killed while applying: redb's commits since the last checkpoint
+    // were never made durable, so the file is as it was at the start.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("killed.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let first = commit_mo(&store).await;
+    store.close().await;
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = vec![first];
+    for _ in 0..40 {
+        let id = commit_mo(&store).await;
+        // Acked means readable: the non-durable commit is visible.
+        assert_eq!(store.message(id).unwrap().map(|m| m.id), Some(id));
+        ids.push(id);
+    }
+    assert_eq!(store.stats().checkpoints, 0);
+    copy_both(&path, &image);
+    std::fs::write(&image, &at_start).unwrap();
+    // The process goes on and closes; the image is what a kill left.
+    store.close().await;
+    holds_exactly(&image, journaled(), &ids).await;
+    // Replayed, checkpointed and emptied: a second open replays nothing.
+    assert_eq!(
+        std::fs::metadata(journal::path_for(&image)).unwrap().len(),
+        0
+    );
+    holds_exactly(&image, journaled(), &ids).await;
+    holds_exactly(&path, journaled(), &ids).await;
+}
+
+#[tokio::test]
+async fn a_torn_last_record_is_dropped_and_every_whole_one_kept() {
+    // Killed while appending: the last batch's record is half written, and
+    // that batch was never answered.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("torn.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(commit_mo(&store).await);
+    }
+    copy_both(&path, &image);
+    store.close().await;
+    std::fs::write(&image, &at_start).unwrap();
+    let journal_path = journal::path_for(&image);
+    let whole = std::fs::read(&journal_path).unwrap();
+    for cut in [1, 8, 20] {
+        std::fs::write(&journal_path, &whole[..whole.len() - cut]).unwrap();
+        let copy = dir.path().join(format!("torn-{cut}.redb"));
+        copy_both(&image, &copy);
+        holds_exactly(&copy, journaled(), &ids[..9]).await;
+    }
+    // Garbage after whole records (a write that never completed) too.
+    let mut garbage = whole.clone();
+    garbage.extend_from_slice(&[0xff; 100]);
+    std::fs::write(&journal_path, &garbage).unwrap();
+    holds_exactly(&image, journaled(), &ids).await;
+}
+
+#[tokio::test]
+async fn a_kill_between_checkpoint_and_emptying_the_journal_applies_nothing_twice() {
+    // Killed while checkpointing: the durable commit is in the file but
+    // the journal still holds the records it covers.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("checkpointed.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..15 {
+        ids.push(commit_mo(&store).await);
+    }
+    let full_journal = std::fs::read(journal::path_for(&path)).unwrap();
+    assert!(!full_journal.is_empty());
+    // Closing checkpoints: a durable commit, then the journal emptied.
+    store.close().await;
+    assert_eq!(
+        std::fs::metadata(journal::path_for(&path)).unwrap().len(),
+        0
+    );
+    std::fs::copy(&path, &image).unwrap();
+    std::fs::write(journal::path_for(&image), &full_journal).unwrap();
+    holds_exactly(&image, journaled(), &ids).await;
+
+    // And a redb file that lost its checkpoint (killed during its commit,
+    // so redb went back to the one before) gets everything from the
+    // journal.
+    let before = dir.path().join("before.redb");
+    let fresh = Store::open(&before, journaled()).unwrap();
+    fresh.close().await;
+    std::fs::write(journal::path_for(&before), &full_journal).unwrap();
+    holds_exactly(&before, journaled(), &ids).await;
+}
+
+#[tokio::test]
+async fn checkpoints_empty_the_journal_and_a_kill_after_them_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("later.redb");
+    let options = StoreOptions {
+        checkpoint_interval: Duration::from_millis(50),
+        ..journaled()
+    };
+    let store = Store::open(&path, options.clone()).unwrap();
+    let mut ids = Vec::new();
+    while store.stats().checkpoints < 2 {
+        ids.push(commit_mo(&store).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Records after the last checkpoint: only the journal has them
+    // durably. The files as a kill (not a power cut) leaves them: what
+    // redb wrote since its checkpoint may or may not be in its file.
+    let checkpoints = store.stats().checkpoints;
+    for _ in 0..5 {
+        ids.push(commit_mo(&store).await);
+    }
+    let journal_len = std::fs::metadata(journal::path_for(&path)).unwrap().len();
+    if store.stats().checkpoints == checkpoints {
+        assert!(journal_len > 0, "records since the checkpoint");
+    }
+    copy_both(&path, &image);
+    store.close().await;
+    holds_exactly(&image, options, &ids).await;
+}
+
+#[tokio::test]
+async fn a_journal_left_behind_is_replayed_with_the_journal_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("off.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(commit_mo(&store).await);
+    }
+    copy_both(&path, &image);
+    store.close().await;
+    std::fs::write(&image, &at_start).unwrap();
+    let off = StoreOptions {
+        journal: false,
+        ..journaled()
+    };
+    holds_exactly(&image, off, &ids).await;
+    assert!(!journal::path_for(&image).exists());
+}
+
+#[tokio::test]
+async fn a_failing_journal_write_fails_its_batch_and_the_store_recovers() {
+    // The disk-full path with the journal: the batch is answered with a
+    // storage error (a bearerbox MO is acked failed_tmp), nothing of it
+    // stays, and the store comes back by itself.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let faults = faults::Faults::new();
+    let options = StoreOptions {
+        faults: Some(faults.clone()),
+        ..journaled()
+    };
+    let store = Store::open(&path, options).unwrap();
+    let first = commit_mo(&store).await;
+
+    faults.fail_writes(true);
+    let lost = store.allocate_id();
+    let failed = store
+        .commit(Unit::new().with(Op::put(mo(lost))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failed, StoreError::Storage { .. }),
+        "the failed batch's error: {failed:?}"
+    );
+    let again = store
+        .commit(Unit::new().with(Op::put(mo(lost))))
+        .await
+        .unwrap_err();
+    assert!(again.is_transient(), "{again:?}");
+
+    faults.fail_writes(false);
+    let after = store.allocate_id();
+    applied(commit_once_recovered(&store, Unit::new().with(Op::put(mo(after)))).await);
+    assert!(store.message(first).unwrap().is_some());
+    assert!(store.message(lost).unwrap().is_none());
+    let redelivered = Unit::new()
+        .unless_mo_known(key(first))
+        .with(Op::put(mo(store.allocate_id())));
+    assert_eq!(
+        store.commit(redelivered).await.unwrap(),
+        Outcome::Duplicate(first)
+    );
+    assert_consistent(&store);
+    store.close().await;
+    let reopened = Store::open(&path, journaled()).unwrap();
+    assert!(reopened.message(first).unwrap().is_some());
+    assert!(reopened.message(lost).unwrap().is_none());
+    assert!(reopened.message(after).unwrap().is_some());
+    assert_consistent(&reopened);
+}
+
+#[tokio::test]
+async fn a_journal_that_does_not_follow_the_file_is_set_aside_not_applied() {
+    // A backup put in place of the store, beside the journal of a later
+    // run: the journal's records do not follow the backup's last one.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let backup = dir.path().join("backup.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let kept = vec![commit_mo(&store).await, commit_mo(&store).await];
+    store.backup(&backup).unwrap();
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(commit_mo(&store).await);
+    }
+    store.close().await;
+    // The later run's journal holds only its last records (a checkpoint
+    // emptied it after the backup was taken).
+    let image = dir.path().join("crashed.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    later.push(commit_mo(&store).await);
+    copy_both(&path, &image);
+    store.close().await;
+    std::fs::copy(&backup, &image).unwrap();
+    holds_exactly(&image, journaled(), &kept).await;
+    let mut aside = journal::path_for(&image).into_os_string();
+    aside.push(".stale");
+    assert!(std::fs::metadata(&aside).unwrap().len() > 0);
+}
