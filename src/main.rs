@@ -35,7 +35,9 @@ enum Command {
     /// Without --config it runs on embedded defaults: store at
     /// ./data/rapidbox.redb, bearerbox at 127.0.0.1:13001 with no
     /// smsbox-id, apps optout and echo. Stops on SIGINT or SIGTERM after
-    /// finishing the messages in hand.
+    /// finishing the messages in hand. SIGHUP re-reads --config and
+    /// applies its apps, backends, sendsms and console users without
+    /// dropping the bearerbox link; a file with errors is refused.
     Run {
         /// The TOML configuration (see rapidbox.example.toml).
         #[arg(long, short, value_name = "FILE")]
@@ -177,7 +179,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             Config::default()
         }
     };
-    rapidbox::run(config).await?;
+    rapidbox::run(config, path).await?;
     Ok(())
 }
 

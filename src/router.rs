@@ -273,7 +273,7 @@ pub struct ReplySettings {
 /// The router: the apps, in order.
 #[derive(Clone)]
 pub struct Router {
-    apps: Arc<[Box<dyn App>]>,
+    apps: Arc<[Arc<dyn App>]>,
     ids: Arc<dyn Ids>,
     replies: Arc<ReplySettings>,
 }
@@ -337,6 +337,12 @@ fn take_reported(
 impl Router {
     /// A router over `apps`, in order.
     pub fn new(apps: Vec<Box<dyn App>>, ids: Arc<dyn Ids>, replies: ReplySettings) -> Router {
+        Router::shared(apps.into_iter().map(Arc::from).collect(), ids, replies)
+    }
+
+    /// A router over `apps`, in order, that other routers may share (a
+    /// reload builds a new router around an embedder's apps).
+    pub fn shared(apps: Vec<Arc<dyn App>>, ids: Arc<dyn Ids>, replies: ReplySettings) -> Router {
         Router {
             apps: apps.into(),
             ids,

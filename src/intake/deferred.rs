@@ -227,7 +227,7 @@ impl Deferrals {
 impl Intake {
     /// Routes a stored R message to the end and commits the outcome.
     async fn finish(&self, message: Message) {
-        let routed = self.router.route(message).await;
+        let routed = self.settings.load().router.route(message).await;
         self.commit_deferred(routed).await;
     }
 
@@ -264,6 +264,7 @@ mod tests {
     use crate::dispatch::Dispatch;
     use crate::intake::Received;
     use crate::model::{Connection, KannelInfo, MoKey};
+    use crate::reload::{Reloadable, Snapshot};
     use crate::router::{App, AppFuture, Incoming, ReplySettings, Router};
     use crate::store::{Op, Store, StoreOptions, Unit};
     use std::time::Instant;
@@ -296,11 +297,12 @@ mod tests {
         );
         let outbox = Outbox::new(16, Policy::every_backend());
         let transports = Transports::new(Default::default(), &Default::default(), true);
-        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        let settings = Reloadable::new(Snapshot::new(router, transports));
+        let dispatch = Dispatch::new(settings.clone(), Some(outbox.clone()), None);
         let deferrals = Deferrals::new(Duration::from_millis(20), max);
         let metrics = crate::metrics::Metrics::detached();
         let intake =
-            Intake::new(store, router, dispatch, metrics).with_deferrals(deferrals.clone());
+            Intake::new(store, settings, dispatch, metrics).with_deferrals(deferrals.clone());
         (intake, deferrals, outbox)
     }
 

@@ -205,6 +205,7 @@ mod tests {
     use super::*;
     use crate::dispatch::outbox::{Outbox, Policy};
     use crate::dispatch::Dispatch;
+    use crate::reload::{Reloadable, Snapshot};
     use crate::router::{ReplySettings, Router};
     use crate::store::{Rejection, StoreOptions};
     use boxproto::{Bytes, Coding, DlrMask, SmsType, Uuid};
@@ -219,9 +220,15 @@ mod tests {
         let apps = crate::apps::build(config.router_apps(), &store, &http);
         let router = Router::new(apps, Arc::new(store.clone()), ReplySettings::default());
         let outbox = Outbox::new(16, Policy::every_backend());
-        let dispatch = Dispatch::new(config.transports(), Some(outbox.clone()), None);
+        let settings = Reloadable::new(Snapshot::new(router, config.transports()));
+        let dispatch = Dispatch::new(settings.clone(), Some(outbox.clone()), None);
         let inbound = Inbound {
-            intake: Intake::new(store, router, dispatch, crate::metrics::Metrics::detached()),
+            intake: Intake::new(
+                store,
+                settings,
+                dispatch,
+                crate::metrics::Metrics::detached(),
+            ),
             dlr_callbacks: None,
         };
         (inbound, outbox)
