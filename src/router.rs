@@ -30,7 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn, Instrument, Span};
 
 use crate::model::{
     now_micros, Connection, DeliveryError, Direction, KannelInfo, Message, MessageId, MtOptions,
@@ -278,6 +278,16 @@ pub struct Router {
     replies: Arc<ReplySettings>,
 }
 
+/// The span of what is done for `message`: every line logged in it
+/// carries the message's id and, when it has one, its Kannel UUID.
+pub fn message_span(message: &Message) -> Span {
+    info_span!(
+        "message",
+        message_id = message.id,
+        kannel_uuid = message.kannel_uuid().map(tracing::field::display)
+    )
+}
+
 /// Runs a synchronous phase, turning errors and panics into a failure.
 fn guard<T>(
     app: &dyn App,
@@ -357,7 +367,16 @@ impl Router {
 
     /// Routes one incoming message through every phase. Never fails: app
     /// failures are in the result.
+    ///
+    /// Everything logged while it is routed (by the router or an app,
+    /// inline or in the background) is in the message's span, so the
+    /// line carries its `message_id` and `kannel_uuid`.
     pub async fn route(&self, message: Message) -> Routed {
+        let span = message_span(&message);
+        self.route_in_span(message).instrument(span).await
+    }
+
+    async fn route_in_span(&self, message: Message) -> Routed {
         let id = message.id;
         let mut msg = Incoming::new(message);
         let mut failures = Vec::new();
@@ -468,6 +487,7 @@ impl Router {
     /// the message, queued or cancelled, then a delivery error on it for
     /// each app failure. Returns the message as stored.
     pub fn screen_new_outgoing(&self, mut msg: Message, unit: &mut Unit) -> Message {
+        let _span = message_span(&msg).entered();
         let mut failures = Vec::new();
         self.screen_outgoing(&mut msg, None, &mut failures);
         // The message first: a delivery error must name a stored message.

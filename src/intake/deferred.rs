@@ -203,7 +203,7 @@ impl Deferrals {
                     Ok(Some(m)) if m.status == Status::Received => m,
                     Ok(_) => continue,
                     Err(e) => {
-                        warn!(message_id = message.id, error = %e, "cannot read an MO left to route; trying again later");
+                        warn!(message_id = message.id, kannel_uuid = message.kannel_uuid().map(tracing::field::display), error = %e, "cannot read an MO left to route; trying again later");
                         continue;
                     }
                 };
@@ -237,7 +237,8 @@ impl Intake {
     /// again.
     pub(super) async fn commit_deferred(&self, routed: Routed) {
         self.count_failures(&routed);
-        let id = routed.incoming.id;
+        let (id, uuid) = (routed.incoming.id, routed.incoming.kannel_uuid());
+        let uuid = uuid.map(tracing::field::display);
         match self.store.commit(routed.unit()).await {
             Ok(_) => {
                 for reply in routed.queued() {
@@ -245,12 +246,13 @@ impl Intake {
                 }
                 info!(
                     message_id = id,
+                    kannel_uuid = uuid,
                     replies = routed.queued().count(),
                     "deferred MO routed and stored"
                 );
             }
             Err(e) => {
-                warn!(message_id = id, error = %e, "could not store a deferred MO's routing; it stays received (R) and is routed again later");
+                warn!(message_id = id, kannel_uuid = uuid, error = %e, "could not store a deferred MO's routing; it stays received (R) and is routed again later");
             }
         }
     }

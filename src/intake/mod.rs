@@ -185,7 +185,7 @@ impl Intake {
             drop(claim);
             return self.commit_mo(routed, key).await;
         }
-        let id = pending.id;
+        let (id, uuid) = (pending.id, pending.kannel_uuid());
         let unit = Unit::new().with(Op::put(pending)).unless_mo_known(key);
         if let Outcome::Duplicate(first) = self.store.commit(unit).await? {
             // Another delivery of it is stored: this routing is dropped.
@@ -193,6 +193,7 @@ impl Intake {
         }
         debug!(
             message_id = id,
+            kannel_uuid = uuid.map(tracing::field::display),
             "MO stored as received; its routing goes on in the background"
         );
         let intake = self.clone();
