@@ -11,7 +11,8 @@
 # With --install (as root, on a Debian machine) it then installs the
 # package with apt, verifies the installed unit, starts rapidbox as the
 # unit would (its user, its working directory, its command line), checks
-# /health, /ready and /metrics, stops it, and purges the package, checking
+# /health, /ready and /metrics, reloads it with the unit's ExecReload=
+# (SIGHUP), stops it, and purges the package, checking
 # that the user and the state directory went with it. Nothing else may
 # listen on 127.0.0.1:8080 (the packaged configuration's address) then.
 #
@@ -139,6 +140,18 @@ if [ "$install" = 1 ]; then
     grep -q '^rapidbox_store_writable 1$' "$work/metrics" || fail "/metrics lacks the store"
     [ "$(stat -c %U /var/lib/rapidbox/rapidbox.redb)" = rapidbox ] \
         || fail "the store is not the rapidbox user's"
+    echo "== systemctl reload, as the unit's ExecReload= does it"
+    exec_reload=$(sed -n 's/^ExecReload=//p' /usr/lib/systemd/system/rapidbox.service)
+    [ -n "$exec_reload" ] || fail "the unit has no ExecReload="
+    ${exec_reload//\$MAINPID/$pid}
+    for _ in $(seq 50); do
+        grep -q 'configuration reloaded' "$log" && break
+        sleep 0.1
+    done
+    grep -q 'configuration reloaded' "$log" || fail "no reload in the log: $(tail -5 "$log")"
+    curl -fsS http://127.0.0.1:8080/metrics > "$work/metrics"
+    grep -q '^rapidbox_config_generation 1$' "$work/metrics" \
+        || fail "/metrics does not show the reload: $(grep config_ "$work/metrics")"
     kill -TERM "$pid"
     wait "$pid" || fail "rapidbox did not exit cleanly on SIGTERM: $(tail -5 "$log")"
     pid=""

@@ -1,5 +1,6 @@
 //! `rapidbox run`: builds every part from the configuration, runs them
-//! until SIGINT or SIGTERM, then shuts down in order — stop taking
+//! (reloading what can change on SIGHUP) until SIGINT or SIGTERM, then
+//! shuts down in order — stop taking
 //! messages, let the ones in hand finish and be acknowledged, commit the
 //! store, close it.
 //!
@@ -15,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +24,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::apps;
 use crate::client::HttpClient;
-use crate::config::{smsbox_id_warning, Config, KannelConfig, TransportKind, Transports};
+use crate::config::{smsbox_id_warning, Config, ConfigErrors, KannelConfig, TransportKind};
 use crate::dispatch::outbox::{self, Outbox};
 use crate::dispatch::push::{self, Pusher};
 use crate::dispatch::Dispatch;
@@ -40,7 +41,8 @@ use crate::link::convert::MtSettings;
 use crate::link::inbound::Inbound;
 use crate::link::{Link, LinkConfig};
 use crate::metrics::{LinkStatus, Metrics};
-use crate::router::{App, ReplySettings, Router};
+use crate::reload::{self, Reloadable, Snapshot};
+use crate::router::App;
 use crate::store::{Retention, Store, StoreOptions};
 
 /// Why rapidbox could not start.
@@ -92,7 +94,8 @@ impl DaemonBuilder {
     /// Opens the store, connects, listens: everything runs once this
     /// returns, until [`Running::stop`].
     pub async fn start(self) -> Result<Running, StartError> {
-        start(&self.config, self.apps).await
+        let extra = self.apps.into_iter().map(Arc::from).collect();
+        start(self.config, extra).await
     }
 }
 
@@ -100,8 +103,15 @@ impl DaemonBuilder {
 /// handle that stops it.
 pub struct Running {
     store: Store,
-    app_names: Vec<String>,
     intake: Intake,
+    /// What a reload replaces.
+    settings: Reloadable,
+    /// The configuration running now (its restart-only keys as at the
+    /// start), and what a reload rebuilds the apps with.
+    running: std::sync::Mutex<Config>,
+    http: HttpClient,
+    /// An embedder's own apps, kept across reloads.
+    extra: Vec<Arc<dyn App>>,
     link_status: Arc<LinkStatus>,
     http_addr: std::net::SocketAddr,
     metrics_addr: Option<std::net::SocketAddr>,
@@ -121,9 +131,63 @@ impl Running {
         &self.intake
     }
 
-    /// The apps every incoming message goes through, in order.
-    pub fn app_names(&self) -> &[String] {
-        &self.app_names
+    /// The apps every incoming message goes through now, in order.
+    pub fn app_names(&self) -> Vec<String> {
+        let settings = self.settings.load();
+        let names = settings.router.app_names();
+        names.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Applies `new` (read and checked, as [`Config::load`] does) to the
+    /// running rapidbox: its apps (and `[[sms_services]]`, `[smsbox]`),
+    /// `[backends]`, `[[sendsms_users]]` and `[[console_users]]` take
+    /// effect for every message that comes in from now on; messages being
+    /// routed finish on the apps they started with. Nothing is
+    /// disconnected and no message is dropped.
+    ///
+    /// Keys that only a restart applies are kept as they run and named
+    /// in [`Reloaded::needs_restart`] (and a warning). A configuration
+    /// with errors ([`Config::check`]: what `check-config` reports) is
+    /// refused whole, and the running one kept.
+    pub fn reload(&self, new: Config) -> Result<Reloaded, ConfigErrors> {
+        let report = new.check();
+        if !report.is_ok() {
+            self.intake.metrics().reloads.refused();
+            return Err(ConfigErrors {
+                origin: "<reload>".to_owned(),
+                errors: report.errors,
+            });
+        }
+        let mut running = match self.running.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let needs_restart = reload::restart_only_changes(&running, &new);
+        if !needs_restart.is_empty() {
+            warn!(
+                keys = ?needs_restart,
+                "configuration reloaded, but these keys take effect only after a restart"
+            );
+        }
+        for warning in report.warnings {
+            warn!("{warning}");
+        }
+        let effective = reload::effective(&running, &new);
+        let snapshot = Snapshot::build(&effective, &self.store, &self.http, &self.extra);
+        let apps: Vec<String> = snapshot
+            .router
+            .app_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let generation = self.settings.replace(snapshot);
+        self.intake.metrics().reloads.applied(generation);
+        *running = effective;
+        info!(generation, apps = ?apps, "configuration reloaded");
+        Ok(Reloaded {
+            generation,
+            needs_restart,
+        })
     }
 
     /// Whether the bearerbox link is connected right now.
@@ -168,9 +232,19 @@ impl Running {
     }
 }
 
+/// What [`Running::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The new snapshot's number: 1 for the first reload, and so on.
+    pub generation: u64,
+    /// Keys that changed but keep their running values until a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
 /// Starts rapidbox as `config` says, with `extra` apps after the
 /// configured ones.
-async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, StartError> {
+async fn start(config: Config, extra: Vec<Arc<dyn App>>) -> Result<Running, StartError> {
+    let config = &config;
     for warning in config.warnings() {
         warn!("{warning}");
     }
@@ -182,17 +256,14 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
     };
     let store = Store::open(&config.store.path, options)?;
     let http = HttpClient::new()?;
-    let mut app_list = apps::build_for(config, &store, &http);
-    app_list.extend(extra);
-    let router = Router::new(
-        app_list,
-        Arc::new(store.clone()),
-        ReplySettings {
-            global_sender: config.kannel.global_sender.clone(),
-            dlr_mask: config.kannel.dlr_mask,
-        },
-    );
-    let app_names: Vec<String> = router.app_names().into_iter().map(str::to_owned).collect();
+    let settings = Reloadable::new(Snapshot::build(config, &store, &http, &extra));
+    let app_names: Vec<String> = settings
+        .load()
+        .router
+        .app_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     info!(apps = ?app_names, "router ready");
 
     let shutdown = CancellationToken::new();
@@ -200,10 +271,11 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
     // Every part reports here; `/metrics` reads it.
     let metrics = Arc::new(Metrics::new(link_status.clone(), &app_names, Some(&store)));
     let mut tasks = JoinSet::new();
-    let transports = config.transports();
+    // The outboxes' sweeps ask the current transports: a backend a
+    // reload moved is swept by its new transport.
     let serves = |kind: TransportKind| -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
-        let transports: Transports = transports.clone();
-        Arc::new(move |backend: &str| transports.transport_for(backend) == kind)
+        let settings = settings.clone();
+        Arc::new(move |backend: &str| settings.load().transports.transport_for(backend) == kind)
     };
 
     // One outbox per transport that runs; each sweeps the store for its
@@ -219,11 +291,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         let policy = push::policy(&config.push, serves(TransportKind::Push));
         Outbox::new(outbox::DEFAULT_CAPACITY, policy)
     });
-    let dispatch = Dispatch::new(
-        transports.clone(),
-        kannel_outbox.clone(),
-        push_outbox.clone(),
-    );
+    let dispatch = Dispatch::new(settings.clone(), kannel_outbox.clone(), push_outbox.clone());
     for outbox in kannel_outbox.iter().chain(push_outbox.iter()) {
         tasks.spawn(sweep(outbox.clone(), store.clone(), shutdown.clone()));
     }
@@ -238,7 +306,7 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
         tasks.spawn(pusher.run(shutdown.clone()));
         info!(method = ?config.push.method, "push transport ready");
     }
-    let mut intake = Intake::new(store.clone(), router, dispatch, metrics.clone());
+    let mut intake = Intake::new(store.clone(), settings.clone(), dispatch, metrics.clone());
     if let Some(after) = config.router.defer_after() {
         let deferrals = Deferrals::new(after, config.router.max_deferred);
         intake = intake.with_deferrals(deferrals.clone());
@@ -289,13 +357,17 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
             kannel_enabled: config.kannel.enabled,
             api: Api {
                 sendsms: Sendsms {
-                    users: config.sendsms_users.clone(),
+                    settings: settings.clone(),
                     global_sender: config.kannel.global_sender.clone(),
                 },
                 alerts: Alerts::new(&config.alerts, &http)?,
                 backup: Default::default(),
             },
-            console: Console::new(&config.console, &config.console_users, shutdown.clone()),
+            console: Some(Console::new(
+                &config.console,
+                settings.clone(),
+                shutdown.clone(),
+            )),
         },
         Role::Main {
             metrics: config.metrics.listen.is_none(),
@@ -317,8 +389,9 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
                 link_status: link_status.clone(),
                 kannel_enabled: config.kannel.enabled,
                 api: Api {
+                    // Not served here either.
                     sendsms: Sendsms {
-                        users: Vec::new(),
+                        settings: settings.clone(),
                         global_sender: None,
                     },
                     alerts: None,
@@ -340,8 +413,11 @@ async fn start(config: &Config, extra: Vec<Box<dyn App>>) -> Result<Running, Sta
 
     Ok(Running {
         store,
-        app_names,
         intake,
+        settings,
+        running: std::sync::Mutex::new(config.clone()),
+        http,
+        extra,
         link_status,
         http_addr,
         metrics_addr,
@@ -405,13 +481,21 @@ async fn sweep(outbox: Outbox, store: Store, shutdown: CancellationToken) {
 /// Runs rapidbox as `config` says until SIGINT or SIGTERM. Under systemd
 /// (`Type=notify`) it says READY once everything runs, feeds the unit's
 /// watchdog, and says STOPPING when the shutdown starts.
-pub async fn run(config: Config) -> Result<(), StartError> {
+///
+/// On SIGHUP it reads `config_file` again and reloads
+/// ([`Running::reload`]); a file that fails `check-config`'s checks is
+/// refused, its errors logged, and the running configuration kept.
+/// Without a file (embedded defaults) there is nothing to re-read.
+pub async fn run(config: Config, config_file: Option<PathBuf>) -> Result<(), StartError> {
     let running = Daemon::builder(config).start().await?;
     let systemd = crate::notify::Notifier::from_env();
     systemd.notify("READY=1");
     let watchdog = CancellationToken::new();
     tokio::spawn(systemd.clone().keep_watchdog(watchdog.clone()));
-    wait_for_signal().await;
+    let mut signals = Signals::new();
+    while let Signal::Reload = signals.next().await {
+        reload_from(&running, config_file.as_deref(), &systemd).await;
+    }
     info!("shutting down: finishing the messages in hand");
     systemd.notify("STOPPING=1");
     // Fed until the end: a shutdown that hangs past the unit's stop
@@ -427,25 +511,104 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// One SIGHUP: reads `file` and reloads, or logs why not.
+async fn reload_from(running: &Running, file: Option<&Path>, systemd: &crate::notify::Notifier) {
+    let Some(file) = file else {
+        warn!("SIGHUP: running on embedded defaults (no --config), nothing to reload");
+        return;
+    };
+    info!(file = %file.display(), "SIGHUP: reloading the configuration");
+    systemd.notify("RELOADING=1");
+    // Reading and checking may touch the disk (includes, regexes): off
+    // the runtime's workers.
+    let path = file.to_owned();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(path)).await;
+    let refused = match loaded {
+        Ok(Ok(config)) => running.reload(config).err(),
+        Ok(Err(errors)) => {
+            running.intake.metrics().reloads.refused();
+            Some(errors)
+        }
+        Err(e) => {
+            running.intake.metrics().reloads.refused();
+            error!(error = %e, "reading the configuration failed; the running one is kept");
+            None
+        }
+    };
+    if let Some(errors) = refused {
+        for problem in &errors.errors {
+            error!(file = %file.display(), "{problem}");
+        }
+        error!(
+            file = %file.display(),
+            errors = errors.errors.len(),
+            "configuration refused; the running one is kept"
+        );
+    }
+    systemd.notify("READY=1");
+}
+
+/// What the signal loop hears.
+enum Signal {
+    /// SIGHUP.
+    Reload,
+    /// SIGINT or SIGTERM.
+    Stop,
+}
+
+/// SIGINT, SIGTERM and SIGHUP, installed once so that no signal arriving
+/// between two waits is missed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(
+                    |e| warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops rapidbox"),
+                )
+                .ok();
+            let hup = signal(SignalKind::hangup())
+                .map_err(|e| warn!(error = %e, "cannot listen for SIGHUP; reloading is off"))
+                .ok();
+            Signals { term, hup }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match &mut self.term {
+                    Some(term) => term.recv().await,
+                    None => std::future::pending().await,
                 }
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops rapidbox");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            let hup = async {
+                match &mut self.hup {
+                    Some(hup) => hup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term => Signal::Stop,
+                _ = hup => Signal::Reload,
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }

@@ -43,6 +43,9 @@
 //!   outgoing in reverse).
 //! - `apps` — the built-in apps: echo, keyword, webhook, optout, and
 //!   sms_services (Kannel's sms-service groups, as smsbox runs them).
+//! - `reload` — what SIGHUP changes while rapidbox runs (apps, backends,
+//!   sendsms and console users): one snapshot behind one handle, taken
+//!   once per message, so a message finishes on the apps it started with.
 //! - `dispatch` — the outgoing transports: the outboxes (bounded windows
 //!   onto the store's queue) and push.
 //! - `intake` — the one way in: route, commit, offer ([`Intake`]); MOs
@@ -98,13 +101,14 @@ mod link;
 mod metrics;
 pub mod model;
 mod notify;
+mod reload;
 pub mod router;
 mod sendsms;
 pub mod store;
 mod template;
 mod text;
 
-pub use daemon::{run, Daemon, DaemonBuilder, Running, StartError};
+pub use daemon::{run, Daemon, DaemonBuilder, Reloaded, Running, StartError};
 pub use http::console::hash_password;
 pub use intake::{Intake, Received};
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rapidbox::config::Config;
+use rapidbox::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[path = "cli/store.rs"]
@@ -35,11 +35,17 @@ enum Command {
     /// Without --config it runs on embedded defaults: store at
     /// ./data/rapidbox.redb, bearerbox at 127.0.0.1:13001 with no
     /// smsbox-id, apps optout and echo. Stops on SIGINT or SIGTERM after
-    /// finishing the messages in hand.
+    /// finishing the messages in hand. SIGHUP re-reads --config and
+    /// applies its apps, backends, sendsms and console users without
+    /// dropping the bearerbox link; a file with errors is refused.
     Run {
         /// The TOML configuration (see rapidbox.example.toml).
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The log's format: `text`, or `json` (one object a line, for log
+        /// shippers). Overrides `[log] format`.
+        #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+        log_format: Option<String>,
     },
     /// Check a configuration file: every problem, with its key path.
     ///
@@ -144,15 +150,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
-    match Cli::parse().command {
-        Command::Run { config } => run(config).await,
+    let command = Cli::parse().command;
+    // `run` starts its log once it has read its configuration.
+    if !matches!(command, Command::Run { .. }) {
+        init_log(LogFormat::Text);
+    }
+    match command {
+        Command::Run { config, log_format } => run(config, log_format.as_deref()).await,
         Command::CheckConfig { file, print } => check_config(&file, print),
         Command::HashPassword => hash_password(),
         Command::ImportKannelConf(args) => import_kannel_conf(&args),
@@ -169,15 +173,41 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+/// Logs to stderr in `format`, what `RUST_LOG` says (default: info).
+fn init_log(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        // The current span's fields (a message's id and Kannel UUID) with
+        // every line, at the top of the object for a shipper to index.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+async fn run(path: Option<PathBuf>, log_format: Option<&str>) -> anyhow::Result<()> {
+    // The configuration first: it may say how to log. Its errors are
+    // printed by main, before any log line.
     let config = match &path {
         Some(path) => Config::load(path)?,
-        None => {
-            tracing::info!("no --config: running on embedded defaults");
-            Config::default()
-        }
+        None => Config::default(),
     };
-    rapidbox::run(config).await?;
+    let format = match log_format {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Text,
+        None => config.log.format,
+    };
+    init_log(format);
+    if path.is_none() {
+        tracing::info!("no --config: running on embedded defaults");
+    }
+    rapidbox::run(config, path).await?;
     Ok(())
 }
 

@@ -346,6 +346,12 @@ pub struct Message {
 }
 
 impl Message {
+    /// The box protocol UUID, for logs: an MO's from the bearerbox, or the
+    /// one rapidbox gave an MT; `None` for a message Kannel never saw.
+    pub fn kannel_uuid(&self) -> Option<uuid::Uuid> {
+        Some(uuid::Uuid::from_bytes(self.kannel.as_ref()?.uuid?))
+    }
+
     /// A message with only its essentials: received (R) if incoming,
     /// queued (Q) if outgoing, dated now, no Kannel details, no attempts.
     pub fn new(

@@ -1,6 +1,6 @@
 //! systemd's service notifications (`sd_notify(3)`), for `Type=notify`:
-//! `READY=1` once rapidbox serves, `STOPPING=1` when it starts shutting
-//! down, and `WATCHDOG=1` at half the unit's `WatchdogSec=` while the
+//! `READY=1` once rapidbox serves, `RELOADING=1` then `READY=1` again
+//! around a SIGHUP reload, `STOPPING=1` when it starts shutting down, and `WATCHDOG=1` at half the unit's `WatchdogSec=` while the
 //! runtime runs, so systemd restarts a rapidbox whose tasks stopped being
 //! scheduled.
 //!

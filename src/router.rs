@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use tokio::sync::Notify;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn, Instrument, Span};
 
 use crate::model::{
     now_micros, Connection, DeliveryError, Direction, KannelInfo, Message, MessageId, MtOptions,
@@ -291,9 +291,19 @@ pub struct ReplySettings {
 /// The router: the apps, in order.
 #[derive(Clone)]
 pub struct Router {
-    apps: Arc<[Box<dyn App>]>,
+    apps: Arc<[Arc<dyn App>]>,
     ids: Arc<dyn Ids>,
     replies: Arc<ReplySettings>,
+}
+
+/// The span of what is done for `message`: every line logged in it
+/// carries the message's id and, when it has one, its Kannel UUID.
+pub fn message_span(message: &Message) -> Span {
+    info_span!(
+        "message",
+        message_id = message.id,
+        kannel_uuid = message.kannel_uuid().map(tracing::field::display)
+    )
 }
 
 /// Runs a synchronous phase, turning errors and panics into a failure.
@@ -355,6 +365,12 @@ fn take_reported(
 impl Router {
     /// A router over `apps`, in order.
     pub fn new(apps: Vec<Box<dyn App>>, ids: Arc<dyn Ids>, replies: ReplySettings) -> Router {
+        Router::shared(apps.into_iter().map(Arc::from).collect(), ids, replies)
+    }
+
+    /// A router over `apps`, in order, that other routers may share (a
+    /// reload builds a new router around an embedder's apps).
+    pub fn shared(apps: Vec<Arc<dyn App>>, ids: Arc<dyn Ids>, replies: ReplySettings) -> Router {
         Router {
             apps: apps.into(),
             ids,
@@ -369,6 +385,10 @@ impl Router {
 
     /// Routes one incoming message through every phase. Never fails: app
     /// failures are in the result.
+    ///
+    /// Everything logged while it is routed (by the router or an app,
+    /// inline or in the background) is in the message's span, so the
+    /// line carries its `message_id` and `kannel_uuid`.
     pub async fn route(&self, message: Message) -> Routed {
         self.route_telling(message, None).await
     }
@@ -376,6 +396,11 @@ impl Router {
     /// [`Router::route`], telling `outside` when an app says it is about
     /// to wait on something outside rapidbox ([`Incoming::waiting_outside`]).
     pub async fn route_telling(&self, message: Message, outside: Option<Arc<Notify>>) -> Routed {
+        let span = message_span(&message);
+        self.route_in_span(message, outside).instrument(span).await
+    }
+
+    async fn route_in_span(&self, message: Message, outside: Option<Arc<Notify>>) -> Routed {
         let id = message.id;
         let mut msg = Incoming::new(message);
         msg.outside = outside;
@@ -487,6 +512,7 @@ impl Router {
     /// the message, queued or cancelled, then a delivery error on it for
     /// each app failure. Returns the message as stored.
     pub fn screen_new_outgoing(&self, mut msg: Message, unit: &mut Unit) -> Message {
+        let _span = message_span(&msg).entered();
         let mut failures = Vec::new();
         self.screen_outgoing(&mut msg, None, &mut failures);
         // The message first: a delivery error must name a stored message.

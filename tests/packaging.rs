@@ -77,6 +77,7 @@ fn the_unit_is_hardened_and_runs_rapidbox_as_its_own_user() {
         "Type=notify",
         "WatchdogSec=30s",
         "ExecStart=/usr/bin/rapidbox run --config /etc/rapidbox/rapidbox.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "User=rapidbox",
         "StateDirectory=rapidbox",
         "Restart=on-failure",

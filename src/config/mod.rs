@@ -6,6 +6,7 @@
 //! [kannel]    # the bearerbox connection
 //! [http]      # the HTTP server
 //! [metrics]   # where /metrics is served
+//! [log]       # the log's format
 //! [router]    # apps = [...], in order
 //! [apps.NAME] # one section per app; its kind is NAME unless `kind` says
 //! [[sendsms_users]] # who may use /cgi-bin/sendsms
@@ -20,7 +21,7 @@
 //!
 //! - this module: [`Config`] and the entry points ([`Config::load`],
 //!   [`check`], [`smsbox_id_warning`]);
-//! - `sections`: `[store]`, `[kannel]`, `[http]`, `[metrics]`, `[router]` and their
+//! - `sections`: `[store]`, `[kannel]`, `[http]`, `[metrics]`, `[log]`, `[router]` and their
 //!   defaults;
 //! - `apps`: the built-in apps' sections;
 //! - `sendsms`: `[[sendsms_users]]`;
@@ -56,7 +57,9 @@ pub use apps::{
 };
 pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
-pub use sections::{HttpConfig, KannelConfig, MetricsConfig, RouterConfig, StoreConfig};
+pub use sections::{
+    HttpConfig, KannelConfig, LogConfig, LogFormat, MetricsConfig, RouterConfig, StoreConfig,
+};
 pub use sendsms::{Behaviour, Pattern, SendsmsUser};
 pub use services::{EscapeStyle, SmsService, SmsServicesAppConfig, SmsboxConfig};
 pub(crate) use services_check::compile_regex;
@@ -80,6 +83,7 @@ pub struct Config {
     pub kannel: KannelConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    pub log: LogConfig,
     pub router: RouterConfig,
     /// Push transport settings.
     pub push: PushConfig,
@@ -124,6 +128,7 @@ impl Default for Config {
             kannel: KannelConfig::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
             router,
             push: PushConfig::default(),
             backends: BTreeMap::new(),

@@ -215,6 +215,29 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[log]`: how rapidbox writes its log (to stderr; the journal under
+/// systemd). What is logged is `RUST_LOG`'s to say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [log] section (a table)")]
+pub struct LogConfig {
+    /// `text` (for people) or `json` (one object a line, for log
+    /// shippers); `rapidbox run --log-format` overrides it.
+    pub format: LogFormat,
+}
+
+/// The log's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"text\" or \"json\"")]
+pub enum LogFormat {
+    /// tracing's human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line: timestamp, level, message, the event's
+    /// fields, and the span it is in (a message's `message_id` and
+    /// `kannel_uuid`).
+    Json,
+}
+
 /// `[http]`: the HTTP server (httprouter endpoints, sendsms, console).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [http] section (a table)")]

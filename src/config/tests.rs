@@ -754,3 +754,14 @@ fn metrics_listen_needs_a_port_of_its_own_and_warns_when_open() {
     assert_eq!(keys(&bad.errors), set(&["metrics.listen"]), "{bad:#?}");
     assert_eq!(Config::default().metrics.listen, None);
 }
+
+#[test]
+fn the_log_format_is_text_or_json_and_check_config_names_a_wrong_one() {
+    let json = Config::from_toml_str("[log]\nformat = \"json\"\n").unwrap();
+    assert_eq!(json.log.format, crate::config::LogFormat::Json);
+    assert_eq!(Config::default().log.format, crate::config::LogFormat::Text);
+    let err = Config::from_toml_str("[log]\nformat = \"xml\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("log.format"), "{err}");
+}

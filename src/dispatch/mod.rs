@@ -21,8 +21,9 @@ pub mod push;
 
 use std::sync::Arc;
 
-use crate::config::{TransportKind, Transports};
+use crate::config::TransportKind;
 use crate::model::{Message, Status};
+use crate::reload::Reloadable;
 use outbox::Outbox;
 
 /// Hands queued messages to their backend's transport. Cheap to clone.
@@ -32,19 +33,21 @@ pub struct Dispatch {
 }
 
 struct Inner {
-    transports: Transports,
+    /// Whose transports say where each backend's messages go (a reload
+    /// may move a backend between the transports that run).
+    settings: Reloadable,
     kannel: Option<Outbox>,
     push: Option<Outbox>,
 }
 
 impl Dispatch {
-    /// A dispatcher for `transports`, with the outboxes of the transports
-    /// that run (`None` for one that does not: its messages stay queued in
-    /// the store).
-    pub fn new(transports: Transports, kannel: Option<Outbox>, push: Option<Outbox>) -> Dispatch {
+    /// A dispatcher for `settings`' transports, with the outboxes of the
+    /// transports that run (`None` for one that does not: its messages
+    /// stay queued in the store).
+    pub fn new(settings: Reloadable, kannel: Option<Outbox>, push: Option<Outbox>) -> Dispatch {
         Dispatch {
             inner: Arc::new(Inner {
-                transports,
+                settings,
                 kannel,
                 push,
             }),
@@ -53,7 +56,7 @@ impl Dispatch {
 
     /// The transport `backend` sends through.
     pub fn transport(&self, backend: &str) -> TransportKind {
-        self.inner.transports.transport_for(backend)
+        self.inner.settings.load().transports.transport_for(backend)
     }
 
     /// True when `backend`'s messages wait to be pulled through

@@ -218,7 +218,7 @@ impl Deferrals {
                     Ok(Some(m)) if m.status == Status::Received => m,
                     Ok(_) => continue,
                     Err(e) => {
-                        warn!(message_id = message.id, error = %e, "cannot read an MO left to route; trying again later");
+                        warn!(message_id = message.id, kannel_uuid = message.kannel_uuid().map(tracing::field::display), error = %e, "cannot read an MO left to route; trying again later");
                         continue;
                     }
                 };
@@ -242,7 +242,7 @@ impl Deferrals {
 impl Intake {
     /// Routes a stored R message to the end and commits the outcome.
     async fn finish(&self, message: Message) {
-        let routed = self.router.route(message).await;
+        let routed = self.settings.load().router.route(message).await;
         self.commit_deferred(routed).await;
     }
 
@@ -252,7 +252,8 @@ impl Intake {
     /// again.
     pub(super) async fn commit_deferred(&self, routed: Routed) {
         self.count_failures(&routed);
-        let id = routed.incoming.id;
+        let (id, uuid) = (routed.incoming.id, routed.incoming.kannel_uuid());
+        let uuid = uuid.map(tracing::field::display);
         match self.store.commit(routed.unit()).await {
             Ok(_) => {
                 for reply in routed.queued() {
@@ -260,12 +261,13 @@ impl Intake {
                 }
                 info!(
                     message_id = id,
+                    kannel_uuid = uuid,
                     replies = routed.queued().count(),
                     "deferred MO routed and stored"
                 );
             }
             Err(e) => {
-                warn!(message_id = id, error = %e, "could not store a deferred MO's routing; it stays received (R) and is routed again later");
+                warn!(message_id = id, kannel_uuid = uuid, error = %e, "could not store a deferred MO's routing; it stays received (R) and is routed again later");
             }
         }
     }
@@ -279,6 +281,7 @@ mod tests {
     use crate::dispatch::Dispatch;
     use crate::intake::Received;
     use crate::model::{Connection, KannelInfo, MoKey};
+    use crate::reload::{Reloadable, Snapshot};
     use crate::router::{App, AppFuture, Incoming, ReplySettings, Router};
     use crate::store::{Op, Store, StoreOptions, Unit};
     use std::time::Instant;
@@ -329,11 +332,12 @@ mod tests {
         );
         let outbox = Outbox::new(16, Policy::every_backend());
         let transports = Transports::new(Default::default(), &Default::default(), true);
-        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        let settings = Reloadable::new(Snapshot::new(router, transports));
+        let dispatch = Dispatch::new(settings.clone(), Some(outbox.clone()), None);
         // Far longer than the app takes: only its word defers the MO.
         let deferrals = Deferrals::new(Duration::from_secs(60), 4);
         let metrics = crate::metrics::Metrics::detached();
-        let intake = Intake::new(store, router, dispatch, metrics).with_deferrals(deferrals);
+        let intake = Intake::new(store, settings, dispatch, metrics).with_deferrals(deferrals);
         let (message, key) = mo(&intake, 6);
         let id = message.id;
         let started = Instant::now();
@@ -363,11 +367,12 @@ mod tests {
         );
         let outbox = Outbox::new(16, Policy::every_backend());
         let transports = Transports::new(Default::default(), &Default::default(), true);
-        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        let settings = Reloadable::new(Snapshot::new(router, transports));
+        let dispatch = Dispatch::new(settings.clone(), Some(outbox.clone()), None);
         let deferrals = Deferrals::new(Duration::from_millis(20), max);
         let metrics = crate::metrics::Metrics::detached();
         let intake =
-            Intake::new(store, router, dispatch, metrics).with_deferrals(deferrals.clone());
+            Intake::new(store, settings, dispatch, metrics).with_deferrals(deferrals.clone());
         (intake, deferrals, outbox)
     }
 

@@ -31,7 +31,8 @@ use tracing::debug;
 use crate::dispatch::Dispatch;
 use crate::metrics::{Metrics, MoResult};
 use crate::model::{Connection, Direction, Message, MessageId, MoKey, Status};
-use crate::router::{Routed, Router};
+use crate::reload::Reloadable;
+use crate::router::Routed;
 use crate::store::{Op, Outcome, Store, StoreError, Unit};
 use deferred::Deferrals;
 
@@ -39,7 +40,9 @@ use deferred::Deferrals;
 #[derive(Clone)]
 pub struct Intake {
     store: Store,
-    router: Router,
+    /// The apps (and the rest a reload changes): each message takes the
+    /// current snapshot once and is routed to the end on it.
+    settings: Reloadable,
     dispatch: Dispatch,
     /// Where MOs with slow apps finish routing; `None`: never deferred.
     deferrals: Option<Deferrals>,
@@ -63,16 +66,17 @@ pub enum Received {
 }
 
 impl Intake {
-    /// The intake over these parts, reporting to `metrics`.
+    /// The intake over these parts, reporting to `metrics`; its router is
+    /// `settings`' current one.
     pub(crate) fn new(
         store: Store,
-        router: Router,
+        settings: Reloadable,
         dispatch: Dispatch,
         metrics: Arc<Metrics>,
     ) -> Intake {
         Intake {
             store,
-            router,
+            settings,
             dispatch,
             deferrals: None,
             metrics,
@@ -124,7 +128,7 @@ impl Intake {
         );
         // Without a Kannel key the store has nothing to deduplicate on: the
         // unit is applied.
-        let routed = self.router.route(message).await;
+        let routed = self.settings.load().router.route(message).await;
         match self.commit_routed(routed, None).await {
             Ok((routed, _outcome)) => {
                 self.metrics.messages.mo(false, MoResult::Stored);
@@ -163,16 +167,17 @@ impl Intake {
         if let Some(first) = self.store.message_id_by_mo(&key)? {
             return Ok(Received::Duplicate(first));
         }
+        // This MO's apps, whatever a reload does while it is routed.
+        let router = self.settings.load().router.clone();
         let Some(deferrals) = self.deferrals.clone() else {
             // Deferring is off: the MO waits for its apps.
-            let routed = self.router.route(message).await;
+            let routed = router.route(message).await;
             return self.commit_mo(routed, key).await;
         };
         let started = tokio::time::Instant::now();
-        let id = message.id;
+        let (id, uuid) = (message.id, message.kannel_uuid());
         // What is stored if the apps are slow: the MO as received (R).
         let pending = message.clone();
-        let router = self.router.clone();
         // An app about to wait on an application outside says so: the MO
         // is deferred then, without waiting out `defer_after_ms` first.
         let outside = Arc::new(Notify::new());
@@ -212,6 +217,7 @@ impl Intake {
         }
         debug!(
             message_id = id,
+            kannel_uuid = uuid.map(tracing::field::display),
             "MO stored as received; its routing goes on in the background"
         );
         let intake = self.clone();
@@ -266,9 +272,10 @@ impl Intake {
     /// [`Store::allocate_id`].
     pub async fn send(&self, messages: Vec<Message>) -> Result<Vec<Message>, StoreError> {
         let mut unit = Unit::new();
+        let settings = self.settings.load();
         let screened: Vec<Message> = messages
             .into_iter()
-            .map(|m| self.router.screen_new_outgoing(m, &mut unit))
+            .map(|m| settings.router.screen_new_outgoing(m, &mut unit))
             .collect();
         // Without a Kannel key the outcome is always Applied.
         let _outcome = self.store.commit(unit).await?;
@@ -285,7 +292,8 @@ mod tests {
     use super::*;
     use crate::config::Transports;
     use crate::dispatch::outbox::{Outbox, Policy};
-    use crate::router::{App, AppFuture, Incoming, ReplySettings};
+    use crate::reload::Snapshot;
+    use crate::router::{App, AppFuture, Incoming, ReplySettings, Router};
     use crate::store::StoreOptions;
     use std::sync::Arc;
 
@@ -337,9 +345,10 @@ mod tests {
         let router = Router::new(apps, Arc::new(store.clone()), ReplySettings::default());
         let outbox = Outbox::new(16, Policy::every_backend());
         let transports = Transports::new(Default::default(), &Default::default(), true);
-        let dispatch = Dispatch::new(transports, Some(outbox.clone()), None);
+        let settings = Reloadable::new(Snapshot::new(router, transports));
+        let dispatch = Dispatch::new(settings.clone(), Some(outbox.clone()), None);
         let metrics = crate::metrics::Metrics::detached();
-        (Intake::new(store, router, dispatch, metrics), outbox)
+        (Intake::new(store, settings, dispatch, metrics), outbox)
     }
 
     #[tokio::test]

@@ -10,7 +10,9 @@ use crate::dlr_callback::{self, DlrCallbacks};
 use crate::intake::{Intake, Received};
 use crate::link::convert::{self, MoProblem};
 use crate::metrics::{CallbackKind, CallbackOutcome, DlrKind};
-use crate::model::{now_micros, DeliveryError, Direction, DlrEvent, Message, MoKey, Status};
+use crate::model::{
+    now_micros, DeliveryError, Direction, DlrEvent, Message, MessageId, MoKey, Status,
+};
 use crate::store::{Op, Outcome, Store, StoreError, Unit, Update};
 
 /// Handles the messages the bearerbox sends. Cheap to clone.
@@ -28,14 +30,16 @@ pub struct Inbound {
 /// keeps the message and offers it again); anything else (a unit the
 /// store refuses, a corrupt entry) would fail the same way forever, so the
 /// bearerbox is told to drop it (`failed`). `what` says what was lost,
-/// for the log: the only record left of it.
-fn ack_for_store_error(e: &StoreError, what: &str, sms: &Sms) -> AckStatus {
+/// for the log: the only record left of it; `message_id` is the message
+/// it is (an MO) or reports on (a delivery report).
+fn ack_for_store_error(e: &StoreError, what: &str, message_id: MessageId, sms: &Sms) -> AckStatus {
     if e.is_transient() {
-        error!(error = %e, kannel_uuid = %sms.id, "could not store the {what}; the bearerbox keeps it (failed_tmp)");
+        error!(error = %e, message_id, kannel_uuid = %sms.id, "could not store the {what}; the bearerbox keeps it (failed_tmp)");
         AckStatus::FailedTmp
     } else {
         error!(
             error = %e,
+            message_id,
             kannel_uuid = %sms.id,
             sender = %lossy(sms.sender.as_deref()),
             receiver = %lossy(sms.receiver.as_deref()),
@@ -79,7 +83,7 @@ impl Inbound {
                 info!(message_id = id, kannel_uuid = %sms.id, "MO stored as received; its slow apps finish in the background");
                 AckStatus::Success
             }
-            Err(e) => ack_for_store_error(&e, "MO", sms),
+            Err(e) => ack_for_store_error(&e, "MO", id, sms),
         }
     }
 
@@ -93,7 +97,7 @@ impl Inbound {
         sms: &Sms,
     ) -> AckStatus {
         let id = message.id;
-        warn!(message_id = id, %problem, "MO refused");
+        warn!(message_id = id, kannel_uuid = %sms.id, %problem, "MO refused");
         let unit = Unit::new()
             .with(Op::put(message))
             .with(Op::AddDeliveryError(DeliveryError {
@@ -106,7 +110,7 @@ impl Inbound {
             Ok(Outcome::Applied) => AckStatus::Failed,
             // Refused and recorded before: this is a redelivery.
             Ok(Outcome::Duplicate(_)) => AckStatus::Success,
-            Err(e) => ack_for_store_error(&e, "refused MO", sms),
+            Err(e) => ack_for_store_error(&e, "refused MO", id, sms),
         }
     }
 
@@ -120,7 +124,7 @@ impl Inbound {
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
         let Some(id) = convert::report_message_id(sms) else {
-            warn!(kannel_uuid = %sms.id, dlr_mask = event, %text, "delivery report without a message id of ours; acknowledged and dropped");
+            warn!(report_uuid = %sms.id, dlr_mask = event, %text, "delivery report without a message id of ours; acknowledged and dropped");
             self.intake.metrics().messages.dlr(DlrKind::Unmatched);
             return AckStatus::Success;
         };
@@ -129,14 +133,16 @@ impl Inbound {
             Ok(_) => {
                 warn!(
                     message_id = id,
+                    report_uuid = %sms.id,
                     dlr_mask = event,
                     "delivery report for an unknown message; acknowledged and dropped"
                 );
                 self.intake.metrics().messages.dlr(DlrKind::Unmatched);
                 return AckStatus::Success;
             }
-            Err(e) => return ack_for_store_error(&e, "delivery report", sms),
+            Err(e) => return ack_for_store_error(&e, "delivery report", id, sms),
         };
+        let message_uuid = message.kannel_uuid();
         let now = now_micros();
         let mut update = match event {
             1 => Update::status(id, Status::Delivered, now),
@@ -187,6 +193,8 @@ impl Inbound {
                 }
                 info!(
                     message_id = id,
+                    kannel_uuid = message_uuid.map(tracing::field::display),
+                    report_uuid = %sms.id,
                     dlr_mask = event,
                     "delivery report recorded"
                 );
@@ -195,7 +203,7 @@ impl Inbound {
                 }
                 AckStatus::Success
             }
-            Err(e) => ack_for_store_error(&e, "delivery report", sms),
+            Err(e) => ack_for_store_error(&e, "delivery report", id, sms),
         }
     }
 }
@@ -205,6 +213,7 @@ mod tests {
     use super::*;
     use crate::dispatch::outbox::{Outbox, Policy};
     use crate::dispatch::Dispatch;
+    use crate::reload::{Reloadable, Snapshot};
     use crate::router::{ReplySettings, Router};
     use crate::store::{Rejection, StoreOptions};
     use boxproto::{Bytes, Coding, DlrMask, SmsType, Uuid};
@@ -219,9 +228,15 @@ mod tests {
         let apps = crate::apps::build(config.router_apps(), &store, &http);
         let router = Router::new(apps, Arc::new(store.clone()), ReplySettings::default());
         let outbox = Outbox::new(16, Policy::every_backend());
-        let dispatch = Dispatch::new(config.transports(), Some(outbox.clone()), None);
+        let settings = Reloadable::new(Snapshot::new(router, config.transports()));
+        let dispatch = Dispatch::new(settings.clone(), Some(outbox.clone()), None);
         let inbound = Inbound {
-            intake: Intake::new(store, router, dispatch, crate::metrics::Metrics::detached()),
+            intake: Intake::new(
+                store,
+                settings,
+                dispatch,
+                crate::metrics::Metrics::detached(),
+            ),
             dlr_callbacks: None,
         };
         (inbound, outbox)
@@ -319,17 +334,20 @@ mod tests {
             reason: "truncated".into(),
         };
         let rejected = StoreError::Rejected(Rejection::TooManyOps { ops: 9, max: 1 });
-        assert_eq!(ack_for_store_error(&corrupt, "MO", &sms), AckStatus::Failed);
         assert_eq!(
-            ack_for_store_error(&rejected, "MO", &sms),
+            ack_for_store_error(&corrupt, "MO", 1, &sms),
             AckStatus::Failed
         );
         assert_eq!(
-            ack_for_store_error(&StoreError::Closed, "MO", &sms),
+            ack_for_store_error(&rejected, "MO", 1, &sms),
+            AckStatus::Failed
+        );
+        assert_eq!(
+            ack_for_store_error(&StoreError::Closed, "MO", 1, &sms),
             AckStatus::FailedTmp
         );
         assert_eq!(
-            ack_for_store_error(&StoreError::Recovering, "MO", &sms),
+            ack_for_store_error(&StoreError::Recovering, "MO", 1, &sms),
             AckStatus::FailedTmp
         );
     }

@@ -459,7 +459,12 @@ impl Session<'_> {
                 Some(sms)
             }
             Err(problem) => {
-                error!(message_id = message.id, %problem, "cannot send through the bearerbox");
+                error!(
+                    message_id = message.id,
+                    kannel_uuid = message.kannel_uuid().map(tracing::field::display),
+                    %problem,
+                    "cannot send through the bearerbox"
+                );
                 let metrics = self.inbound.intake.metrics();
                 let kind = MtKind::of(&message);
                 metrics
@@ -475,7 +480,7 @@ impl Session<'_> {
                     }));
                 self.outbox.done(message.id);
                 if let Err(e) = self.inbound.intake.store().enqueue(unit).await {
-                    error!(message_id = message.id, error = %e, "could not record the failure");
+                    error!(message_id = message.id, kannel_uuid = message.kannel_uuid().map(tracing::field::display), error = %e, "could not record the failure");
                 }
                 None
             }
@@ -489,7 +494,7 @@ impl Session<'_> {
             warn!(kannel_uuid = %ack.id, nack = ?ack.nack, "ack for an MT we do not have in flight");
             return;
         };
-        let id = message.id;
+        let (id, uuid) = (message.id, ack.id);
         let now = now_micros();
         let attempts = message.attempts + 1;
         let mut unit = Unit::new();
@@ -550,7 +555,7 @@ impl Session<'_> {
                 // Durable: sweeps may take it again as soon as it is due.
                 Ok(_) => outbox.finished(id),
                 Err(e) => {
-                    error!(message_id = id, error = %e, "could not record the bearerbox's answer");
+                    error!(message_id = id, kannel_uuid = %uuid, error = %e, "could not record the bearerbox's answer");
                     outbox.done(id);
                 }
             }

@@ -16,9 +16,9 @@ struct Labels {
 pub struct AppErrors {
     /// By app name; a handful, so a linear search beats hashing.
     counters: Vec<(String, Counter)>,
-    /// Failures of an app not known at start (not expected: the router's
-    /// apps are fixed while it runs).
-    other: Counter,
+    /// Every app's counter, for apps a reload added after the start
+    /// (their names come from the configuration, so they are few).
+    family: Family<Labels, Counter>,
 }
 
 impl AppErrors {
@@ -31,22 +31,24 @@ impl AppErrors {
                 (name.clone(), family.get_or_create_owned(&labels))
             })
             .collect();
-        let other = family.get_or_create_owned(&Labels {
-            app: "(other)".to_owned(),
-        });
         registry.register(
             "app_errors",
             "App failures while routing messages, by app",
-            family,
+            family.clone(),
         );
-        AppErrors { counters, other }
+        AppErrors { counters, family }
     }
 
     /// Counts one failure of the app named `app`.
     pub fn failed(&self, app: &str) {
         match self.counters.iter().find(|(name, _)| name == app) {
             Some((_, counter)) => counter.inc(),
-            None => self.other.inc(),
+            None => self
+                .family
+                .get_or_create(&Labels {
+                    app: app.to_owned(),
+                })
+                .inc(),
         };
     }
 }

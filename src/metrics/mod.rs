@@ -10,6 +10,7 @@
 //! - `http`: requests by endpoint and status, latency by endpoint;
 //! - `callbacks`: push and dlr-url calls owed, retried, failed;
 //! - `apps`: per-app failures while routing;
+//! - `reloads`: configuration reloads applied and refused;
 //! - `store`: read from the [`Store`] at scrape time (queue depth,
 //!   writability, the writer's counters) plus its own histograms.
 //!
@@ -30,6 +31,7 @@ mod callbacks;
 mod http;
 mod link;
 mod messages;
+mod reloads;
 mod store;
 
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub use callbacks::{CallbackKind, CallbackOutcome, Callbacks};
 pub use http::HttpMetrics;
 pub use link::LinkStatus;
 pub use messages::{DlrKind, MessageMetrics, MoAck, MoResult, MtKind, MtOutcome, MtTransport};
+pub use reloads::Reloads;
 
 use crate::store::Store;
 
@@ -56,6 +59,7 @@ pub struct Metrics {
     pub http: HttpMetrics,
     pub callbacks: Callbacks,
     pub apps: AppErrors,
+    pub reloads: Reloads,
 }
 
 impl Metrics {
@@ -68,6 +72,7 @@ impl Metrics {
         let http = HttpMetrics::register(&mut registry);
         let callbacks = Callbacks::register(&mut registry);
         let apps = AppErrors::register(&mut registry, app_names);
+        let reloads = Reloads::register(&mut registry);
         if let Some(store) = store {
             store::register(&mut registry, store);
         }
@@ -77,6 +82,7 @@ impl Metrics {
             http,
             callbacks,
             apps,
+            reloads,
         }
     }
 

@@ -29,7 +29,10 @@ fn reported_numbers_appear_in_the_exposition() {
         .callbacks
         .report(CallbackKind::DlrUrl, CallbackOutcome::Failed);
     metrics.apps.failed("echo");
-    metrics.apps.failed("nobody");
+    // An app a reload added after the start gets a series of its own.
+    metrics.apps.failed("added_by_reload");
+    metrics.reloads.applied(3);
+    metrics.reloads.refused();
     let timer = metrics.http.start("/router/receive", false);
     metrics.http.finish(timer, 200);
     link.connected.store(true, Ordering::Relaxed);
@@ -58,7 +61,7 @@ fn reported_numbers_appear_in_the_exposition() {
             1.0,
         ),
         ("rapidbox_app_errors_total{app=\"echo\"}", 1.0),
-        ("rapidbox_app_errors_total{app=\"(other)\"}", 1.0),
+        ("rapidbox_app_errors_total{app=\"added_by_reload\"}", 1.0),
         (
             "rapidbox_http_requests_total{endpoint=\"/router/receive\",status=\"200\"}",
             1.0,
@@ -67,6 +70,9 @@ fn reported_numbers_appear_in_the_exposition() {
             "rapidbox_http_request_duration_seconds_count{endpoint=\"/router/receive\"}",
             1.0,
         ),
+        ("rapidbox_config_reloads_total{result=\"applied\"}", 1.0),
+        ("rapidbox_config_reloads_total{result=\"refused\"}", 1.0),
+        ("rapidbox_config_generation", 3.0),
         ("rapidbox_link_connected", 1.0),
         ("rapidbox_link_mt_in_flight", 7.0),
     ];

@@ -182,3 +182,37 @@ async fn answer(mut stream: TcpStream, response: &[u8], seen: Arc<Mutex<Vec<Stri
     let _ = stream.write_all(response).await;
     let _ = stream.shutdown().await;
 }
+
+/// The value of `series` (its name with labels, exactly as exposed) in a
+/// Prometheus text scrape.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Scrapes `/metrics` on 127.0.0.1:`port` until `series` is at least
+/// `want`, and returns that scrape; panics with the last scrape after
+/// `timeout`.
+pub async fn wait_for_sample(
+    port: u16,
+    series: &str,
+    want: f64,
+    timeout: std::time::Duration,
+) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let scrape = get(port, "/metrics").await;
+        assert_eq!(scrape.status, 200, "/metrics: {}", scrape.body);
+        if sample(&scrape.body, series).is_some_and(|v| v >= want) {
+            return scrape.body;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "{series} did not reach {want} within {timeout:?}; the last scrape:\n{}",
+                scrape.body
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

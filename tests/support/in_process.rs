@@ -15,9 +15,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use rapidbox::config::Config;
+use rapidbox::config::{Config, ConfigErrors};
 use rapidbox::store::Store;
-use rapidbox::{Daemon, Running};
+use rapidbox::{Daemon, Reloaded, Running};
 
 /// Bound on starting and on stopping.
 const BOUND: Duration = Duration::from_secs(20);
@@ -48,13 +48,7 @@ impl Rig {
     /// [`Rig::start`] with `kannel` as the `[kannel]` section's keys.
     pub async fn start_with_kannel(kannel: &str, http: &str, extra: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
-        let store = dir.path().join("rapidbox.redb");
-        let toml = format!(
-            "[store]\npath = {}\n[kannel]\n{kannel}\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
-             [router]\napps = [\"echo\"]\n[apps.echo]\ntemplate = \"You said: %a\"\n{extra}",
-            toml::Value::String(store.display().to_string())
-        );
+        let toml = config_toml(&dir, kannel, http, &format!("{ECHO}{extra}"));
         let config = Config::from_toml_str(&toml)
             .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
         let running = bounded("start", Daemon::builder(config).start())
@@ -71,10 +65,23 @@ impl Rig {
     }
 
     pub fn store(&self) -> &Store {
+        self.running().store()
+    }
+
+    /// The running rapidbox.
+    pub fn running(&self) -> &Running {
         self.running
             .as_ref()
             .unwrap_or_else(|| panic!("rapidbox was stopped"))
-            .store()
+    }
+
+    /// Reloads as SIGHUP would, from a configuration of the same store,
+    /// kannel disabled, `[http]` with `http` and then `rest` (the router
+    /// and apps included): read and checked, then applied, or refused
+    /// with its errors.
+    pub fn reload(&self, http: &str, rest: &str) -> Result<Reloaded, ConfigErrors> {
+        let toml = config_toml(&self.dir, "enabled = false", http, rest);
+        self.running().reload(Config::from_toml_str(&toml)?)
     }
 
     /// `http://ADDR` followed by `path`.
@@ -88,6 +95,20 @@ impl Rig {
             bounded("stop", running.stop()).await;
         }
     }
+}
+
+/// The router a rig starts with: the echo app.
+pub const ECHO: &str = "[router]\napps = [\"echo\"]\n[apps.echo]\ntemplate = \"You said: %a\"\n";
+
+/// The configuration of a rig in `dir`: its store, `[kannel]` and
+/// `[http]` with these keys, then `rest`.
+fn config_toml(dir: &tempfile::TempDir, kannel: &str, http: &str, rest: &str) -> String {
+    let store = dir.path().join("rapidbox.redb");
+    format!(
+        "[store]\npath = {}\n[kannel]\n{kannel}\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n{http}\n{rest}",
+        toml::Value::String(store.display().to_string())
+    )
 }
 
 /// An HTTP answer, read whole.

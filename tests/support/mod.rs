@@ -34,7 +34,8 @@
 //! - [`promtool`]: Prometheus' `promtool check metrics` over a scrape,
 //!   skipped like Kannel when it is not installed.
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
-//!   stub HTTP server (for sms-service get-url and dlr-url callbacks).
+//!   stub HTTP server (for sms-service get-url and dlr-url callbacks), and
+//!   `/metrics` scrapes read series by series.
 //!
 //! Every integration test binary compiles this module on its own and uses a
 //! different part of it, hence the `dead_code` allowance below.
@@ -44,8 +45,8 @@ pub mod bearerbox;
 pub mod browser;
 pub mod conf;
 pub mod fakesmsc;
-pub mod faulty_link;
 pub mod faults;
+pub mod faulty_link;
 pub mod http;
 pub mod in_process;
 pub mod ports;

@@ -1,5 +1,5 @@
-//! Prometheus' own checker, `promtool check metrics` (Debian package
-//! `prometheus`), run over a scrape. Like Kannel: without it a test prints
+//! Prometheus' own checker (Debian package `prometheus`): `promtool check
+//! metrics` over a scrape, `promtool check rules` over a rules file. Like Kannel: without it a test prints
 //! that it is skipped, except under CI (`CI=true`), where it fails.
 
 use std::io::Write;
@@ -51,5 +51,25 @@ pub fn check_metrics(text: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("promtool ({}): {said}", out.status))
+    }
+}
+
+/// `promtool check rules FILE`: `Err` with what it printed when it does
+/// not accept the rules file.
+pub fn check_rules(file: &std::path::Path) -> Result<(), String> {
+    let out = Command::new(PROMTOOL)
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("cannot run {PROMTOOL}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "promtool ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }

@@ -132,6 +132,13 @@ impl Rapidbox {
     /// `dir/NAME.out`.
     pub fn start(name: &str, dir: &Path, config: &Path) -> Rapidbox {
         let log = std::env::var("RAPIDBOX_TEST_LOG").unwrap_or_else(|_| DEFAULT_LOG.to_owned());
+        Rapidbox::start_with(name, dir, config, &[], &log)
+    }
+
+    /// [`Rapidbox::start`] with `args` after `run --config FILE`, logging
+    /// what the filter `log` (`RUST_LOG`) says.
+    pub fn start_with(name: &str, dir: &Path, config: &Path, args: &[&str], log: &str) -> Rapidbox {
+        let log = log.to_owned();
         let options = SpawnOptions {
             env: vec![
                 ("RUST_LOG".to_owned(), log),
@@ -140,14 +147,9 @@ impl Rapidbox {
             piped_stdin: false,
         };
         let config = config.display().to_string();
-        let daemon = Daemon::spawn_with(
-            name,
-            &binary(),
-            ["run", "--config", config.as_str()],
-            dir,
-            Vec::new(),
-            options,
-        );
+        let mut argv = vec!["run", "--config", config.as_str()];
+        argv.extend_from_slice(args);
+        let daemon = Daemon::spawn_with(name, &binary(), argv, dir, Vec::new(), options);
         Rapidbox { daemon }
     }
 

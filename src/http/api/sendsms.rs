@@ -22,11 +22,11 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use tracing::{info, warn};
 
-use crate::config::SendsmsUser;
 use crate::http::answer::HttpResponse;
 use crate::http::context::Context;
 use crate::http::server::PeerAddr;
 use crate::model::{now_micros, Status};
+use crate::reload::Reloadable;
 use crate::sendsms::{self, Incoming, Refusal, ACCEPTED};
 
 /// smsbox answers `text/html` whatever it says.
@@ -41,8 +41,9 @@ fn answer(status: u16, body: String) -> HttpResponse {
 
 /// Who may send, and what a request that names no sender gets.
 pub struct Sendsms {
-    /// `[[sendsms_users]]`.
-    pub users: Vec<SendsmsUser>,
+    /// Whose `[[sendsms_users]]` may send (read per request: a reload
+    /// changes them).
+    pub settings: Reloadable,
     /// `[kannel] global_sender`, as smsbox's `global-sender`.
     pub global_sender: Option<String>,
 }
@@ -78,7 +79,8 @@ impl Sendsms {
             global_sender: self.global_sender.as_deref(),
         };
         let now = now_micros() / 1_000_000;
-        let request = sendsms::parse(&self.users, defaults, incoming, now)?;
+        let settings = self.settings.load();
+        let request = sendsms::parse(&settings.sendsms_users, defaults, incoming, now)?;
         let store = ctx.store();
         let messages = request.messages(|| store.allocate_id());
         let sent = ctx.intake.send(messages).await.map_err(|e| {

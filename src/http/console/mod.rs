@@ -54,6 +54,7 @@ use crate::http::context::Context;
 use crate::http::request::{self, Params};
 use crate::http::server::PeerAddr;
 use crate::model::MessageId;
+use crate::reload::Reloadable;
 
 pub use auth::hash_password;
 use pages::{Forms, User, BASE};
@@ -71,9 +72,10 @@ const LOGIN_COOKIE: &str = "rapidbox_login";
 const MAX_VERIFYING: usize = 2;
 
 /// The console's state: users, sessions, the login limit, live streams.
-#[derive(Debug)]
 pub struct Console {
-    users: Vec<ConsoleUser>,
+    /// Whose `[[console_users]]` may log in, read per request: a reload
+    /// adds, removes or changes them (none: the console is disabled).
+    settings: Reloadable,
     sessions: session::Sessions,
     limiter: auth::LoginLimiter,
     live: live::Live,
@@ -82,29 +84,34 @@ pub struct Console {
 }
 
 impl Console {
-    /// The console for `users` with settings `c`; `None` when there are
-    /// no users, so the console stays disabled rather than open.
+    /// The console for `settings`' users with settings `c`. While there
+    /// are no users it answers every path 404, disabled rather than open.
     pub fn new(
         c: &ConsoleConfig,
-        users: &[ConsoleUser],
+        settings: Reloadable,
         shutdown: CancellationToken,
-    ) -> Option<Arc<Console>> {
-        if users.is_empty() {
-            return None;
+    ) -> Arc<Console> {
+        let users = settings.load().console_users.len();
+        if users > 0 {
+            info!(
+                users,
+                secure_cookie = c.secure_cookie,
+                "web console at /router/console"
+            );
         }
-        info!(
-            users = users.len(),
-            secure_cookie = c.secure_cookie,
-            "web console at /router/console"
-        );
-        Some(Arc::new(Console {
-            users: users.to_vec(),
+        Arc::new(Console {
+            settings,
             sessions: session::Sessions::new(c.max_sessions, c.session_idle()),
             limiter: auth::LoginLimiter::default(),
             live: live::Live::new(c.max_live_clients, shutdown),
             verifying: Semaphore::new(MAX_VERIFYING),
             secure_cookie: c.secure_cookie,
-        }))
+        })
+    }
+
+    /// The users who may log in now.
+    fn users(&self) -> Vec<ConsoleUser> {
+        self.settings.load().console_users.clone()
     }
 }
 
@@ -232,7 +239,7 @@ pub async fn serve(
     console: Option<&Console>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let Some(console) = console else {
+    let Some(console) = console.filter(|c| !c.settings.load().console_users.is_empty()) else {
         return error_page(
             StatusCode::NOT_FOUND,
             "Console disabled",
@@ -295,7 +302,12 @@ pub async fn serve(
         )
         .await;
     }
-    let session = token.as_deref().and_then(|t| console.sessions.touch(t));
+    // A session whose user a reload removed is over.
+    let users = console.users();
+    let session = token
+        .as_deref()
+        .and_then(|t| console.sessions.touch(t))
+        .filter(|s| users.iter().any(|u| u.username == s.username));
     let Some(session) = session else {
         return match sub.as_str() {
             // Scripts get a status they can act on, not a login page.
@@ -541,7 +553,7 @@ async fn login(
         }
     };
     let user = console
-        .users
+        .users()
         .iter()
         .find(|u| u.username == username)
         .cloned();
