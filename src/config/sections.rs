@@ -134,10 +134,12 @@ impl KannelConfig {
     /// MOs to rapidbox, so rapidbox sends no replies on it and has no MT
     /// whose missing answer would give the link away: silence is the only
     /// sign, and this is how long MOs can be held back at the bearerbox.
-    /// A minute keeps that short; the price is one reconnection a minute
-    /// on a link with no traffic at all, which the bearerbox logs and
-    /// otherwise does not notice.
-    pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+    /// A vanished host or a cut network is found sooner, by TCP keepalive
+    /// (about 25 s, `link/connect.rs`); this catches what keepalive cannot:
+    /// a bearerbox whose kernel still answers but which sends nothing.
+    /// Five minutes keeps the reconnections of a link with no traffic at
+    /// all (one per timeout, logged by the bearerbox) rare.
+    pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 
     /// The time between heartbeats.
     pub fn heartbeat(&self) -> Duration {
