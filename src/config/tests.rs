@@ -38,7 +38,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(kannel.answer_timeout(), std::time::Duration::from_secs(30));
     assert_eq!(
         kannel.idle_timeout(),
-        Some(std::time::Duration::from_secs(60))
+        Some(std::time::Duration::from_secs(300))
     );
     assert!(!kannel.tls);
     assert_eq!(kannel.tls_ca_file, None);
