@@ -580,6 +580,22 @@ fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
             "must be at least 1: no request would ever be served",
         );
     }
+    if http.max_connections_per_address == 0 {
+        error(
+            report,
+            &at.key("max_connections_per_address"),
+            "must be at least 1: no request would ever be served",
+        );
+    } else if http.max_connections_per_address > http.max_connections {
+        error(
+            report,
+            &at.key("max_connections_per_address"),
+            format!(
+                "must be at most max_connections ({}): one address could take every slot",
+                http.max_connections
+            ),
+        );
+    }
     for (key, value, min) in [
         ("max_body_bytes", http.max_body_bytes, MIN_BODY_BYTES),
         (

@@ -29,6 +29,8 @@
 //!   console's tests, skipped like Kannel's when it is not installed.
 //! - [`promtool`]: Prometheus' `promtool check metrics` over a scrape,
 //!   skipped like Kannel when it is not installed.
+//! - [`raw`]: raw HTTP/1.1 exchanges (malformed requests) and connections
+//!   from a chosen loopback address.
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
 //!   stub HTTP server (for sms-service get-url and dlr-url callbacks).
 //!
@@ -46,6 +48,7 @@ pub mod ports;
 pub mod process;
 pub mod promtool;
 pub mod rapidbox;
+pub mod raw;
 pub mod recorder;
 pub mod service;
 pub mod wire;
