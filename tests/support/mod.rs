@@ -29,6 +29,8 @@
 //!   console's tests, skipped like Kannel's when it is not installed.
 //! - [`promtool`]: Prometheus' `promtool check metrics` over a scrape,
 //!   skipped like Kannel when it is not installed.
+//! - [`misbehaving`]: HTTP peers that are down, never answer, answer
+//!   gigabytes, redirect forever or send garbage.
 //! - [`raw`]: raw HTTP/1.1 exchanges (malformed requests) and connections
 //!   from a chosen loopback address.
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
@@ -44,6 +46,7 @@ pub mod conf;
 pub mod fakesmsc;
 pub mod http;
 pub mod in_process;
+pub mod misbehaving;
 pub mod ports;
 pub mod process;
 pub mod promtool;
