@@ -34,7 +34,7 @@ enabled = false
 listen = "127.0.0.1:$PORT"
 password = "bench"
 CONF
-"$RAPIDBOX" run "$WORK/rapidbox.toml" > "$WORK/rapidbox.log" 2>&1 &
+"$RAPIDBOX" run --config "$WORK/rapidbox.toml" > "$WORK/rapidbox.log" 2>&1 &
 PIDS+=("$!")
 wait_port "$PORT"
 

@@ -190,7 +190,7 @@ pub struct HttpConfig {
     /// Connections one client address may hold at once, served or
     /// waiting; more from it are closed at once. Below `max_connections`,
     /// so that one address (a slowloris, a runaway client) cannot take
-    /// every slot and starve the others.
+    /// every slot and starve the others (check-config warns when it is not).
     pub max_connections_per_address: usize,
     /// Largest request body (a POSTed form); bigger ones get 413.
     pub max_body_bytes: usize,

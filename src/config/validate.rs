@@ -586,12 +586,13 @@ fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
             &at.key("max_connections_per_address"),
             "must be at least 1: no request would ever be served",
         );
-    } else if http.max_connections_per_address > http.max_connections {
-        error(
+    } else if http.max_connections > 0 && http.max_connections_per_address >= http.max_connections {
+        warning(
             report,
             &at.key("max_connections_per_address"),
             format!(
-                "must be at most max_connections ({}): one address could take every slot",
+                "not below max_connections ({}): one address can take every slot and keep \
+                 the others waiting",
                 http.max_connections
             ),
         );

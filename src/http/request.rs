@@ -46,6 +46,7 @@ impl Params {
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
         Params {
             pairs: pairs.into_iter().collect(),
+            malformed: None,
         }
     }
 
@@ -243,7 +244,8 @@ mod tests {
             ("message=%zz", "message", Malformed::Percent),
             ("message=%4", "message", Malformed::Percent),
             ("message=%FF%FE&b=2", "message", Malformed::Utf8),
-            ("na%C3me=%C3", "name", Malformed::Utf8),
+            ("na%C3me=x", "na\u{FFFD}me", Malformed::Utf8),
+            ("name=%C3", "name", Malformed::Utf8),
             ("%FF=1", "\u{FFFD}", Malformed::Utf8),
         ] {
             let p = Params::from_query(query);
