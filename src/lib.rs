@@ -94,6 +94,9 @@ mod daemon;
 mod dispatch;
 mod dlr_callback;
 pub mod escape;
+/// For the cargo-fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod intake;
 pub mod kannel_conf;

@@ -34,6 +34,10 @@ use support::in_process::{send, Reply, Rig};
 /// Bound on anything a test waits for that has no timer of its own.
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Clicks tried on an element a live refresh replaced under the test's
+/// hands; more than a few means the log never stops refreshing.
+const CLICK_TRIES: usize = 3;
+
 const USER: &str = "admin";
 const PASSWORD: &str = "correct horse battery";
 
@@ -191,17 +195,49 @@ async fn fill_in(client: &Client, css: &str, text: &str) {
         .unwrap_or_else(|e| panic!("{css}: {e}"));
 }
 
+/// Waits until the live log is not being refreshed: a refresh replaces
+/// every element of `#log`, so an element found during one (or just
+/// before one) goes stale before it can be clicked. Pages without a live
+/// log are settled at once.
+async fn wait_for_settled_log(client: &Client) {
+    const SETTLED: &str = "var log = document.getElementById('log'); \
+        return !log || !window.EventSource || log.getAttribute('data-refresh') === 'idle';";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(serde_json::Value::Bool(true)) = client.execute(SETTLED, Vec::new()).await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("the live log never settled");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Clicks what `css` names (every click here submits a form or follows a
 /// link) and waits until the browser has left the page: until then,
 /// `find` could return an element of the old page that goes stale under
-/// the test's hands.
+/// the test's hands. Before clicking it waits for the live log to settle
+/// (a refresh would replace a link in the log between finding and
+/// clicking it: the stale element this test once failed on); a refresh
+/// that starts between the two anyway (a commit the test did not make)
+/// is waited out and the click tried again.
 async fn click(client: &Client, css: &str) {
     let old_page = find(client, "html").await;
-    find(client, css)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    let mut tries = 0;
+    loop {
+        wait_for_settled_log(client).await;
+        match find(client, css).await.click().await {
+            Ok(()) => break,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                    && tries + 1 < CLICK_TRIES =>
+            {
+                tries += 1;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
     bounded(&format!("leaving the page after clicking {css}"), async {
         // A stale (or otherwise unreadable) root element: the page is gone.
         while old_page.tag_name().await.is_ok() {

@@ -254,8 +254,14 @@ pub struct HttpConfig {
     /// httprouter's `ROUTER_SILENT`: `/router/receive` answers an empty 200
     /// unless the request says `echo`.
     pub silent: bool,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections served at once; more wait for a free slot (each
+    /// address's still counted against `max_connections_per_address`).
     pub max_connections: usize,
+    /// Connections one client address may hold at once, served or
+    /// waiting; more from it are closed at once. Below `max_connections`,
+    /// so that one address (a slowloris, a runaway client) cannot take
+    /// every slot and starve the others (check-config warns when it is not).
+    pub max_connections_per_address: usize,
     /// Largest request body (a POSTed form); bigger ones get 413.
     pub max_body_bytes: usize,
     /// Largest request line plus headers; bigger ones get 431.
@@ -295,6 +301,9 @@ impl Default for HttpConfig {
             // Relays and monitoring make a handful of connections; 256
             // leaves room for bursts while bounding sockets and memory.
             max_connections: 256,
+            // A relay or a load test uses a few dozen; a quarter of the
+            // slots leaves three quarters to everyone else.
+            max_connections_per_address: 64,
             // A form with a long SMS is under 2 KiB; 64 KiB is generous.
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,

@@ -690,6 +690,14 @@ body_timeout_ms = 0
     assert!(!keys(&report.warnings).contains("http.listen"));
     let open = check("[http]\nlisten = \"0.0.0.0:8080\"\n");
     assert!(open.errors.is_empty(), "{open:#?}");
+    assert!(open
+        .warnings
+        .iter()
+        .all(|w| w.key != "http.max_connections_per_address"));
+    let none = check("[http]\nmax_connections_per_address = 0\n");
+    assert!(keys(&none.errors).contains("http.max_connections_per_address"));
+    let greedy = check("[http]\nmax_connections = 10\nmax_connections_per_address = 10\n");
+    assert!(message(&greedy.warnings, "http.max_connections_per_address").contains("every slot"));
     assert!(message(&open.warnings, "http.listen").contains("password is not set"));
     let defaults = Config::default().http;
     assert_eq!((defaults.password, defaults.silent), (None, false));

@@ -594,6 +594,23 @@ fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
             "must be at least 1: no request would ever be served",
         );
     }
+    if http.max_connections_per_address == 0 {
+        error(
+            report,
+            &at.key("max_connections_per_address"),
+            "must be at least 1: no request would ever be served",
+        );
+    } else if http.max_connections > 0 && http.max_connections_per_address >= http.max_connections {
+        warning(
+            report,
+            &at.key("max_connections_per_address"),
+            format!(
+                "not below max_connections ({}): one address can take every slot and keep \
+                 the others waiting",
+                http.max_connections
+            ),
+        );
+    }
     for (key, value, min) in [
         ("max_body_bytes", http.max_body_bytes, MIN_BODY_BYTES),
         (

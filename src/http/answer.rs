@@ -36,6 +36,11 @@ pub enum ApiError {
     NoSuchMessage(MessageId),
     #[error("message {0} is incoming; only outgoing messages are delivered")]
     NotOutgoing(MessageId),
+    #[error("parameter `{name}`: {why}")]
+    Malformed {
+        name: String,
+        why: super::request::Malformed,
+    },
     #[error("method not allowed")]
     MethodNotAllowed(&'static [Method]),
     #[error("the request body did not arrive in time")]
@@ -67,7 +72,9 @@ impl From<StoreError> for ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Invalid(_) | ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) | ApiError::Malformed { .. } | ApiError::BodyUnreadable => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NoSuchPath | ApiError::NoSuchMessage(_) => StatusCode::NOT_FOUND,
             ApiError::NotOutgoing(_) => StatusCode::CONFLICT,
@@ -87,7 +94,7 @@ impl ApiError {
         struct Body<'a> {
             error: String,
             #[serde(skip_serializing_if = "Option::is_none")]
-            fields: Option<&'a FieldErrors>,
+            fields: Option<&'a BTreeMap<&'a str, String>>,
         }
         match &self {
             ApiError::StorageUnavailable(e) | ApiError::Storage(e) => {
@@ -96,8 +103,16 @@ impl ApiError {
             ApiError::Internal(what) => error!("HTTP request failed: {what}"),
             _ => {}
         }
+        let named: BTreeMap<&str, String>;
         let fields = match &self {
-            ApiError::Invalid(fields) => Some(fields),
+            ApiError::Invalid(fields) => {
+                named = fields.iter().map(|(k, v)| (*k, v.clone())).collect();
+                Some(&named)
+            }
+            ApiError::Malformed { name, why } => {
+                named = BTreeMap::from([(name.as_str(), why.to_string())]);
+                Some(&named)
+            }
             _ => None,
         };
         let body = Body {

@@ -10,6 +10,7 @@ use hyper::HeaderMap;
 use super::answer::ApiError;
 use super::auth;
 use super::request::{BodyLimits, Params};
+use super::throttle::AddressThrottle;
 use crate::dispatch::Dispatch;
 use crate::intake::Intake;
 use crate::metrics::LinkStatus;
@@ -29,6 +30,8 @@ pub struct Context {
     pub silent: bool,
     /// `[http] max_body_bytes` and `body_timeout_ms`.
     pub body: BodyLimits,
+    /// Wrong sendsms credentials, per client address.
+    pub throttle: Arc<AddressThrottle>,
 }
 
 impl Context {

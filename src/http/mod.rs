@@ -25,7 +25,8 @@
 //! - `answer`: JSON bodies, errors, and messages as httprouter's `as_json`;
 //! - `body`: the response body type, whole or streamed;
 //! - `page`: the HTML chrome the console's pages and the status page share;
-//! - `auth`: `[http] password`, compared in constant time.
+//! - `auth`: `[http] password`, compared in constant time;
+//! - `throttle`: the limit on wrong sendsms credentials per address.
 //!
 //! The API and the console are leaves: they use the modules below them
 //! and nothing else of the server uses them but `service`.
@@ -41,6 +42,7 @@ mod page;
 pub(crate) mod request;
 pub mod server;
 mod service;
+mod throttle;
 
 use std::sync::Arc;
 

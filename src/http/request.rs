@@ -24,6 +24,20 @@ pub struct BodyLimits {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     pairs: Vec<(String, String)>,
+    /// The first pair that did not decode: its name (lossily decoded) and
+    /// what was wrong. Such a pair is not among `pairs`.
+    malformed: Option<(String, Malformed)>,
+}
+
+/// What can be wrong with a URL-encoded name or value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// A `%` not followed by two hexadecimal digits.
+    #[error("invalid percent-encoding")]
+    Percent,
+    /// Bytes (after decoding) that are not UTF-8.
+    #[error("not valid UTF-8")]
+    Utf8,
 }
 
 impl Params {
@@ -32,7 +46,16 @@ impl Params {
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
         Params {
             pairs: pairs.into_iter().collect(),
+            malformed: None,
         }
+    }
+
+    /// The first parameter that did not decode, and why: every endpoint
+    /// refuses such a request rather than guess what was meant.
+    pub fn malformed(&self) -> Option<(&str, Malformed)> {
+        self.malformed
+            .as_ref()
+            .map(|(name, why)| (name.as_str(), *why))
     }
 
     /// Parameters from a URL-encoded query string.
@@ -61,9 +84,56 @@ impl Params {
     }
 
     fn extend_urlencoded(&mut self, bytes: &[u8]) {
-        self.pairs
-            .extend(form_urlencoded::parse(bytes).map(|(n, v)| (n.into_owned(), v.into_owned())));
+        for pair in bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            match (decode(name), decode(value)) {
+                (Ok(name), Ok(value)) => self.pairs.push((name, value)),
+                (Err(why), _) | (_, Err(why)) => {
+                    if self.malformed.is_none() {
+                        let name =
+                            String::from_utf8_lossy(&percent_decode_lossy(name)).into_owned();
+                        self.malformed = Some((name, why));
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` name or value: `+` is
+/// a space, `%XX` a byte; the result must be UTF-8.
+fn decode(encoded: &[u8]) -> Result<String, Malformed> {
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut i = 0;
+    while i < encoded.len() {
+        match encoded[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = encoded.get(i + 1..i + 3).ok_or(Malformed::Percent)?;
+                let byte = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
+                    .ok_or(Malformed::Percent)?;
+                out.push(byte);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| Malformed::Utf8)
+}
+
+/// A name decoded as far as it goes, for naming it in an error.
+fn percent_decode_lossy(encoded: &[u8]) -> Vec<u8> {
+    form_urlencoded::parse(encoded)
+        .next()
+        .map(|(n, _)| n.into_owned().into_bytes())
+        .unwrap_or_default()
 }
 
 /// The parameters of `request`. A GET's body is ignored; a POST's must be
@@ -78,6 +148,7 @@ pub async fn params(
         params.extend_urlencoded(query.as_bytes());
     }
     if head.method != Method::POST {
+        refuse_malformed(&params)?;
         return Ok((head, params));
     }
     let is_form = head.headers.get(CONTENT_TYPE).is_none_or(|kind| {
@@ -90,7 +161,19 @@ pub async fn params(
     }
     let bytes = read_body(&head, body, limits).await?;
     params.extend_urlencoded(&bytes);
+    refuse_malformed(&params)?;
     Ok((head, params))
+}
+
+/// A request with a parameter that does not decode is refused, naming it.
+fn refuse_malformed(params: &Params) -> Result<(), ApiError> {
+    match params.malformed() {
+        Some((name, why)) => Err(ApiError::Malformed {
+            name: name.to_owned(),
+            why,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `request`'s head and, for a POST, its body as it came (empty for other
@@ -151,5 +234,25 @@ mod tests {
         assert_eq!(p.get("c"), Some(""));
         assert_eq!(p.get("d"), None);
         assert_eq!(p.all("a").collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(p.malformed(), None);
+    }
+
+    #[test]
+    fn bad_percent_encoding_and_bad_utf8_are_named() {
+        for (query, name, why) in [
+            ("a=1&message=100%", "message", Malformed::Percent),
+            ("message=%zz", "message", Malformed::Percent),
+            ("message=%4", "message", Malformed::Percent),
+            ("message=%FF%FE&b=2", "message", Malformed::Utf8),
+            ("na%C3me=x", "na\u{FFFD}me", Malformed::Utf8),
+            ("name=%C3", "name", Malformed::Utf8),
+            ("%FF=1", "\u{FFFD}", Malformed::Utf8),
+        ] {
+            let p = Params::from_query(query);
+            assert_eq!(p.malformed(), Some((name, why)), "{query}");
+        }
+        let p = Params::from_query("text=%C3%A9t%C3%A9+%2B");
+        assert_eq!(p.get("text"), Some("été +"));
+        assert_eq!(p.malformed(), None);
     }
 }

@@ -2,9 +2,15 @@
 //! resource bounded, and a graceful stop.
 //!
 //! Bounds, from `[http]`:
-//! - `max_connections`: a [`Semaphore`] permit is taken *before* accepting,
-//!   so connections beyond the bound wait in the kernel's listen backlog
-//!   instead of costing a task and buffers here;
+//! - `max_connections_per_address`: connections one client address holds
+//!   at once, served or waiting. A connection beyond it is closed as soon
+//!   as it is accepted, so one address (a slowloris, a runaway client)
+//!   never holds more than its share;
+//! - `max_connections`: connections served at once (a [`Semaphore`]
+//!   permit each, granted in arrival order). Up to as many again wait for
+//!   a permit, holding only their socket; beyond that a new connection is
+//!   closed at once. Because no address may hold more than its share, a
+//!   client from another address always finds a slot or a short queue;
 //! - `max_header_bytes`: hyper's read buffer, so an endless request line or
 //!   header section is answered 431 (or the connection closed) instead of
 //!   growing memory;
@@ -19,9 +25,10 @@
 //! closed, and requests in progress get [`SHUTDOWN_GRACE`] to finish
 //! (a receive in progress commits and answers) before they are dropped.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -48,6 +55,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// open files, say) before trying again, instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Connections that may wait for a serving slot, as a multiple of
+/// `max_connections`: enough to ride out a burst, bounded so that many
+/// addresses together cannot pile up sockets without limit.
+const WAITING_PER_SLOT: usize = 1;
+
 /// The listening address could not be bound.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
@@ -68,6 +80,7 @@ pub struct HttpServer {
     local_addr: SocketAddr,
     service: Service,
     max_connections: usize,
+    max_per_address: usize,
     http1: http1::Builder,
 }
 
@@ -110,12 +123,14 @@ impl HttpServer {
                         max_bytes: config.max_body_bytes,
                         timeout: config.body_timeout(),
                     },
+                    throttle: Default::default(),
                 },
                 api: parts.api,
                 console: parts.console,
                 role,
             },
             max_connections: config.max_connections.max(1),
+            max_per_address: config.max_connections_per_address.max(1),
             http1,
         })
     }
@@ -129,34 +144,51 @@ impl HttpServer {
     /// documentation says and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         info!(address = %self.local_addr, "HTTP server listening");
-        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let serving = Arc::new(Semaphore::new(self.max_connections));
+        let admitted = Arc::new(Semaphore::new(
+            self.max_connections * (1 + WAITING_PER_SLOT),
+        ));
+        let addresses = Arc::new(PerAddress::new(self.max_per_address));
         let service = Arc::new(self.service);
+        let metrics = service.ctx.intake.metrics().clone();
         let mut connections = JoinSet::new();
         loop {
             // Finished connections leave the set as we go, so it holds at
-            // most max_connections tasks.
+            // most as many tasks as `admitted` has permits.
             while connections.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                permit = permits.clone().acquire_owned() => permit,
-            };
-            // The semaphore is never closed.
-            let Ok(permit) = permit else { break };
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => accepted,
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    // Refused connections are dropped here, which closes
+                    // them before a byte is read.
+                    let Some(share) = addresses.take(peer.ip()) else {
+                        debug!(%peer, "HTTP connection refused: too many from this address");
+                        metrics.http.connection_refused("per_address");
+                        continue;
+                    };
+                    let Ok(admission) = admitted.clone().try_acquire_owned() else {
+                        debug!(%peer, "HTTP connection refused: every slot taken and queue full");
+                        metrics.http.connection_refused("full");
+                        continue;
+                    };
                     debug!(%peer, "HTTP connection");
-                    connections.spawn(connection(
-                        stream,
-                        peer,
-                        service.clone(),
-                        self.http1.clone(),
-                        shutdown.clone(),
-                        permit,
-                    ));
+                    let serving = serving.clone();
+                    let service = service.clone();
+                    let http1 = self.http1.clone();
+                    let shutdown = shutdown.clone();
+                    connections.spawn(async move {
+                        let permit = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            permit = serving.acquire_owned() => permit,
+                        };
+                        // The semaphore is never closed.
+                        let Ok(permit) = permit else { return };
+                        connection(stream, peer, service, http1, shutdown, permit).await;
+                        drop((share, admission));
+                    });
                 }
                 Err(e) if is_per_connection(&e) => debug!(error = %e, "HTTP accept"),
                 Err(e) => {
@@ -180,6 +212,63 @@ impl HttpServer {
             connections.shutdown().await;
         }
         info!("HTTP server stopped");
+    }
+}
+
+/// How many connections each client address holds, so that none holds
+/// more than its share.
+struct PerAddress {
+    limit: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its address's share; given back on drop.
+struct Share {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn new(limit: usize) -> PerAddress {
+        PerAddress {
+            limit,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for one more connection from `ip`, or `None` when it
+    /// already holds its share. IPv4 clients of an IPv6 listener count as
+    /// their IPv4 address.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
+        let ip = ip.to_canonical();
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = held.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Share {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = self
+            .table
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Entries go when their last connection does: the map holds only
+        // addresses with a live connection, at most `admitted` of them.
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -64,10 +64,23 @@ struct EndpointLabels {
     endpoint: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    endpoint: &'static str,
+    outcome: &'static str,
+}
+
 /// The HTTP server's metrics.
 #[derive(Debug)]
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
+    auth_failures: Family<AuthLabels, Counter>,
     seconds: [Histogram; ENDPOINTS.len()],
 }
 
@@ -101,7 +114,41 @@ impl HttpMetrics {
             "Time from a request's head to its answer, by endpoint",
             histograms,
         );
-        HttpMetrics { requests, seconds }
+        let refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections closed unserved: per_address (the client's address held its \
+             share) or full (every slot taken and the queue full)",
+            refused.clone(),
+        );
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "http_auth_failures",
+            "Wrong credentials (outcome wrong) and requests refused because their address \
+             failed too often (outcome throttled), by endpoint (sendsms, console)",
+            auth_failures.clone(),
+        );
+        HttpMetrics {
+            requests,
+            seconds,
+            refused,
+            auth_failures,
+        }
+    }
+
+    /// Counts a connection closed unserved, for `reason` (`per_address`,
+    /// `full`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts wrong credentials (`throttled`: false) or a request refused
+    /// for too many of them (`throttled`: true) at `endpoint`.
+    pub fn auth_failure(&self, endpoint: &'static str, throttled: bool) {
+        let outcome = if throttled { "throttled" } else { "wrong" };
+        self.auth_failures
+            .get_or_create(&AuthLabels { endpoint, outcome })
+            .inc();
     }
 
     /// Starts timing a request for `path` (`console`: a console path).

@@ -33,6 +33,10 @@
 //!   console's tests, skipped like Kannel's when it is not installed.
 //! - [`promtool`]: Prometheus' `promtool check metrics` over a scrape,
 //!   skipped like Kannel when it is not installed.
+//! - [`misbehaving`]: HTTP peers that are down, never answer, answer
+//!   gigabytes, redirect forever or send garbage.
+//! - [`raw`]: raw HTTP/1.1 exchanges (malformed requests) and connections
+//!   from a chosen loopback address.
 //! - [`http`]: a plain HTTP/1.0 GET (for smsbox's sendsms interface) and a
 //!   stub HTTP server (for sms-service get-url and dlr-url callbacks), and
 //!   `/metrics` scrapes read series by series.
@@ -49,10 +53,12 @@ pub mod faults;
 pub mod faulty_link;
 pub mod http;
 pub mod in_process;
+pub mod misbehaving;
 pub mod ports;
 pub mod process;
 pub mod promtool;
 pub mod rapidbox;
+pub mod raw;
 pub mod recorder;
 pub mod service;
 pub mod wire;

@@ -24,6 +24,10 @@ enum Outcome {
     /// smsbox's "request failed": `reply-requestfailed`, without the
     /// service's rules.
     Failed(String),
+    /// No good answer from the service's URL (down, timed out, not 200 or
+    /// 202, an unreadable answer): `reply-couldnotfetch`, as smsbox, and
+    /// the reason recorded on the message.
+    CouldNotFetch(String),
 }
 
 impl SmsServices {
@@ -107,25 +111,32 @@ impl SmsServices {
                 self.ask(service, &request).await
             }
         };
-        match outcome {
-            Outcome::Reply(body, mut mt) => {
-                // smsbox answers a URL's result with the MO itself, which
-                // carries the service's name (to its report's %n); a text,
-                // file or exec reply is a new message without one.
-                let url = matches!(
-                    service.action,
-                    Action::GetUrl(_) | Action::PostUrl(_) | Action::PostXml(_)
-                );
-                if url {
-                    mt.service = Some(service.name.clone());
-                }
-                self.send(Some(service), msg, body, *mt, &reply_from)
+        let (body, mut mt) = match outcome {
+            Outcome::Reply(body, mt) => (body, mt),
+            Outcome::CouldNotFetch(error) => {
+                msg.report_failure(format!("sms service {}: {error}", service.name));
+                (
+                    Body::Text(self.smsbox.reply_couldnotfetch.clone()),
+                    Box::default(),
+                )
             }
             Outcome::Failed(error) => {
                 msg.report_failure(format!("sms service {}: {error}", service.name));
                 self.request_failed(msg, &reply_from);
+                return;
             }
+        };
+        // smsbox answers a URL's result with the MO itself, which
+        // carries the service's name (to its report's %n); a text,
+        // file or exec reply is a new message without one.
+        let url = matches!(
+            service.action,
+            Action::GetUrl(_) | Action::PostUrl(_) | Action::PostXml(_)
+        );
+        if url {
+            mt.service = Some(service.name.clone());
         }
+        self.send(Some(service), msg, body, *mt, &reply_from)
     }
 
     fn timeout(&self) -> Duration {
@@ -145,10 +156,7 @@ impl SmsServices {
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!(service = %service.name, %error, "sms service: could not fetch");
-                return Outcome::Reply(
-                    Body::Text(self.smsbox.reply_couldnotfetch.clone()),
-                    Box::default(),
-                );
+                return Outcome::CouldNotFetch(error.to_string());
             }
         };
         let c = &service.config;

@@ -14,11 +14,17 @@
 //! - a message the router's outgoing phase cancels is stored cancelled
 //!   (C); when every message of a request was cancelled the answer is 403
 //!   `Not routable. Do not try again.` (smsbox's words for an MT the
-//!   bearerbox refuses), because the caller should not retry it.
+//!   bearerbox refuses), because the caller should not retry it;
+//! - an address that gave wrong credentials (`Authorization failed for
+//!   sendsms`) more than `throttle::MAX_FAILURES` times within
+//!   `throttle::WINDOW` gets 429 [`THROTTLED`] with `Retry-After`, whatever
+//!   it sends, until the window has passed (smsbox lets it guess on).
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use std::time::Instant;
+
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use tracing::{info, warn};
 
@@ -28,6 +34,11 @@ use crate::http::server::PeerAddr;
 use crate::model::{now_micros, Status};
 use crate::reload::Reloadable;
 use crate::sendsms::{self, Incoming, Refusal, ACCEPTED};
+
+/// The answer to an address that gave wrong credentials too often
+/// (smsbox has no such limit, so no words of its own for it), with
+/// status 429 and `Retry-After`.
+pub const THROTTLED: &str = "Too many failed authorizations from this address, try again later.";
 
 /// smsbox answers `text/html` whatever it says.
 fn answer(status: u16, body: String) -> HttpResponse {
@@ -68,7 +79,27 @@ impl Sendsms {
             body,
             client_ip: head.extensions.get::<PeerAddr>().map(|peer| peer.0.ip()),
         };
-        match self.send(ctx, &incoming).await {
+        let metrics = ctx.intake.metrics();
+        let attempt = match ctx.throttle.attempt(incoming.client_ip, Instant::now()) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                warn!(ip = ?incoming.client_ip, "sendsms: refused, too many failed authorizations");
+                metrics.http.auth_failure("sendsms", true);
+                let mut response = answer(429, THROTTLED.to_owned());
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+                return response;
+            }
+        };
+        let sent = self.send(ctx, &incoming).await;
+        if let Err(Refusal::Unauthorized) = sent {
+            // The attempt stays counted.
+            metrics.http.auth_failure("sendsms", false);
+        } else {
+            ctx.throttle.succeeded(attempt);
+        }
+        match sent {
             Ok(()) => answer(202, ACCEPTED.to_owned()),
             Err(refusal) => answer(refusal.status(), refusal.to_string()),
         }

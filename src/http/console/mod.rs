@@ -293,6 +293,7 @@ pub async fn serve(
     };
     if sub == "/login" {
         return login(
+            ctx,
             console,
             &head.headers,
             &params,
@@ -470,6 +471,7 @@ fn detail(
 
 /// The login page, and logging in.
 async fn login(
+    ctx: &Context,
     console: &Console,
     headers: &HeaderMap,
     params: &Params,
@@ -540,6 +542,7 @@ async fn login(
         Err(wait) => {
             let minutes = wait.as_secs().div_ceil(60).max(1);
             warn!(username, ?peer, "console: login refused, too many failures");
+            ctx.intake.metrics().http.auth_failure("console", true);
             return page(
                 StatusCode::TOO_MANY_REQUESTS,
                 username,
@@ -571,6 +574,7 @@ async fn login(
     if !ok {
         // The attempt stays counted as a failure.
         warn!(username, ?peer, "console: failed login");
+        ctx.intake.metrics().http.auth_failure("console", false);
         return page(
             StatusCode::UNAUTHORIZED,
             username,
