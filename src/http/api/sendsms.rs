@@ -80,24 +80,19 @@ impl Sendsms {
             client_ip: head.extensions.get::<PeerAddr>().map(|peer| peer.0.ip()),
         };
         let metrics = ctx.intake.metrics();
-        let attempt = match ctx.throttle.attempt(incoming.client_ip, Instant::now()) {
-            Ok(attempt) => attempt,
-            Err(wait) => {
-                warn!(ip = ?incoming.client_ip, "sendsms: refused, too many failed authorizations");
-                metrics.http.auth_failure("sendsms", true);
-                let mut response = answer(429, THROTTLED.to_owned());
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-                return response;
-            }
-        };
+        if let Err(wait) = ctx.throttle.check(incoming.client_ip, Instant::now()) {
+            warn!(ip = ?incoming.client_ip, "sendsms: refused, too many failed authorizations");
+            metrics.http.auth_failure("sendsms", true);
+            let mut response = answer(429, THROTTLED.to_owned());
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            return response;
+        }
         let sent = self.send(ctx, &incoming).await;
         if let Err(Refusal::Unauthorized) = sent {
-            // The attempt stays counted.
+            ctx.throttle.failed(incoming.client_ip, Instant::now());
             metrics.http.auth_failure("sendsms", false);
-        } else {
-            ctx.throttle.succeeded(attempt);
         }
         match sent {
             Ok(()) => answer(202, ACCEPTED.to_owned()),
