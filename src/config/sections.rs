@@ -262,6 +262,10 @@ pub struct HttpConfig {
     /// so that one address (a slowloris, a runaway client) cannot take
     /// every slot and starve the others (check-config warns when it is not).
     pub max_connections_per_address: usize,
+    /// Wrong sendsms credentials one address may give within 5 minutes;
+    /// after that it gets 429 until the oldest is 5 minutes old. 0: no
+    /// limit, as Kannel's smsbox.
+    pub max_auth_failures: usize,
     /// Largest request body (a POSTed form); bigger ones get 413.
     pub max_body_bytes: usize,
     /// Largest request line plus headers; bigger ones get 431.
@@ -304,6 +308,9 @@ impl Default for HttpConfig {
             // A relay or a load test uses a few dozen; a quarter of the
             // slots leaves three quarters to everyone else.
             max_connections_per_address: 64,
+            // An application with a typo in its password fails ten times
+            // before it is slowed; a guesser gets ten guesses per window.
+            max_auth_failures: 10,
             // A form with a long SMS is under 2 KiB; 64 KiB is generous.
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,

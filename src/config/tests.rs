@@ -773,3 +773,11 @@ fn the_log_format_is_text_or_json_and_check_config_names_a_wrong_one() {
         .to_string();
     assert!(err.contains("log.format"), "{err}");
 }
+
+#[test]
+fn max_auth_failures_is_bounded_and_zero_turns_the_limit_off() {
+    let off = check("[http]\nmax_auth_failures = 0\n");
+    assert!(!keys(&off.errors).contains("http.max_auth_failures"));
+    let huge = check("[http]\nmax_auth_failures = 10001\n");
+    assert!(keys(&huge.errors).contains("http.max_auth_failures"));
+}

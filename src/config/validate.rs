@@ -594,6 +594,13 @@ fn http(http: &HttpConfig, at: &KeyPath, report: &mut Report) {
             "must be at least 1: no request would ever be served",
         );
     }
+    if http.max_auth_failures > 10_000 {
+        error(
+            report,
+            &at.key("max_auth_failures"),
+            "at most 10000 (each failure is remembered for 5 minutes); 0 turns the limit off",
+        );
+    }
     if http.max_connections_per_address == 0 {
         error(
             report,

@@ -44,6 +44,7 @@ use super::context::Context;
 use super::ops::Role;
 use super::request::BodyLimits;
 use super::service::{self, Service};
+use super::throttle::AddressThrottle;
 use super::Parts;
 use crate::config::HttpConfig;
 
@@ -123,7 +124,7 @@ impl HttpServer {
                         max_bytes: config.max_body_bytes,
                         timeout: config.body_timeout(),
                     },
-                    throttle: Default::default(),
+                    throttle: Arc::new(AddressThrottle::new(config.max_auth_failures)),
                 },
                 api: parts.api,
                 console: parts.console,

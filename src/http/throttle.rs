@@ -2,7 +2,8 @@
 //! `/cgi-bin/sendsms` (whose users' passwords are plain strings an
 //! attacker could otherwise guess at the speed of the network).
 //!
-//! A request from an address that has failed [`MAX_FAILURES`] times within
+//! A request from an address that has failed `[http] max_auth_failures`
+//! ([`MAX_FAILURES`] by default; 0 turns the limit off) times within
 //! [`WINDOW`] is refused ([`AddressThrottle::check`]), whatever it sends,
 //! until the oldest failure is older than the window; a request with
 //! wrong credentials is recorded ([`AddressThrottle::failed`]). Only
@@ -19,9 +20,8 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Wrong credentials allowed per address within [`WINDOW`]. An
-/// application with a typo in its password fails ten times before it is
-/// slowed; a guesser gets ten guesses per window.
+/// The default of wrong credentials allowed per address within
+/// [`WINDOW`] (`[http] max_auth_failures`).
 pub const MAX_FAILURES: usize = 10;
 
 /// How long a failure counts.
@@ -34,21 +34,29 @@ pub const WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const MAX_TRACKED: usize = 10_000;
 
 /// Recent failures, per address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AddressThrottle {
+    /// Failures allowed within [`WINDOW`]; 0: no limit.
+    max_failures: usize,
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
-/// One request's attempt, counted as a failure until
-/// [`AddressThrottle::succeeded`] takes it back.
-#[derive(Debug)]
-#[must_use = "a successful attempt must be taken back"]
-pub struct Attempt {
-    ip: IpAddr,
-    at: Instant,
+impl Default for AddressThrottle {
+    fn default() -> Self {
+        AddressThrottle::new(MAX_FAILURES)
+    }
 }
 
 impl AddressThrottle {
+    /// A throttle allowing `max_failures` per address and window (0: no
+    /// limit, nothing is tracked).
+    pub fn new(max_failures: usize) -> Self {
+        AddressThrottle {
+            max_failures,
+            failures: Mutex::default(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, VecDeque<Instant>>> {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -60,6 +68,9 @@ impl AddressThrottle {
         let Some(ip) = ip.map(|ip| ip.to_canonical()) else {
             return Ok(());
         };
+        if self.max_failures == 0 {
+            return Ok(());
+        }
         let mut failures = self.lock();
         let Some(times) = failures.get_mut(&ip) else {
             return Ok(());
@@ -69,7 +80,7 @@ impl AddressThrottle {
             failures.remove(&ip);
             return Ok(());
         }
-        if times.len() >= MAX_FAILURES {
+        if times.len() >= self.max_failures {
             let oldest = times.front().copied().unwrap_or(now);
             return Err(WINDOW.saturating_sub(now.duration_since(oldest)));
         }
@@ -81,6 +92,9 @@ impl AddressThrottle {
         let Some(ip) = ip.map(|ip| ip.to_canonical()) else {
             return;
         };
+        if self.max_failures == 0 {
+            return;
+        }
         let mut failures = self.lock();
         if !failures.contains_key(&ip) && failures.len() >= MAX_TRACKED {
             let stalest = failures
@@ -93,8 +107,8 @@ impl AddressThrottle {
         }
         let times = failures.entry(ip).or_default();
         times.push_back(now);
-        // Only the newest MAX_FAILURES decide; older ones need not be kept.
-        while times.len() > MAX_FAILURES {
+        // Only the newest max_failures decide; older ones need not be kept.
+        while times.len() > self.max_failures {
             times.pop_front();
         }
     }
@@ -133,6 +147,17 @@ mod tests {
         let throttle = AddressThrottle::default();
         let now = Instant::now();
         for _ in 0..MAX_FAILURES * 100 {
+            assert!(throttle.check(ip(1), now).is_ok());
+        }
+        assert!(throttle.lock().is_empty());
+    }
+
+    #[test]
+    fn zero_failures_allowed_means_no_limit_as_in_smsbox() {
+        let throttle = AddressThrottle::new(0);
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES * 3 {
+            throttle.failed(ip(1), now);
             assert!(throttle.check(ip(1), now).is_ok());
         }
         assert!(throttle.lock().is_empty());
