@@ -291,6 +291,10 @@ impl Converter {
                 kannel.insert(name.into(), var.value.clone().into());
             }
         }
+        // smsbox asks the bearerbox for no delivery reports on its replies
+        // unless a service, an answer's X-Kannel-DLR-Mask or a sendsms
+        // request asks; rapidbox's default (27) asks for every reply.
+        kannel.insert("dlr_mask".into(), 0.into());
         match core {
             Some(core) => self.core_rest(core, tls),
             None => self.note(

@@ -51,6 +51,8 @@ fn the_bearerbox_connection_comes_from_core_then_smsbox() {
     assert_eq!(config.kannel.smsbox_id.as_deref(), Some("rapid"));
     assert_eq!(config.kannel.global_sender.as_deref(), Some("5555"));
     assert!(!config.kannel.tls);
+    // smsbox's replies ask for no delivery reports unless told to.
+    assert_eq!(config.kannel.dlr_mask, 0);
     // smsbox answered only through sms-services: no echo.
     assert!(config.router.apps.is_empty());
     let notes = notes(&conversion);
