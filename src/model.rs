@@ -211,8 +211,11 @@ pub struct KannelInfo {
     pub meta_data: Option<String>,
     /// The SMSC's own id for an MT, learnt from a delivery report.
     pub foreign_id: Option<String>,
-    /// What a sendsms caller asked for beyond the fields above; `None` for
-    /// MOs and replies. Boxed so that messages without it stay small.
+    /// What a sendsms caller asked for beyond the fields above; for an MO,
+    /// what its SMSC set beyond them (message class, PID, validity,
+    /// account, billing info...), which smsbox shows to `post-url` and
+    /// `post-xml` services and in escapes. `None` for replies and for MOs
+    /// whose SMSC set none. Boxed so that messages without it stay small.
     pub mt_options: Option<Box<MtOptions>>,
     /// An MO's `time` as the bearerbox gave it (Unix seconds, when the
     /// SMSC delivered it); `None` for MTs and when Kannel sent -1. Part of

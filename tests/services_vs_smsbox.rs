@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts, Conf, Group, SmsboxParams};
 use support::fakesmsc::{FakeMt, Phone};
+use support::loopback::{self, Injector};
 use support::ports::free_port;
 use support::process::{Daemon, START_TIMEOUT};
 use support::rapidbox::Rapidbox;
@@ -579,6 +580,335 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
         2,
         "{TEST}: http-request-retry 1 asks twice: {:?}",
         requests("+4670000018")
+    );
+    assert!(
+        differences.is_empty(),
+        "{TEST}: {} differences (the deliberate ones, {DIFFERENCES:?}, are not \
+         compared):\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+// --- MOs with every field an SMSC may set, and redirects ----------------
+//
+// fakesmsc cannot set an MO's message class, PID, RPI, alternative DCS,
+// MWI, compression, validity, deferral, account or billing info; the
+// bearerbox's loopback SMSC can (`support::loopback`): the test sends MTs
+// carrying them, which come back as MOs through the same bearerbox to
+// smsbox, then to rapidbox. The cases:
+//
+// - post-url: the X-Kannel-* headers smsbox adds for each field that is
+//   set (MClass, PID, RPI, Alt-DCS, MWI, Compress, Validity and Deferred
+//   in minutes from now, BInfo), in its order;
+// - post-xml: the <pid>, <rpi>, <dcs> children, <timing> and <vp>
+//   elements, byte for byte;
+// - get-url: the escapes that show those fields (%m %M %o %B %v %V %O);
+// - an MO that brings a service of its own (an HTTP SMSC's user, an MT
+//   looped back): smsbox keeps it as X-Kannel-Service and %n;
+// - redirects: a GET answered 302 with a location from the root, a POST
+//   answered 303 (asked again as a POST with its body), and a redirect
+//   to itself, followed 5 times and then taken as the (failed) answer.
+//
+// The looped MOs come from the loopback SMSC, so a reply goes back to it
+// unless the answer names the fake SMSC (X-Kannel-SMSC, accepted): every
+// answer here does, and a `default` service whose answer is empty (with
+// omit-empty) stops a reply that loops anyway (reply-couldnotfetch, say)
+// after one turn.
+
+/// The answers of the recording application for the looped cases.
+fn looped_routes() -> Vec<Route> {
+    let to_fake = |body: &'static str| Answer::Raw {
+        status: 200,
+        content_type: "text/plain",
+        headers: &[("X-Kannel-SMSC", "fake")],
+        body: body.as_bytes(),
+    };
+    let redirect = |status: u16, location: &'static str| Route {
+        path: "",
+        answer: Answer::Raw {
+            status,
+            content_type: "text/plain",
+            headers: Box::leak(Box::new([("Location", location)])),
+            body: b"see elsewhere",
+        },
+    };
+    vec![
+        Route {
+            path: "/fields",
+            answer: to_fake("fields ok"),
+        },
+        Route {
+            path: "/moved",
+            ..redirect(302, "/to/get?p=%2B4670000054")
+        },
+        Route {
+            path: "/pmoved",
+            ..redirect(303, " /to/post?p=%2B4670000055")
+        },
+        Route {
+            path: "/again",
+            ..redirect(307, "/again?p=%2B4670000056")
+        },
+        Route {
+            path: "/to",
+            answer: to_fake("moved ok"),
+        },
+        Route {
+            path: "/trap",
+            answer: to_fake(""),
+        },
+    ]
+}
+
+/// The looped cases' services (`base`: the application's URL).
+fn looped_services(base: &str) -> Vec<Group> {
+    let s = |kw: &str| {
+        Group::new("sms-service")
+            .set("keyword", kw)
+            .set("accept-x-kannel-headers", "true")
+    };
+    vec![
+        s("fpost")
+            .set("post-url", format!("{base}/fields/post?p=%p"))
+            .set("send-sender", "true"),
+        s("fxml")
+            .set("post-xml", format!("{base}/fields/xml?p=%p"))
+            .set("send-sender", "true"),
+        s("fget").set(
+            "get-url",
+            format!("{base}/fields/get?p=%p&m=%m&M=%M&o=%o&B=%B&v=%v&V=%V&O=%O&c=%c&n=%n"),
+        ),
+        s("moved").set("get-url", format!("{base}/moved?p=%p")),
+        s("pmoved").set("post-url", format!("{base}/pmoved?p=%p")),
+        s("again").set("get-url", format!("{base}/again?p=%p")),
+        Group::new("sms-service")
+            .set("keyword", "default")
+            .set("get-url", format!("{base}/trap?p=%p"))
+            .set("omit-empty", "true"),
+    ]
+}
+
+/// The looped MOs: (phone, text, whether the SMSC set every field, the
+/// MO's own service).
+const LOOPED: &[(&str, &str, bool, Option<&str>)] = &[
+    ("+4670000050", "fpost some body", true, None),
+    ("+4670000051", "fxml <b>&</b>", true, None),
+    ("+4670000052", "fget", true, None),
+    ("+4670000053", "fpost mine", false, Some("acct-user")),
+    ("+4670000054", "moved", false, None),
+    ("+4670000055", "pmoved the body", false, None),
+    ("+4670000056", "again", false, None),
+];
+
+/// Sends the looped MOs and gathers what the application and the phones
+/// saw (as [`exchange`] does for fakesmsc's).
+async fn exchange_looped(
+    injector: &mut Injector,
+    phone: &Phone,
+    service: &Service,
+    skip_mts: usize,
+    wanted: usize,
+) -> Observed {
+    let requests_before = service.seen().len();
+    for (from, text, every_field, own_service) in LOOPED {
+        let mut mo = loopback::text_mo(from, "5555", text);
+        if *every_field {
+            // Validity and deferral are absolute; smsbox shows minutes
+            // from now, which stay 60 and 30 for the half minute the
+            // exchange may take.
+            let now = loopback::now();
+            mo.mclass = 1;
+            mo.mwi = 0;
+            mo.pid = 65;
+            mo.rpi = 1;
+            mo.alt_dcs = 1;
+            mo.compress = 0;
+            mo.validity = now + 3630;
+            mo.deferred = now + 1830;
+            mo.account = Some("acct 7".into());
+            mo.binfo = Some("bill me".into());
+        }
+        mo.service = own_service.map(Into::into);
+        injector.send(mo).await;
+    }
+    let mts = settle(phone, skip_mts + wanted).await;
+    let mut seen = Observed {
+        requests: BTreeMap::new(),
+        mts: BTreeMap::new(),
+    };
+    for request in &service.seen()[requests_before..] {
+        let (phone, shown) = request_key(request);
+        seen.requests.entry(phone).or_default().push(shown);
+    }
+    for mt in &mts[skip_mts..] {
+        seen.mts
+            .entry(mt.receiver.clone())
+            .or_default()
+            .push(mt_key(mt));
+    }
+    for list in seen.requests.values_mut().chain(seen.mts.values_mut()) {
+        list.sort();
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapidbox_shows_every_mo_field_and_follows_redirects_as_smsbox_does() {
+    const TEST: &str = "services_vs_smsbox_looped";
+    if !support::require_kannel(TEST, &[BEARERBOX, SMSBOX, FAKESMSC]) {
+        return;
+    }
+    let dir = support::test_dir(TEST);
+    let dir = dir.path();
+    let app = Service::start(Answer::Status(404, "no such route")).await;
+    for route in looped_routes() {
+        app.route(route.path, route.answer);
+    }
+    let base = app.url("");
+    let ports = BearerboxPorts::free();
+    let mut bearerbox_conf = conf::bearerbox(dir, &ports);
+    loopback::add_to(&mut bearerbox_conf);
+    let mut bearerbox = Bearerbox::start(dir, &bearerbox_conf, ports).await;
+    let mut kannel = conf::smsbox(
+        dir,
+        &SmsboxParams {
+            bearerbox_port: ports.smsbox,
+            sendsms_port: Some(free_port()),
+            smsbox_id: None,
+        },
+    );
+    kannel.set("smsbox", "reply-couldnotfetch", "FETCHFAIL");
+    for group in looped_services(&base) {
+        kannel.push(group);
+    }
+    let kannel_conf = kannel.write(dir, "kannel.conf");
+    let mut injector = Injector::connect(ports.smsbox).await;
+    bearerbox
+        .wait_for_box(Some(loopback::INJECTOR_ID), START_TIMEOUT)
+        .await;
+    let mut phone = Phone::start("fakesmsc", dir, ports.fake_smsc);
+    bearerbox
+        .wait_status("the fake SMSC online", START_TIMEOUT, |s| {
+            s.fake_smsc_online
+        })
+        .await;
+
+    // --- smsbox ----------------------------------------------------------
+    let mut smsbox = Daemon::spawn(
+        "smsbox",
+        SMSBOX,
+        [&kannel_conf],
+        dir,
+        vec![conf::log_path(dir, "smsbox")],
+    );
+    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+    let by_smsbox = exchange_looped(&mut injector, &phone, &app, 0, 1).await;
+    smsbox.stop();
+    bearerbox
+        .wait_status("smsbox gone", START_TIMEOUT, |s| {
+            s.boxes.iter().all(|b| b.id == loopback::INJECTOR_ID)
+        })
+        .await;
+    let smsbox_mts: usize = by_smsbox.mts.values().map(Vec::len).sum();
+
+    // --- rapidbox on the conversion ---------------------------------------
+    let conf =
+        rapidbox::kannel_conf::read(&kannel_conf, &rapidbox::kannel_conf::ReadOptions::new(dir))
+            .unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let conversion =
+        rapidbox::kannel_conf::convert(&conf).unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    assert!(
+        conversion.report.is_ok(),
+        "{TEST}: the conversion passes check-config: {:?}\n{}",
+        conversion.report.errors,
+        conversion.toml
+    );
+    let toml = format!(
+        "{}\n[store]\npath = {}\n",
+        conversion.toml,
+        toml::Value::String(dir.join("rapidbox.redb").display().to_string())
+    );
+    let converted = dir.join("rapidbox.toml");
+    std::fs::write(&converted, toml).unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let mut rapidbox = Rapidbox::start("rapidbox", dir, &converted);
+    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+    let before = phone.mts().len();
+    let by_rapidbox = exchange_looped(&mut injector, &phone, &app, before, smsbox_mts).await;
+    rapidbox.stop().await;
+    phone.stop();
+
+    // --- the same? -------------------------------------------------------
+    let requests = |phone: &str| by_smsbox.requests.get(phone).cloned().unwrap_or_default();
+    // Not vacuous: the fields and the redirects are in smsbox's run.
+    let fields = requests("+4670000050").join("\n");
+    for header in [
+        "x-kannel-mclass: 1",
+        "x-kannel-pid: 65",
+        "x-kannel-rpi: 1",
+        "x-kannel-alt-dcs: 1",
+        "x-kannel-mwi: 0",
+        "x-kannel-compress: 0",
+        "x-kannel-validity: 60",
+        "x-kannel-deferred: 30",
+        "x-kannel-binfo: bill me",
+    ] {
+        assert!(fields.contains(header), "{TEST}: {header} in {fields}");
+    }
+    let xml = requests("+4670000051").join("\n");
+    for element in ["<pid>65</pid>", "<mclass>1</mclass>", "<vp>", "<timing>"] {
+        assert!(xml.contains(element), "{TEST}: {element} in {xml}");
+    }
+    assert!(
+        requests("+4670000052")
+            .iter()
+            .any(|r| r.contains("m=1&M=0&o=acct+7&B=bill+me&v=60&V=30&")),
+        "{TEST}: the fields' escapes: {:?}",
+        requests("+4670000052")
+    );
+    assert!(
+        requests("+4670000053")
+            .iter()
+            .any(|r| r.contains("x-kannel-service: acct-user")),
+        "{TEST}: the MO's own service: {:?}",
+        requests("+4670000053")
+    );
+    for (phone, path) in [
+        ("+4670000054", "GET /to/get"),
+        ("+4670000055", "POST /to/post"),
+    ] {
+        assert!(
+            requests(phone).iter().any(|r| r.starts_with(path)),
+            "{TEST}: {phone} redirected to {path}: {:?}",
+            requests(phone)
+        );
+    }
+    assert_eq!(
+        requests("+4670000056").len(),
+        6,
+        "{TEST}: a redirect loop is followed 5 times: {:?}",
+        requests("+4670000056")
+    );
+    let mut differences = Vec::new();
+    for (what, a, b) in [
+        ("requests", &by_smsbox.requests, &by_rapidbox.requests),
+        ("MTs", &by_smsbox.mts, &by_rapidbox.mts),
+    ] {
+        let phones: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
+        for phone in phones {
+            if a.get(phone) != b.get(phone) {
+                differences.push(format!(
+                    "{what} of {phone}:\n smsbox:   {:#?}\n rapidbox: {:#?}",
+                    a.get(phone),
+                    b.get(phone)
+                ));
+            }
+        }
+    }
+    assert!(
+        by_smsbox.mts.len() >= 5,
+        "{TEST}: smsbox answered {} phones: {by_smsbox:#?}",
+        by_smsbox.mts.len()
     );
     assert!(
         differences.is_empty(),

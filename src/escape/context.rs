@@ -115,10 +115,10 @@ impl<'a> Context<'a> {
     /// - `%n` is the MO's Kannel `service` (usually none); smsbox shows the
     ///   sms-service's `name` (by default its keyword pattern, such as
     ///   `^[ ]*(kw)[ ]*`). Set [`Context::service`] to show an app's name.
-    /// - rapidbox does not keep an MO's `smsc_number`, `account`, `binfo`,
-    ///   `mclass`, `mwi`, `compress`, `alt_dcs`, `validity` or `deferred`,
-    ///   so `%f %o %B %m %M %v %V` show them unset (and `%O` is made without
-    ///   them).
+    /// - rapidbox does not keep an MO's `smsc_number`, so `%f` shows it
+    ///   unset. (Its `account`, `binfo`, `mclass`, `mwi`, `compress`,
+    ///   `alt_dcs`, `validity` and `deferred` are kept, see
+    ///   [`KannelInfo::mt_options`](crate::model::KannelInfo::mt_options).)
     pub fn from_incoming(message: &'a Message) -> Context<'a> {
         let kannel = message.kannel.as_ref();
         let mut ctx = Context {
@@ -147,6 +147,16 @@ impl<'a> Context<'a> {
             ctx.meta_data = k.meta_data.as_deref();
             ctx.foreign_id = k.foreign_id.as_deref();
             ctx.dlr_mask = k.dlr_mask;
+            if let Some(o) = k.mt_options.as_deref() {
+                ctx.account = o.account.as_deref();
+                ctx.binfo = o.binfo.as_deref();
+                ctx.mclass = o.mclass;
+                ctx.mwi = o.mwi;
+                ctx.compress = o.compress;
+                ctx.alt_dcs = o.alt_dcs;
+                ctx.validity = i64::from(o.validity);
+                ctx.deferred = i64::from(o.deferred);
+            }
             if k.coding == 2 {
                 ctx.coding = 0;
                 ctx.charset = Some("UTF-8");

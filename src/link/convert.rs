@@ -82,10 +82,34 @@ pub fn incoming_message(sms: &Sms, id: MessageId) -> (Message, Option<MoProblem>
         service: text_of(&sms.service),
         meta_data: text_of(&sms.meta_data),
         foreign_id: None,
-        mt_options: None,
+        mt_options: mo_fields(sms).map(Box::new),
         time: mo_time(sms),
     });
     (message, problem)
+}
+
+/// The fields an SMSC may set on an MO beyond those [`KannelInfo`] has
+/// its own place for (message class, PID, validity, billing info...),
+/// kept because smsbox shows them to a `post-url` or `post-xml` service
+/// and in escapes; `None` when the SMSC set none, as fakesmsc's and most
+/// MOs, so that they cost nothing in the store.
+fn mo_fields(sms: &Sms) -> Option<crate::model::MtOptions> {
+    let fields = crate::model::MtOptions {
+        dlr_url: None,
+        mclass: sms.mclass,
+        mwi: sms.mwi,
+        pid: sms.pid,
+        alt_dcs: sms.alt_dcs,
+        rpi: sms.rpi,
+        validity: sms.validity,
+        deferred: sms.deferred,
+        priority: sms.priority,
+        account: non_empty(&sms.account),
+        binfo: non_empty(&sms.binfo),
+        meta_data: None,
+        compress: sms.compress,
+    };
+    (fields != crate::model::MtOptions::default()).then_some(fields)
 }
 
 /// Settings that shape every MT.
@@ -224,6 +248,25 @@ mod tests {
         let k = msg.kannel.unwrap();
         assert_eq!(k.uuid, Some(*Uuid::from_u128(7).as_bytes()));
         assert_eq!(k.shortcode.as_deref(), Some("8500"));
+    }
+
+    #[test]
+    fn what_the_smsc_set_on_an_mo_is_kept_and_nothing_when_it_set_nothing() {
+        let (plain, _) = incoming_message(&mo(), 1);
+        assert_eq!(plain.kannel.unwrap().mt_options, None);
+        let mut sms = mo();
+        sms.mclass = 1;
+        sms.pid = 65;
+        sms.validity = 1_700_000_000;
+        sms.binfo = Some(Bytes::from_static(b"bill"));
+        sms.account = Some(Bytes::new());
+        let (msg, _) = incoming_message(&sms, 1);
+        let kept = msg.kannel.unwrap().mt_options.unwrap();
+        assert_eq!((kept.mclass, kept.pid, kept.mwi), (1, 65, -1));
+        assert_eq!(kept.validity, 1_700_000_000);
+        assert_eq!(kept.binfo.as_deref(), Some("bill"));
+        assert_eq!(kept.account, None, "an empty account is none");
+        assert_eq!(kept.dlr_url, None);
     }
 
     #[test]

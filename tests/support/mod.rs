@@ -23,6 +23,9 @@
 //!   stopped gracefully or killed, and its store read afterwards.
 //! - [`faulty_link`]: `boxtap`'s relay in process, with its fault switch
 //!   (cut, stall, half-open, drip, corrupt) in the test's hands.
+//! - [`loopback`]: MOs with any field (message class, PID, validity...)
+//!   through a real bearerbox, by a loopback SMSC and a box of the test's
+//!   own.
 //! - [`recorder`]: `boxtap` relays between a bearerbox and its boxes,
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
@@ -53,6 +56,7 @@ pub mod faults;
 pub mod faulty_link;
 pub mod http;
 pub mod in_process;
+pub mod loopback;
 pub mod misbehaving;
 pub mod ports;
 pub mod process;

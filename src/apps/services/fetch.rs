@@ -9,6 +9,7 @@ use hyper::Method;
 use tokio::sync::Semaphore;
 
 use crate::client::{HttpClient, HttpResponse};
+use crate::model::MtOptions;
 use crate::text::coding;
 
 /// One request, ready to send (and send again).
@@ -38,9 +39,26 @@ pub struct PostFields<'a> {
     /// The service's name (smsbox sets the MO's service to it).
     pub service: &'a str,
     pub meta_data: Option<&'a str>,
+    /// What the SMSC set beyond the fields above (message class, PID,
+    /// validity...), if anything.
+    pub fields: Option<&'a MtOptions>,
     /// The MO's time and now, Unix seconds.
     pub time: i64,
     pub now: i64,
+}
+
+impl PostFields<'_> {
+    /// A field of [`PostFields::fields`], -1 (Kannel's unset) without any.
+    pub fn field(&self, get: impl Fn(&MtOptions) -> i32) -> i32 {
+        self.fields.map_or(-1, get)
+    }
+
+    /// An absolute time field as smsbox shows it: minutes from now
+    /// (`(t - time(NULL)) / 60`, C's division, which truncates).
+    pub fn minutes_from_now(&self, get: impl Fn(&MtOptions) -> i32) -> Option<i64> {
+        let t = self.field(get);
+        (t != -1).then(|| (i64::from(t) - self.now) / 60)
+    }
 }
 
 /// A GET of `url`, with X-Kannel-From when the service sends the sender.
@@ -80,11 +98,35 @@ pub fn post(url: String, send_sender: bool, mo: PostFields<'_>) -> Request {
     if let Some(smsc) = mo.smsc_id.filter(|s| !s.is_empty()) {
         headers.push(("X-Kannel-SMSC", smsc.to_owned()));
     }
-    if mo.coding != -1 {
-        headers.push(("X-Kannel-Coding", mo.coding.to_string()));
+    // obey_request: each only when set, in this order.
+    let set = |value: i32| (value != -1).then(|| value.to_string());
+    let numbers = [
+        ("X-Kannel-MClass", set(mo.field(|f| f.mclass))),
+        ("X-Kannel-PID", set(mo.field(|f| f.pid))),
+        ("X-Kannel-RPI", set(mo.field(|f| f.rpi))),
+        ("X-Kannel-Alt-DCS", set(mo.field(|f| f.alt_dcs))),
+        ("X-Kannel-MWI", set(mo.field(|f| f.mwi))),
+        ("X-Kannel-Coding", set(mo.coding)),
+        ("X-Kannel-Compress", set(mo.field(|f| f.compress))),
+        (
+            "X-Kannel-Validity",
+            mo.minutes_from_now(|f| f.validity).map(|m| m.to_string()),
+        ),
+        (
+            "X-Kannel-Deferred",
+            mo.minutes_from_now(|f| f.deferred).map(|m| m.to_string()),
+        ),
+    ];
+    for (name, value) in numbers {
+        if let Some(value) = value {
+            headers.push((name, value));
+        }
     }
     if !mo.service.is_empty() {
         headers.push(("X-Kannel-Service", mo.service.to_owned()));
+    }
+    if let Some(binfo) = mo.fields.and_then(|f| f.binfo.as_deref()) {
+        headers.push(("X-Kannel-BInfo", binfo.to_owned()));
     }
     if let Some(meta) = mo.meta_data.filter(|m| !m.is_empty()) {
         headers.push(("X-Kannel-Meta-Data", meta.to_owned()));
@@ -129,7 +171,9 @@ pub struct Retry {
 /// answered 200 or 202. Each try holds one of `pending`'s permits
 /// (`max-pending-requests`) while it is in progress, not during the delay
 /// before the next (smsbox's waiting requests sit in its timer list, not
-/// in its pending count). `Err` carries the last failure, for the log.
+/// in its pending count). Each try follows up to
+/// [`MAX_FOLLOW`](super::redirect::MAX_FOLLOW) redirects, as smsbox's
+/// HTTP client does. `Err` carries the last failure, for the log.
 pub async fn fetch(
     http: &HttpClient,
     request: &Request,
@@ -145,20 +189,38 @@ pub async fn fetch(
             .iter()
             .map(|(n, v)| (*n, v.clone()))
             .collect();
-        let outcome = http
-            .send_with_headers(
-                request.method.clone(),
-                &request.url,
-                &headers,
-                request.body.clone(),
-                retry.timeout,
-            )
-            .await;
+        // One try follows redirects (each within the timeout) under the
+        // same permit, as smsbox's request stays pending while it does.
+        let mut url = request.url.clone();
+        let mut follow = super::redirect::MAX_FOLLOW;
+        let outcome = loop {
+            let outcome = http
+                .send_with_headers(
+                    request.method.clone(),
+                    &url,
+                    &headers,
+                    request.body.clone(),
+                    retry.timeout,
+                )
+                .await;
+            let next = match &outcome {
+                Ok(r) if follow > 0 => super::redirect::location(r.status, &r.headers, &url),
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    tracing::debug!(from = %url, to = %next, "sms service: redirected");
+                    url = next;
+                    follow -= 1;
+                }
+                None => break outcome,
+            }
+        };
         drop(permit);
         let failure = match outcome {
             Ok(r) if r.status.as_u16() == 200 || r.status.as_u16() == 202 => return Ok(r),
-            Ok(r) => format!("{}: HTTP {}", request.url, r.status.as_u16()),
-            Err(e) => format!("{}: {e}", request.url),
+            Ok(r) => format!("{url}: HTTP {}", r.status.as_u16()),
+            Err(e) => format!("{url}: {e}"),
         };
         if tries >= retry.retries {
             return Err(failure);
@@ -169,7 +231,7 @@ pub async fn fetch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn fields() -> PostFields<'static> {
@@ -183,6 +245,7 @@ mod tests {
             smsc_id: Some("fake"),
             service: "hello",
             meta_data: None,
+            fields: None,
             time: 1_764_000_000,
             now: 1_764_000_001,
         }
@@ -217,6 +280,66 @@ mod tests {
         assert_eq!(r.headers[0].1, "text/plain; charset=\"UTF-8\"");
         assert_eq!(r.headers[3].1, "2025-11-24 16:00:00");
         assert_eq!(r.body, Bytes::from_static(b"hello"));
+    }
+
+    /// Every field an SMSC may set, as the loop-back differential case
+    /// sets them.
+    pub(crate) fn smsc_fields(now: i64) -> MtOptions {
+        MtOptions {
+            mclass: 1,
+            mwi: 0,
+            pid: 65,
+            alt_dcs: 1,
+            rpi: 1,
+            compress: 0,
+            validity: (now + 3630) as i32,
+            deferred: (now + 1830) as i32,
+            binfo: Some("bill me".to_owned()),
+            ..MtOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_post_shows_what_the_smsc_set_as_smsbox_does_in_its_order() {
+        let mut f = fields();
+        let extra = smsc_fields(f.now);
+        f.fields = Some(&extra);
+        let r = post("http://h/p".into(), false, f);
+        let shown: Vec<String> = r.headers[4..]
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "X-Kannel-SMSC: fake",
+                "X-Kannel-MClass: 1",
+                "X-Kannel-PID: 65",
+                "X-Kannel-RPI: 1",
+                "X-Kannel-Alt-DCS: 1",
+                "X-Kannel-MWI: 0",
+                "X-Kannel-Coding: 0",
+                "X-Kannel-Compress: 0",
+                "X-Kannel-Validity: 60",
+                "X-Kannel-Deferred: 30",
+                "X-Kannel-Service: hello",
+                "X-Kannel-BInfo: bill me",
+            ]
+        );
+    }
+
+    #[test]
+    fn minutes_from_now_truncate_as_c_division() {
+        let mut f = fields();
+        let extra = MtOptions {
+            validity: (f.now + 119) as i32,
+            deferred: (f.now - 119) as i32,
+            ..MtOptions::default()
+        };
+        f.fields = Some(&extra);
+        assert_eq!(f.minutes_from_now(|o| o.validity), Some(1));
+        assert_eq!(f.minutes_from_now(|o| o.deferred), Some(-1));
+        assert_eq!(f.minutes_from_now(|o| o.pid), None);
     }
 
     #[test]

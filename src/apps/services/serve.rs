@@ -59,7 +59,13 @@ impl SmsServices {
             ctx.data = Some(data);
         }
         ctx.receiver = &reply_from;
-        ctx.service = Some(&service.name);
+        // obey_request_thread names the MO after its service only when
+        // it came without a service of its own (an HTTP SMSC's user, an
+        // MT looped back as an MO): %n, X-Kannel-Service and the reply.
+        let kannel_service = kannel
+            .and_then(|k| k.service.clone())
+            .unwrap_or_else(|| service.name.clone());
+        ctx.service = Some(&kannel_service);
         let (text_style, url_style) = self.styles();
         let outcome = match &service.action {
             Action::Text(p) => {
@@ -134,7 +140,7 @@ impl SmsServices {
             Action::GetUrl(_) | Action::PostUrl(_) | Action::PostXml(_)
         );
         if url {
-            mt.service = Some(service.name.clone());
+            mt.service = Some(kannel_service.clone());
         }
         self.send(Some(service), msg, body, *mt, &reply_from)
     }
@@ -234,8 +240,11 @@ impl SmsServices {
             body,
             udh: k.and_then(|k| k.udh.as_deref()),
             smsc_id: k.and_then(|k| k.smsc_id.as_deref()),
-            service: &service.name,
+            service: k
+                .and_then(|k| k.service.as_deref())
+                .unwrap_or(&service.name),
             meta_data: k.and_then(|k| k.meta_data.as_deref()),
+            fields: k.and_then(|k| k.mt_options.as_deref()),
             time: k.and_then(|k| k.time).unwrap_or(mo.date / 1_000_000),
             now: now_micros() / 1_000_000,
         }

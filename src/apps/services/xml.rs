@@ -72,10 +72,32 @@ pub fn post_xml(url: String, send_sender: bool, mo: PostFields<'_>) -> Request {
         crate::escape::kannel_url_encode(&mo.body, &mut encoded);
         escaped(&mut xml, "ud", &encoded);
     }
-    if mo.coding != -1 {
-        let mut dcs = String::new();
-        element(&mut dcs, "coding", &mo.coding.to_string());
+    let number = |out: &mut String, tag: &str, value: i32| {
+        if value != -1 {
+            element(out, tag, &value.to_string());
+        }
+    };
+    number(&mut xml, "pid", mo.field(|f| f.pid));
+    number(&mut xml, "rpi", mo.field(|f| f.rpi));
+    let mut dcs = String::new();
+    number(&mut dcs, "coding", mo.coding);
+    number(&mut dcs, "mclass", mo.field(|f| f.mclass));
+    number(&mut dcs, "alt-dcs", mo.field(|f| f.alt_dcs));
+    number(&mut dcs, "mwi", mo.field(|f| f.mwi));
+    number(&mut dcs, "compress", mo.field(|f| f.compress));
+    if !dcs.is_empty() {
         element(&mut xml, "dcs", &dcs);
+    }
+    // Minutes from now, in <timing> and <vp>, each a <delay>.
+    for (tag, minutes) in [
+        ("timing", mo.minutes_from_now(|f| f.deferred)),
+        ("vp", mo.minutes_from_now(|f| f.validity)),
+    ] {
+        if let Some(minutes) = minutes {
+            let mut delay = String::new();
+            element(&mut delay, "delay", &minutes.to_string());
+            element(&mut xml, tag, &delay);
+        }
     }
     let at = time::OffsetDateTime::from_unix_timestamp(mo.time)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -128,6 +150,7 @@ mod tests {
             smsc_id: Some("fake"),
             service: "s<1>",
             meta_data: None,
+            fields: None,
             time: 0,
             now: 0,
         };
@@ -147,5 +170,50 @@ mod tests {
              \t</submit>\n</message>\n"
         );
         assert_eq!(r.headers[0].1, "text/xml; charset=\"UTF-8\"");
+    }
+
+    #[test]
+    fn what_the_smsc_set_is_in_smsbox_s_elements_and_order() {
+        let now = 1_764_000_000;
+        let extra = super::super::fetch::tests::smsc_fields(now);
+        let mo = PostFields {
+            phone: "+2567",
+            reply_from: "8500",
+            coding: 0,
+            charset: None,
+            body: Bytes::from_static(b"x"),
+            smsc_id: Some("loop"),
+            service: "s",
+            fields: Some(&extra),
+            time: 0,
+            now,
+            ..PostFields::default()
+        };
+        let r = post_xml("http://h/".into(), false, mo);
+        let body = String::from_utf8(r.body.to_vec()).unwrap();
+        let from_ud = &body[body.find("  \t\t<ud>").unwrap()..body.find("  \t\t<at>").unwrap()];
+        assert_eq!(
+            from_ud,
+            "  \t\t<ud>x</ud>\n\
+             \x20 \t\t<pid>65</pid>\n\
+             \x20 \t\t<rpi>1</rpi>\n\
+             \x20 \t\t<dcs>  \t\t<coding>0</coding>\n  \t\t<mclass>1</mclass>\n\
+             \x20 \t\t<alt-dcs>1</alt-dcs>\n  \t\t<mwi>0</mwi>\n  \t\t<compress>0</compress>\n</dcs>\n\
+             \x20 \t\t<timing>  \t\t<delay>30</delay>\n</timing>\n\
+             \x20 \t\t<vp>  \t\t<delay>60</delay>\n</vp>\n"
+        );
+        assert!(body.starts_with("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>"));
+        assert_eq!(r.headers[0].1, "text/xml");
+    }
+
+    #[test]
+    fn no_dcs_element_when_nothing_in_it_is_set() {
+        let mo = PostFields {
+            coding: -1,
+            ..PostFields::default()
+        };
+        let body = post_xml("http://h/".into(), false, mo).body;
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains("<dcs>"), "{body}");
     }
 }
