@@ -14,7 +14,8 @@
 //!   connection are failures that name the app; with `on_failure =
 //!   "reply"` the failure reply answers the message (and no later app
 //!   does), without it the message goes on to the next app; the timeout
-//!   fires on time.
+//!   fires on time; an MO whose webhook is slow is stored and acknowledged
+//!   (deferred) before the webhook answers, and answered when it does.
 //! - optout: STOP is recorded in the store (and still there when it is
 //!   reopened) and confirmed; replies to that number, however it is
 //!   written, are cancelled (C) in the outgoing phase until START.
@@ -57,6 +58,16 @@ struct Rig {
 
 impl Rig {
     async fn new(toml: &str) -> Rig {
+        Rig::start(toml, 0).await
+    }
+
+    /// [`Rig::new`] whose MOs are deferred after `defer_after_ms`, as
+    /// rapidbox runs by default (MOs from a bearerbox only).
+    async fn deferring(toml: &str, defer_after_ms: u64) -> Rig {
+        Rig::start(toml, defer_after_ms).await
+    }
+
+    async fn start(toml: &str, defer_after_ms: u64) -> Rig {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
         let toml = format!(
             "[store]\npath = {}\n[kannel]\nenabled = false\n[http]\nlisten = \"127.0.0.1:0\"\n{toml}",
@@ -64,9 +75,9 @@ impl Rig {
         );
         let mut config = Config::from_toml_str(&toml)
             .unwrap_or_else(|e| panic!("the test's configuration does not load: {e}\n{toml}"));
-        // The tests look at what routing made of each message: it always
+        // Most tests look at what routing made of each message: it then
         // ends before the MO is stored, however slow the webhook.
-        config.router.defer_after_ms = 0;
+        config.router.defer_after_ms = defer_after_ms;
         let running = tokio::time::timeout(WAIT, Daemon::builder(config).start())
             .await
             .unwrap_or_else(|_| panic!("start took over {WAIT:?}"))
@@ -300,6 +311,56 @@ failure_reply = "Busy, try later."
     );
     assert_eq!(replies(&routed), [("Busy, try later.", Status::Queued)]);
     assert_eq!(service.seen().len(), 1, "the request did reach the service");
+}
+
+#[tokio::test]
+async fn a_slow_webhook_s_mo_is_stored_and_acked_before_it_answers_and_then_answered() {
+    let service = Service::start(Answer::After(Duration::from_millis(1500), "later")).await;
+    // Deferring after a minute: only the webhook saying it waits outside
+    // makes the MO deferred before the service answers.
+    let rig = Rig::deferring(
+        &webhook_config(&service.url("/slow"), "timeout_ms = 10000"),
+        60_000,
+    )
+    .await;
+    let message = rig.mo(ALICE, "hello");
+    let id = message.id;
+    let key = MoKey::of(&message).unwrap_or_else(|| panic!("an MO from Kannel has a key"));
+    let received = tokio::time::timeout(WAIT, rig.running.intake().receive_mo(message, key))
+        .await
+        .unwrap_or_else(|_| panic!("receiving hung for {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("cannot receive: {e}"));
+    // Deferred, not routed: the link acknowledges it to the bearerbox now.
+    assert!(
+        matches!(received, Received::Deferred(d) if d == id),
+        "the MO waited for the webhook: {received:?}"
+    );
+    assert_eq!(rig.status(id), Status::Received, "stored before the answer");
+    assert!(
+        service.seen().len() <= 1,
+        "one request at most so far: {:?}",
+        service.seen()
+    );
+    // And answered once the service does.
+    let started = Instant::now();
+    while rig.status(id) != Status::Handled {
+        assert!(
+            started.elapsed() < WAIT,
+            "never answered: {:?}",
+            rig.status(id)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let replies: Vec<(String, Status)> = rig
+        .store()
+        .recent_messages(None, 10)
+        .unwrap_or_else(|e| panic!("cannot read messages: {e}"))
+        .into_iter()
+        .filter(|m| m.in_response_to == Some(id))
+        .map(|m| (m.text, m.status))
+        .collect();
+    assert_eq!(replies, [("later".to_owned(), Status::Queued)]);
+    assert_eq!(service.seen().len(), 1, "asked once");
 }
 
 #[tokio::test]

@@ -11,6 +11,12 @@
 //! failure: it is recorded on the message. With `on_failure = "reply"` the
 //! sender gets `failure_reply` and the message counts as handled; with
 //! `"none"` nothing is sent and the apps after this one get their turn.
+//!
+//! Like the sms-services that fetch a URL, it says it waits outside
+//! rapidbox ([`Incoming::waiting_outside`]) before each call: an MO from
+//! the bearerbox is stored and acknowledged if the service does not answer
+//! within a few milliseconds, and answered when it does, even after a
+//! restart in between.
 
 use bytes::Bytes;
 use hyper::Method;
@@ -75,6 +81,9 @@ impl Webhook {
             .config
             .url
             .render(&TemplateContext::from_incoming(m), Mode::Url);
+        // The service may take its time: the MO is stored and acknowledged
+        // meanwhile rather than holding the bearerbox's window.
+        msg.waiting_outside();
         let response = self
             .http
             .send(

@@ -34,6 +34,9 @@ pub enum Answer {
         headers: &'static [(&'static str, &'static str)],
         body: &'static [u8],
     },
+    /// 200 with `Content-Type: text/plain`, after this pause (a slow
+    /// application that does answer).
+    After(std::time::Duration, &'static str),
 }
 
 /// One request the service received.
@@ -191,6 +194,10 @@ async fn respond(
             body,
         } => (status, content_type, headers, body),
         Answer::Never => std::future::pending().await,
+        Answer::After(pause, body) => {
+            tokio::time::sleep(pause).await;
+            (200, "text/plain; charset=utf-8", &[], body.as_bytes())
+        }
     };
     let mut response = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
