@@ -21,6 +21,10 @@
 //!
 //! - `text` — SMS text coding: MO decoding by coding and charset, GSM
 //!   03.38 or UCS-2 for MTs.
+//! - `kannel_xml` — Kannel's `<message><submit>` XML documents read as
+//!   smsbox reads them (declared encoding, bounded parse, first element at
+//!   a path, XPath string and number values, hex or URL-encoded bytes):
+//!   sendsms's XML POST and a service's `text/xml` answer share it.
 //! - [`model`] — the domain, after rapidsms-httprouter: connections,
 //!   messages, statuses, delivery errors and reports.
 //! - [`config`] — the TOML configuration, its embedded defaults, and
@@ -100,6 +104,7 @@ pub mod fuzzing;
 mod http;
 mod intake;
 pub mod kannel_conf;
+mod kannel_xml;
 mod link;
 mod metrics;
 pub mod model;

@@ -281,49 +281,8 @@ pub fn strip_blanks(value: &[u8]) -> &[u8] {
     &value[..end]
 }
 
-/// Hex text to bytes; `None` if it is not an even number of hex digits.
-pub fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    text.chunks(2)
-        .map(|pair| {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            // Two hex digits make at most 0xFF.
-            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
-        })
-        .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space,
-/// `%XX` a byte; a `%` without two hex digits stays as it is.
-pub fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let pair = input
-                    .get(i + 1)
-                    .copied()
-                    .and_then(hex)
-                    .zip(input.get(i + 2).copied().and_then(hex));
-                if let Some((high, low)) = pair {
-                    // Two hex digits make at most 0xFF.
-                    out.push((high * 16 + low) as u8);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
-}
+/// Hex and URL-decoding are Kannel XML's too (one copy, below both).
+pub use crate::kannel_xml::{unhex, url_decode as percent_decode};
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,8 @@
 //! `<ud>` gives, as smsbox does. A document that does not parse gives no
 //! fields, so the request fails authorization, as in smsbox.
 
-use super::params::{percent_decode, strip_blanks, unhex, Fields};
+use super::params::{strip_blanks, Fields};
+use crate::kannel_xml::{self, find, string_value};
 
 /// Most XML nodes a document may have: a submit has a few dozen, plus one
 /// per receiver. The body's size bound comes first; this bounds the tree.
@@ -33,24 +34,13 @@ const NODES_LIMIT: u32 = 100_000;
 
 /// The fields of an XML POST body.
 pub fn fields(body: &[u8]) -> Fields {
-    let (encoding, text) = match decode(body) {
-        Some(decoded) => decoded,
-        None => return Fields::default(),
-    };
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: NODES_LIMIT,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let Ok(doc) = roxmltree::Document::parse_with_options(&text, options) else {
+    let Some((encoding, text)) = kannel_xml::decode(body) else {
         return Fields::default();
     };
-    let submit = doc
-        .root()
-        .children()
-        .find(|n| n.has_tag_name("message"))
-        .and_then(|m| m.children().find(|n| n.has_tag_name("submit")));
-    let Some(submit) = submit else {
+    let Some(doc) = kannel_xml::parse(&text, NODES_LIMIT) else {
+        return Fields::default();
+    };
+    let Some(submit) = kannel_xml::submit(&doc) else {
         return Fields {
             charset: Some(encoding.into_bytes()),
             ..Fields::default()
@@ -59,9 +49,10 @@ pub fn fields(body: &[u8]) -> Fields {
     let mut f = Fields::default();
     let string = |path: &[&str]| find(submit, path).map(|n| string_value(n));
     let bytes = |path: &[&str]| string(path).map(|s| strip_blanks(s.as_bytes()).to_vec());
+    // smsbox's range checks refuse XPath's NaN, which C makes INT_MIN.
     let number = |path: &[&str], into: &mut i32| {
         if let Some(s) = string(path) {
-            *into = xpath_number(&s);
+            *into = kannel_xml::xpath_number(&s).unwrap_or(i32::MIN);
         }
     };
     if find(submit, &["from"]).is_some() {
@@ -82,7 +73,7 @@ pub fn fields(body: &[u8]) -> Fields {
     if !receivers.is_empty() {
         f.receivers = Some(receivers);
     }
-    f.udh = bytes(&["udh"]).map(|u| unhex(&u).unwrap_or_else(|| percent_decode(&u)));
+    f.udh = bytes(&["udh"]).map(|u| kannel_xml::udh(&u));
     f.smsc = bytes(&["smsc"]);
     number(&["pid"], &mut f.pid);
     number(&["rpi"], &mut f.rpi);
@@ -98,77 +89,8 @@ pub fn fields(body: &[u8]) -> Fields {
     number(&["priority"], &mut f.priority);
     f.meta_data = bytes(&["meta-data"]);
     f.charset = Some(encoding.into_bytes());
-    // smsbox 1.4.5 URL-decodes the text (`+` is a space); unlike the UDH
-    // it does not take hex there (measured: `<ud>c3a9</ud>` goes as "c3a9").
-    f.text = bytes(&["ud"]).map(|t| percent_decode(&t));
+    f.text = bytes(&["ud"]).map(|t| kannel_xml::url_decode(&t));
     f
-}
-
-/// The first element at `path` below `node`, as XPath's
-/// `/message/submit/a/b` picks the first in document order.
-fn find<'a, 'i>(node: roxmltree::Node<'a, 'i>, path: &[&str]) -> Option<roxmltree::Node<'a, 'i>> {
-    let Some((first, rest)) = path.split_first() else {
-        return Some(node);
-    };
-    node.children()
-        .filter(|n| n.has_tag_name(*first))
-        .find_map(|n| find(n, rest))
-}
-
-/// XPath's string value of an element: all the text inside it.
-fn string_value(node: roxmltree::Node<'_, '_>) -> String {
-    node.descendants()
-        .filter(|n| n.is_text())
-        .filter_map(|n| n.text())
-        .collect()
-}
-
-/// XPath's `number()` of a string, as smsbox stores it in an `int`: blanks
-/// around a decimal number are fine and the fraction is dropped; anything
-/// else is NaN, which the C conversion turns into `INT_MIN` on the
-/// machines Kannel runs on, and smsbox's range checks then refuse.
-fn xpath_number(s: &str) -> i32 {
-    let t = s.trim_matches(|c: char| c.is_ascii_whitespace());
-    let unsigned = t.strip_prefix('-').unwrap_or(t);
-    let well_formed = !unsigned.is_empty()
-        && unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && unsigned.bytes().filter(|&b| b == b'.').count() <= 1
-        && unsigned != ".";
-    match t.parse::<f64>() {
-        // In range of an i32 after dropping the fraction; the cast cannot
-        // overflow.
-        Ok(n) if well_formed && n.is_finite() && n.abs() < 2_147_483_648.0 => n.trunc() as i32,
-        _ => i32::MIN,
-    }
-}
-
-/// The document as text and its declared encoding ("UTF-8" when none),
-/// with the declaration taken off (the text is UTF-8 now, whatever it
-/// said). `None` when the bytes are not valid in that encoding.
-fn decode(body: &[u8]) -> Option<(String, String)> {
-    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
-    let (declared, rest) = match body.strip_prefix(b"<?xml") {
-        Some(after) => {
-            let end = after.windows(2).position(|w| w == b"?>")?;
-            let declaration = String::from_utf8_lossy(&after[..end]).into_owned();
-            (encoding_of(&declaration), &after[end + 2..])
-        }
-        None => (None, body),
-    };
-    let name = declared.unwrap_or_else(|| "UTF-8".to_owned());
-    let text = crate::text::decode_strict(rest, &name)?;
-    Some((name, text))
-}
-
-/// The `encoding="..."` of an XML declaration.
-fn encoding_of(declaration: &str) -> Option<String> {
-    let at = declaration.find("encoding")?;
-    let rest = declaration[at + "encoding".len()..].trim_start();
-    let rest = rest.strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next().filter(|&c| c == '"' || c == '\'')?;
-    let value = &rest[1..];
-    let end = value.find(quote)?;
-    Some(value[..end].to_owned())
 }
 
 #[cfg(test)]

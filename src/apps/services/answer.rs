@@ -274,19 +274,13 @@ fn leading_int(v: &str) -> Option<i32> {
 
 /// X-Kannel-UDH: hex, else URL-encoded bytes; neither, and it is dropped.
 fn udh(v: &str) -> Option<Vec<u8>> {
-    let hex = |s: &str| -> Option<Vec<u8>> {
-        if s.len() % 2 != 0 {
-            return None;
-        }
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-            .collect()
-    };
-    hex(v).or_else(|| url_decode(v))
+    crate::kannel_xml::unhex(v.as_bytes()).or_else(|| strict_url_decode(v))
 }
 
-fn url_decode(v: &str) -> Option<Vec<u8>> {
+/// `octstr_url_decode` where its failure counts: a `%` without two hex
+/// digits makes the whole value `None` (smsbox drops such an
+/// X-Kannel-UDH), unlike the lenient [`crate::kannel_xml::url_decode`].
+fn strict_url_decode(v: &str) -> Option<Vec<u8>> {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

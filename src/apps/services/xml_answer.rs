@@ -23,6 +23,8 @@
 //! in a reply (and crashes on one). A document that does not parse is the
 //! reply as it came, as smsbox leaves the body then.
 
+use crate::kannel_xml::{self, find, string_value};
+
 /// Most XML nodes an answer may have: a submit has a few dozen. The
 /// client's body bound comes first; this bounds the tree.
 const NODES_LIMIT: u32 = 10_000;
@@ -56,34 +58,26 @@ pub struct XmlAnswer {
 /// Reads `body`; `None` when it is no XML document (in its declared
 /// encoding).
 pub fn read(body: &[u8]) -> Option<XmlAnswer> {
-    let (charset, text) = decode(body)?;
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: NODES_LIMIT,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(&text, options).ok()?;
+    let (charset, text) = kannel_xml::decode(body)?;
+    let doc = kannel_xml::parse(&text, NODES_LIMIT)?;
     let mut answer = XmlAnswer {
         charset,
         ..XmlAnswer::default()
     };
-    let submit = doc
-        .root()
-        .children()
-        .find(|n| n.has_tag_name("message"))
-        .and_then(|m| m.children().find(|n| n.has_tag_name("submit")));
-    let Some(submit) = submit else {
+    let Some(submit) = kannel_xml::submit(&doc) else {
         return Some(answer);
     };
-    // XPATH_SEARCH_OCTSTR: the string value, blanks stripped.
+    // XPATH_SEARCH_OCTSTR: the string value, blanks stripped. A number
+    // that is not one (smsbox's INT_MIN) is taken as absent: nothing
+    // downstream accepts it.
     let string = |path: &[&str]| find(submit, path).map(|n| string_value(n).trim().to_owned());
-    let number = |path: &[&str]| string(path).and_then(|s| xpath_number(&s));
+    let number = |path: &[&str]| string(path).and_then(|s| kannel_xml::xpath_number(&s));
     if find(submit, &["from"]).is_some() {
         answer.account = string(&["from", "account"]);
         answer.binfo = string(&["from", "binfo"]);
     }
     answer.from = string(&["oa", "number"]);
-    answer.udh = string(&["udh"]).map(|u| unhex(&u).unwrap_or_else(|| url_decode(&u)));
+    answer.udh = string(&["udh"]).map(|u| kannel_xml::udh(u.as_bytes()));
     answer.smsc = string(&["smsc"]);
     answer.pid = number(&["pid"]);
     answer.rpi = number(&["rpi"]);
@@ -97,117 +91,10 @@ pub fn read(body: &[u8]) -> Option<XmlAnswer> {
     answer.deferred = number(&["timing", "delay"]);
     answer.priority = number(&["priority"]);
     answer.meta_data = string(&["meta-data"]);
-    // URL-decoded only: smsbox 1.4.5 sends `<ud>c3a9</ud>` as "c3a9"
-    // (measured on its XML sendsms, which reads <ud> the same way).
-    answer.text = string(&["ud"]).map(|t| url_decode(&t)).unwrap_or_default();
+    answer.text = string(&["ud"])
+        .map(|t| kannel_xml::url_decode(t.as_bytes()))
+        .unwrap_or_default();
     Some(answer)
-}
-
-/// The first element at `path` below `node` (XPath's first in document
-/// order).
-fn find<'a, 'i>(node: roxmltree::Node<'a, 'i>, path: &[&str]) -> Option<roxmltree::Node<'a, 'i>> {
-    let Some((first, rest)) = path.split_first() else {
-        return Some(node);
-    };
-    node.children()
-        .filter(|n| n.has_tag_name(*first))
-        .find_map(|n| find(n, rest))
-}
-
-/// XPath's string value: all the text inside the element.
-fn string_value(node: roxmltree::Node<'_, '_>) -> String {
-    node.descendants()
-        .filter(|n| n.is_text())
-        .filter_map(|n| n.text())
-        .collect()
-}
-
-/// XPath's `number()` as an `int`: a decimal number, its fraction
-/// dropped; `None` for anything else (smsbox would store INT_MIN, which
-/// nothing downstream accepts).
-fn xpath_number(s: &str) -> Option<i32> {
-    let well_formed = {
-        let unsigned = s.strip_prefix('-').unwrap_or(s);
-        !unsigned.is_empty()
-            && unsigned != "."
-            && unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            && unsigned.bytes().filter(|&b| b == b'.').count() <= 1
-    };
-    let n: f64 = s.parse().ok().filter(|_| well_formed)?;
-    // In range after dropping the fraction: the cast cannot overflow.
-    (n.is_finite() && n.abs() < 2_147_483_648.0).then(|| n.trunc() as i32)
-}
-
-/// Hex pairs as bytes; `None` when `s` is not all hex pairs.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// `octstr_url_decode`: `%XX` and `+`; a `%` without two hex digits stays.
-fn url_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => match s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 3;
-                }
-                None => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-/// The document as text with its declared encoding ("UTF-8" when none),
-/// the declaration taken off; `None` when the bytes are not valid in it.
-fn decode(body: &[u8]) -> Option<(String, String)> {
-    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
-    let (declared, rest) = match body.strip_prefix(b"<?xml") {
-        Some(after) => {
-            let end = after.windows(2).position(|w| w == b"?>")?;
-            let declaration = String::from_utf8_lossy(&after[..end]).into_owned();
-            (encoding_of(&declaration), &after[end + 2..])
-        }
-        None => (None, body),
-    };
-    let name = declared.unwrap_or_else(|| "UTF-8".to_owned());
-    let text = crate::text::decode_strict(rest, &name)?;
-    Some((name, text))
-}
-
-/// The `encoding="..."` of an XML declaration.
-fn encoding_of(declaration: &str) -> Option<String> {
-    let at = declaration.find("encoding")?;
-    let rest = declaration[at + "encoding".len()..].trim_start();
-    let rest = rest.strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next().filter(|&c| c == '"' || c == '\'')?;
-    let value = &rest[1..];
-    let end = value.find(quote)?;
-    Some(value[..end].to_owned())
 }
 
 #[cfg(test)]
