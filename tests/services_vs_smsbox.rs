@@ -605,7 +605,8 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
 //   elements, byte for byte;
 // - get-url: the escapes that show those fields (%m %M %o %B %v %V %O);
 // - an MO that brings a service of its own (an HTTP SMSC's user, an MT
-//   looped back): smsbox keeps it as X-Kannel-Service and %n;
+//   looped back): smsbox keeps it as X-Kannel-Service and %n, and
+//   post-xml's <service> shows libxml2's escaping of it;
 // - redirects: a GET answered 302 with a location from the root, a POST
 //   answered 303 (asked again as a POST with its body), and a redirect
 //   to itself, followed 5 times and then taken as the (failed) answer.
@@ -699,6 +700,14 @@ const LOOPED: &[(&str, &str, bool, Option<&str>)] = &[
     ("+4670000054", "moved", false, None),
     ("+4670000055", "pmoved the body", false, None),
     ("+4670000056", "again", false, None),
+    // libxml2's escaping of a value in post-xml: markup, a quote, a
+    // carriage return, a control character, non-ASCII.
+    (
+        "+4670000057",
+        "fxml esc",
+        false,
+        Some("s\u{1}<\"\u{e9}>\r&"),
+    ),
 ];
 
 /// Sends the looped MOs and gathers what the application and the phones
@@ -872,6 +881,13 @@ async fn rapidbox_shows_every_mo_field_and_follows_redirects_as_smsbox_does() {
             .any(|r| r.contains("x-kannel-service: acct-user")),
         "{TEST}: the MO's own service: {:?}",
         requests("+4670000053")
+    );
+    assert!(
+        requests("+4670000057")
+            .iter()
+            .any(|r| r.contains("<service>s&lt;\\\"&#xE9;&gt;&#13;&amp;</service>")),
+        "{TEST}: libxml2's escaping (the control character left out): {:?}",
+        requests("+4670000057")
     );
     for (phone, path) in [
         ("+4670000054", "GET /to/get"),

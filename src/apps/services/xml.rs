@@ -29,6 +29,8 @@ fn escaped(out: &mut String, tag: &str, value: &str) {
             '<' => v.push_str("&lt;"),
             '>' => v.push_str("&gt;"),
             '\r' => v.push_str("&#13;"),
+            // Not an XML character: libxml2 leaves it out.
+            c if c < ' ' && c != '\t' && c != '\n' => {}
             c if !c.is_ascii() => v.push_str(&format!("&#x{:X};", c as u32)),
             c => v.push(c),
         }
