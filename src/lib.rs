@@ -40,8 +40,9 @@
 //!   registry every part counts into (MOs, MTs, reports, HTTP, callbacks,
 //!   app failures, the link's state, the store's writer), exposed at
 //!   `/metrics` in Prometheus' text format.
-//! - `client` — the outgoing HTTP client (webhooks, push, dlr-urls),
-//!   bounded in time and size.
+//! - `client` — the outgoing HTTP client (webhooks, push, dlr-urls,
+//!   sms-services), bounded in time and size; it follows redirects only
+//!   where Kannel's does (sms-services and dlr-urls).
 //! - [`router`] — the [`router::App`] trait and the phases every incoming
 //!   message goes through (filter, parse, handle, default, cleanup;
 //!   outgoing in reverse).

@@ -1,7 +1,8 @@
 //! Misbehaving HTTP peers: webhook and push targets that are down, slow
 //! past their timeout, answer gigabytes, redirect forever or send bytes
 //! that are not HTTP. Each is bounded (timeout, a 64 KiB body cap, no
-//! redirect followed), recorded on the message (an app failure or a
+//! redirect followed; an sms-service's URL follows at most 5, as smsbox
+//! does), recorded on the message (an app failure or a
 //! delivery error naming the problem), retried as configured, and the
 //! rest of the traffic does not wait for it.
 

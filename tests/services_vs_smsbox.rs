@@ -608,8 +608,9 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
 //   looped back): smsbox keeps it as X-Kannel-Service and %n, and
 //   post-xml's <service> shows libxml2's escaping of it;
 // - redirects: a GET answered 302 with a location from the root, a POST
-//   answered 303 (asked again as a POST with its body), and a redirect
-//   to itself, followed 5 times and then taken as the (failed) answer.
+//   answered 303 (asked again as a POST with its body), a redirect to
+//   itself, followed 5 times and then taken as the (failed) answer, and a
+//   service's dlr-url answered 302.
 //
 // The looped MOs come from the loopback SMSC, so a reply goes back to it
 // unless the answer names the fake SMSC (X-Kannel-SMSC, accepted): every
@@ -652,6 +653,10 @@ fn looped_routes() -> Vec<Route> {
             ..redirect(307, "/again?p=%2B4670000056")
         },
         Route {
+            path: "/dmoved",
+            ..redirect(302, "/to/dlr?p=%2B4670000058&d=%d")
+        },
+        Route {
             path: "/to",
             answer: to_fake("moved ok"),
         },
@@ -683,6 +688,10 @@ fn looped_services(base: &str) -> Vec<Group> {
         s("moved").set("get-url", format!("{base}/moved?p=%p")),
         s("pmoved").set("post-url", format!("{base}/pmoved?p=%p")),
         s("again").set("get-url", format!("{base}/again?p=%p")),
+        s("dmoved")
+            .set("get-url", format!("{base}/fields/dlr?p=%p"))
+            .set("dlr-mask", 8)
+            .set("dlr-url", format!("{base}/dmoved?p=%p&d=%d")),
         Group::new("sms-service")
             .set("keyword", "default")
             .set("get-url", format!("{base}/trap?p=%p"))
@@ -700,6 +709,7 @@ const LOOPED: &[(&str, &str, bool, Option<&str>)] = &[
     ("+4670000054", "moved", false, None),
     ("+4670000055", "pmoved the body", false, None),
     ("+4670000056", "again", false, None),
+    ("+4670000058", "dmoved", false, None),
     // libxml2's escaping of a value in post-xml: markup, a quote, a
     // carriage return, a control character, non-ASCII.
     (
@@ -892,6 +902,7 @@ async fn rapidbox_shows_every_mo_field_and_follows_redirects_as_smsbox_does() {
     for (phone, path) in [
         ("+4670000054", "GET /to/get"),
         ("+4670000055", "POST /to/post"),
+        ("+4670000058", "GET /to/dlr"),
     ] {
         assert!(
             requests(phone).iter().any(|r| r.starts_with(path)),

@@ -20,6 +20,9 @@
 //!   [`FIRST_RETRY`] later (by default) and twice that after each failure, up to
 //!   [`MAX_ATTEMPTS`] attempts; the last failure is recorded as a delivery
 //!   error of the message, in the unit that removes the call;
+//! - a redirect (301, 302, 303, 307) is followed, at most
+//!   [`MAX_FOLLOW`](crate::client::redirect::MAX_FOLLOW) times, as smsbox's
+//!   HTTP client follows it for a dlr-url;
 //! - a call in flight when rapidbox stops stays owed and is made again
 //!   after the restart: callers may see a call twice, never none (as with
 //!   Kannel, whose smsbox forgets them instead).
@@ -186,14 +189,16 @@ impl Worker {
     /// forgotten, rescheduled, or given up with a delivery error.
     async fn call(&self, callback: PendingCallback) {
         let id = callback.message_id;
-        let sent = self
+        // Redirects followed as smsbox follows them for a dlr-url.
+        let (_, sent) = self
             .http
-            .send(
+            .send_following(
                 Method::GET,
                 &callback.url,
-                None,
+                &[],
                 Bytes::new(),
                 REQUEST_TIMEOUT,
+                crate::client::redirect::MAX_FOLLOW,
             )
             .await;
         let failure = match sent {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::Method;
 use tokio::sync::Semaphore;
 
-use crate::client::{HttpClient, HttpResponse};
+use crate::client::{redirect, HttpClient, HttpResponse};
 use crate::model::MtOptions;
 use crate::text::coding;
 
@@ -172,7 +172,7 @@ pub struct Retry {
 /// (`max-pending-requests`) while it is in progress, not during the delay
 /// before the next (smsbox's waiting requests sit in its timer list, not
 /// in its pending count). Each try follows up to
-/// [`MAX_FOLLOW`](super::redirect::MAX_FOLLOW) redirects, as smsbox's
+/// [`MAX_FOLLOW`](redirect::MAX_FOLLOW) redirects, as smsbox's
 /// HTTP client does. `Err` carries the last failure, for the log.
 pub async fn fetch(
     http: &HttpClient,
@@ -191,31 +191,16 @@ pub async fn fetch(
             .collect();
         // One try follows redirects (each within the timeout) under the
         // same permit, as smsbox's request stays pending while it does.
-        let mut url = request.url.clone();
-        let mut follow = super::redirect::MAX_FOLLOW;
-        let outcome = loop {
-            let outcome = http
-                .send_with_headers(
-                    request.method.clone(),
-                    &url,
-                    &headers,
-                    request.body.clone(),
-                    retry.timeout,
-                )
-                .await;
-            let next = match &outcome {
-                Ok(r) if follow > 0 => super::redirect::location(r.status, &r.headers, &url),
-                _ => None,
-            };
-            match next {
-                Some(next) => {
-                    tracing::debug!(from = %url, to = %next, "sms service: redirected");
-                    url = next;
-                    follow -= 1;
-                }
-                None => break outcome,
-            }
-        };
+        let (url, outcome) = http
+            .send_following(
+                request.method.clone(),
+                &request.url,
+                &headers,
+                request.body.clone(),
+                retry.timeout,
+                redirect::MAX_FOLLOW,
+            )
+            .await;
         drop(permit);
         let failure = match outcome {
             Ok(r) if r.status.as_u16() == 200 || r.status.as_u16() == 202 => return Ok(r),

@@ -4,8 +4,7 @@
 //! - `select`: which service takes an MO (urltrans.c `urltrans_find`);
 //! - `action`: what it does — `text`, `file`, `exec` (without a shell);
 //! - `fetch`: `get-url` and `post-url` requests as smsbox makes them, with
-//!   `http-request-retry`; `redirect`: the redirects smsbox's HTTP client
-//!   follows for them;
+//!   `http-request-retry` and the redirects smsbox's HTTP client follows;
 //! - `xml`: the `post-xml` document; `xml_answer`: a `text/xml` answer;
 //! - `answer` (and `html`): an HTTP answer as a reply, by Content-Type,
 //!   with the X-Kannel-* headers;
@@ -22,7 +21,6 @@ mod action;
 mod answer;
 mod fetch;
 mod html;
-mod redirect;
 mod reply;
 mod select;
 mod serve;

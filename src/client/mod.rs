@@ -1,6 +1,10 @@
 //! The outgoing HTTP client: one pooled hyper client (http and https) with
 //! the bounds every call needs — a deadline for the whole exchange and a cap
-//! on how much of a response body is read.
+//! on how much of a response body is read. Redirects are not followed,
+//! except by [`HttpClient::send_following`] (Kannel's services and
+//! dlr-urls, see `redirect`).
+
+pub mod redirect;
 
 use std::time::Duration;
 
@@ -88,6 +92,40 @@ impl HttpClient {
             .unwrap_or_default();
         self.send_with_headers(method, url, &headers, body, timeout)
             .await
+    }
+
+    /// [`HttpClient::send_with_headers`], following up to `max_follow`
+    /// redirects as Kannel's HTTP client does (see [`redirect`]), each
+    /// within `timeout`. Returns the URL the last answer (or failure) came
+    /// from, with it.
+    pub async fn send_following(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        timeout: Duration,
+        max_follow: u32,
+    ) -> (String, Result<HttpResponse, HttpError>) {
+        let mut url = url.to_owned();
+        let mut follow = max_follow;
+        loop {
+            let outcome = self
+                .send_with_headers(method.clone(), &url, headers, body.clone(), timeout)
+                .await;
+            let next = match &outcome {
+                Ok(r) if follow > 0 => redirect::location(r.status, &r.headers, &url),
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    tracing::debug!(from = %url, to = %next, "redirected");
+                    url = next;
+                    follow -= 1;
+                }
+                None => return (url, outcome),
+            }
+        }
     }
 
     /// [`HttpClient::send`] with request headers of the caller's: a

@@ -1,13 +1,13 @@
-//! Redirects followed as smsbox 1.4.5 follows them for its services
-//! (gwlib/http.c: `http_start_request` with `follow`, then
-//! `get_redirection_location` and `recover_absolute_uri`).
+//! Redirects followed as Kannel 1.4.5's HTTP client follows them when
+//! smsbox asks it to (gwlib/http.c: `http_start_request` with `follow`,
+//! then `get_redirection_location` and `recover_absolute_uri`), which it
+//! does for every sms-service URL and every dlr-url.
 //!
-//! smsbox asks for a service's URL with following on: an answer 301, 302,
-//! 303 or 307 that names a `Location` is not the answer; the same request
-//! (same method, headers and body, even a POST after a 303) goes to that
-//! location instead, at most [`MAX_FOLLOW`] times. The answer after the
-//! last one allowed is the answer, redirect or not. rapidbox's other HTTP
-//! calls (webhooks, push, dlr-urls) follow none.
+//! An answer 301, 302, 303 or 307 that names a `Location` is not the
+//! answer; the same request (same method, headers and body, even a POST
+//! after a 303) goes to that location instead, at most [`MAX_FOLLOW`]
+//! times. The answer after the last one allowed is the answer, redirect or
+//! not. rapidbox's own HTTP calls (webhooks, push) follow none.
 
 use hyper::{StatusCode, Uri};
 
