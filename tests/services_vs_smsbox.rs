@@ -614,9 +614,9 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
 //
 // The looped MOs come from the loopback SMSC, so a reply goes back to it
 // unless the answer names the fake SMSC (X-Kannel-SMSC, accepted): every
-// answer here does, and a `default` service whose answer is empty (with
-// omit-empty) stops a reply that loops anyway (reply-couldnotfetch, say)
-// after one turn.
+// answer here does, and a `default` service with an empty `text` and
+// omit-empty (which import-kannel-conf carries over) stops a reply that
+// loops anyway (reply-couldnotfetch, say) after one turn.
 
 /// The answers of the recording application for the looped cases.
 fn looped_routes() -> Vec<Route> {
@@ -660,10 +660,6 @@ fn looped_routes() -> Vec<Route> {
             path: "/to",
             answer: to_fake("moved ok"),
         },
-        Route {
-            path: "/trap",
-            answer: to_fake(""),
-        },
     ]
 }
 
@@ -694,7 +690,7 @@ fn looped_services(base: &str) -> Vec<Group> {
             .set("dlr-url", format!("{base}/dmoved?p=%p&d=%d")),
         Group::new("sms-service")
             .set("keyword", "default")
-            .set("get-url", format!("{base}/trap?p=%p"))
+            .set("text", "")
             .set("omit-empty", "true"),
     ]
 }

@@ -95,7 +95,11 @@ fn one(group: &Group, out: &mut Converter) -> Option<toml::Table> {
     let mut used = BTreeSet::new();
     if let Some(action) = action {
         used.insert(action.key.as_str());
-        if out.check_usable(&subject, action) {
+        // An empty text is an empty answer smsbox gives (then
+        // reply-emptymessage, or nothing with omit-empty): carried too.
+        if action.key == "text" && !action.lossy && action.value.trim().is_empty() {
+            service.insert("text".to_owned(), action.value.clone().into());
+        } else if out.check_usable(&subject, action) {
             let key = action.key.replace('-', "_");
             let value = if action.key == "exec" {
                 exec(action, &subject, out)

@@ -358,3 +358,21 @@ fn services_get_twice_max_pending_requests_background_slots() {
         "no services: nothing to fetch"
     );
 }
+
+#[test]
+fn an_empty_text_service_is_carried_as_smsbox_runs_it() {
+    let conversion = convert_text(
+        "group = smsbox\n\ngroup = sms-service\nkeyword = default\ntext = \"\"\n\
+         omit-empty = true\n",
+    )
+    .unwrap();
+    let config = loaded(&conversion);
+    assert_eq!(config.sms_services.len(), 1, "{}", conversion.toml);
+    assert_eq!(config.sms_services[0].text.as_deref(), Some(""));
+    assert!(config.sms_services[0].omit_empty);
+    assert!(
+        !notes(&conversion).contains("sms-service"),
+        "{}",
+        notes(&conversion)
+    );
+}
