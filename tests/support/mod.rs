@@ -23,6 +23,12 @@
 //!   stopped gracefully or killed, and its store read afterwards.
 //! - [`faulty_link`]: `boxtap`'s relay in process, with its fault switch
 //!   (cut, stall, half-open, drip, corrupt) in the test's hands.
+//! - [`smsbox`]: Kannel's smsbox started on a configuration and waited
+//!   for (the bearerbox lists it, its sendsms port listens): the smsbox
+//!   of every differential test.
+//! - [`http_smsc`]: Kannel's HTTP SMSC (`system-type = kannel`) in the
+//!   bearerbox, to inject MOs of any coding, charset and UDH (fakesmsc
+//!   sends no UCS-2) and record the MTs it sends out.
 //! - [`recorder`]: `boxtap` relays between a bearerbox and its boxes,
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
@@ -52,6 +58,7 @@ pub mod fakesmsc;
 pub mod faults;
 pub mod faulty_link;
 pub mod http;
+pub mod http_smsc;
 pub mod in_process;
 pub mod misbehaving;
 pub mod ports;
@@ -61,6 +68,7 @@ pub mod rapidbox;
 pub mod raw;
 pub mod recorder;
 pub mod service;
+pub mod smsbox;
 pub mod wire;
 
 use std::path::Path;
