@@ -39,9 +39,10 @@ use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts, Conf, Group, SmsboxParams};
 use support::fakesmsc::{FakeMt, Phone};
 use support::ports::free_port;
-use support::process::{Daemon, START_TIMEOUT};
+use support::process::START_TIMEOUT;
 use support::rapidbox::Rapidbox;
 use support::service::{Answer, Seen, Service};
+use support::smsbox::{self, Ready};
 use support::{BEARERBOX, FAKESMSC, SMSBOX};
 
 const TEST: &str = "services_vs_smsbox";
@@ -464,17 +465,15 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
     for group in services(&base, dir) {
         kannel.push(group);
     }
-    let kannel_conf = kannel.write(dir, "kannel.conf");
-
     // --- smsbox ----------------------------------------------------------
-    let mut smsbox = Daemon::spawn(
-        "smsbox",
-        SMSBOX,
-        [&kannel_conf],
+    let (mut smsbox, kannel_conf) = smsbox::start_conf(
         dir,
-        vec![conf::log_path(dir, "smsbox")],
-    );
-    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+        "kannel.conf",
+        &kannel,
+        &mut bearerbox,
+        Ready::default(),
+    )
+    .await;
     let mut phone = Phone::start("fakesmsc", dir, ports.fake_smsc);
     bearerbox
         .wait_status("the fake SMSC online", START_TIMEOUT, |s| {
