@@ -418,7 +418,14 @@ async fn ucs2_8bit_and_udh_mos_get_what_smsbox_gives_them() {
     }
 
     // Not vacuous: the cases do in smsbox what they are there for.
+    let phones: BTreeSet<String> = mos().into_iter().map(|mo| mo.from).collect();
     let checks: &[(&str, bool)] = &[
+        (
+            "a reply to every phone, in both runs",
+            [&raw_smsbox, &recode_smsbox]
+                .iter()
+                .all(|seen| seen.mts.keys().cloned().collect::<BTreeSet<_>>() == phones),
+        ),
         (
             "without mo-recode, %a is the UTF-16BE bytes",
             asked(&raw_smsbox, "+4670100001", "c=2&C=UTF-16BE")

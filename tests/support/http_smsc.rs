@@ -156,8 +156,10 @@ pub fn decode(text: &str) -> Vec<u8> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
+                // Two hex digits exactly (from_str_radix would take "+5").
                 let hex = text
                     .get(i + 1..i + 3)
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
@@ -312,7 +314,7 @@ mod tests {
     fn any_bytes_survive_encoding() {
         let all: Vec<u8> = (0..=255).collect();
         assert_eq!(decode(&encode(&all)), all);
-        assert_eq!(decode("a+b%2Bc%zz"), b"a b+c%zz");
+        assert_eq!(decode("a+b%2Bc%zz%+5"), b"a b+c%zz% 5");
     }
 
     #[test]
