@@ -558,12 +558,15 @@ async fn killed_three_times_over_5000_mos_loses_nothing_and_repeats_only_in_flig
     .await;
 }
 
-/// 2 SIGTERMs while 5,000 MOs come as fast as fakesmsc writes them.
+/// 2 SIGTERMs while 8,000 MOs come as fast as fakesmsc writes them:
+/// enough that rapidbox is thousands of replies behind at the end (the
+/// size at which reading the phone too early once looked like lost
+/// replies; see support::judge).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_under_full_load_drains_without_loss_or_repeats() {
     crash_loop(Plan {
         name: "terminated_short",
-        mos: 5_000,
+        mos: 8_000,
         stops: 2,
         stop: Stop::Term,
         rate: 0.0,
