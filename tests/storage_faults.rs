@@ -185,6 +185,10 @@ async fn stream_through(test: &str, dir: &Path, store_dir: &Path, fault: &dyn Fa
     let shown_after = injected.elapsed();
     tokio::time::sleep(FAULT_HOLD).await;
     let during1 = failed_tmp_acks(http_port).await;
+    // Whether MTs are held now: only if an answer failed to commit, which
+    // needs an MT out when the fault came, so it is shown, not asserted.
+    let scrape = support::http::get(http_port, "/metrics").await;
+    let held1 = support::http::sample(&scrape.body, "rapidbox_link_mt_held") == Some(1.0);
     fault.clear();
     let recovered_in = wait_ready(http_port, &mut rapidbox, "the first fault cleared").await;
 
@@ -267,7 +271,7 @@ async fn stream_through(test: &str, dir: &Path, store_dir: &Path, fault: &dyn Fa
         "{test}: FIGURES {MOS} MOs offered at {RATE}/s | lost {}, stored twice {} | \
          fault 1 (cleared while running): first failed_tmp {shown_after:?} after it, {during1} \
          MOs acked failed_tmp by the time it was cleared ({tmp1} at first), ready again \
-         {recovered_in:?} after it cleared, replies repeated {repeated1} | fault 2 (killed \
+         {recovered_in:?} after it cleared, MTs held then: {held1}, replies repeated {repeated1} | fault 2 (killed \
          during it): {} more failed_tmp ({tmp2} in all when killed), ready {restarted_in:?} \
          after the restart, replies repeated {repeated2} (bound {WINDOW}) | replies {}, MTs \
          at the phone {}, repeated {repeated} | peak RSS {} MiB | {elapsed:?} in all | store \

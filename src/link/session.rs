@@ -385,6 +385,9 @@ impl Session<'_> {
             }
             let used = self.config.max_in_flight - window.available_permits();
             self.status.in_flight.store(used, Ordering::Relaxed);
+            self.status
+                .mts_held
+                .store(hold.is_held(), Ordering::Relaxed);
         };
 
         // Let the MOs already being routed finish, so their acks reach the
@@ -428,6 +431,7 @@ impl Session<'_> {
             info!(unanswered, "MTs without an answer will be sent again");
         }
         self.status.in_flight.store(0, Ordering::Relaxed);
+        self.status.mts_held.store(false, Ordering::Relaxed);
         end
     }
 
