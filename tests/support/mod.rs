@@ -17,6 +17,9 @@
 //!   [`fakesmsc::Phone`] sends numbered MOs one by one and counts them.
 //! - [`faults`]: storage that fails on demand (a small ext4 on a loop
 //!   device that fills up; a FUSE layer that returns EIO), root only.
+//! - [`judge`]: what a run under faults left behind, judged (lost, stored
+//!   twice, one reply per MO, repeats at the phone), and the waits that
+//!   make the phone's count exact.
 //! - [`bearerbox`]: a bearerbox that can be stopped and restarted on the
 //!   same configuration, and its status page read as numbers.
 //! - [`rapidbox`]: the `rapidbox` binary, configured from parameters,
@@ -60,6 +63,7 @@ pub mod faulty_link;
 pub mod http;
 pub mod http_smsc;
 pub mod in_process;
+pub mod judge;
 pub mod misbehaving;
 pub mod ports;
 pub mod process;
