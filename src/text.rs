@@ -12,6 +12,9 @@ use std::fmt::Write as _;
 
 /// Box protocol `coding` values (the `sms` message's field 15).
 pub mod coding {
+    /// Not given: Kannel treats it as 7-bit (8-bit with a UDH). smsbox
+    /// leaves a `text`, `file` or `exec` reply so.
+    pub const UNSET: i32 = -1;
     /// 7-bit text, carried as UTF-8 between bearerbox and boxes.
     pub const SEVEN_BIT: i32 = 0;
     /// 8-bit data.
@@ -185,6 +188,47 @@ pub fn encode_lenient(text: &str, name: &str) -> Option<Vec<u8>> {
             Some(out)
         }
     }
+}
+
+/// A 7-bit text as smsbox sends it: read as Kannel's `charset_utf8_to_gsm`
+/// reads UTF-8 (two- and three-byte sequences, any other byte as the
+/// Latin-1 character of that code, an incomplete sequence at the end
+/// dropped) and every character the GSM alphabet lacks made `?` — the
+/// round trip through GSM that `extract_msgdata_part_by_coding` (gw/sms.c)
+/// gives every 7-bit text. For valid text of the Basic Multilingual Plane
+/// that is simply each non-GSM character turned into `?`.
+pub fn as_gsm(utf8: &[u8]) -> String {
+    let mut text = String::with_capacity(utf8.len());
+    let mut i = 0;
+    while i < utf8.len() {
+        let lead = u32::from(utf8[i]);
+        let rest = |n: usize| utf8.get(i + n).map_or(0, |&b| u32::from(b) & 0x3F);
+        let (code, len) = if lead & 0xE0 == 0xC0 {
+            ((lead & 0x1F) << 6 | rest(1), 2)
+        } else if lead & 0xF0 == 0xE0 {
+            ((lead & 0x0F) << 12 | rest(1) << 6 | rest(2), 3)
+        } else {
+            (lead, 1)
+        };
+        i += len;
+        if i > utf8.len() {
+            // Kannel skips an incomplete sequence at the end.
+            break;
+        }
+        text.push(gsm_or_question_mark(code));
+    }
+    text
+}
+
+/// The character `code` if the GSM alphabet has it, else `?`; Kannel's
+/// Latin-1 table also writes `ç` as GSM's `Ç`.
+fn gsm_or_question_mark(code: u32) -> char {
+    if code == 0xE7 {
+        return 'Ç';
+    }
+    char::from_u32(code)
+        .filter(|&c| gsm7_septets(c).is_some())
+        .unwrap_or('?')
 }
 
 /// The GSM 03.38 default alphabet in code order (0x00..=0x7F). Slot 0x1B is

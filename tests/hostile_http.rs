@@ -31,8 +31,13 @@ fn console_hash() -> &'static str {
 /// and a console user. No alert channel, so that no valid alert can
 /// leave the test.
 async fn rig() -> Rig {
+    rig_with("").await
+}
+
+/// [`rig`] with more lines for its `[http]` section.
+async fn rig_with(http: &str) -> Rig {
     Rig::start(
-        &format!("password = \"{PASSWORD}\"\nmax_body_bytes = {MAX_BODY}"),
+        &format!("password = \"{PASSWORD}\"\nmax_body_bytes = {MAX_BODY}\n{http}"),
         &format!(
             "[[sendsms_users]]\nusername = \"shop\"\npassword = \"s3cret\"\n\
              [[console_users]]\nusername = \"{CONSOLE_USER}\"\npassword_hash = \"{}\"\n",
@@ -778,7 +783,9 @@ fn table() -> Vec<Case> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_names_what_is_wrong_with_bad_input_and_stores_nothing() {
-    let rig = rig().await;
+    // The table sends dozens of wrong passwords from one address: without
+    // the limit on them (its own tests are below), each gets its own answer.
+    let rig = rig_with("max_auth_failures = 0").await;
     let cases = table();
     assert!(cases.len() > 150, "the table has {} cases", cases.len());
     let mut failures = Vec::new();
@@ -827,20 +834,40 @@ async fn every_endpoint_names_what_is_wrong_with_bad_input_and_stores_nothing() 
 
 /// `GET /cgi-bin/sendsms` with the credentials given, from `from`.
 async fn sendsms_from(rig: &Rig, from: IpAddr, password: &str) -> RawReply {
+    let target =
+        format!("/cgi-bin/sendsms?username=shop&password={password}&to=123&from=1&text=hi");
+    from_address(rig, from, &request("GET", target.as_bytes(), "", b"")).await
+}
+
+/// Sends `bytes` from `from` and reads the answer.
+async fn from_address(rig: &Rig, from: IpAddr, bytes: &[u8]) -> RawReply {
     let mut stream = support::raw::connect_from(from, rig.addr)
         .await
         .unwrap_or_else(|e| panic!("connect from {from}: {e}"));
-    let bytes = request(
-        "GET",
-        format!("/cgi-bin/sendsms?username=shop&password={password}&to=123&from=1&text=hi")
-            .as_bytes(),
-        "",
-        b"",
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut stream, &bytes)
+    tokio::io::AsyncWriteExt::write_all(&mut stream, bytes)
         .await
         .expect("write");
     support::raw::read_answer(&mut stream).await
+}
+
+/// `GET /router/receive` with `password`, from `from`.
+async fn receive_from(rig: &Rig, from: IpAddr, password: &str) -> RawReply {
+    let target = format!("/router/receive?password={password}&backend=b&sender=1&message=hi");
+    from_address(rig, from, &request("GET", target.as_bytes(), "", b"")).await
+}
+
+/// The `Retry-After` of a 429, checked to be within the 5-minute window.
+fn assert_throttled(reply: &RawReply, what: &str) {
+    assert_eq!(reply.status, 429, "{what}: {reply:?}");
+    assert!(
+        reply.body.contains("Too many failed authorizations"),
+        "{what}: {reply:?}"
+    );
+    let retry: u64 = reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=300).contains(&retry), "{what}: Retry-After {retry}");
 }
 
 /// The value of the sample whose line contains `series`.
@@ -908,5 +935,104 @@ async fn wrong_sendsms_passwords_are_rate_limited_per_address() {
         ),
         2.0
     );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_router_passwords_are_rate_limited_per_address_with_sendsms() {
+    let rig = rig().await;
+    let guesser: IpAddr = [127, 0, 0, 4].into();
+    let other: IpAddr = [127, 0, 0, 5].into();
+    let limit = 10;
+    // Wrong passwords on /router/* and wrong sendsms credentials share one
+    // budget: taking turns does not double the guesses.
+    for n in 0..limit / 2 {
+        let reply = receive_from(&rig, guesser, &format!("guess{n}")).await;
+        assert_eq!(reply.status, 403, "router guess {n}: {reply:?}");
+        let reply = sendsms_from(&rig, guesser, &format!("guess{n}")).await;
+        assert_eq!(reply.status, 403, "sendsms guess {n}: {reply:?}");
+    }
+    // Now every protected endpoint refuses the address, right password or
+    // not: /router/receive, /outbox, /delivered (JSON), /alert (text),
+    // /admin/backup, /metrics, and sendsms.
+    assert_throttled(&receive_from(&rig, guesser, PASSWORD).await, "receive");
+    let pw = format!("password={PASSWORD}");
+    for (what, bytes) in [
+        (
+            "outbox",
+            request("GET", format!("/router/outbox?{pw}").as_bytes(), "", b""),
+        ),
+        (
+            "delivered",
+            request(
+                "GET",
+                format!("/router/delivered?{pw}&message_id=1").as_bytes(),
+                "",
+                b"",
+            ),
+        ),
+        (
+            "alert",
+            request(
+                "POST",
+                b"/router/alert",
+                FORM,
+                format!("{pw}&subject=s&body=b").as_bytes(),
+            ),
+        ),
+        (
+            "backup",
+            request(
+                "POST",
+                b"/admin/backup",
+                FORM,
+                format!("{pw}&to=/tmp/x").as_bytes(),
+            ),
+        ),
+        (
+            "metrics",
+            request("GET", format!("/metrics?{pw}").as_bytes(), "", b""),
+        ),
+    ] {
+        assert_throttled(&from_address(&rig, guesser, &bytes).await, what);
+    }
+    assert_throttled(&sendsms_from(&rig, guesser, "s3cret").await, "sendsms");
+    // Endpoints without a password still answer the address.
+    let stats = from_address(&rig, guesser, &request("GET", b"/router/stats", "", b"")).await;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    assert_eq!(total(rig.store()), 0);
+    // Another address is not affected.
+    let reply = receive_from(&rig, other, PASSWORD).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(total(rig.store()), 2, "the message and its echo");
+    let metrics = from_address(
+        &rig,
+        other,
+        &request("GET", format!("/metrics?{pw}").as_bytes(), "", b""),
+    )
+    .await;
+    for (series, want) in [
+        ("{endpoint=\"receive\",outcome=\"wrong\"}", 5.0),
+        ("{endpoint=\"sendsms\",outcome=\"wrong\"}", 5.0),
+        ("{endpoint=\"receive\",outcome=\"throttled\"}", 1.0),
+        ("{endpoint=\"alert\",outcome=\"throttled\"}", 1.0),
+        ("{endpoint=\"metrics\",outcome=\"throttled\"}", 1.0),
+    ] {
+        let series = format!("http_auth_failures_total{series}");
+        assert_eq!(metric(&metrics.body, &series), want, "{series}");
+    }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_password_set_nothing_is_counted_or_throttled() {
+    // No [http] password: /router/* is open (httprouter's default), so a
+    // `password` parameter is no guess and must never lead to a 429.
+    let rig = Rig::start("", "").await;
+    let client: IpAddr = [127, 0, 0, 6].into();
+    for n in 0..15 {
+        let reply = receive_from(&rig, client, &format!("anything{n}")).await;
+        assert_eq!(reply.status, 200, "request {n}: {reply:?}");
+    }
     rig.stop().await;
 }

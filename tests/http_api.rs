@@ -457,7 +457,7 @@ async fn stats_report_counts_the_link_queues_and_the_store() {
     assert_eq!(stats["total"], 4);
     assert_eq!(
         stats["link"],
-        json!({"enabled": false, "connected": false, "since": null, "in_flight": 0,
+        json!({"enabled": false, "connected": false, "since": null, "in_flight": 0, "mts_held": false,
                "received": 0, "answered": 0, "connects": 0})
     );
     assert!(stats["queues"].is_object(), "{stats}");

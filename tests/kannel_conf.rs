@@ -18,8 +18,8 @@ use support::conf::{self, BearerboxPorts};
 use support::fakesmsc::FakeSmsc;
 use support::http;
 use support::ports::free_port;
-use support::process::Daemon;
 use support::rapidbox::{Rapidbox, RAPIDBOX};
+use support::smsbox::{self, Ready};
 use support::SMSBOX;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -306,15 +306,11 @@ async fn rapidbox_runs_without_edits_on_a_conversion_of_what_smsbox_runs_on() {
     let smsbox_conf = fixture_in(dir, ports.smsbox, sendsms_port);
 
     // Kannel's smsbox runs on it, in `dir`, where its include is.
-    let mut smsbox = Daemon::spawn(
-        "smsbox",
-        SMSBOX,
-        [&smsbox_conf],
-        dir,
-        vec![dir.join("smsbox.log")],
-    );
-    bearerbox.wait_for_box(None, WAIT).await;
-    smsbox.wait_for_tcp_port(sendsms_port, WAIT).await;
+    let ready = Ready {
+        smsbox_id: None,
+        sendsms_port: Some(sendsms_port),
+    };
+    let mut smsbox = smsbox::start(dir, &smsbox_conf, &mut bearerbox, ready).await;
     let smsbox_answers = sendsms_answers(sendsms_port).await;
     smsbox.stop();
 

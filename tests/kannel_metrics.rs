@@ -8,11 +8,12 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts};
 use support::fakesmsc::Phone;
+use support::http::sample;
 use support::ports::free_port;
 use support::rapidbox::{Rapidbox, RapidboxParams};
 use support::{BEARERBOX, FAKESMSC};
@@ -25,29 +26,10 @@ const MOS: u32 = 5;
 /// Bound for what takes milliseconds when things work.
 const WAIT: Duration = Duration::from_secs(15);
 
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Scrapes until `series` reaches at least `want`, within [`WAIT`];
 /// returns the last scrape.
 async fn wait_for(port: u16, series: &str, want: f64) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let scrape = support::http::get(port, "/metrics").await;
-        assert_eq!(scrape.status, 200, "{}", scrape.body);
-        if sample(&scrape.body, series).is_some_and(|v| v >= want) {
-            return scrape.body;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{series} did not reach {want} within {WAIT:?}; the last scrape:\n{}",
-                scrape.body
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::http::wait_for_sample(port, series, want, WAIT).await
 }
 
 #[tokio::test]

@@ -160,11 +160,8 @@ impl Scenario {
     async fn counter(&self, name: &str) -> u64 {
         let scrape = support::http::get(self.http_port, "/metrics").await;
         assert_eq!(scrape.status, 200, "{}", scrape.body);
-        let series = format!("rapidbox_{name}_total ");
-        scrape
-            .body
-            .lines()
-            .find_map(|line| line.strip_prefix(&series)?.trim().parse::<f64>().ok())
+        let series = format!("rapidbox_{name}_total");
+        support::http::sample(&scrape.body, &series)
             .unwrap_or_else(|| panic!("no {series} in /metrics:\n{}", scrape.body)) as u64
     }
 

@@ -14,6 +14,7 @@ use http_body_util::Full;
 use hyper::header::AUTHORIZATION;
 use hyper::{Request, StatusCode};
 
+use support::http::sample;
 use support::in_process::{send, Reply, Rig};
 use support::ports::free_port;
 use support::promtool;
@@ -26,13 +27,6 @@ async fn get(url: String, bearer: Option<&str>) -> Reply {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
     send(request.body(Full::new(Bytes::new())).unwrap()).await
-}
-
-/// The value of the sample `series` (name and labels as written), or
-/// `None` when the scrape has no such line.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn value(text: &str, series: &str) -> f64 {

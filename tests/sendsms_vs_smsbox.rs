@@ -40,9 +40,10 @@ use support::conf::{self, BearerboxPorts, Group, SmsboxParams};
 use support::fakesmsc::{FakeMt, FakeSmsc};
 use support::http::{self, StubServer};
 use support::ports::free_port;
-use support::process::{Daemon, START_TIMEOUT};
+use support::process::Daemon;
 use support::rapidbox::{Rapidbox, RapidboxParams};
 use support::recorder::{Frame, Recording, RunningTap};
+use support::smsbox::{self, Ready};
 use support::wire;
 use support::{BEARERBOX, FAKESMSC, SMSBOX};
 
@@ -935,15 +936,11 @@ async fn sendsms_requests_get_what_smsbox_gives_them() {
     let smsbox_tap = RunningTap::start("smsbox", ports.smsbox, &recording).await;
     let sendsms_port = free_port();
     let conf_path = smsbox_conf(dir, smsbox_tap.port(), sendsms_port);
-    let mut smsbox = Daemon::spawn(
-        "smsbox",
-        SMSBOX,
-        [&conf_path],
-        dir,
-        vec![conf::log_path(dir, "smsbox")],
-    );
-    smsbox.wait_for_tcp_port(sendsms_port, START_TIMEOUT).await;
-    bearerbox.wait_for_box(Some("smsbox"), WAIT).await;
+    let ready = Ready {
+        smsbox_id: Some("smsbox"),
+        sendsms_port: Some(sendsms_port),
+    };
+    let mut smsbox = smsbox::start(dir, &conf_path, &mut bearerbox, ready).await;
 
     let rapidbox_tap = RunningTap::start("rapidbox", ports.smsbox, &recording).await;
     let mut params = RapidboxParams::new(dir, rapidbox_tap.port());

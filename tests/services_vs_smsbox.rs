@@ -40,9 +40,10 @@ use support::conf::{self, BearerboxPorts, Conf, Group, SmsboxParams};
 use support::fakesmsc::{FakeMt, Phone};
 use support::loopback::{self, Injector};
 use support::ports::free_port;
-use support::process::{Daemon, START_TIMEOUT};
+use support::process::START_TIMEOUT;
 use support::rapidbox::Rapidbox;
 use support::service::{Answer, Seen, Service};
+use support::smsbox::{self, Ready};
 use support::{BEARERBOX, FAKESMSC, SMSBOX};
 
 const TEST: &str = "services_vs_smsbox";
@@ -465,17 +466,15 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
     for group in services(&base, dir) {
         kannel.push(group);
     }
-    let kannel_conf = kannel.write(dir, "kannel.conf");
-
     // --- smsbox ----------------------------------------------------------
-    let mut smsbox = Daemon::spawn(
-        "smsbox",
-        SMSBOX,
-        [&kannel_conf],
+    let (mut smsbox, kannel_conf) = smsbox::start_conf(
         dir,
-        vec![conf::log_path(dir, "smsbox")],
-    );
-    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+        "kannel.conf",
+        &kannel,
+        &mut bearerbox,
+        Ready::default(),
+    )
+    .await;
     let mut phone = Phone::start("fakesmsc", dir, ports.fake_smsc);
     bearerbox
         .wait_status("the fake SMSC online", START_TIMEOUT, |s| {
@@ -797,7 +796,6 @@ async fn rapidbox_shows_every_mo_field_and_follows_redirects_as_smsbox_does() {
     for group in looped_services(&base) {
         kannel.push(group);
     }
-    let kannel_conf = kannel.write(dir, "kannel.conf");
     let mut injector = Injector::connect(ports.smsbox).await;
     bearerbox
         .wait_for_box(Some(loopback::INJECTOR_ID), START_TIMEOUT)
@@ -810,14 +808,14 @@ async fn rapidbox_shows_every_mo_field_and_follows_redirects_as_smsbox_does() {
         .await;
 
     // --- smsbox ----------------------------------------------------------
-    let mut smsbox = Daemon::spawn(
-        "smsbox",
-        SMSBOX,
-        [&kannel_conf],
+    let (mut smsbox, kannel_conf) = smsbox::start_conf(
         dir,
-        vec![conf::log_path(dir, "smsbox")],
-    );
-    bearerbox.wait_for_box(None, START_TIMEOUT).await;
+        "kannel.conf",
+        &kannel,
+        &mut bearerbox,
+        Ready::default(),
+    )
+    .await;
     let by_smsbox = exchange_looped(&mut injector, &phone, &app, 0, 1).await;
     smsbox.stop();
     bearerbox

@@ -61,7 +61,7 @@ pub use sections::{
     HttpConfig, KannelConfig, LogConfig, LogFormat, MetricsConfig, RouterConfig, StoreConfig,
 };
 pub use sendsms::{Behaviour, Pattern, SendsmsUser};
-pub use services::{EscapeStyle, SmsService, SmsServicesAppConfig, SmsboxConfig};
+pub use services::{EscapeStyle, NonGsmReplies, SmsService, SmsServicesAppConfig, SmsboxConfig};
 pub(crate) use services_check::compile_regex;
 pub use transport::{
     BackendConfig, PushConfig, PushMethod, TransportKind, Transports, PUSH_FIELDS,

@@ -262,9 +262,9 @@ pub struct HttpConfig {
     /// so that one address (a slowloris, a runaway client) cannot take
     /// every slot and starve the others (check-config warns when it is not).
     pub max_connections_per_address: usize,
-    /// Wrong sendsms credentials one address may give within 5 minutes;
-    /// after that it gets 429 until the oldest is 5 minutes old. 0: no
-    /// limit, as Kannel's smsbox.
+    /// Wrong credentials (sendsms users', `password`) one address may give
+    /// within 5 minutes, counted together; after that it gets 429 until
+    /// the oldest is 5 minutes old. 0: no limit, as Kannel's smsbox.
     pub max_auth_failures: usize,
     /// Largest request body (a POSTed form); bigger ones get 413.
     pub max_body_bytes: usize,

@@ -272,6 +272,19 @@ pub enum EscapeStyle {
     Rapidbox,
 }
 
+/// How the services send a reply with characters outside the GSM
+/// alphabet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonGsmReplies {
+    /// As UCS-2, so that nothing is lost.
+    #[default]
+    Ucs2,
+    /// As smsbox 1.4.5 (`sms_split`'s round trip through GSM): 7-bit,
+    /// each character the GSM alphabet lacks made `?` (and `ç` `Ç`).
+    QuestionMarks,
+}
+
 /// `[smsbox]`: the smsbox group's keys that shape services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [smsbox] section (a table)")]
@@ -285,8 +298,10 @@ pub struct SmsboxConfig {
     pub reply_requestfailed: String,
     /// The reply for an empty answer (unless the service has omit_empty).
     pub reply_emptymessage: String,
-    /// Kept for Kannel's files: rapidbox always shows a UCS-2 MO to
-    /// services as UTF-8, which is smsbox with `mo-recode = true`.
+    /// Whether services see a UCS-2 MO as UTF-8 text (coding 0), as
+    /// smsbox with `mo-recode = true`; false shows it as smsbox without
+    /// it does: coding 2, its escapes and `post-url` body the UTF-16BE
+    /// bytes, its keyword matched on those bytes less their NULs.
     pub mo_recode: bool,
     /// How many times a failed request is tried again.
     pub http_request_retry: u32,
@@ -300,6 +315,8 @@ pub struct SmsboxConfig {
     pub sms_length: usize,
     /// How escapes' values are written (not a Kannel key).
     pub escape_style: EscapeStyle,
+    /// How a reply outside the GSM alphabet goes (not a Kannel key).
+    pub non_gsm_replies: NonGsmReplies,
 }
 
 impl Default for SmsboxConfig {
@@ -319,6 +336,7 @@ impl Default for SmsboxConfig {
             http_timeout: 240,
             sms_length: 140,
             escape_style: EscapeStyle::Smsbox,
+            non_gsm_replies: NonGsmReplies::Ucs2,
         }
     }
 }

@@ -15,10 +15,23 @@ pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Compiles a service regex as rapidbox runs it (Kannel's POSIX extended
 /// regexes, unanchored unless they say `^`/`$`). `icase` for keywords.
 pub(crate) fn compile_regex(source: &str, icase: bool) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(source)
-        .case_insensitive(icase)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    let build = |unicode: bool| {
+        regex::RegexBuilder::new(source)
+            .case_insensitive(icase)
+            .unicode(unicode)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+    };
+    if icase {
+        // Kannel never sets a locale, so its REG_ICASE folds ASCII letters
+        // only: `Привет` is not the keyword `привет`. Without Unicode the
+        // regex crate folds as C does; a pattern that then could match
+        // bytes that are not UTF-8 (a `.`) keeps Unicode, and its folding.
+        if let Ok(ascii) = build(false) {
+            return Ok(ascii);
+        }
+    }
+    build(true)
 }
 
 /// Every problem of the services and the smsbox section.

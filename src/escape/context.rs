@@ -109,7 +109,10 @@ impl<'a> Context<'a> {
     /// Where this differs from what smsbox's escapes see in the same MO:
     /// - rapidbox decodes a UCS-2 MO to text, so it is shown as smsbox
     ///   shows it with `mo-recode = true`: coding 0, charset `UTF-8`, the
-    ///   text in UTF-8. (An 8-bit MO is its payload as it came.)
+    ///   text in UTF-8. (An 8-bit MO is its payload as it came.) The
+    ///   sms-services app, with `mo_recode = false`, sets [`Context::data`],
+    ///   `coding` and `charset` back to the UTF-16BE bytes, as smsbox
+    ///   without `mo-recode` shows them.
     /// - `%P` is the shortcode; smsbox shows its `faked-sender` or
     ///   `global-sender` instead when one is set.
     /// - `%n` is the MO's Kannel `service` (usually none); smsbox shows the

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 use tracing::error;
@@ -30,6 +30,10 @@ pub enum ApiError {
     Invalid(FieldErrors),
     #[error("a valid password is required")]
     Forbidden,
+    /// The client's address gave wrong credentials too often; it may try
+    /// again after this long.
+    #[error("{}", THROTTLED)]
+    Throttled(std::time::Duration),
     #[error("no such endpoint")]
     NoSuchPath,
     #[error("no message {0}")]
@@ -76,6 +80,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoSuchPath | ApiError::NoSuchMessage(_) => StatusCode::NOT_FOUND,
             ApiError::NotOutgoing(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -126,8 +131,23 @@ impl ApiError {
                 response.headers_mut().insert(ALLOW, value);
             }
         }
+        if let ApiError::Throttled(wait) = &self {
+            retry_after(&mut response, *wait);
+        }
         response
     }
+}
+
+/// What an address that gave wrong credentials too often is told, with
+/// status 429 and `Retry-After` (smsbox and httprouter have no such limit,
+/// so no words of their own for it).
+pub const THROTTLED: &str = "Too many failed authorizations from this address, try again later.";
+
+/// Sets `Retry-After` to `wait`, in whole seconds (at least 1).
+pub fn retry_after(response: &mut HttpResponse, wait: std::time::Duration) {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
 }
 
 /// `value` as a JSON response.

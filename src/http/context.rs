@@ -3,13 +3,18 @@
 //! `[http]` settings they obey. The API and the console both read it; it
 //! knows neither.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
+use hyper::http::Extensions;
 use hyper::HeaderMap;
+use tracing::warn;
 
 use super::answer::ApiError;
 use super::auth;
 use super::request::{BodyLimits, Params};
+use super::server::PeerAddr;
 use super::throttle::AddressThrottle;
 use crate::dispatch::Dispatch;
 use crate::intake::Intake;
@@ -30,7 +35,8 @@ pub struct Context {
     pub silent: bool,
     /// `[http] max_body_bytes` and `body_timeout_ms`.
     pub body: BodyLimits,
-    /// Wrong sendsms credentials, per client address.
+    /// Wrong credentials (sendsms users, `[http] password`), per client
+    /// address.
     pub throttle: Arc<AddressThrottle>,
 }
 
@@ -46,12 +52,35 @@ impl Context {
     }
 
     /// Refuses the request unless it carries the password (when one is
-    /// set).
-    pub fn check_password(&self, params: &Params, headers: &HeaderMap) -> Result<(), ApiError> {
-        if auth::authorized(self.password.as_deref(), params, headers) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
+    /// set). A wrong one counts against the client's address in the same
+    /// limit as wrong sendsms credentials ([`AddressThrottle`]), and an
+    /// address over that limit is refused whatever it sends
+    /// ([`ApiError::Throttled`]). `endpoint` names the endpoint in logs
+    /// and in `rapidbox_http_auth_failures_total`; `extensions` are the
+    /// request's (its client's address).
+    pub fn check_password(
+        &self,
+        endpoint: &'static str,
+        params: &Params,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<(), ApiError> {
+        if self.password.is_none() {
+            return Ok(());
         }
+        let ip: Option<IpAddr> = extensions.get::<PeerAddr>().map(|peer| peer.0.ip());
+        let metrics = self.intake.metrics();
+        if let Err(wait) = self.throttle.check(ip, Instant::now()) {
+            warn!(endpoint, ?ip, "refused: too many failed authorizations");
+            metrics.http.auth_failure(endpoint, true);
+            return Err(ApiError::Throttled(wait));
+        }
+        if auth::authorized(self.password.as_deref(), params, headers) {
+            return Ok(());
+        }
+        warn!(endpoint, ?ip, "wrong or missing [http] password");
+        self.throttle.failed(ip, Instant::now());
+        metrics.http.auth_failure(endpoint, false);
+        Err(ApiError::Forbidden)
     }
 }

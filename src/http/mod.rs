@@ -26,7 +26,8 @@
 //! - `body`: the response body type, whole or streamed;
 //! - `page`: the HTML chrome the console's pages and the status page share;
 //! - `auth`: `[http] password`, compared in constant time;
-//! - `throttle`: the limit on wrong sendsms credentials per address.
+//! - `throttle`: the limit on wrong credentials (sendsms, `[http] password`)
+//!   per address.
 //!
 //! The API and the console are leaves: they use the modules below them
 //! and nothing else of the server uses them but `service`.

@@ -71,7 +71,7 @@ pub fn respond(
         Endpoint::Metrics => {
             if let Role::Main { .. } = role {
                 let params = Params::from_query(request.uri().query().unwrap_or(""));
-                ctx.check_password(&params, request.headers())?;
+                ctx.check_password("metrics", &params, request.headers(), request.extensions())?;
             }
             let text = ctx.intake.metrics().encode();
             Ok(answer::with_type(

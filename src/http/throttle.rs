@@ -1,6 +1,10 @@
 //! The limit on wrong credentials per client address, for
-//! `/cgi-bin/sendsms` (whose users' passwords are plain strings an
-//! attacker could otherwise guess at the speed of the network).
+//! `/cgi-bin/sendsms`'s users and `[http] password` (httprouter's
+//! `ROUTER_PASSWORD`, on `/router/*`, `/admin/backup` and `/metrics`):
+//! plain strings an attacker could otherwise guess at the speed of the
+//! network. One throttle counts both, so an address cannot guess twice as
+//! often by taking turns. (The console's logins have their own limit, per
+//! username as well, in `console::auth`.)
 //!
 //! A request from an address that has failed `[http] max_auth_failures`
 //! ([`MAX_FAILURES`] by default; 0 turns the limit off) times within

@@ -166,7 +166,12 @@ pub fn mt(msg: &Message, settings: &MtSettings) -> Result<Sms, MtProblem> {
             (Coding::Ucs2, bytes, kannel.udh.clone())
         }
         _ => {
-            let (coding, bytes) = text::encode_mt(&msg.text);
+            let (mut coding, bytes) = text::encode_mt(&msg.text);
+            // A reply whose coding was left unset (smsbox's text replies)
+            // stays unset while its text fits the GSM alphabet.
+            if coding == text::coding::SEVEN_BIT && kannel.coding == text::coding::UNSET {
+                coding = text::coding::UNSET;
+            }
             (Coding::from(coding), bytes, kannel.udh.clone())
         }
     };
@@ -397,6 +402,21 @@ mod tests {
         let plain = mt(&incoming, &MtSettings::default()).unwrap();
         assert_eq!((plain.mclass, plain.validity, plain.priority), (-1, -1, -1));
         assert_eq!(plain.meta_data, None);
+    }
+
+    #[test]
+    fn a_reply_left_without_coding_keeps_it_unset_unless_it_needs_ucs2() {
+        let (mut msg, _) = incoming_message(&mo(), 1);
+        msg.kannel.as_mut().unwrap().coding = text::coding::UNSET;
+        msg.text = "plain GSM".into();
+        let sms = mt(&msg, &MtSettings::default()).unwrap();
+        assert_eq!(sms.coding, Coding::Undefined);
+        assert_eq!(sms.msgdata.as_deref(), Some(&b"plain GSM"[..]));
+        msg.text = "Привет".into();
+        assert_eq!(
+            mt(&msg, &MtSettings::default()).unwrap().coding,
+            Coding::Ucs2
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`connect`] opens the stream (TCP, or TLS with rustls);
 //! - [`session`] runs one connection: identify, heartbeats, MOs and reports
 //!   in, MTs out within a bounded window, admin commands;
+//! - [`hold`] keeps MTs back while the store cannot record their answers;
 //! - [`inbound`] routes and stores what arrives, and decides each ack;
 //! - [`convert`] maps between `sms` frames and stored messages;
 //! - [`backoff`] spaces out reconnections.
@@ -14,6 +15,7 @@
 pub mod backoff;
 pub mod connect;
 pub mod convert;
+pub mod hold;
 pub mod inbound;
 pub mod session;
 

@@ -36,6 +36,11 @@
 //! and stores them, and lets the MOs being routed finish so their acks go
 //! out. An MT whose answer never came is sent again after the restart, so
 //! only a crash (or a bearerbox that does not answer) repeats a reply.
+//!
+//! A store that cannot record an answer (a full or failing disk) holds
+//! the MTs back ([`Hold`]): no new MT goes out until the answers already
+//! received are stored, so a storage fault repeats at most the MTs that
+//! were in flight when it began.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -57,6 +62,7 @@ use tracing::{debug, error, info, warn};
 use crate::dispatch::outbox::Outbox;
 use crate::link::connect::Stream;
 use crate::link::convert;
+use crate::link::hold::Hold;
 use crate::link::inbound::Inbound;
 use crate::link::LinkConfig;
 use crate::metrics::{LinkStatus, MoAck, MtKind, MtOutcome, MtTransport};
@@ -208,6 +214,11 @@ impl Session<'_> {
         // aborted one would leave the message marked as in hand forever,
         // and a failed_tmp'd MT would never be sent again.
         let mut answers = JoinSet::new();
+        // Answers that failed to commit hold the MTs back while they are
+        // tried again; `give_up` ends those tries when the session ends
+        // (the messages stay Q and are sent again).
+        let hold = Hold::default();
+        let give_up = CancellationToken::new();
         let mut in_flight: HashMap<Uuid, InFlight> = HashMap::new();
         // The MT window. A slot is held from the moment an MT is sent until
         // the bearerbox's answer is durably stored, not just received: an
@@ -236,6 +247,7 @@ impl Session<'_> {
                 break SessionEnd::Shutdown;
             }
             let drain_deadline = draining.unwrap_or_else(tokio::time::Instant::now);
+            let held = hold.is_held();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if draining.is_none() => {
@@ -287,7 +299,10 @@ impl Session<'_> {
                                 Err(TryAcquireError::Closed) => break SessionEnd::Broken("routing closed".into()),
                             }
                         }
-                        Msg::Ack(ack) => self.on_ack(ack, &mut in_flight, &mut answers),
+                        Msg::Ack(ack) => {
+                            let answer = Answer { hold: &hold, give_up: &give_up };
+                            self.on_ack(ack, &mut in_flight, &mut answers, answer);
+                        }
                         Msg::Admin(admin) => match admin.command {
                             AdminCommand::Shutdown | AdminCommand::Restart => {
                                 break SessionEnd::BearerboxLeaving(admin.command)
@@ -343,7 +358,10 @@ impl Session<'_> {
                         Err(_) => break SessionEnd::Broken("the MT window closed".into()),
                     }
                 }
-                message = outbox.next(), if !suspended && slot.is_some() && draining.is_none() => {
+                // Only to look at `held` again once the store has taken
+                // the answers that were failing.
+                _ = hold.released(), if held => {}
+                message = outbox.next(), if !suspended && !held && slot.is_some() && draining.is_none() => {
                     let Some(taken) = slot.take() else { continue };
                     if let Some(sms) = self.prepare_mt(message, taken, &mut in_flight).await {
                         liveness.sent(Instant::now());
@@ -367,6 +385,9 @@ impl Session<'_> {
             }
             let used = self.config.max_in_flight - window.available_permits();
             self.status.in_flight.store(used, Ordering::Relaxed);
+            self.status
+                .mts_held
+                .store(hold.is_held(), Ordering::Relaxed);
         };
 
         // Let the MOs already being routed finish, so their acks reach the
@@ -381,6 +402,10 @@ impl Session<'_> {
             tasks.abort_all();
         }
         while tasks.join_next().await.is_some() {}
+        // An answer commit under way finishes; one waiting to be tried
+        // again is not (the store may fail for hours, and the link must
+        // redial or the process stop meanwhile).
+        give_up.cancel();
         while answers.join_next().await.is_some() {}
         drop(out);
         let writer_abort = writer.abort_handle();
@@ -406,6 +431,7 @@ impl Session<'_> {
             info!(unanswered, "MTs without an answer will be sent again");
         }
         self.status.in_flight.store(0, Ordering::Relaxed);
+        self.status.mts_held.store(false, Ordering::Relaxed);
         end
     }
 
@@ -489,7 +515,13 @@ impl Session<'_> {
 
     /// Records the bearerbox's answer to one of our MTs. The MT keeps its
     /// window slot until the answer is durably stored.
-    fn on_ack(&self, ack: Ack, in_flight: &mut HashMap<Uuid, InFlight>, tasks: &mut JoinSet<()>) {
+    fn on_ack(
+        &self,
+        ack: Ack,
+        in_flight: &mut HashMap<Uuid, InFlight>,
+        tasks: &mut JoinSet<()>,
+        answer: Answer<'_>,
+    ) {
         let Some(InFlight { message, slot }) = in_flight.remove(&ack.id) else {
             warn!(kannel_uuid = %ack.id, nack = ?ack.nack, "ack for an MT we do not have in flight");
             return;
@@ -550,19 +582,54 @@ impl Session<'_> {
         self.status.answered.fetch_add(1, Ordering::Relaxed);
         let store = self.inbound.intake.store().clone();
         let outbox = self.outbox.clone();
+        let (hold, give_up) = (answer.hold.clone(), answer.give_up.clone());
         tasks.spawn(async move {
-            match store.commit(unit).await {
-                // Durable: sweeps may take it again as soon as it is due.
-                Ok(_) => outbox.finished(id),
-                Err(e) => {
-                    error!(message_id = id, kannel_uuid = %uuid, error = %e, "could not record the bearerbox's answer");
-                    outbox.done(id);
+            let mut failing = None;
+            let mut tries = 0u32;
+            loop {
+                tries += 1;
+                match store.commit(unit.clone()).await {
+                    Ok(_) => {
+                        if tries > 1 {
+                            info!(message_id = id, kannel_uuid = %uuid, tries, "the bearerbox's answer is stored at last");
+                        }
+                        // Durable: sweeps may take it again as soon as it
+                        // is due.
+                        outbox.finished(id);
+                        break;
+                    }
+                    Err(e) if e.is_transient() && !give_up.is_cancelled() => {
+                        if failing.is_none() {
+                            warn!(message_id = id, kannel_uuid = %uuid, error = %e, "could not record the bearerbox's answer; no MT goes out until it is stored");
+                            failing = Some(hold.failing());
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Hold::pause(tries)) => {}
+                            _ = give_up.cancelled() => {}
+                        }
+                    }
+                    Err(e) => {
+                        error!(message_id = id, kannel_uuid = %uuid, error = %e, tries, "could not record the bearerbox's answer; the MT will be sent again");
+                        outbox.done(id);
+                        break;
+                    }
                 }
             }
+            // The slot goes before the hold: the session, woken by the
+            // hold's release, finds the window open again.
             drop(slot);
+            drop(failing);
         });
         while tasks.try_join_next().is_some() {}
     }
+}
+
+/// What an answer's commit shares with the session.
+struct Answer<'a> {
+    /// Held while the commit fails.
+    hold: &'a Hold,
+    /// Cancelled when the session ends: stop trying.
+    give_up: &'a CancellationToken,
 }
 
 /// Backoff for MTs the bearerbox could not take: 2 s, doubling, at most

@@ -125,7 +125,8 @@ impl HttpMetrics {
         registry.register(
             "http_auth_failures",
             "Wrong credentials (outcome wrong) and requests refused because their address \
-             failed too often (outcome throttled), by endpoint (sendsms, console)",
+             failed too often (outcome throttled), by endpoint (sendsms, console, receive, \
+             outbox, delivered, backup, alert, relaylog, metrics)",
             auth_failures.clone(),
         );
         HttpMetrics {

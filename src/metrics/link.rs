@@ -22,6 +22,9 @@ pub struct LinkStatus {
     /// MTs sent and not yet answered by the bearerbox (or answered and not
     /// yet stored).
     pub in_flight: AtomicUsize,
+    /// True while no MT goes out because the store cannot record the
+    /// bearerbox's answers to those already sent (`link::hold`).
+    pub mts_held: AtomicBool,
     /// MOs and reports received, all sessions.
     pub received: AtomicU64,
     /// MTs the bearerbox answered, all sessions.
@@ -55,6 +58,11 @@ impl Collector for LinkCollector {
                 "link_mt_in_flight",
                 "MTs sent to the bearerbox and not yet answered (the window in use)",
                 i64::try_from(s.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+            ),
+            (
+                "link_mt_held",
+                "1 while no MT goes out because the store cannot record the bearerbox's answers to those already sent, else 0",
+                i64::from(s.mts_held.load(Ordering::Relaxed)),
             ),
             (
                 "link_since_seconds",

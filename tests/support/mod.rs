@@ -17,6 +17,9 @@
 //!   [`fakesmsc::Phone`] sends numbered MOs one by one and counts them.
 //! - [`faults`]: storage that fails on demand (a small ext4 on a loop
 //!   device that fills up; a FUSE layer that returns EIO), root only.
+//! - [`judge`]: what a run under faults left behind, judged (lost, stored
+//!   twice, one reply per MO, repeats at the phone), and the waits that
+//!   make the phone's count exact.
 //! - [`bearerbox`]: a bearerbox that can be stopped and restarted on the
 //!   same configuration, and its status page read as numbers.
 //! - [`rapidbox`]: the `rapidbox` binary, configured from parameters,
@@ -26,6 +29,12 @@
 //! - [`loopback`]: MOs with any field (message class, PID, validity...)
 //!   through a real bearerbox, by a loopback SMSC and a box of the test's
 //!   own.
+//! - [`smsbox`]: Kannel's smsbox started on a configuration and waited
+//!   for (the bearerbox lists it, its sendsms port listens): the smsbox
+//!   of every differential test.
+//! - [`http_smsc`]: Kannel's HTTP SMSC (`system-type = kannel`) in the
+//!   bearerbox, to inject MOs of any coding, charset and UDH (fakesmsc
+//!   sends no UCS-2) and record the MTs it sends out.
 //! - [`recorder`]: `boxtap` relays between a bearerbox and its boxes,
 //!   all recording into one timeline of frames.
 //! - [`wire`]: the box protocol's layout read without `boxproto`, to look
@@ -55,7 +64,9 @@ pub mod fakesmsc;
 pub mod faults;
 pub mod faulty_link;
 pub mod http;
+pub mod http_smsc;
 pub mod in_process;
+pub mod judge;
 pub mod loopback;
 pub mod misbehaving;
 pub mod ports;
@@ -65,6 +76,7 @@ pub mod rapidbox;
 pub mod raw;
 pub mod recorder;
 pub mod service;
+pub mod smsbox;
 pub mod wire;
 
 use std::path::Path;

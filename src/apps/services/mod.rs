@@ -117,8 +117,13 @@ impl App for SmsServices {
             let kannel = mo.kannel.as_ref();
             // An 8-bit MO is matched on its bytes, as smsbox matches
             // msgdata (rapidbox's text for it is a rendering for people).
+            // So is a UCS-2 MO without mo-recode: on its UTF-16BE bytes,
+            // which find_translation rids of their NULs, so that ASCII
+            // keywords still match.
+            let ucs2 = self.ucs2_as_received(mo);
             let bytes_as_text = kannel
                 .and_then(|k| k.binary.as_deref())
+                .or(ucs2.as_deref())
                 .map(String::from_utf8_lossy);
             let candidate = Candidate {
                 text: bytes_as_text.as_deref().unwrap_or(&mo.text),

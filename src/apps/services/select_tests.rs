@@ -150,3 +150,22 @@ fn numbers_are_keyed_like_strtoll_on_the_last_19_characters() {
     assert_eq!(number_key("abc"), 0);
     assert_eq!(number_key("12345678901234567890123"), 5678901234567890123);
 }
+
+#[test]
+fn keywords_ignore_the_case_of_ascii_letters_only_as_kannels_c_locale() {
+    let r = rules(&[
+        service("привет", "p"),
+        service("hi", "h"),
+        service("default", "d"),
+    ]);
+    assert_eq!(select(&r, &mo("привет")), Some(0));
+    assert_eq!(
+        select(&r, &mo("Привет")),
+        Some(2),
+        "REG_ICASE in the C locale does not fold Cyrillic"
+    );
+    assert_eq!(select(&r, &mo("HI")), Some(1));
+    // A keyword that could match bytes outside UTF-8 without Unicode
+    // still compiles (and folds as Unicode does).
+    assert_eq!(select(&rules(&[service("h.", "x")]), &mo("HÉ")), Some(0));
+}

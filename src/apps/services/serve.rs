@@ -11,7 +11,7 @@ use super::fetch::{self, PostFields, Request, Retry};
 use super::reply::{self, Splitting};
 use super::select::is_c_space;
 use super::{Service, SmsServices};
-use crate::config::EscapeStyle;
+use crate::config::{EscapeStyle, NonGsmReplies};
 use crate::escape::{Context, Style};
 use crate::model::{now_micros, MtOptions};
 use crate::router::{Incoming, MtReply};
@@ -52,6 +52,15 @@ impl SmsServices {
             .unwrap_or(shortcode)
             .to_owned();
         let mut ctx = Context::from_incoming(mo);
+        // Without mo-recode, smsbox keeps a UCS-2 MO as it came: its
+        // escapes see coding 2 and the UTF-16BE bytes (%b, and the words
+        // of %k %s %a... split on those bytes in smsbox's style).
+        let ucs2 = self.ucs2_as_received(mo);
+        if let Some(data) = &ucs2 {
+            ctx.data = Some(data);
+            ctx.coding = coding::UCS2;
+            ctx.charset = kannel.and_then(|k| k.charset.as_deref());
+        }
         // obey_request_thread: a 7-bit MO's text converted to the
         // service's alt-charset before its escapes are filled.
         let alt = alt_charset_data(service, ctx.coding, ctx.data, &mo.text);
@@ -59,14 +68,15 @@ impl SmsServices {
             ctx.data = Some(data);
         }
         ctx.receiver = &reply_from;
-        // obey_request_thread names the MO after its service only when
-        // it came without a service of its own (an HTTP SMSC's user, an
-        // MT looped back as an MO): %n, X-Kannel-Service and the reply.
-        let kannel_service = kannel
-            .and_then(|k| k.service.clone())
-            .unwrap_or_else(|| service.name.clone());
-        ctx.service = Some(&kannel_service);
+        // smsbox names the MO after its service only when the SMSC gave
+        // it no service of its own (an HTTP SMSC gives its username, a
+        // loopback SMSC the MT's): %n, X-Kannel-Service and the reply.
+        ctx.service = Some(mo_service(service, msg));
         let (text_style, url_style) = self.styles();
+        let url = matches!(
+            service.action,
+            Action::GetUrl(_) | Action::PostUrl(_) | Action::PostXml(_)
+        );
         let outcome = match &service.action {
             Action::Text(p) => {
                 Outcome::Reply(Body::Text(p.render(&ctx, text_style)), Box::default())
@@ -118,7 +128,14 @@ impl SmsServices {
             }
         };
         let (body, mut mt) = match outcome {
-            Outcome::Reply(body, mt) => (body, mt),
+            Outcome::Reply(body, mut mt) => {
+                // smsbox makes a text, file or exec reply a new message
+                // whose coding it leaves unset; a URL's answer gets one.
+                if !url {
+                    mt.coding = Some(coding::UNSET);
+                }
+                (body, mt)
+            }
             Outcome::CouldNotFetch(error) => {
                 msg.report_failure(format!("sms service {}: {error}", service.name));
                 (
@@ -132,15 +149,11 @@ impl SmsServices {
                 return;
             }
         };
-        // smsbox answers a URL's result with the MO itself, which
-        // carries the service's name (to its report's %n); a text,
-        // file or exec reply is a new message without one.
-        let url = matches!(
-            service.action,
-            Action::GetUrl(_) | Action::PostUrl(_) | Action::PostXml(_)
-        );
+        // smsbox answers a URL's result with the MO itself, named after
+        // the service or its own (to its report's %n); a text, file or
+        // exec reply is a new message without a name.
         if url {
-            mt.service = Some(kannel_service.clone());
+            mt.service = Some(mo_service(service, msg).to_owned());
         }
         self.send(Some(service), msg, body, *mt, &reply_from)
     }
@@ -198,23 +211,23 @@ impl SmsServices {
             &mo.text
         };
         let mo_coding = k.map_or(-1, |k| k.coding);
+        let strip_bytes = |data: &[u8]| {
+            let data = if strip {
+                strip_keyword_bytes(data)
+            } else {
+                data
+            };
+            Bytes::copy_from_slice(data)
+        };
         let (coding, charset, body) = match (mo_coding, k.and_then(|k| k.binary.as_deref())) {
-            (coding::EIGHT_BIT, Some(data)) => {
-                let data = if strip {
-                    strip_keyword_bytes(data)
-                } else {
-                    data
-                };
-                (coding::EIGHT_BIT, None, Bytes::copy_from_slice(data))
-            }
-            (coding::UCS2, _) if !self.smsbox.mo_recode => {
-                let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
-                (
-                    coding::UCS2,
-                    k.and_then(|k| k.charset.as_deref()),
-                    utf16.into(),
-                )
-            }
+            (coding::EIGHT_BIT, Some(data)) => (coding::EIGHT_BIT, None, strip_bytes(data)),
+            // smsbox strips the keyword from the UTF-16BE bytes, on C's
+            // isspace bytes, as it does any msgdata.
+            (coding::UCS2, _) if !self.smsbox.mo_recode => (
+                coding::UCS2,
+                k.and_then(|k| k.charset.as_deref()),
+                strip_bytes(&utf16be(&mo.text)),
+            ),
             (coding::UCS2, _) => (
                 coding::SEVEN_BIT,
                 Some("UTF-8"),
@@ -240,9 +253,7 @@ impl SmsServices {
             body,
             udh: k.and_then(|k| k.udh.as_deref()),
             smsc_id: k.and_then(|k| k.smsc_id.as_deref()),
-            service: k
-                .and_then(|k| k.service.as_deref())
-                .unwrap_or(&service.name),
+            service: mo_service(service, msg),
             meta_data: k.and_then(|k| k.meta_data.as_deref()),
             fields: k.and_then(|k| k.mt_options.as_deref()),
             time: k.and_then(|k| k.time).unwrap_or(mo.date / 1_000_000),
@@ -254,7 +265,12 @@ impl SmsServices {
     /// SMS, none of the service's rules.
     pub(super) fn request_failed(&self, msg: &mut Incoming, reply_from: &str) {
         let text = self.smsbox.reply_requestfailed.clone();
-        self.send(None, msg, Body::Text(text), MtReply::default(), reply_from);
+        // A new message, its coding unset, as smsbox's.
+        let mt = MtReply {
+            coding: Some(coding::UNSET),
+            ..MtReply::default()
+        };
+        self.send(None, msg, Body::Text(text), mt, reply_from);
     }
 
     /// `send_message`: the reply cut into parts and answered.
@@ -301,6 +317,18 @@ impl SmsServices {
             udh_len: mt.udh.as_ref().map_or(0, Vec::len),
             ucs2: mt.coding == Some(coding::UCS2),
         };
+        // sms_split's round trip through GSM, for those who want
+        // smsbox's `?` rather than UCS-2 (header and footer are added
+        // after it there, and left as they are here too).
+        let seven_bit = !matches!(mt.coding, Some(coding::EIGHT_BIT | coding::UCS2));
+        let body = match body {
+            Body::Text(t)
+                if seven_bit && self.smsbox.non_gsm_replies == NonGsmReplies::QuestionMarks =>
+            {
+                Body::Text(crate::text::as_gsm(t.as_bytes()))
+            }
+            other => other,
+        };
         let parts = reply::split(&body, &splitting);
         for (i, part) in parts.into_iter().enumerate() {
             let mut mt = mt.clone();
@@ -323,6 +351,33 @@ impl SmsServices {
             msg.respond_mt(text, mt);
         }
     }
+}
+
+impl SmsServices {
+    /// A UCS-2 MO's bytes as smsbox without `mo-recode` keeps them
+    /// (UTF-16BE), or `None` when services see it as text (any other
+    /// MO, or `mo_recode = true`). rapidbox keeps the MO as text, so the
+    /// bytes are made again from it: the same unless the SMSC sent
+    /// malformed UTF-16 (an odd byte, a lone surrogate), which reads back
+    /// as U+FFFD.
+    pub(super) fn ucs2_as_received(&self, mo: &crate::model::Message) -> Option<Vec<u8>> {
+        let ucs2 = mo.kannel.as_ref().is_some_and(|k| k.coding == coding::UCS2);
+        (ucs2 && !self.smsbox.mo_recode).then(|| utf16be(&mo.text))
+    }
+}
+
+/// The MO's Kannel `service`: the one its SMSC gave it, else the
+/// service's name (`obey_request_thread` sets it only when unset).
+fn mo_service<'m>(service: &'m Service, msg: &'m Incoming) -> &'m str {
+    msg.message
+        .kannel
+        .as_ref()
+        .and_then(|k| k.service.as_deref())
+        .unwrap_or(&service.name)
+}
+
+fn utf16be(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
 /// A 7-bit MO's text in the service's `alt-charset` (`charset_convert`

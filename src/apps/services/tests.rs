@@ -227,3 +227,84 @@ async fn an_exec_service_answers_with_what_the_program_prints() {
     assert_eq!(texts(replies(&app, "date").await), ["at date"]);
     assert_eq!(texts(replies(&app, "broken").await), ["Request Failed"]);
 }
+
+/// A UCS-2 MO, as the link makes it (decoded to text, coding 2), and
+/// what the app answers it with.
+async fn ucs2_replies(
+    app: &SmsServices,
+    text: &str,
+    service: Option<&str>,
+) -> Vec<(String, Option<MtReplyView>)> {
+    let mut msg = incoming(text);
+    let k = msg.message.kannel.as_mut().unwrap();
+    k.coding = 2;
+    k.service = service.map(str::to_owned);
+    assert!(app.handle(&mut msg).await.unwrap());
+    msg.responses
+        .into_iter()
+        .map(|r| (r.text, r.mt.map(|m| MtReplyView::of(&m))))
+        .collect()
+}
+
+#[tokio::test]
+async fn without_mo_recode_a_ucs2_mo_is_its_utf16be_bytes_as_in_smsbox() {
+    let mut s = svc("esc");
+    s.text = Some("%k|%a|%c|%C".into());
+    let mut cyr = svc("ж");
+    cyr.text = Some("cyrillic".into());
+    let mut default = svc("default");
+    default.text = Some("default".into());
+    let raw = make(
+        vec![s.clone(), cyr.clone(), default.clone()],
+        SmsboxConfig::default(),
+    );
+    // Words split on the 0x20 byte of "\0 ", the keyword matched on the
+    // bytes less their NULs.
+    assert_eq!(
+        texts(ucs2_replies(&raw, "esc hi", None).await),
+        ["%00e%00s%00c%00|%00e%00s%00c%00+%00h%00i|2|UTF-16BE"]
+    );
+    assert_eq!(texts(ucs2_replies(&raw, "ж", None).await), ["default"]);
+    let recode = make(
+        vec![s, cyr, default],
+        SmsboxConfig {
+            mo_recode: true,
+            ..SmsboxConfig::default()
+        },
+    );
+    assert_eq!(
+        texts(ucs2_replies(&recode, "esc hi", None).await),
+        ["esc|esc+hi|0|UTF-8"]
+    );
+    assert_eq!(texts(ucs2_replies(&recode, "ж", None).await), ["cyrillic"]);
+}
+
+#[tokio::test]
+async fn the_mos_own_service_is_its_n_and_a_text_reply_leaves_the_coding_unset() {
+    let mut s = svc("who");
+    s.text = Some("%n".into());
+    let app = make(vec![s], SmsboxConfig::default());
+    let r = ucs2_replies(&app, "who", Some("injector")).await;
+    assert_eq!(r[0].0, "injector");
+    assert_eq!(r[0].1.as_ref().unwrap().coding, Some(-1));
+    // Without one, the service's name: its keyword's regex, URL-encoded
+    // as smsbox encodes it.
+    let r = ucs2_replies(&app, "who", None).await;
+    assert_eq!(texts(r), ["%5E%5B+%5D*(who)%5B+%5D*"]);
+}
+
+#[tokio::test]
+async fn non_gsm_replies_go_as_ucs2_or_with_smsbox_question_marks() {
+    let mut s = svc("uni");
+    s.text = Some("Привет ça".into());
+    let app = make(vec![s.clone()], SmsboxConfig::default());
+    assert_eq!(texts(replies(&app, "uni").await), ["Привет ça"]);
+    let smsbox = make(
+        vec![s],
+        SmsboxConfig {
+            non_gsm_replies: crate::config::NonGsmReplies::QuestionMarks,
+            ..SmsboxConfig::default()
+        },
+    );
+    assert_eq!(texts(replies(&smsbox, "uni").await), ["?????? Ça"]);
+}

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::{HeaderMap, Method, StatusCode};
+use hyper::{Method, StatusCode};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::client::HttpClient;
 use crate::config::{AlertsConfig, SmtpSecurity};
-use crate::http::answer::{self, HttpResponse};
+use crate::http::answer::{self, ApiError, HttpResponse, THROTTLED};
 use crate::http::context::Context;
 use crate::http::request::Params;
 
@@ -150,22 +150,31 @@ pub async fn handle(
     ctx: &Context,
     alerts: Option<&Alerts>,
     kind: Kind,
-    method: &Method,
+    head: &hyper::http::request::Parts,
     params: &Params,
-    headers: &HeaderMap,
 ) -> HttpResponse {
     let fields: &[&'static str] = match kind {
         Kind::Alert => &["subject", "body", "password"],
         Kind::RelayLog => &["log", "password"],
     };
-    if method != Method::POST {
+    if head.method != Method::POST {
         return answer::text(
             StatusCode::BAD_REQUEST,
             format!("Must be POST of [{}]", fields.join(", ")),
         );
     }
-    if ctx.check_password(params, headers).is_err() {
-        return answer::text(StatusCode::FORBIDDEN, "Invalid password".to_owned());
+    let endpoint = match kind {
+        Kind::Alert => "alert",
+        Kind::RelayLog => "relaylog",
+    };
+    match ctx.check_password(endpoint, params, &head.headers, &head.extensions) {
+        Ok(()) => {}
+        Err(ApiError::Throttled(wait)) => {
+            let mut response = answer::text(StatusCode::TOO_MANY_REQUESTS, THROTTLED.to_owned());
+            answer::retry_after(&mut response, wait);
+            return response;
+        }
+        Err(_) => return answer::text(StatusCode::FORBIDDEN, "Invalid password".to_owned()),
     }
     let value = |name| params.get(name).map(str::trim).filter(|v| !v.is_empty());
     let (subject, body) = match kind {

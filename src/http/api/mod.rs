@@ -97,19 +97,19 @@ impl Api {
         let (head, params) = request::params(request, ctx.body).await?;
         match endpoint {
             Endpoint::Receive => {
-                ctx.check_password(&params, &head.headers)?;
+                ctx.check_password("receive", &params, &head.headers, &head.extensions)?;
                 receive::handle(ctx, &params).await
             }
             Endpoint::Outbox => {
-                ctx.check_password(&params, &head.headers)?;
+                ctx.check_password("outbox", &params, &head.headers, &head.extensions)?;
                 outbox::handle(ctx, &params).await
             }
             Endpoint::Delivered => {
-                ctx.check_password(&params, &head.headers)?;
+                ctx.check_password("delivered", &params, &head.headers, &head.extensions)?;
                 delivered::handle(ctx, &params).await
             }
             Endpoint::Backup => {
-                ctx.check_password(&params, &head.headers)?;
+                ctx.check_password("backup", &params, &head.headers, &head.extensions)?;
                 backup::handle(ctx, &self.backup, &params).await
             }
             Endpoint::Status => monitor::status(ctx, &params, &head.headers).await,
@@ -122,7 +122,7 @@ impl Api {
                     _ => alert::Kind::RelayLog,
                 };
                 let alerts = self.alerts.as_ref();
-                Ok(alert::handle(ctx, alerts, kind, &head.method, &params, &head.headers).await)
+                Ok(alert::handle(ctx, alerts, kind, &head, &params).await)
             }
         }
     }

@@ -147,6 +147,8 @@ struct Link {
     /// When the link last connected (if connected) or disconnected.
     since: Option<String>,
     in_flight: usize,
+    /// No MT goes out: the store cannot record the answers to those sent.
+    mts_held: bool,
     received: u64,
     answered: u64,
     connects: u64,
@@ -191,6 +193,7 @@ pub fn stats(ctx: &Context) -> Result<HttpResponse, ApiError> {
             connected: link.connected.load(Ordering::Relaxed),
             since: (since != 0).then(|| iso8601(since)),
             in_flight: link.in_flight.load(Ordering::Relaxed),
+            mts_held: link.mts_held.load(Ordering::Relaxed),
             received: link.received.load(Ordering::Relaxed),
             answered: link.answered.load(Ordering::Relaxed),
             connects: link.connects.load(Ordering::Relaxed),

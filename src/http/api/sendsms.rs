@@ -16,29 +16,26 @@
 //!   `Not routable. Do not try again.` (smsbox's words for an MT the
 //!   bearerbox refuses), because the caller should not retry it;
 //! - an address that gave wrong credentials (`Authorization failed for
-//!   sendsms`) more than `throttle::MAX_FAILURES` times within
-//!   `throttle::WINDOW` gets 429 [`THROTTLED`] with `Retry-After`, whatever
-//!   it sends, until the window has passed (smsbox lets it guess on).
+//!   sendsms`, or a wrong `[http] password` elsewhere: one limit)
+//!   `[http] max_auth_failures` times within `throttle::WINDOW` gets 429
+//!   [`THROTTLED`] with `Retry-After`, whatever it sends, until the window
+//!   has passed (smsbox lets it guess on).
 
 use bytes::Bytes;
 use http_body_util::Full;
 use std::time::Instant;
 
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use tracing::{info, warn};
 
-use crate::http::answer::HttpResponse;
+pub use crate::http::answer::THROTTLED;
+use crate::http::answer::{retry_after, HttpResponse};
 use crate::http::context::Context;
 use crate::http::server::PeerAddr;
 use crate::model::{now_micros, Status};
 use crate::reload::Reloadable;
 use crate::sendsms::{self, Incoming, Refusal, ACCEPTED};
-
-/// The answer to an address that gave wrong credentials too often
-/// (smsbox has no such limit, so no words of its own for it), with
-/// status 429 and `Retry-After`.
-pub const THROTTLED: &str = "Too many failed authorizations from this address, try again later.";
 
 /// smsbox answers `text/html` whatever it says.
 fn answer(status: u16, body: String) -> HttpResponse {
@@ -84,9 +81,7 @@ impl Sendsms {
             warn!(ip = ?incoming.client_ip, "sendsms: refused, too many failed authorizations");
             metrics.http.auth_failure("sendsms", true);
             let mut response = answer(429, THROTTLED.to_owned());
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            retry_after(&mut response, wait);
             return response;
         }
         let sent = self.send(ctx, &incoming).await;
