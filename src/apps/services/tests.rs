@@ -308,3 +308,20 @@ async fn non_gsm_replies_go_as_ucs2_or_with_smsbox_question_marks() {
     );
     assert_eq!(texts(replies(&smsbox, "uni").await), ["?????? Ça"]);
 }
+
+#[tokio::test]
+async fn a_url_service_s_reply_carries_the_mo_s_own_service_else_the_service_s_name() {
+    let answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+    for (own, expected) in [(Some("acct"), "acct"), (None, "^[ ]*(get)[ ]*")] {
+        let (base, _) = service(answer).await;
+        let mut s = svc("get");
+        s.get_url = Some(format!("{base}/x"));
+        let app = make(vec![s], SmsboxConfig::default());
+        let mut msg = incoming("get");
+        msg.message.kannel.as_mut().unwrap().service = own.map(str::to_owned);
+        assert!(app.handle(&mut msg).await.unwrap());
+        let mt = msg.responses[0].mt.as_ref().unwrap();
+        // smsbox answers with the MO itself, named as it was.
+        assert_eq!(mt.service.as_deref(), Some(expected), "{own:?}");
+    }
+}
