@@ -26,8 +26,10 @@
 //! a default service behind an allowed-prefix, reply-requestfailed, a
 //! service's dlr-url called on the reply's report, alt-charset on the MO
 //! (get-url escapes and a post-url body), a text/xml answer accepted and
-//! refused, and http-request-retry (the failing service asked twice). fakesmsc cannot send a
-//! UCS-2 MO (smsc_fake.c takes text, data and udh), so none is sent.
+//! refused, http-request-retry (the failing service asked twice), and an
+//! empty get-url and post-url (every fetch fails). fakesmsc cannot send a
+//! UCS-2 MO (smsc_fake.c takes text, data and udh), so none is sent here:
+//! tests/ucs2_vs_smsbox.rs sends them through Kannel's HTTP SMSC.
 
 mod support;
 
@@ -65,8 +67,10 @@ const DIFFERENCES: &[(&str, &str)] = &[
     ),
     (
         "replies outside the GSM alphabet",
-        "smsbox sends them as 7-bit, and the bearerbox turns what GSM lacks into `?`; \
-         rapidbox sends them as UCS-2 so nothing is lost (no case sends one)",
+        "smsbox turns what GSM lacks into `?` itself (sms_split) and sends 7-bit; \
+         rapidbox sends them as UCS-2 so nothing is lost; `[smsbox] non_gsm_replies = \
+         \"question_marks\"` gives smsbox's behaviour (no case here sends one; \
+         tests/ucs2_vs_smsbox.rs compares both)",
     ),
 ];
 
@@ -264,6 +268,9 @@ fn services(base: &str, dir: &Path) -> Vec<Group> {
             .set("get-url", format!("{base}/xans?p=%p"))
             .set("accept-x-kannel-headers", "true"),
         s("xr").set("get-url", format!("{base}/xans/refused?p=%p")),
+        // smsbox takes an empty URL and fails every fetch of it.
+        s("nourl").set("get-url", ""),
+        s("nopost").set("post-url", ""),
         s("smsc")
             .set("accepted-smsc", "other")
             .set("text", "not for fake"),
@@ -319,6 +326,8 @@ const MOS: &[(&str, &str)] = &[
     ("+4670000040", "text zpost ça va"),
     ("+4670000041", "text xa"),
     ("+4670000042", "text xr"),
+    ("+4670000043", "text nourl"),
+    ("+4670000044", "text nopost y"),
 ];
 
 /// The smsbox keys that shape services.
@@ -587,6 +596,13 @@ async fn rapidbox_runs_smsbox_services_as_smsbox_does() {
         differences.len(),
         differences.join("\n")
     );
+    for phone in ["+4670000043", "+4670000044"] {
+        assert!(
+            mts(phone).iter().any(|m| m.contains("FETCHFAIL")) && requests(phone).is_empty(),
+            "{TEST}: an empty URL is never fetched and answers reply-couldnotfetch: {:?}",
+            mts(phone)
+        );
+    }
 }
 
 // --- MOs with every field an SMSC may set, and redirects ----------------

@@ -124,7 +124,15 @@ fn one(service: &SmsService, at: &KeyPath, report: &mut Report) {
     ] {
         if let Some(url) = url {
             let lower = url.to_ascii_lowercase();
-            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            if url.trim().is_empty() {
+                // smsbox accepts it too, and fails every fetch.
+                warning(
+                    report,
+                    &at.key(key),
+                    "empty: every message this service takes is answered with \
+                     smsbox.reply_couldnotfetch, as smsbox does",
+                );
+            } else if !(lower.starts_with("http://") || lower.starts_with("https://")) {
                 error(report, &at.key(key), "must start with http:// or https://");
             }
         }

@@ -60,6 +60,9 @@ const ACTIONS: [&str; 7] = [
     "get-url", "url", "post-url", "post-xml", "file", "text", "exec",
 ];
 
+/// The actions that fetch a URL.
+const URLS: [&str; 4] = ["get-url", "url", "post-url", "post-xml"];
+
 /// Every sms-service smsbox would run, as TOML tables; notes in `out`.
 pub(super) fn convert(conf: &KannelConf, out: &mut Converter) -> Vec<toml::Value> {
     conf.all("sms-service")
@@ -99,6 +102,18 @@ fn one(group: &Group, out: &mut Converter) -> Option<toml::Table> {
         // reply-emptymessage, or nothing with omit-empty): carried too.
         if action.key == "text" && !action.lossy && action.value.trim().is_empty() {
             service.insert("text".to_owned(), action.value.clone().into());
+        } else if URLS.contains(&action.key.as_str()) && action.value.trim().is_empty() {
+            // smsbox takes an empty URL and fails to fetch it for every MO
+            // the service matches, answering reply-couldnotfetch; rapidbox
+            // runs it the same way rather than refusing the file.
+            service.insert(action.key.replace('-', "_"), "".into());
+            let message = "empty: every MO this service takes is answered with \
+                           reply-couldnotfetch, in smsbox and in rapidbox";
+            out.note(
+                &action.at,
+                format!("{subject} {}", action.key),
+                message.into(),
+            );
         } else if out.check_usable(&subject, action) {
             let key = action.key.replace('-', "_");
             let value = if action.key == "exec" {

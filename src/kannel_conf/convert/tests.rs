@@ -376,3 +376,22 @@ fn an_empty_text_service_is_carried_as_smsbox_runs_it() {
         notes(&conversion)
     );
 }
+
+#[test]
+fn an_empty_url_is_carried_as_smsbox_runs_it() {
+    let conversion = convert_text(
+        "group = smsbox\n\n\
+         group = sms-service\nkeyword = g\nget-url = \"\"\n\n\
+         group = sms-service\nkeyword = p\npost-url = \"\"\n",
+    )
+    .unwrap();
+    // `loaded` also proves the output passes check-config.
+    let config = loaded(&conversion);
+    assert_eq!(config.sms_services[0].get_url.as_deref(), Some(""));
+    assert_eq!(config.sms_services[1].post_url.as_deref(), Some(""));
+    let notes = notes(&conversion);
+    assert!(
+        notes.contains("get-url: empty: every MO this service takes is answered with"),
+        "{notes}"
+    );
+}
