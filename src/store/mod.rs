@@ -90,6 +90,13 @@ pub use writer::WriterHistograms;
 use apply::Tables;
 use writer::{Limits, Pending, Request, Shared, Writer};
 
+/// The longest a read waits for acked units to be committed to redb (see
+/// [`Store::fence`]) before answering [`StoreError::Recovering`].
+const MAX_FENCE_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting read looks again whether the writer is still
+/// there (it is woken when its units are committed).
+const FENCE_POLL: Duration = Duration::from_millis(50);
+
 /// Tuning, with bounds on everything the store holds in memory.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -156,6 +163,9 @@ pub struct StoreStats {
     /// Transactions committed (durable ones, and with the journal on
     /// also those made durable by a journal record).
     pub transactions: u64,
+    /// redb commits: without the journal one per transaction; with it,
+    /// one per large batch of journaled groups (see `writer.rs`).
+    pub redb_commits: u64,
     /// With the journal on: durable redb commits (checkpoints), after
     /// each of which the journal was emptied.
     pub checkpoints: u64,
@@ -250,6 +260,8 @@ impl Store {
             },
             shared: shared.clone(),
             next_seq,
+            recent: shared.recent_mos().clone(),
+            open: None,
         };
         let thread = std::thread::Builder::new()
             .name("rapidbox-store".to_owned())
@@ -348,6 +360,7 @@ impl Store {
         let s = &self.inner.shared;
         StoreStats {
             transactions: s.transactions.load(Ordering::Relaxed),
+            redb_commits: s.redb_commits.load(Ordering::Relaxed),
             checkpoints: s.checkpoints.load(Ordering::Relaxed),
             units: s.units.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
@@ -399,6 +412,54 @@ impl Store {
     /// number of commits). Readers see the new state once it has changed.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.shared.committed.subscribe()
+    }
+
+    /// Waits until every unit answered so far is visible to reads, which
+    /// is at once unless the journal holds acked groups that redb has not
+    /// committed yet: then it asks the writer to commit them and waits
+    /// (usually a non-durable commit, well under a millisecond; longer
+    /// if a checkpoint is under way). Every read but the MO key lookup
+    /// (which has what it needs in memory) goes through here.
+    pub(crate) fn fence(&self) -> Result<(), StoreError> {
+        let shared = &self.inner.shared;
+        let target = shared.acked.load(Ordering::Acquire);
+        if shared.visible.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        if !shared.flush_wanted.swap(true, Ordering::AcqRel) {
+            match self.inner.requests.try_send(Request::Flush) {
+                // A full queue means a busy writer, which looks at the
+                // flag after every group.
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::Closed),
+            }
+        }
+        let deadline = std::time::Instant::now() + MAX_FENCE_WAIT;
+        let mut guard = shared
+            .visible_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if shared.visible.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            if shared.recovering.load(Ordering::Relaxed) {
+                return Err(StoreError::Recovering);
+            }
+            if self.inner.requests.is_closed() {
+                return Err(StoreError::Closed);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                // Transient, as a reopening file is: the caller retries.
+                return Err(StoreError::Recovering);
+            }
+            guard = shared
+                .visible_changed
+                .wait_timeout(guard, (deadline - now).min(FENCE_POLL))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// The open database, for reads.
