@@ -451,3 +451,50 @@ async fn an_open_transaction_is_committed_within_its_delay_without_readers() {
         .unwrap();
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_backup_of_a_live_store_holds_every_acked_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let copy = dir.path().join("copy.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(commit_mo(&store).await);
+    }
+    // Acked, not yet committed to redb: the backup waits for them.
+    store.backup(&copy).unwrap();
+    store.close().await;
+    assert!(!journal::path_for(&copy).exists());
+    holds_exactly(&copy, journaled(), &ids).await;
+}
+
+#[tokio::test]
+async fn verify_and_compact_replay_a_journal_left_by_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("crashed.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(commit_mo(&store).await);
+    }
+    copy_both(&path, &image);
+    store.close().await;
+    std::fs::write(&image, &at_start).unwrap();
+    let second = dir.path().join("second.redb");
+    copy_both(&image, &second);
+
+    compact(&image).unwrap();
+    assert!(
+        !journal::path_for(&image).exists(),
+        "replayed, then removed"
+    );
+    holds_exactly(&image, journaled(), &ids).await;
+
+    let report = verify(&second).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.messages, ids.len() as u64);
+    holds_exactly(&second, journaled(), &ids).await;
+}
