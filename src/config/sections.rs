@@ -47,7 +47,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./data/rapidbox.redb"),
             cache_mb: 32,
-            journal: false,
+            journal: true,
             checkpoint_secs: 5,
             retention_days: None,
             retention_max_messages: None,

@@ -148,7 +148,7 @@ impl Default for StoreOptions {
             mo_keys_every: 8192,
             cache_bytes: 256 << 20,
             check_integrity_on_open: true,
-            journal: false,
+            journal: true,
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_bytes: 64 << 20,
             #[cfg(test)]
@@ -511,6 +511,13 @@ impl Drop for WriterThread {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// The journal of the store at `store` (`journal.rs`): the same name with
+/// `.journal` added. A copy of a stopped or crashed store is the file and
+/// this one; a backup ([`Store::backup`]) needs neither.
+pub fn journal_path(store: &Path) -> PathBuf {
+    journal::path_for(store)
 }
 
 /// A fresh UUID for an MT, laid out as a version 7 UUID: the first 48 bits
