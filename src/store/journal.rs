@@ -6,10 +6,14 @@
 //! touched plus an fsync, and at moderate load a batch holds only a few
 //! units, so that price is paid per unit. With the journal, the writer
 //! appends one record per batch (the units it applied, encoded) and
-//! `fdatasync`s it: one sequential write of a few hundred bytes. redb
-//! commits the same batch without durability, which is visible to readers
-//! at once, and durably only now and then (a *checkpoint*), after which the
-//! journal is emptied.
+//! `fdatasync`s it: one sequential write of a few hundred bytes, after
+//! which the batch is answered. redb gets the batch in an open
+//! transaction that gathers many of them and is committed without
+//! durability (`writer.rs` says when, and how reads still see every
+//! answered unit), and durably only now and then (a *checkpoint*), after
+//! which the journal is emptied. A record is never taken back: once
+//! appended it was answered, and if redb then fails, reopening the file
+//! replays it.
 //!
 //! A record is a header and a payload:
 //!

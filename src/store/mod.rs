@@ -4,17 +4,19 @@
 //! - [`schema`]: every table, its key and value, in one place.
 //! - [`Unit`], [`Op`], [`Update`], [`Outcome`] (`unit.rs`): what callers
 //!   ask the writer to do, and its answer.
-//! - `writer.rs`: the writer thread; batches queued units into one
-//!   transaction and answers every waiter once it is durable: by redb's
-//!   own fsync, or (with [`StoreOptions::journal`]) by the journal's.
+//! - `writer.rs`: the writer thread; applies queued units in groups and
+//!   answers every waiter once its group is durable: by redb's own fsync,
+//!   or (with [`StoreOptions::journal`], the default) by the journal's,
+//!   redb then taking thousands of acked units per commit. It also says
+//!   how reads see every answered unit ([`Store::fence`]).
 //! - `journal.rs`: the write-ahead journal: one appended, fsynced record
-//!   per batch, so that redb commits without an fsync between
+//!   per group, so that redb commits without an fsync between
 //!   checkpoints; replayed on open.
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
-//! - `read.rs`: lookups and scans, from read snapshots that never wait for
-//!   the writer.
+//! - `read.rs`: lookups and scans, from read snapshots; they wait for the
+//!   writer only to have acked units committed (see `writer.rs`).
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
 //! - `purge.rs`: purging old messages in bounded batches through the
 //!   writer, and the rule of what may go ([`PurgeRule`]); `retention.rs`:
@@ -123,8 +125,9 @@ pub struct StoreOptions {
     pub check_integrity_on_open: bool,
     /// Make batches durable through the write-ahead journal (`journal.rs`,
     /// a file beside the store's) instead of a durable redb commit each:
-    /// redb then commits without an fsync, durably only every
-    /// `checkpoint_interval`.
+    /// redb then takes many batches per commit, without an fsync, and
+    /// commits durably only every `checkpoint_interval` (see `writer.rs`).
+    /// On by default.
     pub journal: bool,
     /// With the journal, the longest time between durable redb commits
     /// (checkpoints), after which the journal is emptied; it bounds the

@@ -1,5 +1,19 @@
 //! Reads: each runs in its own redb read transaction, a consistent snapshot
-//! of the last commit, and never waits for the writer.
+//! of the last commit, and sees every unit answered before it started.
+//!
+//! With the journal, a unit is answered once journaled, before redb
+//! commits it (`writer.rs`). So every read but one opens its snapshot
+//! through [`Store::fence`]: at once when redb holds every answered unit,
+//! else after having the writer commit them (well under a millisecond,
+//! unless a checkpoint is under way). The exception is the MO key lookup
+//! ([`Store::message_id_by_mo`], once per MO), which finds the keys of
+//! answered units in memory and so never waits. The readers and their
+//! callers, all of which therefore see every acked unit: the HTTP API
+//! (`/router/outbox`, `/router/delivered`, monitoring, counts), the
+//! console, delivery reports ([`Store::message`] in the link), the
+//! outbox and deferred-routing sweeps ([`Store::messages_by_status`]),
+//! the `dlr-url` worker ([`Store::owed_callbacks`]), the opt-out app
+//! ([`Store::is_opted_out`]), retention ([`Store::counts`]) and backups.
 //!
 //! Point lookups (a message, a UUID, an opt-out, a connection, the counts,
 //! which are at most 22 entries) are cheap enough to call from async code.
