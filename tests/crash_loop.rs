@@ -517,7 +517,7 @@ async fn open_replies_at_stop(
     i: u32,
 ) -> BTreeSet<MessageId> {
     let copy = dir.join(format!("at-stop-{i}.redb"));
-    std::fs::copy(store, &copy)
+    rb::copy_store(store, &copy)
         .unwrap_or_else(|e| panic!("cannot copy the store after stop {i}: {e}"));
     let snapshot = rb::open_store(&copy);
     let mut open = BTreeSet::new();

@@ -968,7 +968,7 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
     // The store as the kill left it, read from a copy so that the second
     // rapidbox still starts on the crashed file itself.
     let at_kill_path = rig.dir.path().join("rapidbox-at-kill.redb");
-    std::fs::copy(&rig.params.store, &at_kill_path)
+    rb::copy_store(&rig.params.store, &at_kill_path)
         .unwrap_or_else(|e| panic!("cannot copy rapidbox's store after the kill: {e}"));
     let at_kill_store = rb::open_store(&at_kill_path);
     let replies_at_kill: Vec<(u32, Status)> = rb::all_messages(&at_kill_store)

@@ -22,7 +22,8 @@ pub struct StoreConfig {
     pub cache_mb: usize,
     /// Make each batch durable with one append and fsync of a journal
     /// beside the redb file, and commit redb durably only every
-    /// `checkpoint_secs` (see README, "The write-ahead journal").
+    /// `checkpoint_secs` (see README, "The write-ahead journal"). On by
+    /// default.
     pub journal: bool,
     /// With `journal`: the most seconds between durable redb commits,
     /// after each of which the journal is emptied.
@@ -47,7 +48,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("./data/rapidbox.redb"),
             cache_mb: 32,
-            journal: false,
+            journal: true,
             checkpoint_secs: 5,
             retention_days: None,
             retention_max_messages: None,

@@ -340,7 +340,8 @@ pub struct Compacted {
 }
 
 /// Shrinks the file of a stopped store: redb moves pages down to fill the
-/// free space and truncates the file. Fails with
+/// free space and truncates the file. A journal left behind is replayed
+/// first. Fails with
 /// [`StoreError::AlreadyOpen`] while rapidbox runs on it.
 pub fn compact(path: &Path) -> Result<Compacted, StoreError> {
     let size = |path: &Path| {
@@ -356,7 +357,13 @@ pub fn compact(path: &Path) -> Result<Compacted, StoreError> {
         check_integrity_on_open: true,
         ..StoreOptions::default()
     };
-    let mut db = open_database(path, &options)?;
+    // Opened as the store opens, so that a journal left by a crash is
+    // replayed into the file (and then removed) first.
+    let opener = super::Opener {
+        path: path.to_owned(),
+        options,
+    };
+    let mut db = opener.open()?.db;
     let err = storage("compacting");
     while db.compact().map_err(|e| err(e.into()))? {}
     drop(db);

@@ -6,10 +6,14 @@
 //! touched plus an fsync, and at moderate load a batch holds only a few
 //! units, so that price is paid per unit. With the journal, the writer
 //! appends one record per batch (the units it applied, encoded) and
-//! `fdatasync`s it: one sequential write of a few hundred bytes. redb
-//! commits the same batch without durability, which is visible to readers
-//! at once, and durably only now and then (a *checkpoint*), after which the
-//! journal is emptied.
+//! `fdatasync`s it: one sequential write of a few hundred bytes, after
+//! which the batch is answered. redb gets the batch in an open
+//! transaction that gathers many of them and is committed without
+//! durability (`writer.rs` says when, and how reads still see every
+//! answered unit), and durably only now and then (a *checkpoint*), after
+//! which the journal is emptied. A record is never taken back: once
+//! appended it was answered, and if redb then fails, reopening the file
+//! replays it.
 //!
 //! A record is a header and a payload:
 //!
@@ -31,7 +35,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use redb::{Database, Durability, ReadableDatabase};
 use thiserror::Error;
@@ -337,14 +341,6 @@ impl Journal {
         self.file.sync_data().map_err(|e| self.io(e))
     }
 
-    /// Takes back the last record appended (its batch could not be
-    /// committed to redb, so it is answered with an error).
-    pub(crate) fn withdraw_last(&mut self, record_start: u64) {
-        self.rewind(record_start);
-        self.len = record_start;
-        self.next_seq -= 1;
-    }
-
     /// Cuts the file to `len` bytes; a failure is logged (the cut-off
     /// bytes then come back on replay only if they were whole records).
     fn rewind(&mut self, len: u64) {
@@ -412,8 +408,7 @@ pub(crate) fn storage(during: &'static str) -> impl FnOnce(JournalError) -> Stor
 }
 
 /// Opens the journal of the store `db` at `path` and applies to `db` the
-/// records it lacks, each in its own transaction as its batch was (so
-/// the file ends as the writer left it), without durability: the caller
+/// records it lacks, in one transaction without durability: the caller
 /// commits durably next, then empties the journal. Returns the journal
 /// and how many records were replayed.
 pub(crate) fn open_and_replay(
@@ -447,16 +442,19 @@ pub(crate) fn open_and_replay(
         return Ok((journal, 0));
     }
     // The caller reads these again after the replay.
-    let (mut next_id, mut next_seq, mut recent) = state;
+    let (next_id, mut next_seq, mut recent) = state;
     let mut scratch = Vec::new();
     let mut units = 0usize;
+    // One transaction for them all, as the writer applied them (many
+    // groups per redb commit); each record is still its own `Batch`, so
+    // counts, events and MO keys move exactly as they did.
+    let mut txn = db
+        .begin_write()
+        .map_err(|e| redb_err("replaying the journal")(e.into()))?;
+    txn.set_durability(Durability::None)
+        .map_err(|e| redb_err("replaying the journal")(e.into()))?;
+    let counter = AtomicU64::new(next_id);
     for (seq, batch) in &found.records {
-        let counter = AtomicU64::new(next_id);
-        let mut txn = db
-            .begin_write()
-            .map_err(|e| redb_err("replaying the journal")(e.into()))?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| redb_err("replaying the journal")(e.into()))?;
         let finished = {
             let mut work = Batch::new(
                 Tables::of(&txn),
@@ -476,18 +474,7 @@ pub(crate) fn open_and_replay(
             }
             work.finish()?
         };
-        let noted: Result<(), redb::Error> = txn
-            .open_table(schema::META)
-            .map_err(Into::into)
-            .and_then(|mut meta| {
-                meta.insert(schema::META_JOURNAL_SEQ, *seq)?;
-                Ok(())
-            });
-        noted.map_err(redb_err("replaying the journal"))?;
-        txn.commit()
-            .map_err(|e| redb_err("replaying the journal")(e.into()))?;
         units += batch.len();
-        next_id = counter.load(Ordering::Relaxed);
         next_seq = finished.next_seq;
         for key in &finished.recent.released {
             recent.remove(key);
@@ -497,6 +484,18 @@ pub(crate) fn open_and_replay(
             recent.remove(key);
         }
     }
+    if let Some((last, _)) = found.records.last() {
+        let noted: Result<(), redb::Error> = txn
+            .open_table(schema::META)
+            .map_err(Into::into)
+            .and_then(|mut meta| {
+                meta.insert(schema::META_JOURNAL_SEQ, *last)?;
+                Ok(())
+            });
+        noted.map_err(redb_err("replaying the journal"))?;
+    }
+    txn.commit()
+        .map_err(|e| redb_err("replaying the journal")(e.into()))?;
     info!(path = %path.display(), records = replayed, units, "journal replayed");
     Ok((journal, replayed))
 }

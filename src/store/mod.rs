@@ -4,17 +4,19 @@
 //! - [`schema`]: every table, its key and value, in one place.
 //! - [`Unit`], [`Op`], [`Update`], [`Outcome`] (`unit.rs`): what callers
 //!   ask the writer to do, and its answer.
-//! - `writer.rs`: the writer thread; batches queued units into one
-//!   transaction and answers every waiter once it is durable: by redb's
-//!   own fsync, or (with [`StoreOptions::journal`]) by the journal's.
+//! - `writer.rs`: the writer thread; applies queued units in groups and
+//!   answers every waiter once its group is durable: by redb's own fsync,
+//!   or (with [`StoreOptions::journal`], the default) by the journal's,
+//!   redb then taking thousands of acked units per commit. It also says
+//!   how reads see every answered unit ([`Store::fence`]).
 //! - `journal.rs`: the write-ahead journal: one appended, fsynced record
-//!   per batch, so that redb commits without an fsync between
+//!   per group, so that redb commits without an fsync between
 //!   checkpoints; replayed on open.
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
-//! - `read.rs`: lookups and scans, from read snapshots that never wait for
-//!   the writer.
+//! - `read.rs`: lookups and scans, from read snapshots; they wait for the
+//!   writer only to have acked units committed (see `writer.rs`).
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
 //! - `purge.rs`: purging old messages in bounded batches through the
 //!   writer, and the rule of what may go ([`PurgeRule`]); `retention.rs`:
@@ -90,6 +92,13 @@ pub use writer::WriterHistograms;
 use apply::Tables;
 use writer::{Limits, Pending, Request, Shared, Writer};
 
+/// The longest a read waits for acked units to be committed to redb (see
+/// [`Store::fence`]) before answering [`StoreError::Recovering`].
+const MAX_FENCE_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting read looks again whether the writer is still
+/// there (it is woken when its units are committed).
+const FENCE_POLL: Duration = Duration::from_millis(50);
+
 /// Tuning, with bounds on everything the store holds in memory.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -116,8 +125,9 @@ pub struct StoreOptions {
     pub check_integrity_on_open: bool,
     /// Make batches durable through the write-ahead journal (`journal.rs`,
     /// a file beside the store's) instead of a durable redb commit each:
-    /// redb then commits without an fsync, durably only every
-    /// `checkpoint_interval`.
+    /// redb then takes many batches per commit, without an fsync, and
+    /// commits durably only every `checkpoint_interval` (see `writer.rs`).
+    /// On by default.
     pub journal: bool,
     /// With the journal, the longest time between durable redb commits
     /// (checkpoints), after which the journal is emptied; it bounds the
@@ -141,7 +151,7 @@ impl Default for StoreOptions {
             mo_keys_every: 8192,
             cache_bytes: 256 << 20,
             check_integrity_on_open: true,
-            journal: false,
+            journal: true,
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_bytes: 64 << 20,
             #[cfg(test)]
@@ -156,6 +166,9 @@ pub struct StoreStats {
     /// Transactions committed (durable ones, and with the journal on
     /// also those made durable by a journal record).
     pub transactions: u64,
+    /// redb commits: without the journal one per transaction; with it,
+    /// one per large batch of journaled groups (see `writer.rs`).
+    pub redb_commits: u64,
     /// With the journal on: durable redb commits (checkpoints), after
     /// each of which the journal was emptied.
     pub checkpoints: u64,
@@ -250,6 +263,8 @@ impl Store {
             },
             shared: shared.clone(),
             next_seq,
+            recent: shared.recent_mos().clone(),
+            open: None,
         };
         let thread = std::thread::Builder::new()
             .name("rapidbox-store".to_owned())
@@ -348,6 +363,7 @@ impl Store {
         let s = &self.inner.shared;
         StoreStats {
             transactions: s.transactions.load(Ordering::Relaxed),
+            redb_commits: s.redb_commits.load(Ordering::Relaxed),
             checkpoints: s.checkpoints.load(Ordering::Relaxed),
             units: s.units.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
@@ -401,6 +417,54 @@ impl Store {
         self.inner.shared.committed.subscribe()
     }
 
+    /// Waits until every unit answered so far is visible to reads, which
+    /// is at once unless the journal holds acked groups that redb has not
+    /// committed yet: then it asks the writer to commit them and waits
+    /// (usually a non-durable commit, well under a millisecond; longer
+    /// if a checkpoint is under way). Every read but the MO key lookup
+    /// (which has what it needs in memory) goes through here.
+    pub(crate) fn fence(&self) -> Result<(), StoreError> {
+        let shared = &self.inner.shared;
+        let target = shared.acked.load(Ordering::Acquire);
+        if shared.visible.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        if !shared.flush_wanted.swap(true, Ordering::AcqRel) {
+            match self.inner.requests.try_send(Request::Flush) {
+                // A full queue means a busy writer, which looks at the
+                // flag after every group.
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::Closed),
+            }
+        }
+        let deadline = std::time::Instant::now() + MAX_FENCE_WAIT;
+        let mut guard = shared
+            .visible_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if shared.visible.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            if shared.recovering.load(Ordering::Relaxed) {
+                return Err(StoreError::Recovering);
+            }
+            if self.inner.requests.is_closed() {
+                return Err(StoreError::Closed);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                // Transient, as a reopening file is: the caller retries.
+                return Err(StoreError::Recovering);
+            }
+            guard = shared
+                .visible_changed
+                .wait_timeout(guard, (deadline - now).min(FENCE_POLL))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
     /// The open database, for reads.
     fn database(&self) -> Result<Arc<Database>, StoreError> {
         let shared = &self.inner.shared;
@@ -450,6 +514,13 @@ impl Drop for WriterThread {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// The journal of the store at `store` (`journal.rs`): the same name with
+/// `.journal` added. A copy of a stopped or crashed store is the file and
+/// this one; a backup ([`Store::backup`]) needs neither.
+pub fn journal_path(store: &Path) -> PathBuf {
+    journal::path_for(store)
 }
 
 /// A fresh UUID for an MT, laid out as a version 7 UUID: the first 48 bits

@@ -1,5 +1,19 @@
 //! Reads: each runs in its own redb read transaction, a consistent snapshot
-//! of the last commit, and never waits for the writer.
+//! of the last commit, and sees every unit answered before it started.
+//!
+//! With the journal, a unit is answered once journaled, before redb
+//! commits it (`writer.rs`). So every read but one opens its snapshot
+//! through [`Store::fence`]: at once when redb holds every answered unit,
+//! else after having the writer commit them (well under a millisecond,
+//! unless a checkpoint is under way). The exception is the MO key lookup
+//! ([`Store::message_id_by_mo`], once per MO), which finds the keys of
+//! answered units in memory and so never waits. The readers and their
+//! callers, all of which therefore see every acked unit: the HTTP API
+//! (`/router/outbox`, `/router/delivered`, monitoring, counts), the
+//! console, delivery reports ([`Store::message`] in the link), the
+//! outbox and deferred-routing sweeps ([`Store::messages_by_status`]),
+//! the `dlr-url` worker ([`Store::owed_callbacks`]), the opt-out app
+//! ([`Store::is_opted_out`]), retention ([`Store::counts`]) and backups.
 //!
 //! Point lookups (a message, a UUID, an opt-out, a connection, the counts,
 //! which are at most 22 entries) are cheap enough to call from async code.
@@ -67,7 +81,10 @@ fn read_err(e: impl Into<redb::Error>) -> StoreError {
 }
 
 impl Store {
+    /// A snapshot that holds every unit answered so far (see
+    /// [`Store::fence`]).
     pub(super) fn snapshot(&self) -> Result<ReadTransaction, StoreError> {
+        self.fence()?;
         self.database()?.begin_read().map_err(read_err)
     }
 
@@ -102,6 +119,21 @@ impl Store {
         }
         let mo_keys = self.mo_keys_view()?;
         let found = mo_keys.get((key.time, &key.uuid)).map_err(read_err)?;
+        let Some(found) = found.map(|g| g.value()) else {
+            // Every key an acked unit added is in memory, and a key moved
+            // to `mo_keys` leaves memory only once that move is committed:
+            // a miss here is a miss.
+            return Ok(None);
+        };
+        let shared = &self.inner.shared;
+        if shared.visible.load(Ordering::Acquire) >= shared.acked.load(Ordering::Acquire) {
+            return Ok(Some(found));
+        }
+        // An acked unit not yet committed may have taken this old key
+        // from its message (a put that changes an MO's key): look again
+        // once it is committed. Only redeliveries of old MOs come here.
+        let fresh = self.table(MO_KEYS)?;
+        let found = fresh.get((key.time, &key.uuid)).map_err(read_err)?;
         Ok(found.map(|g| g.value()))
     }
 
@@ -111,7 +143,7 @@ impl Store {
         let shared = &self.inner.shared;
         // Acquire pairs with the writer's Release: a snapshot opened after
         // reading `commit` holds at least that commit.
-        let commit = shared.transactions.load(Ordering::Acquire);
+        let commit = shared.redb_commits.load(Ordering::Acquire);
         let mut view = shared
             .mo_keys_view
             .lock()
@@ -119,7 +151,9 @@ impl Store {
         if let Some(current) = view.as_ref().filter(|v| v.commit == commit) {
             return Ok(current.table.clone());
         }
-        let table = Arc::new(self.table(MO_KEYS)?);
+        // Not fenced: what a lookup needs of acked units is in memory.
+        let snapshot = self.database()?.begin_read().map_err(read_err)?;
+        let table = Arc::new(snapshot.open_table(MO_KEYS).map_err(read_err)?);
         *view = Some(MoKeysView {
             commit,
             table: table.clone(),

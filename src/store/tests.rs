@@ -93,6 +93,16 @@ async fn queued(store: &Store, n: usize) {
     }
 }
 
+/// Copies a store as a killed process leaves it: its file and, when the
+/// journal is on, the journal beside it (which holds what the file lacks).
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    let journal = crate::store::journal::path_for(from);
+    if journal.exists() {
+        std::fs::copy(&journal, crate::store::journal::path_for(to)).unwrap();
+    }
+}
+
 /// Every message, by a full scan of the messages table.
 fn all_messages(store: &Store) -> Vec<Message> {
     let mut all = Vec::new();
@@ -756,7 +766,7 @@ async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
         stored.push(id);
     }
     // The file as a killed process leaves it: committed, never closed.
-    std::fs::copy(&path, &crash_image).unwrap();
+    copy_store(&path, &crash_image);
     store
         .enqueue(Unit::new().with(Update::status(1, Status::Handled, 9).into()))
         .await
@@ -780,6 +790,8 @@ async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
 /// How many MO keys each table holds, read from the file; checks that the
 /// writer's copy of `mo_recent` in memory holds as many.
 fn mo_key_tables(store: &Store) -> (u64, u64) {
+    // Acked units committed first, so the file and memory agree.
+    store.fence().unwrap();
     let txn = store.database().unwrap().begin_read().unwrap();
     let recent = txn.open_table(schema::MO_RECENT).unwrap().len().unwrap();
     let moved = txn.open_table(schema::MO_KEYS).unwrap().len().unwrap();
@@ -867,7 +879,7 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
     assert_consistent(&store);
 
     // Killed with keys in mo_recent, or closed: both come back.
-    std::fs::copy(&path, &crash_image).unwrap();
+    copy_store(&path, &crash_image);
     store.close().await;
     for file in [&crash_image, &path] {
         let store = Store::open(file, options.clone()).unwrap();
@@ -1037,7 +1049,14 @@ fn garbage_is_not_a_store() {
 async fn a_damaged_store_is_refused_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = store_path(&dir);
-    let store = open(&path);
+    // A commit per unit, so that live pages fill the file and every place
+    // damaged below is one redb reads (with the journal, 500 units make a
+    // file of a few pages).
+    let per_unit = StoreOptions {
+        journal: false,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, per_unit).unwrap();
     for n in 0..500 {
         let m = with_uuid(message(n + 1, Direction::Incoming, "s", "1"), uuid(n));
         applied(store.commit(Unit::new().with(Op::put(m))).await.unwrap());

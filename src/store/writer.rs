@@ -2,11 +2,45 @@
 //! units into durable transactions, many units per fsync.
 //!
 //! It takes the first unit off the queue, drains whatever else is already
-//! waiting (up to a batch bound), applies them all in one transaction with
-//! [`Durability::Immediate`], commits, and only then answers the waiters.
-//! While one commit waits for the disk the queue fills, so the next batch
-//! is bigger: the batch size follows the load and throughput is not capped
-//! by the disk's fsync rate.
+//! waiting (up to a batch bound), applies them all as one *group*, makes
+//! the group durable, and only then answers the waiters. While one group
+//! waits for the disk the queue fills, so the next group is bigger: the
+//! group size follows the load and throughput is not capped by the disk's
+//! fsync rate.
+//!
+//! How a group becomes durable:
+//!
+//! - Without the journal, it is one redb transaction committed with
+//!   [`Durability::Immediate`].
+//! - With the journal (`journal.rs`), the group is applied to an *open*
+//!   redb transaction, its units are appended to the journal as one
+//!   record and fdatasync'ed, and the waiters are answered: the ack waits
+//!   for one sequential write, not for redb. The open transaction gathers
+//!   group after group and is committed without an fsync once it holds
+//!   [`APPLY_MAX_UNITS`] units or [`APPLY_MAX_BYTES`], has been open
+//!   [`APPLY_MAX_DELAY`], a reader asks for it (below), or a purge or a
+//!   checkpoint comes; a checkpoint commits it durably and empties the
+//!   journal. At moderate load a group holds a few units, and a redb
+//!   transaction (its copy-on-write of every B-tree page it touches, its
+//!   commit) used to be paid per group; now it is paid per thousands of
+//!   units.
+//!
+//! Applying before the journal append keeps every answer exact: a
+//! duplicate or a refused unit is found by the transaction itself, as
+//! without the journal, and only applied units are journaled. A failure
+//! in the open transaction or the journal fails the group being applied;
+//! the groups acked into it before are in the journal, and the writer
+//! lets go of the file and reopens it (below), which replays them.
+//!
+//! Reads see every acked unit (`read.rs`): lookups of MO keys (the
+//! dedupe of every MO) find the keys of acked units in memory, published
+//! before the answer, and keys moved to `mo_keys` leave memory only once
+//! that move is committed; every other read first calls
+//! [`Store::fence`](super::Store::fence), which is two atomic loads when
+//! everything acked is committed, and otherwise flags the writer, which
+//! commits the open transaction after the group it is applying, and
+//! waits for that commit. Memory stays bounded: the open transaction by
+//! the bounds above, the queue by its capacity (callers wait for room).
 //!
 //! A purge batch (retention, `rapidbox purge`) is its own short
 //! transaction, run between batches of units when none wait, or once it
@@ -22,16 +56,17 @@
 //! answered `Recovering` at once; callers treat that as transient (a
 //! bearerbox MO is acked `failed_tmp` and kept by the bearerbox).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use redb::{Database, Durability};
+use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::apply::{Batch, Finished, Tables};
+use super::apply::{Batch, Finished, RecentMos, Tables};
 use super::error::{uuid_text, StoreError};
 use super::journal::{self, Journal};
 use super::purge::{self, Job, PurgeReport};
@@ -39,6 +74,7 @@ use super::read::MoKeysView;
 use super::schema::{META, META_JOURNAL_SEQ};
 use super::unit::{Outcome, Unit};
 use super::{Opened, Opener, RecentMoKeys};
+use crate::model::MoKey;
 
 /// The pause before the second try at reopening the file.
 pub(crate) const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(100);
@@ -47,6 +83,17 @@ pub(crate) const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(30);
 /// While the file is let go, how often the writer looks for units between
 /// tries (a unit then waits this long at most to be answered).
 const RECOVERY_POLL: Duration = Duration::from_millis(20);
+
+/// With the journal, acked groups gather in one redb transaction, which is
+/// committed (without an fsync) once it holds this many units, ...
+pub(crate) const APPLY_MAX_UNITS: usize = 8192;
+/// ... or about this many bytes of units (bounding the dirty pages redb
+/// keeps in memory for it), ...
+pub(crate) const APPLY_MAX_BYTES: usize = 32 << 20;
+/// ... or has been open this long (the most a reader that does not ask,
+/// such as a [`Store::changes`](super::Store::changes) watcher, waits to
+/// see an acked unit). A reader that asks gets it committed at once.
+pub(crate) const APPLY_MAX_DELAY: Duration = Duration::from_millis(200);
 
 /// The longest a purge batch waits for a moment when no unit does.
 const MAX_PURGE_WAIT: Duration = Duration::from_millis(100);
@@ -60,6 +107,9 @@ pub(crate) enum Request {
     Purge(Job),
     /// Commit what is queued, then stop.
     Close(oneshot::Sender<()>),
+    /// Wakes the writer for a reader that waits for acked groups to be
+    /// committed ([`Shared::flush_wanted`] says what to do).
+    Flush,
 }
 
 pub(crate) struct Pending {
@@ -150,6 +200,21 @@ pub(crate) struct Shared {
     /// Commit latency and batch size, observed once per transaction (not
     /// per unit), for the metrics ([`Store::histograms`](super::Store::histograms)).
     pub(crate) histograms: WriterHistograms,
+    /// redb commits: what tags the shared `mo_keys` view. With the journal
+    /// one commits many acked groups.
+    pub(crate) redb_commits: AtomicU64,
+    /// Groups made durable (journaled, or committed durably) and answered
+    /// so far; with the journal some may not be committed to redb yet.
+    pub(crate) acked: AtomicU64,
+    /// Of those, the groups readers see (committed to redb): see
+    /// [`Store::fence`](super::Store::fence). Changed under
+    /// `visible_lock`, and `visible_changed` notified.
+    pub(crate) visible: AtomicU64,
+    pub(crate) visible_lock: Mutex<()>,
+    pub(crate) visible_changed: Condvar,
+    /// A reader waits for the open transaction: commit it at the next
+    /// chance.
+    pub(crate) flush_wanted: AtomicBool,
 }
 
 /// The writer's histograms: prometheus-client's, which the metrics module
@@ -185,6 +250,32 @@ impl Shared {
         self.recent_mos
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes a durable group's MO keys to lookups, before it is
+    /// answered.
+    fn publish_keys(&self, added: &RecentMoKeys, released: &HashSet<MoKey>) {
+        if added.is_empty() && released.is_empty() {
+            return;
+        }
+        let mut mos = self.recent_mos_mut();
+        for key in released {
+            mos.remove(key);
+        }
+        mos.extend(added.iter().map(|(k, id)| (*k, *id)));
+    }
+
+    /// Makes the groups up to `visible` visible to readers, or (`None`)
+    /// just wakes them (the file was let go) and wakes those waiting.
+    pub(crate) fn publish_visible(&self, visible: Option<u64>) {
+        let _guard = self
+            .visible_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(visible) = visible {
+            self.visible.fetch_max(visible, Ordering::AcqRel);
+        }
+        self.visible_changed.notify_all();
     }
 
     /// Drops the shared `mo_keys` snapshot.
@@ -226,8 +317,37 @@ pub(crate) struct Writer {
     pub(crate) requests: mpsc::Receiver<Request>,
     pub(crate) limits: Limits,
     pub(crate) shared: Arc<Shared>,
-    /// The next event sequence, as of the last commit.
+    /// The next event sequence, as of the last group applied.
     pub(crate) next_seq: u64,
+    /// The keys in `mo_recent` as the open transaction has them (the
+    /// readers' copy, [`Shared::recent_mos`], also keeps the keys moved to
+    /// `mo_keys` until that move is committed).
+    pub(crate) recent: RecentMoKeys,
+    /// With the journal: the redb transaction holding the groups acked
+    /// since the last commit (see the module's docs).
+    pub(crate) open: Option<OpenApply>,
+}
+
+/// The transaction that groups are applied to, with the journal on, until
+/// it is committed in one go.
+pub(crate) struct OpenApply {
+    txn: WriteTransaction,
+    started: Instant,
+    units: usize,
+    bytes: usize,
+    /// Groups acked into it, as counted by [`Shared::acked`].
+    acked: u64,
+    /// Keys it moved from `mo_recent` to `mo_keys`: readers find them in
+    /// memory until it is committed.
+    moved: Vec<MoKey>,
+}
+
+/// What one group left to do once it is applied.
+struct Applied {
+    answers: Vec<Result<Outcome, StoreError>>,
+    wrote: bool,
+    next_seq: u64,
+    recent: RecentMos,
 }
 
 impl Writer {
@@ -235,11 +355,31 @@ impl Writer {
     /// queue is empty.
     pub(crate) fn run(mut self) {
         let _panic_log = PanicLog;
+        // Waiting for a request with a deadline (the open transaction's
+        // APPLY_MAX_DELAY) needs a timer; the queue is tokio's.
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                error!(error = %e, "the store writer cannot start its timer");
+                return;
+            }
+        };
         let mut scratch = Vec::with_capacity(1024);
         let mut batch: Vec<Pending> = Vec::new();
         let mut closers = Vec::new();
         let mut purges = Vec::new();
-        while let Some(first) = self.next_request() {
+        loop {
+            let first = match self.next_request(&runtime) {
+                Next::Request(request) => request,
+                Next::Due => {
+                    self.apply_due(&mut purges);
+                    continue;
+                }
+                Next::End => break,
+            };
             let mut taken = Taken {
                 batch: &mut batch,
                 closers: &mut closers,
@@ -253,20 +393,9 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                self.commit_batch(&mut batch, &mut scratch);
+                self.commit_batch(&mut batch, bytes, &mut scratch);
             }
-            // A purge runs after the units, when none wait (or once it has
-            // waited MAX_PURGE_WAIT, so that a saturated writer still
-            // purges): only units that come while it runs wait for it.
-            let due = purges
-                .first()
-                .is_some_and(|(since, _)| since.elapsed() >= MAX_PURGE_WAIT);
-            if due || self.requests.is_empty() {
-                for (_, job) in purges.drain(..) {
-                    let answer = self.purge(&job.rule);
-                    let _ = job.reply.send(answer);
-                }
-            }
+            self.apply_due(&mut purges);
             if !closers.is_empty() {
                 // Refuse new units; those already queued still commit.
                 self.requests.close();
@@ -281,14 +410,45 @@ impl Writer {
         }
     }
 
-    /// The next request. While the file is let go, it also tries to reopen
-    /// it when a try is due, so that readers get it back without waiting
-    /// for a unit to come.
-    fn next_request(&mut self) -> Option<Request> {
+    /// Between groups: commits the open transaction if it is due, and runs
+    /// the purges that may run.
+    fn apply_due(&mut self, purges: &mut Vec<(Instant, Job)>) {
+        // A purge runs after the units, when none wait (or once it has
+        // waited MAX_PURGE_WAIT, so that a saturated writer still
+        // purges): only units that come while it runs wait for it.
+        let due = purges
+            .first()
+            .is_some_and(|(since, _)| since.elapsed() >= MAX_PURGE_WAIT);
+        let purging = !purges.is_empty() && (due || self.requests.is_empty());
+        let checkpoint = self.checkpoint_due();
+        let flush = self.shared.flush_wanted.load(Ordering::Acquire);
+        let full = self.open.as_ref().is_some_and(|open| {
+            open.units >= APPLY_MAX_UNITS
+                || open.bytes >= APPLY_MAX_BYTES
+                || open.started.elapsed() >= APPLY_MAX_DELAY
+        });
+        if checkpoint && self.journal.as_ref().is_some_and(|j| j.len() > 0) {
+            self.commit_open(true);
+        } else if purging || flush || full {
+            self.commit_open(false);
+        }
+        if purging {
+            for (_, job) in purges.drain(..) {
+                let answer = self.purge(&job.rule);
+                let _ = job.reply.send(answer);
+            }
+        }
+    }
+
+    /// The next request; or `Due` once the open transaction (or a
+    /// checkpoint) is due and none came. While the file is let go, it
+    /// also tries to reopen it when a try is due, so that readers get it
+    /// back without waiting for a unit to come.
+    fn next_request(&mut self, runtime: &tokio::runtime::Runtime) -> Next {
         while self.db.is_none() {
             match self.requests.try_recv() {
-                Ok(request) => return Some(request),
-                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Ok(request) => return Next::Request(request),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Next::End,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let now = Instant::now();
                     if now >= self.recovery.next_try {
@@ -299,10 +459,33 @@ impl Writer {
                 }
             }
         }
-        self.requests.blocking_recv()
+        let mut deadline = self
+            .open
+            .as_ref()
+            .map(|open| open.started + APPLY_MAX_DELAY);
+        if self.journal.as_ref().is_some_and(|j| j.len() > 0) {
+            let checkpoint = self.last_checkpoint + self.limits.checkpoint_interval;
+            deadline = Some(deadline.map_or(checkpoint, |d| d.min(checkpoint)));
+        }
+        let Some(deadline) = deadline else {
+            return self
+                .requests
+                .blocking_recv()
+                .map_or(Next::End, Next::Request);
+        };
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let requests = &mut self.requests;
+        match runtime.block_on(async { tokio::time::timeout(wait, requests.recv()).await }) {
+            Ok(Some(request)) => Next::Request(request),
+            Ok(None) => Next::End,
+            Err(_) => Next::Due,
+        }
     }
 
-    fn commit_batch(&mut self, batch: &mut Vec<Pending>, scratch: &mut Vec<u8>) {
+    /// Applies a group of units and answers them once durable: after the
+    /// journal's fsync with the journal on (the group stays in the open
+    /// transaction), else after a durable commit of its own.
+    fn commit_batch(&mut self, batch: &mut Vec<Pending>, bytes: usize, scratch: &mut Vec<u8>) {
         let started = Instant::now();
         let units = batch.len();
         let Some(db) = self.usable_database() else {
@@ -311,7 +494,7 @@ impl Writer {
             }
             return;
         };
-        match self.write(&db, batch, scratch) {
+        match self.write(&db, batch, bytes, scratch) {
             Ok(answers) => {
                 let refused = answers.iter().filter(|a| a.is_err()).count();
                 self.shared.units.fetch_add(units as u64, Ordering::Relaxed);
@@ -341,10 +524,13 @@ impl Writer {
     }
 
     /// Lets go of the file after a storage failure: redb refuses every
-    /// transaction after one until the file is reopened.
+    /// transaction after one until the file is reopened. Groups acked
+    /// into the open transaction are in the journal, and reopening
+    /// replays them.
     fn let_go(&mut self) {
         warn!("closing the store file to reopen it");
         self.shared.recovering.store(true, Ordering::Relaxed);
+        self.open = None;
         self.shared
             .db
             .write()
@@ -355,6 +541,9 @@ impl Writer {
         // Reopening replays it into the reopened file.
         self.journal = None;
         self.recovery = Recovery::default();
+        // Readers waiting for acked groups learn that they must wait for
+        // the reopening.
+        self.shared.publish_visible(None);
     }
 
     /// The open file, reopening it first if it was let go and a try is
@@ -380,6 +569,7 @@ impl Writer {
                 let db = Arc::new(db);
                 self.journal = journal;
                 self.last_checkpoint = Instant::now();
+                self.recent = recent.clone();
                 *self.shared.recent_mos_mut() = recent;
                 self.shared.next_id.fetch_max(next_id, Ordering::Relaxed);
                 self.next_seq = self.next_seq.max(next_seq);
@@ -390,6 +580,10 @@ impl Writer {
                     .unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
                 self.shared.recovering.store(false, Ordering::Relaxed);
                 self.db = Some(db.clone());
+                // Every acked group was journaled, so the replay put it
+                // in the file.
+                let acked = self.shared.acked.load(Ordering::Acquire);
+                self.shared.publish_visible(Some(acked));
                 info!("store file reopened");
                 Some(db)
             }
@@ -405,115 +599,242 @@ impl Writer {
         }
     }
 
-    /// One transaction: the answers, in batch order, once it is durable.
+    /// One group: applied to the open transaction (beginning one if
+    /// none is), then made durable: by a journal record, or without the
+    /// journal by committing the transaction durably. The answers, in
+    /// batch order.
     fn write(
         &mut self,
         db: &Database,
         batch: &[Pending],
+        bytes: usize,
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         let started = Instant::now();
-        let mut txn = db
-            .begin_write()
-            .map_err(|e| StoreError::storage("beginning a transaction")(e.into()))?;
-        // A unit is answered only once on disk: by this commit, or by the
-        // journal record appended before it.
-        let checkpoint = self.checkpoint_due();
-        txn.set_durability(if checkpoint {
+        if self.open.is_none() {
+            let txn = db
+                .begin_write()
+                .map_err(|e| StoreError::storage("beginning a transaction")(e.into()))?;
+            self.open = Some(OpenApply {
+                txn,
+                started,
+                units: 0,
+                bytes: 0,
+                acked: self.shared.acked.load(Ordering::Relaxed),
+                moved: Vec::new(),
+            });
+        }
+        let applied = self.apply(batch, scratch);
+        let applied_at = Instant::now();
+        add_micros(&self.shared.apply_micros, applied_at - started);
+        let Applied {
+            answers,
+            wrote,
+            next_seq,
+            recent,
+        } = match applied {
+            Ok(applied) => applied,
+            Err(e) => {
+                // The transaction is unusable; groups acked into it are in
+                // the journal (the caller lets go of the file, and
+                // reopening replays them).
+                self.open = None;
+                return Err(e);
+            }
+        };
+        // The writer's own copy follows the transaction at once.
+        for key in &recent.released {
+            self.recent.remove(key);
+        }
+        self.recent
+            .extend(recent.added.iter().map(|(k, id)| (*k, *id)));
+        for key in &recent.moved {
+            self.recent.remove(key);
+        }
+        if !wrote {
+            // Only duplicates and refusals, all answered from state that
+            // was already durable (or acked): nothing to sync.
+            return Ok(answers);
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            let open = self.open.as_mut().expect("begun above");
+            if let Err(e) = journal_batch(journal, &open.txn, batch, &answers) {
+                self.open = None;
+                return Err(e);
+            }
+            add_micros(&self.shared.commit_micros, applied_at.elapsed());
+            open.units += batch.len();
+            open.bytes += bytes;
+            open.moved.extend(recent.moved.iter().copied());
+            self.next_seq = next_seq;
+            // Durable: readers may learn of its MO keys, and then of it.
+            self.shared.publish_keys(&recent.added, &recent.released);
+            let acked = self.shared.acked.fetch_add(1, Ordering::AcqRel) + 1;
+            open.acked = acked;
+            self.shared.transactions.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // No journal: this group's own durable commit.
+            let acked = self.shared.acked.fetch_add(1, Ordering::AcqRel) + 1;
+            if let Some(open) = self.open.as_mut() {
+                open.acked = acked;
+                open.moved.extend(recent.moved.iter().copied());
+            }
+            self.next_seq = next_seq;
+            self.commit_txn(true, Some(&recent))?;
+            self.shared.transactions.fetch_add(1, Ordering::Relaxed);
+        }
+        self.shared
+            .histograms
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(answers)
+    }
+
+    /// Applies `batch` to the open transaction.
+    fn apply(&mut self, batch: &[Pending], scratch: &mut Vec<u8>) -> Result<Applied, StoreError> {
+        let open = self.open.as_ref().expect("begun by the caller");
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut work = Batch::new(
+            Tables::of(&open.txn),
+            scratch,
+            &self.shared.next_id,
+            self.next_seq,
+            &self.recent,
+            self.limits.move_mo_keys_at,
+        );
+        for pending in batch {
+            answers.push(work.apply(&pending.unit)?);
+        }
+        let Finished {
+            wrote,
+            next_seq,
+            recent,
+        } = work.finish()?;
+        Ok(Applied {
+            answers,
+            wrote,
+            next_seq,
+            recent,
+        })
+    }
+
+    /// With the journal: commits the open transaction, durably for a
+    /// checkpoint (an empty durable commit if nothing is open). A failure
+    /// lets go of the file; reopening replays what was acked.
+    fn commit_open(&mut self, durable: bool) {
+        if self.db.is_none() {
+            return;
+        }
+        // Readers asking from now on are served by a later commit.
+        self.shared.flush_wanted.store(false, Ordering::Release);
+        if self.open.is_none() {
+            if !durable {
+                return;
+            }
+            let Some(db) = self.db.clone() else {
+                return;
+            };
+            match db.begin_write() {
+                Ok(txn) => {
+                    self.open = Some(OpenApply {
+                        txn,
+                        started: Instant::now(),
+                        units: 0,
+                        bytes: 0,
+                        acked: self.shared.acked.load(Ordering::Relaxed),
+                        moved: Vec::new(),
+                    });
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot begin a checkpoint");
+                    self.let_go();
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.commit_txn(durable, None) {
+            self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+            error!(error = %e, durable, "applying the journaled groups failed; reopening replays them");
+            self.let_go();
+        }
+    }
+
+    /// Commits the open transaction and lets readers see it: the commit
+    /// count moves, the shared `mo_keys` view is dropped, moved keys leave
+    /// memory, waiting readers wake. `published` is the group's MO keys
+    /// when they still are to be published (without the journal, only
+    /// once the commit is durable).
+    fn commit_txn(
+        &mut self,
+        durable: bool,
+        published: Option<&RecentMos>,
+    ) -> Result<(), StoreError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let committing = Instant::now();
+        let OpenApply {
+            mut txn,
+            acked,
+            moved,
+            units,
+            ..
+        } = open;
+        txn.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::None
         })
         .map_err(|e| StoreError::storage("setting durability")(e.into()))?;
-        let tables = Tables::of(&txn);
-        let mut answers = Vec::with_capacity(batch.len());
-        let Finished {
-            wrote,
-            next_seq,
-            recent,
-        } = {
-            let recent_mos = self.shared.recent_mos();
-            let mut work = Batch::new(
-                tables,
-                scratch,
-                &self.shared.next_id,
-                self.next_seq,
-                &recent_mos,
-                self.limits.move_mo_keys_at,
-            );
-            for pending in batch {
-                answers.push(work.apply(&pending.unit)?);
-            }
-            work.finish()?
-        };
-        let applied = Instant::now();
-        add_micros(&self.shared.apply_micros, applied - started);
-        if wrote {
-            let journaled = match self.journal.as_mut() {
-                Some(journal) if !checkpoint => {
-                    Some(journal_batch(journal, &txn, batch, &answers)?)
-                }
-                _ => None,
-            };
-            let committed = txn.commit();
-            add_micros(&self.shared.commit_micros, applied.elapsed());
-            if committed.is_err() {
-                if let (Some(journal), Some(start)) = (self.journal.as_mut(), journaled) {
-                    // Its units are answered with the error: never replay them.
-                    journal.withdraw_last(start);
-                }
-            }
-            committed.map_err(|e| StoreError::storage("committing")(e.into()))?;
-            if checkpoint {
+        txn.commit()
+            .map_err(|e| StoreError::storage("committing")(e.into()))?;
+        let took = committing.elapsed();
+        add_micros(&self.shared.commit_micros, took);
+        if self.journal.is_some() {
+            debug!(units, durable, ?took, "journaled groups applied");
+            if durable {
                 self.checkpointed();
             }
-            self.next_seq = next_seq;
-            // New keys are published before the count moves, and moved
-            // keys leave memory only after: a lookup that misses in memory
-            // then reads the count, so it opens a snapshot that holds the
-            // moved keys (see `Store::message_id_by_mo`).
-            {
-                let mut mos = self.shared.recent_mos_mut();
-                for key in &recent.released {
-                    mos.remove(key);
-                }
-                mos.extend(recent.added);
-            }
-            // Release: a lookup that sees the new count opens a snapshot
-            // that holds this commit (see `MoKeysView`).
-            let n = self.shared.transactions.fetch_add(1, Ordering::Release) + 1;
-            self.shared.forget_views();
-            if !recent.moved.is_empty() {
-                let mut mos = self.shared.recent_mos_mut();
-                for key in &recent.moved {
-                    mos.remove(key);
-                }
-            }
-            self.shared.committed.send_replace(n);
-            self.shared
-                .histograms
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-        } else {
-            // Only duplicates and refusals, all answered from state that
-            // was already durable: nothing to sync.
-            txn.abort()
-                .map_err(|e| StoreError::storage("aborting")(e.into()))?;
         }
-        Ok(answers)
+        if let Some(recent) = published {
+            self.shared.publish_keys(&recent.added, &recent.released);
+        }
+        // Release: a lookup that sees the new count opens a snapshot that
+        // holds this commit (see `MoKeysView`).
+        let n = self.shared.redb_commits.fetch_add(1, Ordering::Release) + 1;
+        self.shared.forget_views();
+        if !moved.is_empty() {
+            let mut mos = self.shared.recent_mos_mut();
+            // A moved key that a later group claimed again is back in
+            // `mo_recent`, and stays.
+            for key in moved.iter().filter(|k| !self.recent.contains_key(k)) {
+                mos.remove(key);
+            }
+        }
+        self.shared.publish_visible(Some(acked));
+        self.shared.committed.send_replace(n);
+        Ok(())
     }
+}
+
+/// What the writer waits for next.
+enum Next {
+    Request(Request),
+    /// The open transaction, or a checkpoint, is due.
+    Due,
+    /// Every handle is gone, or the queue was closed and is empty.
+    End,
 }
 
 /// Appends the applied units of `batch` to the journal as one record (the
 /// refused and duplicate ones changed nothing) and notes its sequence in
-/// `txn`, which then needs no fsync of its own. Returns where the record
-/// starts, to take it back if `txn` does not commit.
+/// `txn`, so that replay knows which records a file holds.
 fn journal_batch(
     journal: &mut Journal,
     txn: &redb::WriteTransaction,
     batch: &[Pending],
     answers: &[Result<Outcome, StoreError>],
-) -> Result<u64, StoreError> {
+) -> Result<(), StoreError> {
     let noted: Result<(), redb::Error> =
         txn.open_table(META)
             .map_err(Into::into)
@@ -528,20 +849,18 @@ fn journal_batch(
         .filter(|(_, answer)| matches!(answer, Ok(Outcome::Applied)))
         .map(|(pending, _)| &pending.unit)
         .collect();
-    let start = journal.len();
     journal
         .append(&applied)
-        .map_err(journal::storage("writing the journal"))?;
-    Ok(start)
+        .map_err(journal::storage("writing the journal"))
 }
 
 impl Writer {
-    /// Whether this batch's transaction is to be durable by itself: always
-    /// without the journal; with it, once the checkpoint interval has
+    /// Whether a checkpoint (a durable redb commit, after which the
+    /// journal is emptied) is due: once the checkpoint interval has
     /// passed or the journal has grown to its bound.
     fn checkpoint_due(&self) -> bool {
         match &self.journal {
-            None => true,
+            None => false,
             Some(journal) => {
                 self.last_checkpoint.elapsed() >= self.limits.checkpoint_interval
                     || journal.len() >= self.limits.checkpoint_bytes
@@ -570,20 +889,13 @@ impl Writer {
     /// file holds everything and the journal is left empty. If it fails,
     /// the journal stays and the next open replays it.
     fn final_checkpoint(&mut self) {
-        let (Some(db), Some(journal)) = (&self.db, &self.journal) else {
-            return;
-        };
-        if journal.len() == 0 {
+        if self.db.is_none() || self.journal.is_none() {
             return;
         }
-        let commit: Result<(), redb::Error> = db
-            .begin_write()
-            .map_err(Into::into)
-            .and_then(|txn| Ok(txn.commit()?));
-        match commit {
-            Ok(()) => self.checkpointed(),
-            Err(e) => warn!(error = %e, "no checkpoint at close; the journal will be replayed"),
+        if self.open.is_none() && self.journal.as_ref().is_some_and(|j| j.len() == 0) {
+            return;
         }
+        self.commit_open(true);
     }
 
     /// One purge batch in its own transaction; then the copy of
@@ -613,12 +925,16 @@ impl Writer {
                     mos.remove(key);
                 }
             }
+            for key in &purged.released {
+                self.recent.remove(key);
+            }
             // Its commit was durable: a checkpoint of every batch before it.
             self.checkpointed();
             let s = &self.shared;
             s.purged.fetch_add(purged.report.purged, Ordering::Relaxed);
             s.purge_transactions.fetch_add(1, Ordering::Relaxed);
-            let n = s.transactions.fetch_add(1, Ordering::Release) + 1;
+            s.transactions.fetch_add(1, Ordering::Relaxed);
+            let n = s.redb_commits.fetch_add(1, Ordering::Release) + 1;
             s.forget_views();
             s.committed.send_replace(n);
             debug!(?purged.report, elapsed = ?started.elapsed(), "purge batch committed");
@@ -657,6 +973,7 @@ impl Taken<'_> {
                 self.closers.push(done);
                 0
             }
+            Request::Flush => 0,
         }
     }
 }

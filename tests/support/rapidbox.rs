@@ -208,6 +208,17 @@ impl Rapidbox {
     }
 }
 
+/// Copies the store of a killed or stopped rapidbox as it is on disk: the
+/// redb file and its journal, which holds what the file may lack.
+pub fn copy_store(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::copy(from, to)?;
+    let journal = rapidbox::store::journal_path(from);
+    if journal.exists() {
+        std::fs::copy(&journal, rapidbox::store::journal_path(to))?;
+    }
+    Ok(())
+}
+
 /// Opens the store of a rapidbox that has exited.
 pub fn open_store(path: &Path) -> Store {
     Store::open(path, StoreOptions::default())

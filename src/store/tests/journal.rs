@@ -354,3 +354,146 @@ async fn a_journal_that_does_not_follow_the_file_is_set_aside_not_applied() {
     aside.push(".stale");
     assert!(std::fs::metadata(&aside).unwrap().len() > 0);
 }
+
+#[tokio::test]
+async fn acked_groups_gather_in_one_redb_commit_and_every_read_sees_them() {
+    // Acks come after the journal's fsync; redb applies many groups in one
+    // commit. Each kind of read still sees every acked unit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = Store::open(&path, journaled()).unwrap();
+    let before = store.stats().redb_commits;
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let id = commit_mo(&store).await;
+        // The dedupe lookup answers from memory, without a commit.
+        assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), Some(id));
+        ids.push(id);
+    }
+    let stats = store.stats();
+    assert!(stats.transactions >= 30, "{stats:?}");
+    assert!(
+        stats.redb_commits - before <= 1,
+        "30 acked groups and only MO lookups: {} redb commits",
+        stats.redb_commits - before
+    );
+    // A read of anything else commits them first.
+    assert_eq!(
+        store.counts().unwrap(),
+        vec![(Direction::Incoming, Status::Received, 30)]
+    );
+    assert!(store.stats().redb_commits > stats.redb_commits);
+    let last = *ids.last().unwrap();
+    let id = commit_mo(&store).await;
+    assert_eq!(store.message(id).unwrap().map(|m| m.id), Some(id));
+    assert_eq!(store.delivery_errors(id).unwrap().len(), 1);
+    assert_eq!(store.recent_messages(None, 1).unwrap()[0].id, id);
+    let id2 = commit_mo(&store).await;
+    assert_eq!(
+        store
+            .messages_by_status(Status::Received, None, Some(last), 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![id, id2]
+    );
+    // Nothing pending: a read commits nothing.
+    let commits = store.stats().redb_commits;
+    store.message(id).unwrap();
+    assert_eq!(store.stats().redb_commits, commits);
+    assert_consistent(&store);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_kill_while_groups_wait_in_the_open_transaction_loses_none() {
+    // Killed while applying a large batch: groups acked into the open
+    // transaction are only in the journal; what redb wrote of them is
+    // not durable.
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("applying.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        ids.push(commit_mo(&store).await);
+    }
+    // Half of them committed to redb (non-durably), half still open.
+    store.counts().unwrap();
+    for _ in 0..25 {
+        ids.push(commit_mo(&store).await);
+    }
+    copy_both(&path, &image);
+    let mid_image = dir.path().join("mid.redb");
+    copy_both(&path, &mid_image);
+    store.close().await;
+    // As a kill left it (the file as redb last wrote it) ...
+    holds_exactly(&mid_image, journaled(), &ids).await;
+    // ... and as a power cut may (the file as of the last checkpoint).
+    std::fs::write(&image, &at_start).unwrap();
+    holds_exactly(&image, journaled(), &ids).await;
+}
+
+#[tokio::test]
+async fn an_open_transaction_is_committed_within_its_delay_without_readers() {
+    // A watcher of `changes` (the console) learns of acked units without
+    // reading first.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&store_path(&dir), journaled()).unwrap();
+    let mut changes = store.changes();
+    changes.borrow_and_update();
+    commit_mo(&store).await;
+    tokio::time::timeout(writer::APPLY_MAX_DELAY * 10, changes.changed())
+        .await
+        .expect("committed within its delay")
+        .unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_backup_of_a_live_store_holds_every_acked_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let copy = dir.path().join("copy.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(commit_mo(&store).await);
+    }
+    // Acked, not yet committed to redb: the backup waits for them.
+    store.backup(&copy).unwrap();
+    store.close().await;
+    assert!(!journal::path_for(&copy).exists());
+    holds_exactly(&copy, journaled(), &ids).await;
+}
+
+#[tokio::test]
+async fn verify_and_compact_replay_a_journal_left_by_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let image = dir.path().join("crashed.redb");
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(commit_mo(&store).await);
+    }
+    copy_both(&path, &image);
+    store.close().await;
+    std::fs::write(&image, &at_start).unwrap();
+    let second = dir.path().join("second.redb");
+    copy_both(&image, &second);
+
+    compact(&image).unwrap();
+    // Replayed, then emptied (or removed when the journal is off).
+    let left = std::fs::metadata(journal::path_for(&image)).map_or(0, |m| m.len());
+    assert_eq!(left, 0, "replayed");
+    holds_exactly(&image, journaled(), &ids).await;
+
+    let report = verify(&second).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.messages, ids.len() as u64);
+    holds_exactly(&second, journaled(), &ids).await;
+}

@@ -319,7 +319,7 @@ async fn a_purge_batch_is_all_or_nothing_across_crashes_and_failures() {
     };
     assert_eq!(first.purged, 10, "the failed batch left nothing half done");
     // The file as a killed process leaves it, between two batches.
-    std::fs::copy(&path, &crash_image).unwrap();
+    copy_store(&path, &crash_image);
     let rest = PurgeRule {
         after: first.last,
         ..small
