@@ -32,13 +32,8 @@ source bench/lib.sh
 run_one() { # NAME
     local name="$1" dir="$WORK/$1"
     mkdir -p "$dir"
-    local port
-    port=$(free_port)
-    "$BOXLOAD" --listen "127.0.0.1:$port" --messages "$N" --window "$WINDOW" \
-        --text "load test {n}" --timeout 600 --allow-loss ${BOXLOAD_ARGS:-} \
-        > "$dir/report" 2> "$dir/boxload.err" &
-    local load=$!; PIDS+=("$load")
-    wait_port "$port"
+    start_boxload "$dir" "$N" "$WINDOW"
+    local port=$LOAD_PORT
     if [ "$name" = rapidbox ]; then
         cat > "$dir/rapidbox.toml" <<CONF
 [store]
@@ -55,8 +50,7 @@ apps = ["echo"]
 [apps.echo]
 template = "You said: %a"
 CONF
-        env RUST_LOG=warn python3 bench/rusage.py "$dir/rusage" \
-            "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
+        start_rapidbox "$dir"
     else
         # smsbox takes its bearerbox from its own group; it also reads the
         # core group of the same file, which must exist.
@@ -77,19 +71,10 @@ keyword = default
 text = "You said: %a"
 max-messages = 1
 CONF
-        python3 bench/rusage.py "$dir/rusage" \
-            /usr/sbin/smsbox "$dir/smsbox.conf" > "$dir/box.log" 2>&1 &
+        start_box "$dir" /usr/sbin/smsbox "$dir/smsbox.conf"
     fi
-    local box=$!; PIDS+=("$box")
-    wait "$load" || true
-    # boxload ends with an admin shutdown, as a bearerbox would; a box
-    # still running then gets SIGTERM. Its CPU and peak RSS, over its whole
-    # life, come from bench/rusage.py once it has exited.
-    sleep 1
-    kill -TERM "$box" 2>/dev/null || true
-    wait "$box" || true
-    local peak cpu written user sys
-    read -r cpu peak written user sys < "$dir/rusage"
+    finish_box "$dir"
+    local cpu=$BOX_CPU peak=$BOX_PEAK_KB written=$BOX_WRITTEN user=$BOX_USER sys=$BOX_SYS
     echo "== $name"
     sed '$d' "$dir/report"
     echo "peak RSS: $peak kB; CPU: $cpu s (user $user, sys $sys); written to storage: $written bytes = $((written / N)) per MO"

@@ -7,7 +7,9 @@
 #
 # For each box it prints: messages, seconds from the first MO sent to the
 # last reply received, msgs/s, and the CPU time (user+sys, from /proc) the
-# box and the bearerbox spent, per message.
+# box and the bearerbox spent, per message. BOXES picks the boxes
+# ("rapidbox" alone, say); RAPIDBOX_BIN runs that binary instead of
+# building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,11 @@ FAKESMSC=/usr/lib/kannel/test/fakesmsc
 for bin in /usr/sbin/bearerbox /usr/sbin/smsbox "$FAKESMSC"; do
     [ -x "$bin" ] || { echo "needs Kannel: apt-get install -y kannel kannel-extras" >&2; exit 1; }
 done
-cargo build --release --quiet --bin rapidbox
-RAPIDBOX="$PWD/target/release/rapidbox"
+# RAPIDBOX_BIN runs another build of rapidbox (an A/B of two commits).
+if [ -z "${RAPIDBOX_BIN:-}" ]; then
+    cargo build --release --quiet --bin rapidbox
+fi
+RAPIDBOX="${RAPIDBOX_BIN:-$PWD/target/release/rapidbox}"
 
 source bench/lib.sh
 

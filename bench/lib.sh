@@ -90,3 +90,47 @@ record() {
     [ -n "${RESULTS:-}" ] || return 0
     (IFS=$'\t'; echo "$*") >> "$RESULTS"
 }
+
+# boxload and the box under it, as bench/boxload.sh and bench/services.sh
+# run them. Set BOXLOAD (and RAPIDBOX for start_rapidbox) first.
+
+# Starts boxload playing the bearerbox on a free port: MESSAGES numbered
+# MOs ("load test {n}") through a window of WINDOW, plus $BOXLOAD_ARGS;
+# its report goes to DIR/report. Sets LOAD_PORT and LOAD (its pid).
+start_boxload() { # DIR MESSAGES WINDOW
+    local dir="$1"
+    LOAD_PORT=$(free_port)
+    # shellcheck disable=SC2086
+    "$BOXLOAD" --listen "127.0.0.1:$LOAD_PORT" --messages "$2" --window "$3" \
+        --text "load test {n}" --timeout 600 --allow-loss ${BOXLOAD_ARGS:-} \
+        > "$dir/report" 2> "$dir/boxload.err" &
+    LOAD=$!; PIDS+=("$LOAD")
+    wait_port "$LOAD_PORT"
+}
+
+# Starts a box, COMMAND [ARGS...], under bench/rusage.py (its CPU, peak
+# RSS and bytes written land in DIR/rusage when it exits); its output goes
+# to DIR/box.log. Sets BOX (the pid).
+start_box() { # DIR COMMAND [ARGS...]
+    local dir="$1"; shift
+    python3 bench/rusage.py "$dir/rusage" "$@" > "$dir/box.log" 2>&1 &
+    BOX=$!; PIDS+=("$BOX")
+}
+
+# start_box for rapidbox on DIR/rapidbox.toml, logging warnings only.
+start_rapidbox() { # DIR
+    start_box "$1" env RUST_LOG=warn "$RAPIDBOX" run --config "$1/rapidbox.toml"
+}
+
+# Waits for boxload to end, then stops the box and reads what it used.
+# boxload ends with an admin shutdown, as a bearerbox would; a box still
+# running then gets SIGTERM. Its CPU and peak RSS over its whole life
+# come from bench/rusage.py once it has exited. Sets BOX_CPU (seconds,
+# user + sys), BOX_PEAK_KB, BOX_WRITTEN (bytes), BOX_USER and BOX_SYS.
+finish_box() { # DIR
+    wait "$LOAD" || true
+    sleep 1
+    kill -TERM "$BOX" 2>/dev/null || true
+    wait "$BOX" || true
+    read -r BOX_CPU BOX_PEAK_KB BOX_WRITTEN BOX_USER BOX_SYS < "$1/rusage"
+}

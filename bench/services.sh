@@ -20,7 +20,8 @@
 # WINDOW is the bearerbox's smsbox-max-pending (Kannel's default: 100).
 # CASES picks the applications ("instant slow"), BOXES the boxes
 # ("smsbox rapidbox"), DELAY_MS the slow one's delay (200), BOXLOAD_ARGS
-# adds boxload options. Prints each run's boxload report, the box's CPU
+# adds boxload options, RAPIDBOX_BIN runs that binary instead of building
+# this tree's. Prints each run's boxload report, the box's CPU
 # and peak RSS, and for rapidbox what `rapidbox verify` finds in the store
 # (every MO and every reply: 2 x MESSAGES); rows for bench/suite.sh's
 # table through bench/lib.sh's `record`.
@@ -33,9 +34,12 @@ DELAY_MS="${DELAY_MS:-200}"
 NGINX="${NGINX:-/usr/sbin/nginx}"
 [ -x /usr/sbin/smsbox ] || { echo "needs Kannel: apt-get install -y kannel" >&2; exit 1; }
 [ -x "$NGINX" ] || { echo "needs nginx: apt-get install -y nginx" >&2; exit 1; }
-cargo build --release --quiet --bin rapidbox
+# RAPIDBOX_BIN runs another build of rapidbox (an A/B of two commits).
+if [ -z "${RAPIDBOX_BIN:-}" ]; then
+    cargo build --release --quiet --bin rapidbox
+fi
 cargo build --release --quiet -p boxload --bins
-RAPIDBOX="$PWD/target/release/rapidbox"
+RAPIDBOX="${RAPIDBOX_BIN:-$PWD/target/release/rapidbox}"
 BOXLOAD="$PWD/target/release/boxload"
 SLOWAPP="$PWD/target/release/slowapp"
 
@@ -92,13 +96,8 @@ run_one() { # CASE NAME
     mkdir -p "$dir"
     if [ "$case" = instant ]; then start_nginx "$dir"; else start_slowapp "$dir"; fi
     local app=$APP
-    local port
-    port=$(free_port)
-    "$BOXLOAD" --listen "127.0.0.1:$port" --messages "$N" --window "$WINDOW" \
-        --text "load test {n}" --timeout 600 --allow-loss ${BOXLOAD_ARGS:-} \
-        > "$dir/report" 2> "$dir/boxload.err" &
-    local load=$!; PIDS+=("$load")
-    wait_port "$port"
+    start_boxload "$dir" "$N" "$WINDOW"
+    local port=$LOAD_PORT
     # smsbox takes its bearerbox from its own group; it also reads the core
     # group of the same file, which must exist. max-pending-requests is
     # smsbox's default, written out to show the bound.
@@ -128,25 +127,16 @@ CONF
             "$dir/rapidbox.redb" >> "$dir/rapidbox.toml"
         "$RAPIDBOX" check-config "$dir/rapidbox.toml" > "$dir/check" 2>&1 \
             || { cat "$dir/check" >&2; exit 1; }
-        env RUST_LOG=warn python3 bench/rusage.py "$dir/rusage" \
-            "$RAPIDBOX" run --config "$dir/rapidbox.toml" > "$dir/box.log" 2>&1 &
+        start_rapidbox "$dir"
     else
-        python3 bench/rusage.py "$dir/rusage" \
-            /usr/sbin/smsbox "$dir/smsbox.conf" > "$dir/box.log" 2>&1 &
+        start_box "$dir" /usr/sbin/smsbox "$dir/smsbox.conf"
     fi
-    local box=$!; PIDS+=("$box")
-    wait "$load" || true
-    # boxload ends with an admin shutdown, as a bearerbox would; a box
-    # still running then gets SIGTERM.
-    sleep 1
-    kill -TERM "$box" 2>/dev/null || true
-    wait "$box" || true
+    finish_box "$dir"
     local app_cpu
     app_cpu=$(cpu_secs "$app" 2>/dev/null || echo "?")
     kill -TERM "$app" 2>/dev/null || true
     wait "$app" 2>/dev/null || true
-    local peak cpu
-    read -r cpu peak < "$dir/rusage"
+    local cpu=$BOX_CPU peak=$BOX_PEAK_KB
     echo "== $case application, $name"
     sed '$d' "$dir/report"
     echo "peak RSS: $peak kB; CPU: $cpu s (the application: $app_cpu s)"

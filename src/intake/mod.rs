@@ -25,6 +25,7 @@ pub mod deferred;
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tracing::debug;
 
@@ -183,6 +184,13 @@ impl Intake {
         let outside = Arc::new(Notify::new());
         let told = outside.clone();
         let mut routing = Box::pin(async move { router.route_telling(message, Some(told)).await });
+        // Most apps answer without waiting on anything (every built-in one
+        // but webhook and get-url services): then routing ends in its first
+        // poll, and the MO needs neither a background slot nor a timer,
+        // which cost a lock, a timer-wheel entry and a clock read per MO.
+        if let Some(routed) = (&mut routing).now_or_never() {
+            return self.commit_mo(routed, key).await;
+        }
         let claim = match deferrals.try_claim(id) {
             Some(claim) => claim,
             // Every background slot is taken: the routing goes on while
