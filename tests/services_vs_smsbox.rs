@@ -33,18 +33,18 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts, Conf, Group, SmsboxParams};
+use support::differential::{self, Observed};
 use support::fakesmsc::{FakeMt, Phone};
 use support::loopback::{self, Injector};
 use support::ports::free_port;
 use support::process::START_TIMEOUT;
 use support::rapidbox::Rapidbox;
-use support::service::{Answer, Seen, Service};
+use support::service::{Answer, Service};
 use support::smsbox::{self, Ready};
 use support::{BEARERBOX, FAKESMSC, SMSBOX};
 
@@ -342,45 +342,6 @@ fn smsbox_keys(conf: &mut Conf) {
         .set("smsbox", "http-queue-delay", 1);
 }
 
-/// One run's view: the requests by phone, and the MTs by phone.
-#[derive(Debug, PartialEq, Eq)]
-struct Observed {
-    requests: BTreeMap<String, Vec<String>>,
-    mts: BTreeMap<String, Vec<String>>,
-}
-
-/// A request as compared: method, target, X-Kannel-* headers (times
-/// blanked), Content-Type, body (post-xml's time blanked).
-fn request_key(seen: &Seen) -> (String, String) {
-    let mut headers: Vec<String> = seen
-        .headers
-        .iter()
-        .filter(|(name, _)| name.starts_with("x-kannel-") || name == "content-type")
-        .map(|(name, value)| match name.as_str() {
-            "x-kannel-time" => format!("{name}: (time)"),
-            _ => format!("{name}: {value}"),
-        })
-        .collect();
-    headers.sort();
-    let mut body = String::from_utf8_lossy(&seen.body).into_owned();
-    if let (Some(a), Some(b)) = (body.find("<at>"), body.find("</at>")) {
-        body.replace_range(a..b, "<at>(time)");
-    }
-    // Every service's URL carries the phone as `p=%p`.
-    let phone = seen
-        .target
-        .split(['?', '&'])
-        .find_map(|pair| pair.strip_prefix("p="))
-        .map_or_else(|| "(no phone)".to_owned(), |p| p.replace("%2B", "+"));
-    let shown = format!(
-        "{} {}\n  {}\n  body: {body:?}",
-        seen.method,
-        seen.target,
-        headers.join("\n  ")
-    );
-    (phone, shown)
-}
-
 fn mt_key(mt: &FakeMt) -> String {
     let mut data = mt.data.clone();
     // A concatenated SMS's reference number (the UDH's fourth byte) is
@@ -398,20 +359,15 @@ fn mt_key(mt: &FakeMt) -> String {
 /// than `http-queue-delay`, so a retried request's reply is waited for;
 /// and at least `at_least` came), at most 20 s.
 async fn settle(phone: &Phone, at_least: usize) -> Vec<FakeMt> {
-    let started = Instant::now();
-    let mut last = (phone.mts().len(), Instant::now());
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let n = phone.mts().len();
-        if n != last.0 {
-            last = (n, Instant::now());
-        } else if n >= at_least && last.1.elapsed() > Duration::from_millis(2500) {
-            return phone.mts();
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return phone.mts();
-        }
-    }
+    let quiet = Duration::from_millis(2500);
+    differential::settle(
+        || phone.mts().len(),
+        at_least,
+        quiet,
+        Duration::from_secs(20),
+    )
+    .await;
+    phone.mts()
 }
 
 /// Sends every MO and gathers what the application and the phones saw.
@@ -428,24 +384,12 @@ async fn exchange(
         }
     }
     let mts = settle(phone, skip_mts + wanted).await;
-    let mut seen = Observed {
-        requests: BTreeMap::new(),
-        mts: BTreeMap::new(),
-    };
-    for request in &service.seen()[requests_before..] {
-        let (phone, shown) = request_key(request);
-        seen.requests.entry(phone).or_default().push(shown);
-    }
-    for mt in &mts[skip_mts..] {
-        seen.mts
-            .entry(mt.receiver.clone())
-            .or_default()
-            .push(mt_key(mt));
-    }
-    for list in seen.requests.values_mut().chain(seen.mts.values_mut()) {
-        list.sort();
-    }
-    seen
+    Observed::gather(
+        &service.seen()[requests_before..],
+        mts[skip_mts..]
+            .iter()
+            .map(|mt| (mt.receiver.clone(), mt_key(mt))),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -763,24 +707,12 @@ async fn exchange_looped(
         injector.send(mo).await;
     }
     let mts = settle(phone, skip_mts + wanted).await;
-    let mut seen = Observed {
-        requests: BTreeMap::new(),
-        mts: BTreeMap::new(),
-    };
-    for request in &service.seen()[requests_before..] {
-        let (phone, shown) = request_key(request);
-        seen.requests.entry(phone).or_default().push(shown);
-    }
-    for mt in &mts[skip_mts..] {
-        seen.mts
-            .entry(mt.receiver.clone())
-            .or_default()
-            .push(mt_key(mt));
-    }
-    for list in seen.requests.values_mut().chain(seen.mts.values_mut()) {
-        list.sort();
-    }
-    seen
+    Observed::gather(
+        &service.seen()[requests_before..],
+        mts[skip_mts..]
+            .iter()
+            .map(|mt| (mt.receiver.clone(), mt_key(mt))),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,17 +25,18 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::bearerbox::Bearerbox;
 use support::conf::{self, BearerboxPorts, Conf, Group, SmsboxParams};
+use support::differential::{self, Observed};
 use support::http_smsc::{HttpMt, HttpSmsc, Mo};
 use support::ports::free_port;
 use support::process::START_TIMEOUT;
 use support::rapidbox::Rapidbox;
-use support::service::{Answer, Seen, Service};
+use support::service::{Answer, Service};
 use support::smsbox::{self, Ready};
 use support::{BEARERBOX, SMSBOX};
 
@@ -128,45 +129,6 @@ fn mos() -> Vec<Mo> {
     ]
 }
 
-/// One run's view: the requests by phone, and the MTs by phone.
-#[derive(Debug, PartialEq, Eq)]
-struct Observed {
-    requests: BTreeMap<String, Vec<String>>,
-    mts: BTreeMap<String, Vec<String>>,
-}
-
-/// A request as compared: method, target, X-Kannel-* headers (times
-/// blanked) and Content-Type, body (bytes, escaped; post-xml's time
-/// blanked).
-fn request_key(seen: &Seen) -> (String, String) {
-    let mut headers: Vec<String> = seen
-        .headers
-        .iter()
-        .filter(|(name, _)| name.starts_with("x-kannel-") || name == "content-type")
-        .map(|(name, value)| match name.as_str() {
-            "x-kannel-time" => format!("{name}: (time)"),
-            _ => format!("{name}: {value}"),
-        })
-        .collect();
-    headers.sort();
-    let mut body = seen.body.escape_ascii().to_string();
-    if let (Some(a), Some(b)) = (body.find("<at>"), body.find("</at>")) {
-        body.replace_range(a..b, "<at>(time)");
-    }
-    let phone = seen
-        .target
-        .split(['?', '&'])
-        .find_map(|pair| pair.strip_prefix("p="))
-        .map_or_else(|| "(no phone)".to_owned(), |p| p.replace("%2B", "+"));
-    let shown = format!(
-        "{} {}\n  {}\n  body: {body}",
-        seen.method,
-        seen.target,
-        headers.join("\n  ")
-    );
-    (phone, shown)
-}
-
 /// An MT as compared: every parameter but the SMSC's credentials, the
 /// text as bytes (escaped) and as read by its coding.
 fn mt_key(mt: &HttpMt) -> String {
@@ -197,20 +159,9 @@ fn mt_key(mt: &HttpMt) -> String {
 /// Waits until the SMSC's MT count has not changed for 2 s, and at least
 /// `at_least` came; at most 30 s.
 async fn settle(smsc: &HttpSmsc, at_least: usize) -> Vec<HttpMt> {
-    let started = Instant::now();
-    let mut last = (smsc.mts().len(), Instant::now());
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let n = smsc.mts().len();
-        if n != last.0 {
-            last = (n, Instant::now());
-        } else if n >= at_least && last.1.elapsed() > Duration::from_secs(2) {
-            return smsc.mts();
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            return smsc.mts();
-        }
-    }
+    let (quiet, limit) = (Duration::from_secs(2), Duration::from_secs(30));
+    differential::settle(|| smsc.mts().len(), at_least, quiet, limit).await;
+    smsc.mts()
 }
 
 /// Sends every MO and gathers what the application and the SMSC saw,
@@ -223,21 +174,10 @@ async fn exchange(smsc: &HttpSmsc, app: &Service, skip: usize, wanted: usize) ->
         }
     }
     let mts = settle(smsc, skip + wanted).await;
-    let mut seen = Observed {
-        requests: BTreeMap::new(),
-        mts: BTreeMap::new(),
-    };
-    for request in &app.seen()[requests_before..] {
-        let (phone, shown) = request_key(request);
-        seen.requests.entry(phone).or_default().push(shown);
-    }
-    for mt in &mts[skip..] {
-        seen.mts.entry(mt.to.clone()).or_default().push(mt_key(mt));
-    }
-    for list in seen.requests.values_mut().chain(seen.mts.values_mut()) {
-        list.sort();
-    }
-    seen
+    Observed::gather(
+        &app.seen()[requests_before..],
+        mts[skip..].iter().map(|mt| (mt.to.clone(), mt_key(mt))),
+    )
 }
 
 /// rapidbox's configuration: the conversion of `kannel_conf`, with its

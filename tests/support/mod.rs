@@ -32,6 +32,9 @@
 //! - [`smsbox`]: Kannel's smsbox started on a configuration and waited
 //!   for (the bearerbox lists it, its sendsms port listens): the smsbox
 //!   of every differential test.
+//! - [`differential`]: what a differential test compares (requests at
+//!   the application, MTs at the SMSC, by phone) and the wait for a run's
+//!   last MT.
 //! - [`http_smsc`]: Kannel's HTTP SMSC (`system-type = kannel`) in the
 //!   bearerbox, to inject MOs of any coding, charset and UDH (fakesmsc
 //!   sends no UCS-2) and record the MTs it sends out.
@@ -60,6 +63,7 @@
 pub mod bearerbox;
 pub mod browser;
 pub mod conf;
+pub mod differential;
 pub mod fakesmsc;
 pub mod faults;
 pub mod faulty_link;
