@@ -9,7 +9,7 @@
 //! a wait fails; it is stopped when dropped, like every [`Daemon`].
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::bearerbox::Bearerbox;
 use super::conf::{self, Conf};
@@ -19,6 +19,9 @@ use super::process::Daemon;
 /// well under a second here; the margin is for a loaded machine (and a
 /// tap between it and the bearerbox).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often the bearerbox's status page is read while waiting.
+const POLL: Duration = Duration::from_millis(50);
 
 /// What tells that a started smsbox is ready.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,12 +67,32 @@ pub async fn start(
     if let Some(port) = ready.sendsms_port {
         smsbox.wait_for_tcp_port(port, READY_TIMEOUT).await;
     }
-    if let Some(status) = smsbox.try_exit_status() {
-        panic!(
-            "smsbox exited ({status}) at start-up\n{}",
-            smsbox.log_tails()
-        );
+    // Waited for here rather than by `Bearerbox::wait_for_box`, so that a
+    // failure shows smsbox's own logs (why it did not connect) beside the
+    // bearerbox's.
+    let id = ready.smsbox_id.unwrap_or("(none)");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = smsbox.try_exit_status() {
+            panic!(
+                "smsbox exited ({status}) at start-up\n{}\n{}",
+                smsbox.log_tails(),
+                bearerbox.log_tails()
+            );
+        }
+        let status = bearerbox.status().await;
+        if status.boxes.iter().any(|b| b.id == id) {
+            return smsbox;
+        }
+        if started.elapsed() >= READY_TIMEOUT {
+            panic!(
+                "smsbox: not listed by the bearerbox as {id} within {READY_TIMEOUT:?}; \
+                 its status page:\n{}\n{}\n{}",
+                status.text,
+                smsbox.log_tails(),
+                bearerbox.log_tails()
+            );
+        }
+        tokio::time::sleep(POLL).await;
     }
-    bearerbox.wait_for_box(ready.smsbox_id, READY_TIMEOUT).await;
-    smsbox
 }
