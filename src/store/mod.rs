@@ -51,6 +51,7 @@
 
 mod apply;
 mod backup;
+mod checkpoint;
 mod codec;
 mod error;
 #[cfg(test)]
@@ -265,6 +266,7 @@ impl Store {
             next_seq,
             recent: shared.recent_mos().clone(),
             open: None,
+            checkpoint: None,
         };
         let thread = std::thread::Builder::new()
             .name("rapidbox-store".to_owned())
@@ -517,10 +519,17 @@ impl Drop for WriterThread {
 }
 
 /// The journal of the store at `store` (`journal.rs`): the same name with
-/// `.journal` added. A copy of a stopped or crashed store is the file and
-/// this one; a backup ([`Store::backup`]) needs neither.
+/// `.journal` added. While a checkpoint runs the journal also has a second
+/// file, [`journal_paths`]' other one.
 pub fn journal_path(store: &Path) -> PathBuf {
     journal::path_for(store)
+}
+
+/// Both files the journal of the store at `store` may have (`.journal`
+/// and `.journal.1`). A copy of a stopped or crashed store is the file and
+/// those of these that exist; a backup ([`Store::backup`]) needs none.
+pub fn journal_paths(store: &Path) -> [PathBuf; 2] {
+    journal::both_paths(&journal::path_for(store))
 }
 
 /// A fresh UUID for an MT, laid out as a version 7 UUID: the first 48 bits
@@ -574,7 +583,10 @@ impl Opener {
         // now: its records were acknowledged.
         let journal_path = journal::path_for(&self.path);
         let mut journal = None;
-        if self.options.journal || journal_path.exists() {
+        let left_behind = journal::both_paths(&journal_path)
+            .iter()
+            .any(|p| p.exists());
+        if self.options.journal || left_behind {
             let (mut opened, replayed) = journal::open_and_replay(
                 &db,
                 &journal_path,
