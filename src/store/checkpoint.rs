@@ -285,10 +285,7 @@ impl Foresight {
         if let Some(id) = recent.get(key) {
             return Ok(Some(*id));
         }
-        Ok(self
-            .mo_keys
-            .get((key.time, &key.uuid))?
-            .map(|g| g.value()))
+        Ok(self.mo_keys.get((key.time, &key.uuid))?.map(|g| g.value()))
     }
 }
 

@@ -1152,7 +1152,12 @@ impl Writer {
             if !matches!(answer, Ok(Outcome::Applied)) {
                 // Foreseeing and applying disagree: a bug. The unit was
                 // acked and is in the journal; say so loudly.
-                error!(seq = group.seq, ?answer, ops = unit.ops.len(), "a unit acked during a checkpoint did not apply as foreseen");
+                error!(
+                    seq = group.seq,
+                    ?answer,
+                    ops = unit.ops.len(),
+                    "a unit acked during a checkpoint did not apply as foreseen"
+                );
             }
         }
         for key in &recent.released {
@@ -1166,14 +1171,14 @@ impl Writer {
         self.shared.publish_keys(&recent.added, &recent.released);
         self.next_seq = next_seq;
         let open = self.open.as_mut().expect("begun by the caller");
-        let noted: Result<(), redb::Error> =
-            open.txn
-                .open_table(META)
-                .map_err(Into::into)
-                .and_then(|mut meta| {
-                    meta.insert(META_JOURNAL_SEQ, group.seq)?;
-                    Ok(())
-                });
+        let noted: Result<(), redb::Error> = open
+            .txn
+            .open_table(META)
+            .map_err(Into::into)
+            .and_then(|mut meta| {
+                meta.insert(META_JOURNAL_SEQ, group.seq)?;
+                Ok(())
+            });
         noted.map_err(StoreError::storage("noting the journal sequence"))?;
         open.units += group.units.len();
         open.bytes += group.bytes;
@@ -1186,7 +1191,12 @@ impl Writer {
     /// `false`, with nothing answered, if only applying can answer a unit
     /// or the held groups are at their bound: the caller then waits for
     /// the checkpoint.
-    fn foresee_batch(&mut self, batch: &mut Vec<Pending>, bytes: usize, scratch: &mut Vec<u8>) -> bool {
+    fn foresee_batch(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        bytes: usize,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
         let started = Instant::now();
         let Some(checkpoint) = self.checkpoint.as_mut() else {
             return false;
