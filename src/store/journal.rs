@@ -15,6 +15,19 @@
 //! appended it was answered, and if redb then fails, reopening the file
 //! replays it.
 //!
+//! The journal has two files, `<store>.journal` and `<store>.journal.1`,
+//! so that a checkpoint need not stop the appends: it *rotates* the
+//! journal ([`Journal::rotate`]: records go on, in sequence, in the other
+//! file, created empty and its name made durable before a record in it
+//! is answered), has redb commit durably in the background, and deletes
+//! the old file once that commit holds its records (`writer.rs` says
+//! how). So at most two files exist, the older one's records all at or
+//! before the sequence the checkpoint makes durable. On open both are
+//! read and replayed as one journal, the file whose first record comes
+//! first first; a file that does not follow the other (a gap in the
+//! sequence) is set aside, not applied, as is a journal that does not
+//! follow the store file. Only the last file's last record can be torn.
+//!
 //! A record is a header and a payload:
 //!
 //! ```text

@@ -11,7 +11,11 @@
 //!   how reads see every answered unit ([`Store::fence`]).
 //! - `journal.rs`: the write-ahead journal: one appended, fsynced record
 //!   per group, so that redb commits without an fsync between
-//!   checkpoints; replayed on open.
+//!   checkpoints; two files, so that a checkpoint runs while acks go on;
+//!   replayed on open.
+//! - `checkpoint.rs`: the durable commit on a thread of its own, and the
+//!   groups acked meanwhile, their outcomes foreseen, held to be applied
+//!   after it.
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
