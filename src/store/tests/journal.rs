@@ -508,6 +508,10 @@ async fn verify_and_compact_replay_a_journal_left_by_a_crash() {
 struct Caught {
     dir: tempfile::TempDir,
     path: PathBuf,
+    /// Lets the held syncs go if the test fails first: dropping the store
+    /// waits for its writer, which may wait for the checkpoint. (Fields
+    /// drop in order: this before `store`.)
+    release: ReleaseSyncs,
     store: Store,
     faults: Arc<faults::Faults>,
     /// The store file as of its last durable commit (the open).
@@ -517,6 +521,16 @@ struct Caught {
     /// How many of them were acked before the caught checkpoint began
     /// (their records are in the old journal file).
     before: usize,
+}
+
+/// Lets held syncs go when dropped, so that a failing test ends instead of
+/// waiting forever for its store's writer.
+struct ReleaseSyncs(Arc<faults::Faults>);
+
+impl Drop for ReleaseSyncs {
+    fn drop(&mut self) {
+        self.0.hold_syncs(false);
+    }
 }
 
 /// The longest a test waits for an ack that must not wait for the disk.
@@ -544,6 +558,7 @@ async fn caught_in_a_checkpoint() -> Caught {
     };
     let store = Store::open(&path, options).unwrap();
     let at_start = std::fs::read(&path).unwrap();
+    let release = ReleaseSyncs(faults.clone());
     faults.hold_syncs(true);
     let mut ids = Vec::new();
     // Acked until a checkpoint starts and waits for the disk; none of
@@ -566,6 +581,7 @@ async fn caught_in_a_checkpoint() -> Caught {
     Caught {
         dir,
         path,
+        release,
         store,
         faults,
         at_start,
@@ -588,6 +604,8 @@ async fn acks_go_on_during_a_checkpoint_and_a_power_cut_then_loses_none() {
         dir,
         path,
         store,
+        // After `store`: dropped before it.
+        release: _release,
         faults,
         at_start,
         ids,
@@ -639,6 +657,8 @@ async fn a_torn_record_in_the_new_journal_file_is_dropped_and_the_rest_kept() {
         dir,
         path,
         store,
+        // After `store`: dropped before it.
+        release: _release,
         faults,
         at_start,
         ids,
@@ -662,6 +682,8 @@ async fn a_kill_after_the_durable_commit_before_the_old_file_goes_applies_nothin
         dir,
         path,
         store,
+        // After `store`: dropped before it.
+        release: _release,
         faults,
         mut ids,
         ..
@@ -692,6 +714,8 @@ async fn a_failed_checkpoint_loses_no_acked_unit_and_the_store_recovers() {
         dir: _dir,
         path,
         store,
+        // After `store`: dropped before it.
+        release: _release,
         faults,
         mut ids,
         ..
@@ -721,6 +745,8 @@ async fn answers_during_a_checkpoint_are_those_applying_gives() {
     let Caught {
         dir: _dir,
         store,
+        // After `store`: dropped before it.
+        release: _release,
         faults,
         ids,
         before,
