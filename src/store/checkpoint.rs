@@ -206,6 +206,10 @@ impl Foresight {
                     let id = update.id;
                     if !ids.contains(&id) && !self.ids.contains(&id) {
                         // Applying decodes the stored value: so does this.
+                        // It then re-encodes it changed, which postcard
+                        // does not refuse for a value it just decoded
+                        // (fields of fixed types, no maps of unknown
+                        // length), so that step is not repeated here.
                         let Some(stored) = self.messages.get(id)? else {
                             return refused(Rejection::MissingMessage { op: index, id });
                         };
