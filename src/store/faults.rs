@@ -5,8 +5,8 @@
 use std::fs::OpenOptions;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
@@ -15,6 +15,12 @@ use redb::{BackendError, StorageBackend};
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     failing: AtomicBool,
+    /// While set, the store file's syncs wait (a checkpoint caught in
+    /// the middle, for the crash tests).
+    holding: Mutex<bool>,
+    released: Condvar,
+    /// Syncs waiting now.
+    held: AtomicUsize,
 }
 
 impl Faults {
@@ -40,6 +46,32 @@ impl Faults {
             inner,
             faults: self.clone(),
         })
+    }
+
+    /// From now on, syncs of the store file wait until this is called
+    /// again with `false`.
+    pub(crate) fn hold_syncs(&self, holding: bool) {
+        *self.holding.lock().unwrap_or_else(PoisonError::into_inner) = holding;
+        self.released.notify_all();
+    }
+
+    /// How many syncs of the store file wait now.
+    pub(crate) fn syncs_held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    fn wait_while_held(&self) {
+        let mut holding = self.holding.lock().unwrap_or_else(PoisonError::into_inner);
+        if *holding {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            while *holding {
+                holding = self
+                    .released
+                    .wait(holding)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            self.held.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     pub(crate) fn check(&self) -> std::io::Result<()> {
@@ -72,6 +104,7 @@ impl StorageBackend for Faulty {
     }
 
     fn sync_data(&self) -> std::io::Result<()> {
+        self.faults.wait_while_held();
         self.faults.check()?;
         self.inner.sync_data()
     }

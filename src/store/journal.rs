@@ -15,6 +15,19 @@
 //! appended it was answered, and if redb then fails, reopening the file
 //! replays it.
 //!
+//! The journal has two files, `<store>.journal` and `<store>.journal.1`,
+//! so that a checkpoint need not stop the appends: it *rotates* the
+//! journal ([`Journal::rotate`]: records go on, in sequence, in the other
+//! file, created empty and its name made durable before a record in it
+//! is answered), has redb commit durably in the background, and deletes
+//! the old file once that commit holds its records (`writer.rs` says
+//! how). So at most two files exist, the older one's records all at or
+//! before the sequence the checkpoint makes durable. On open both are
+//! read and replayed as one journal, the file whose first record comes
+//! first first; a file that does not follow the other (a gap in the
+//! sequence) is set aside, not applied, as is a journal that does not
+//! follow the store file. Only the last file's last record can be torn.
+//!
 //! A record is a header and a payload:
 //!
 //! ```text
@@ -33,7 +46,7 @@
 //! [`parse`] then takes it apart.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
@@ -117,6 +130,10 @@ pub(crate) struct Found {
     pub(crate) intact_bytes: u64,
     /// Bytes after them that were not a record (a torn last write).
     pub(crate) dropped_bytes: u64,
+    /// The sequences of the first and last intact records, skipped ones
+    /// included: how two files are put in order.
+    pub(crate) first_seq: Option<u64>,
+    pub(crate) last_seq: Option<u64>,
 }
 
 /// Why a journal could not be used.
@@ -154,6 +171,8 @@ pub(crate) fn read_records(path: &Path, bytes: &[u8], after: u64) -> Result<Foun
             break;
         }
         previous = Some(seq);
+        found.first_seq.get_or_insert(seq);
+        found.last_seq = Some(seq);
         if seq > after {
             let units: Vec<Unit> =
                 postcard::from_bytes(payload).map_err(|e| JournalError::Undecodable {
@@ -178,6 +197,29 @@ pub(crate) fn path_for(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The journal's other file (`.journal.1` beside `.journal`): a
+/// checkpoint starts appending to whichever of the two is not in use, so
+/// that acks go on while it runs (see the module's docs).
+pub(crate) fn other_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+/// Both files of the journal at `journal` (its [`path_for`] name).
+pub(crate) fn both_paths(journal: &Path) -> [PathBuf; 2] {
+    [journal.to_owned(), other_path(journal)]
+}
+
+/// The file of the pair that `current` is not.
+fn partner(primary: &Path, current: &Path) -> PathBuf {
+    if current == primary {
+        other_path(primary)
+    } else {
+        primary.to_owned()
+    }
+}
+
 /// Makes the directory entry of a new file durable.
 fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -193,10 +235,21 @@ fn aside_path(journal: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Moves a journal file that must not be applied out of the way.
+fn set_aside(path: &Path) -> Result<(), JournalError> {
+    std::fs::rename(path, aside_path(path)).map_err(|source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The open journal file, written by the writer thread alone.
 pub(crate) struct Journal {
     file: File,
+    /// The file appended to: `primary` or its [`other_path`].
     path: PathBuf,
+    /// The journal's name ([`path_for`]).
+    primary: PathBuf,
     /// Bytes of intact records in the file; the next record goes here.
     len: u64,
     /// The sequence of the next record.
@@ -208,26 +261,54 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal at `path` and reads the records past
-    /// `after`. The file is cut after its intact records, so that a torn
-    /// last write is gone before anything is appended.
+    /// Opens the journal whose first file is `path` (creating it), and
+    /// reads the records of both its files (see [`other_path`]) past
+    /// `after`, oldest file first. Appending goes to `path` once the
+    /// caller has emptied the journal ([`Journal::clear`]), which it does
+    /// as soon as what was read is durable in redb.
     pub(crate) fn open(path: &Path, after: u64) -> Result<(Journal, Found), JournalError> {
-        let io = |source| JournalError::Io {
-            path: path.to_owned(),
-            source,
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| JournalError::Io { path, source }
         };
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
-        let mut new_name = !existed;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let mut found = read_records(path, &bytes, after)?;
+        let mut reads = Vec::new();
+        for file_path in both_paths(path) {
+            let bytes = match std::fs::read(&file_path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(&file_path)(e)),
+            };
+            let read = read_records(&file_path, &bytes, after)?;
+            reads.push((file_path, read));
+        }
+        // Oldest first: a checkpoint that was under way left its old file
+        // beside the new one. A file with no intact record adds nothing.
+        reads.sort_by_key(|(_, read)| read.first_seq.unwrap_or(u64::MAX));
+        let mut found = Found::default();
+        let mut present = Vec::new();
+        for (file_path, read) in reads {
+            found.dropped_bytes += read.dropped_bytes;
+            let follows = match (found.last_seq, read.first_seq) {
+                (Some(last), Some(first)) => first == last.wrapping_add(1),
+                _ => true,
+            };
+            if !follows {
+                // Records between the two are missing: what comes after
+                // a gap is never applied (as within one file).
+                warn!(
+                    path = %file_path.display(),
+                    last = found.last_seq,
+                    first = read.first_seq,
+                    "a journal file does not follow the other; set aside"
+                );
+                set_aside(&file_path)?;
+                continue;
+            }
+            found.first_seq = found.first_seq.or(read.first_seq);
+            found.last_seq = read.last_seq.or(found.last_seq);
+            found.records.extend(read.records);
+            present.push(file_path);
+        }
         if found
             .records
             .first()
@@ -237,47 +318,70 @@ impl Journal {
             // another file (a backup put in place of the store, say):
             // applying them would skip the ones between. Set aside, not
             // deleted, for whoever wants to look.
-            let aside = aside_path(path);
             warn!(
                 path = %path.display(),
-                aside = %aside.display(),
                 after,
                 first = found.records[0].0,
                 "the journal does not follow the store file; set aside"
             );
-            drop(file);
-            std::fs::rename(path, &aside).map_err(io)?;
-            file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)
-                .map_err(io)?;
-            new_name = true;
+            for file_path in &present {
+                set_aside(file_path)?;
+            }
             found = Found::default();
         }
-        if new_name {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io(path))?;
+        if !existed {
             // A record fdatasync'ed into a file whose name is not yet
             // durable could vanish with the name in a power cut.
-            sync_parent(path).map_err(io)?;
+            sync_parent(path).map_err(io(path))?;
         }
-        if found.dropped_bytes > 0 {
-            file.set_len(found.intact_bytes).map_err(io)?;
-            file.sync_data().map_err(io)?;
-        }
-        file.seek(SeekFrom::Start(found.intact_bytes)).map_err(io)?;
-        let last = found.records.last().map_or(after, |(seq, _)| *seq);
+        let len = file.metadata().map_err(io(path))?.len();
+        let last = found.last_seq.unwrap_or(after);
         let journal = Journal {
             file,
             path: path.to_owned(),
-            len: found.intact_bytes,
+            primary: path.to_owned(),
+            len,
             next_seq: last.max(after) + 1,
             buf: Vec::new(),
             #[cfg(test)]
             faults: None,
         };
         Ok((journal, found))
+    }
+
+    /// Starts appending to the journal's other file, empty, and hands
+    /// back the path of the file left (every record in it is on disk):
+    /// the caller deletes it once a durable redb commit holds its
+    /// records. Sequences go on growing across the two.
+    pub(crate) fn rotate(&mut self) -> Result<PathBuf, JournalError> {
+        self.check_faults()?;
+        let next = partner(&self.primary, &self.path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&next)
+            .map_err(|source| JournalError::Io {
+                path: next.clone(),
+                source,
+            })?;
+        // The new name must be durable before a record in it is acked.
+        sync_parent(&next).map_err(|source| JournalError::Io {
+            path: next.clone(),
+            source,
+        })?;
+        self.file = file;
+        self.len = 0;
+        Ok(std::mem::replace(&mut self.path, next))
     }
 
     #[cfg(test)]
@@ -355,13 +459,23 @@ impl Journal {
     }
 
     /// Empties the journal after a durable redb commit that holds every
-    /// record in it. Sequences go on growing.
+    /// record in it: the file appended to is cut to nothing, the other
+    /// one (left by a checkpoint, or found on open) removed. Sequences go
+    /// on growing.
     pub(crate) fn clear(&mut self) -> Result<(), JournalError> {
         self.check_faults()?;
         self.file.set_len(0).map_err(|e| self.io(e))?;
         self.file.seek(SeekFrom::Start(0)).map_err(|e| self.io(e))?;
         self.len = 0;
-        Ok(())
+        let other = partner(&self.primary, &self.path);
+        match std::fs::remove_file(&other) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(JournalError::Io {
+                path: other,
+                source,
+            }),
+        }
     }
 }
 

@@ -11,7 +11,11 @@
 //!   how reads see every answered unit ([`Store::fence`]).
 //! - `journal.rs`: the write-ahead journal: one appended, fsynced record
 //!   per group, so that redb commits without an fsync between
-//!   checkpoints; replayed on open.
+//!   checkpoints; two files, so that a checkpoint runs while acks go on;
+//!   replayed on open.
+//! - `checkpoint.rs`: the durable commit on a thread of its own, and the
+//!   groups acked meanwhile, their outcomes foreseen, held to be applied
+//!   after it.
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
@@ -51,6 +55,7 @@
 
 mod apply;
 mod backup;
+mod checkpoint;
 mod codec;
 mod error;
 #[cfg(test)]
@@ -265,6 +270,7 @@ impl Store {
             next_seq,
             recent: shared.recent_mos().clone(),
             open: None,
+            checkpoint: None,
         };
         let thread = std::thread::Builder::new()
             .name("rapidbox-store".to_owned())
@@ -517,10 +523,17 @@ impl Drop for WriterThread {
 }
 
 /// The journal of the store at `store` (`journal.rs`): the same name with
-/// `.journal` added. A copy of a stopped or crashed store is the file and
-/// this one; a backup ([`Store::backup`]) needs neither.
+/// `.journal` added. While a checkpoint runs the journal also has a second
+/// file, [`journal_paths`]' other one.
 pub fn journal_path(store: &Path) -> PathBuf {
     journal::path_for(store)
+}
+
+/// Both files the journal of the store at `store` may have (`.journal`
+/// and `.journal.1`). A copy of a stopped or crashed store is the file and
+/// those of these that exist; a backup ([`Store::backup`]) needs none.
+pub fn journal_paths(store: &Path) -> [PathBuf; 2] {
+    journal::both_paths(&journal::path_for(store))
 }
 
 /// A fresh UUID for an MT, laid out as a version 7 UUID: the first 48 bits
@@ -574,7 +587,10 @@ impl Opener {
         // now: its records were acknowledged.
         let journal_path = journal::path_for(&self.path);
         let mut journal = None;
-        if self.options.journal || journal_path.exists() {
+        let left_behind = journal::both_paths(&journal_path)
+            .iter()
+            .any(|p| p.exists());
+        if self.options.journal || left_behind {
             let (mut opened, replayed) = journal::open_and_replay(
                 &db,
                 &journal_path,

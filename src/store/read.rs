@@ -4,8 +4,9 @@
 //! With the journal, a unit is answered once journaled, before redb
 //! commits it (`writer.rs`). So every read but one opens its snapshot
 //! through [`Store::fence`]: at once when redb holds every answered unit,
-//! else after having the writer commit them (well under a millisecond,
-//! unless a checkpoint is under way). The exception is the MO key lookup
+//! else after having the writer commit them (well under a millisecond;
+//! during a checkpoint, once its durable commit has returned, tens of
+//! milliseconds, see `writer.rs`). The exception is the MO key lookup
 //! ([`Store::message_id_by_mo`], once per MO), which finds the keys of
 //! answered units in memory and so never waits. The readers and their
 //! callers, all of which therefore see every acked unit: the HTTP API

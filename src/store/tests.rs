@@ -97,9 +97,11 @@ async fn queued(store: &Store, n: usize) {
 /// journal is on, the journal beside it (which holds what the file lacks).
 fn copy_store(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
-    let journal = crate::store::journal::path_for(from);
-    if journal.exists() {
-        std::fs::copy(&journal, crate::store::journal::path_for(to)).unwrap();
+    // Both journal files: a checkpoint under way leaves two.
+    for (from, to) in journal_paths(from).iter().zip(journal_paths(to)) {
+        if from.exists() {
+            std::fs::copy(from, to).unwrap();
+        }
     }
 }
 

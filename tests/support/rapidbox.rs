@@ -209,12 +209,15 @@ impl Rapidbox {
 }
 
 /// Copies the store of a killed or stopped rapidbox as it is on disk: the
-/// redb file and its journal, which holds what the file may lack.
+/// redb file and its journal, which holds what the file may lack (both of
+/// the journal's files: a checkpoint under way leaves two).
 pub fn copy_store(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::copy(from, to)?;
-    let journal = rapidbox::store::journal_path(from);
-    if journal.exists() {
-        std::fs::copy(&journal, rapidbox::store::journal_path(to))?;
+    let targets = rapidbox::store::journal_paths(to);
+    for (journal, target) in rapidbox::store::journal_paths(from).iter().zip(targets) {
+        if journal.exists() {
+            std::fs::copy(journal, target)?;
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `journal` on killed at every step (appending, applying, checkpointing,
 //! a torn last record) or on a failing disk.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -22,26 +23,30 @@ fn mo(id: MessageId) -> Message {
     with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(id))
 }
 
-/// Commits an MO and a delivery error for it (a second event would show
-/// a record applied twice).
-async fn commit_mo(store: &Store) -> MessageId {
-    let id = store.allocate_id();
-    let unit = Unit::new()
+/// An MO and a delivery error for it (a second event would show a record
+/// applied twice).
+fn mo_unit(id: MessageId) -> Unit {
+    Unit::new()
         .unless_mo_known(key(id))
         .with(Op::put(mo(id)))
         .with(Op::AddDeliveryError(DeliveryError {
             message_id: id,
             time: 1,
             log: "x".into(),
-        }));
-    applied(store.commit(unit).await.unwrap());
+        }))
+}
+
+/// Commits [`mo_unit`] under a new id.
+async fn commit_mo(store: &Store) -> MessageId {
+    let id = store.allocate_id();
+    applied(store.commit(mo_unit(id)).await.unwrap());
     id
 }
 
-/// Copies the store file and its journal as they are now.
+/// Copies the store file and its journal (both files, those that exist)
+/// as they are now.
 fn copy_both(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap();
-    std::fs::copy(journal::path_for(from), journal::path_for(to)).unwrap();
+    copy_store(from, to);
 }
 
 /// Checks that exactly `ids` are stored, each once with its one event,
@@ -496,4 +501,359 @@ async fn verify_and_compact_replay_a_journal_left_by_a_crash() {
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.messages, ids.len() as u64);
     holds_exactly(&second, journaled(), &ids).await;
+}
+
+/// A store whose second checkpoint is caught waiting for the disk (its
+/// durable commit's sync held), with units acked meanwhile.
+struct Caught {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    /// Lets the held syncs go if the test fails first: dropping the store
+    /// waits for its writer, which may wait for the checkpoint. (Fields
+    /// drop in order: this before `store`.)
+    release: ReleaseSyncs,
+    store: Store,
+    faults: Arc<faults::Faults>,
+    /// The store file as of its last durable commit (the open).
+    at_start: Vec<u8>,
+    /// Every acked MO, in order.
+    ids: Vec<MessageId>,
+    /// How many of them were acked before the caught checkpoint began
+    /// (their records are in the old journal file).
+    before: usize,
+}
+
+/// Lets held syncs go when dropped, so that a failing test ends instead of
+/// waiting forever for its store's writer.
+struct ReleaseSyncs(Arc<faults::Faults>);
+
+impl Drop for ReleaseSyncs {
+    fn drop(&mut self) {
+        self.0.hold_syncs(false);
+    }
+}
+
+/// The longest a test waits for an ack that must not wait for the disk.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+/// Groups that fill the journal to its checkpoint bound ...
+const BEFORE_CHECKPOINT: usize = 16;
+/// ... and those acked while the checkpoint waits: fewer, so that no
+/// second checkpoint follows by itself.
+const DURING_CHECKPOINT: usize = 10;
+
+async fn caught_in_a_checkpoint() -> Caught {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let faults = faults::Faults::new();
+    // A checkpoint once the journal holds about BEFORE_CHECKPOINT groups'
+    // records, and none by time: the test decides when the one after it
+    // could come (never, as it acks fewer than that since).
+    let mut record = Vec::new();
+    let payload = postcard::to_allocvec(&vec![&mo_unit(1000)]).unwrap();
+    journal::encode(1000, &payload, &mut record);
+    let options = StoreOptions {
+        faults: Some(faults.clone()),
+        checkpoint_bytes: (BEFORE_CHECKPOINT * record.len()) as u64,
+        ..journaled()
+    };
+    let store = Store::open(&path, options).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let release = ReleaseSyncs(faults.clone());
+    faults.hold_syncs(true);
+    let mut ids = Vec::new();
+    // Acked until a checkpoint starts and waits for the disk; none of
+    // these acks may wait for it.
+    while faults.syncs_held() == 0 {
+        assert!(ids.len() < 10 * BEFORE_CHECKPOINT, "no checkpoint began");
+        let acked = tokio::time::timeout(ACK_WAIT, commit_mo(&store)).await;
+        ids.push(acked.expect("an ack waited for the disk"));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let before = ids.len();
+    for _ in 0..DURING_CHECKPOINT {
+        let acked = tokio::time::timeout(ACK_WAIT, commit_mo(&store)).await;
+        ids.push(acked.expect("an ack waited for a checkpoint"));
+    }
+    assert_eq!(store.stats().checkpoints, 0);
+    // The dedupe lookup sees them at once.
+    let last = *ids.last().unwrap();
+    assert_eq!(store.message_id_by_mo(&key(last)).unwrap(), Some(last));
+    Caught {
+        dir,
+        path,
+        release,
+        store,
+        faults,
+        at_start,
+        ids,
+        before,
+    }
+}
+
+/// The journal's two files of the store at `path`: (old, new) while the
+/// first checkpoint runs.
+fn old_and_new(path: &Path) -> (PathBuf, PathBuf) {
+    let [first, second] = journal_paths(path);
+    (first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_go_on_during_a_checkpoint_and_a_power_cut_then_loses_none() {
+    let caught = caught_in_a_checkpoint().await;
+    let Caught {
+        dir,
+        path,
+        store,
+        // After `store`: dropped before it.
+        release: _release,
+        faults,
+        at_start,
+        ids,
+        ..
+    } = caught;
+    let (old, new) = old_and_new(&path);
+    assert!(std::fs::metadata(&old).unwrap().len() > 0, "old records");
+    assert!(std::fs::metadata(&new).unwrap().len() > 0, "acked since");
+    // A power cut now: the file as of its last durable commit, both
+    // journal files as they are ...
+    let cut = dir.path().join("cut.redb");
+    copy_both(&path, &cut);
+    std::fs::write(&cut, &at_start).unwrap();
+    // ... and a kill: the file as redb left it.
+    let killed = dir.path().join("killed.redb");
+    copy_both(&path, &killed);
+
+    // A read during the checkpoint waits for it, and misses nothing.
+    let last = *ids.last().unwrap();
+    let reader = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.message(last))
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    faults.hold_syncs(false);
+    assert_eq!(reader.await.unwrap().unwrap().map(|m| m.id), Some(last));
+    while store.stats().checkpoints == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Durable: the old file is gone, the new one goes on.
+    assert!(!old.exists(), "the old journal file is deleted");
+    for &id in &ids {
+        assert!(store.message(id).unwrap().is_some(), "message {id}");
+    }
+    assert_consistent(&store);
+    store.close().await;
+    holds_exactly(&cut, journaled(), &ids).await;
+    // Replayed and emptied: one file left, empty.
+    let (cut_old, cut_new) = old_and_new(&cut);
+    assert_eq!(std::fs::metadata(&cut_old).unwrap().len(), 0);
+    assert!(!cut_new.exists());
+    holds_exactly(&killed, journaled(), &ids).await;
+    holds_exactly(&path, journaled(), &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_record_in_the_new_journal_file_is_dropped_and_the_rest_kept() {
+    let Caught {
+        dir,
+        path,
+        store,
+        // After `store`: dropped before it.
+        release: _release,
+        faults,
+        at_start,
+        ids,
+        ..
+    } = caught_in_a_checkpoint().await;
+    let image = dir.path().join("torn.redb");
+    copy_both(&path, &image);
+    std::fs::write(&image, &at_start).unwrap();
+    faults.hold_syncs(false);
+    store.close().await;
+    let (_, new) = old_and_new(&image);
+    let whole = std::fs::read(&new).unwrap();
+    std::fs::write(&new, &whole[..whole.len() - 5]).unwrap();
+    // The last group's record is torn: it was never answered.
+    holds_exactly(&image, journaled(), &ids[..ids.len() - 1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_the_durable_commit_before_the_old_file_goes_applies_nothing_twice() {
+    let Caught {
+        dir,
+        path,
+        store,
+        // After `store`: dropped before it.
+        release: _release,
+        faults,
+        mut ids,
+        ..
+    } = caught_in_a_checkpoint().await;
+    let (old, _) = old_and_new(&path);
+    let old_records = std::fs::read(&old).unwrap();
+    faults.hold_syncs(false);
+    while store.stats().checkpoints == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(!old.exists());
+    for _ in 0..3 {
+        ids.push(commit_mo(&store).await);
+    }
+    // Killed between the checkpoint and the deletion: the old file is
+    // still there, every record in it already in redb durably.
+    let image = dir.path().join("undeleted.redb");
+    copy_both(&path, &image);
+    let (image_old, _) = old_and_new(&image);
+    std::fs::write(&image_old, &old_records).unwrap();
+    store.close().await;
+    holds_exactly(&image, journaled(), &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_checkpoint_loses_no_acked_unit_and_the_store_recovers() {
+    let Caught {
+        dir: _dir,
+        path,
+        store,
+        // After `store`: dropped before it.
+        release: _release,
+        faults,
+        mut ids,
+        ..
+    } = caught_in_a_checkpoint().await;
+    // The disk fails under the durable commit.
+    faults.fail_writes(true);
+    faults.hold_syncs(false);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    faults.fail_writes(false);
+    let id = store.allocate_id();
+    applied(commit_once_recovered(&store, mo_unit(id)).await);
+    ids.push(id);
+    // Reopened with both journal files replayed: every acked unit is
+    // there, once.
+    for &id in &ids {
+        assert!(store.message(id).unwrap().is_some(), "message {id}");
+        assert_eq!(store.delivery_errors(id).unwrap().len(), 1);
+    }
+    assert!(store.stats().failed_batches > 0);
+    assert_consistent(&store);
+    store.close().await;
+    holds_exactly(&path, journaled(), &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_during_a_checkpoint_are_those_applying_gives() {
+    let Caught {
+        dir: _dir,
+        store,
+        // After `store`: dropped before it.
+        release: _release,
+        faults,
+        ids,
+        before,
+        ..
+    } = caught_in_a_checkpoint().await;
+    let timely = |unit: Unit| {
+        let store = store.clone();
+        async move {
+            tokio::time::timeout(ACK_WAIT, store.commit(unit))
+                .await
+                .expect("answered without waiting for the checkpoint")
+        }
+    };
+    // A duplicate of an MO acked before the checkpoint, and of one acked
+    // during it.
+    for &first in [ids[0], ids[before + 1]].iter() {
+        let again = Unit::new()
+            .unless_mo_known(key(first))
+            .with(Op::put(mo(store.allocate_id())));
+        assert_eq!(timely(again).await.unwrap(), Outcome::Duplicate(first));
+    }
+    // A Kannel UUID another message has.
+    let taken = with_uuid(
+        message(store.allocate_id(), Direction::Incoming, "s", "1"),
+        uuid(ids[before + 2]),
+    );
+    assert!(matches!(
+        timely(Unit::new().with(Op::put(taken))).await,
+        Err(StoreError::Rejected(Rejection::UuidTaken { .. }))
+    ));
+    // An update of a message that is not there, of one acked before and
+    // of one acked during the checkpoint.
+    let missing = Update::status(store.allocate_id() + 100, Status::Sent, 5);
+    assert!(matches!(
+        timely(Unit::new().with(missing.into())).await,
+        Err(StoreError::Rejected(Rejection::MissingMessage { .. }))
+    ));
+    for id in [ids[0], ids[before + 3]] {
+        let update = Update::status(id, Status::Handled, 7);
+        assert_eq!(
+            timely(Unit::new().with(update.into())).await.unwrap(),
+            Outcome::Applied
+        );
+    }
+    // A put that replaces a stored message waits for the checkpoint.
+    let replaced = {
+        let store = store.clone();
+        let unit = Unit::new().with(Op::put(mo(ids[1])));
+        tokio::spawn(async move { store.commit(unit).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!replaced.is_finished(), "a replacing put waits");
+    faults.hold_syncs(false);
+    assert_eq!(replaced.await.unwrap().unwrap(), Outcome::Applied);
+    for id in [ids[0], ids[before + 3]] {
+        assert_eq!(store.message(id).unwrap().unwrap().status, Status::Handled);
+    }
+    assert_consistent(&store);
+    store.close().await;
+}
+
+/// Splits a journal file into its records.
+fn records(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    while let Ok(Some(len)) = journal::check(bytes) {
+        all.push(bytes[..len].to_vec());
+        bytes = &bytes[len..];
+    }
+    all
+}
+
+#[tokio::test]
+async fn two_journal_files_are_replayed_in_sequence_whatever_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_path(&dir);
+    let store = Store::open(&path, journaled()).unwrap();
+    let at_start = std::fs::read(&path).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(commit_mo(&store).await);
+    }
+    let all = records(&std::fs::read(journal::path_for(&path)).unwrap());
+    assert_eq!(all.len(), 10);
+    store.close().await;
+    let (older, newer) = all.split_at(6);
+    for (n, swapped) in [false, true].into_iter().enumerate() {
+        let image = dir.path().join(format!("split-{n}.redb"));
+        std::fs::write(&image, &at_start).unwrap();
+        let [first, second] = journal_paths(&image);
+        let (old_file, new_file) = if swapped {
+            (second, first)
+        } else {
+            (first, second)
+        };
+        std::fs::write(&old_file, older.concat()).unwrap();
+        std::fs::write(&new_file, newer.concat()).unwrap();
+        holds_exactly(&image, journaled(), &ids).await;
+    }
+    // A gap between the files: what follows it is never applied, and the
+    // file after it is set aside.
+    let image = dir.path().join("gap.redb");
+    std::fs::write(&image, &at_start).unwrap();
+    let [first, second] = journal_paths(&image);
+    std::fs::write(&second, older.concat()).unwrap();
+    std::fs::write(&first, newer[1..].concat()).unwrap();
+    holds_exactly(&image, journaled(), &ids[..6]).await;
+    let mut aside = first.into_os_string();
+    aside.push(".stale");
+    assert!(std::fs::metadata(&aside).unwrap().len() > 0);
 }
