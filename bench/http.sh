@@ -17,8 +17,11 @@ FAKESMSC=/usr/lib/kannel/test/fakesmsc
 for bin in /usr/sbin/bearerbox /usr/sbin/smsbox "$FAKESMSC" wrk; do
     command -v "$bin" > /dev/null || { echo "needs $bin (apt-get install -y kannel kannel-extras wrk)" >&2; exit 1; }
 done
-cargo build --release --quiet --bin rapidbox
-RAPIDBOX="$PWD/target/release/rapidbox"
+# RAPIDBOX_BIN runs another build of rapidbox (an A/B of two commits).
+if [ -z "${RAPIDBOX_BIN:-}" ]; then
+    cargo build --release --quiet --bin rapidbox
+fi
+RAPIDBOX="${RAPIDBOX_BIN:-$PWD/target/release/rapidbox}"
 
 source bench/lib.sh
 

@@ -148,15 +148,46 @@ struct ImportArgs {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
-    // `run` starts its log once it has read its configuration.
-    if !matches!(command, Command::Run { .. }) {
-        init_log(LogFormat::Text);
-    }
     match command {
-        Command::Run { config, log_format } => run(config, log_format.as_deref()).await,
+        // The daemon's runtime is shaped by its configuration
+        // (`[runtime]`), so that is read first.
+        Command::Run { config, log_format } => {
+            let loaded = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            let runtime = daemon_runtime(&loaded)?;
+            runtime.block_on(run(loaded, config, log_format.as_deref()))
+        }
+        command => {
+            init_log(LogFormat::Text);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start tokio")?
+                .block_on(other(command))
+        }
+    }
+}
+
+/// The daemon's tokio runtime, with `[runtime] worker_threads` workers
+/// (see [`rapidbox::config::RuntimeConfig::workers`]).
+fn daemon_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let env_set = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.runtime.workers(cpus, env_set) {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build().context("cannot start tokio")
+}
+
+/// Every command but `run`.
+async fn other(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { .. } => unreachable!("`run` has a runtime of its own"),
         Command::CheckConfig { file, print } => check_config(&file, print),
         Command::HashPassword => hash_password(),
         Command::ImportKannelConf(args) => import_kannel_conf(&args),
@@ -191,13 +222,13 @@ fn init_log(format: LogFormat) {
     }
 }
 
-async fn run(path: Option<PathBuf>, log_format: Option<&str>) -> anyhow::Result<()> {
-    // The configuration first: it may say how to log. Its errors are
-    // printed by main, before any log line.
-    let config = match &path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+async fn run(
+    config: Config,
+    path: Option<PathBuf>,
+    log_format: Option<&str>,
+) -> anyhow::Result<()> {
+    // The configuration was read first (by main): it may say how to log.
+    // Its errors are printed by main, before any log line.
     let format = match log_format {
         Some("json") => LogFormat::Json,
         Some(_) => LogFormat::Text,

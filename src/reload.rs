@@ -133,6 +133,7 @@ pub fn effective(running: &Config, new: &Config) -> Config {
     effective.http.clone_from(&running.http);
     effective.metrics.clone_from(&running.metrics);
     effective.log.clone_from(&running.log);
+    effective.runtime = running.runtime;
     effective.push.clone_from(&running.push);
     effective.console.clone_from(&running.console);
     effective.alerts.clone_from(&running.alerts);
@@ -156,6 +157,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
     check("http", running.http != new.http);
     check("metrics", running.metrics != new.metrics);
     check("log", running.log != new.log);
+    check("runtime", running.runtime != new.runtime);
     check("push", running.push != new.push);
     check("console", running.console != new.console);
     check("alerts", running.alerts != new.alerts);

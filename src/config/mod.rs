@@ -58,7 +58,8 @@ pub use apps::{
 pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{
-    HttpConfig, KannelConfig, LogConfig, LogFormat, MetricsConfig, RouterConfig, StoreConfig,
+    HttpConfig, KannelConfig, LogConfig, LogFormat, MetricsConfig, RouterConfig, RuntimeConfig,
+    StoreConfig,
 };
 pub use sendsms::{Behaviour, Pattern, SendsmsUser};
 pub use services::{EscapeStyle, NonGsmReplies, SmsService, SmsServicesAppConfig, SmsboxConfig};
@@ -84,6 +85,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    /// The threads rapidbox runs on.
+    pub runtime: RuntimeConfig,
     pub router: RouterConfig,
     /// Push transport settings.
     pub push: PushConfig,
@@ -129,6 +132,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            runtime: RuntimeConfig::default(),
             router,
             push: PushConfig::default(),
             backends: BTreeMap::new(),

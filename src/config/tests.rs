@@ -781,3 +781,17 @@ fn max_auth_failures_is_bounded_and_zero_turns_the_limit_off() {
     let huge = check("[http]\nmax_auth_failures = 10001\n");
     assert!(keys(&huge.errors).contains("http.max_auth_failures"));
 }
+
+#[test]
+fn worker_threads_leave_a_cpu_to_the_store_unless_told() {
+    let auto = Config::default().runtime;
+    assert_eq!(auto.workers(2, false), Some(1));
+    assert_eq!(auto.workers(8, false), Some(7));
+    assert_eq!(auto.workers(1, false), Some(1));
+    // TOKIO_WORKER_THREADS, when set, is tokio's to read.
+    assert_eq!(auto.workers(8, true), None);
+    let four = Config::from_toml_str("[runtime]\nworker_threads = 4\n").unwrap();
+    assert_eq!(four.runtime.workers(2, true), Some(4));
+    let huge = check("[runtime]\nworker_threads = 513\n");
+    assert!(keys(&huge.errors).contains("runtime.worker_threads"));
+}

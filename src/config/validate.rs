@@ -23,6 +23,16 @@ pub(super) fn check(config: &Config, broken: &BTreeSet<String>) -> Report {
     kannel(&config.kannel, &root.key("kannel"), &mut report);
     http(&config.http, &root.key("http"), &mut report);
     metrics(config, &root.key("metrics"), &mut report);
+    if config.runtime.worker_threads > super::RuntimeConfig::MAX_WORKER_THREADS {
+        error(
+            &mut report,
+            &root.key("runtime").key("worker_threads"),
+            format!(
+                "at most {} (0: one less than the CPUs)",
+                super::RuntimeConfig::MAX_WORKER_THREADS
+            ),
+        );
+    }
     router(config, broken, &root.key("router"), &mut report);
     push(config, &root.key("push"), &mut report);
     sendsms_users(config, &root.key("sendsms_users"), &mut report);
