@@ -219,39 +219,21 @@ impl Foresight {
                     }
                 }
                 Op::AddDeliveryError(error) => {
-                    let id = error.message_id;
-                    if !ids.contains(&id) && !self.stored(id)? {
-                        return refused(Rejection::MissingMessage { op: index, id });
-                    }
-                    if let Err(e) = encode_into(&codec::delivery_error_value(error), scratch) {
-                        return refused(Rejection::Unencodable {
-                            op: index,
-                            reason: e.to_string(),
-                        });
+                    let encoded = encode_into(&codec::delivery_error_value(error), scratch);
+                    if let Some(r) = self.child(&ids, error.message_id, encoded, index)? {
+                        return refused(r);
                     }
                 }
                 Op::AddDlr(event) => {
-                    let id = event.message_id;
-                    if !ids.contains(&id) && !self.stored(id)? {
-                        return refused(Rejection::MissingMessage { op: index, id });
-                    }
-                    if let Err(e) = encode_into(&codec::dlr_value(event), scratch) {
-                        return refused(Rejection::Unencodable {
-                            op: index,
-                            reason: e.to_string(),
-                        });
+                    let encoded = encode_into(&codec::dlr_value(event), scratch);
+                    if let Some(r) = self.child(&ids, event.message_id, encoded, index)? {
+                        return refused(r);
                     }
                 }
                 Op::OweCallback(callback) => {
-                    let id = callback.message_id;
-                    if !ids.contains(&id) && !self.stored(id)? {
-                        return refused(Rejection::MissingMessage { op: index, id });
-                    }
-                    if let Err(e) = encode_into(&codec::callback_value(callback), scratch) {
-                        return refused(Rejection::Unencodable {
-                            op: index,
-                            reason: e.to_string(),
-                        });
+                    let encoded = encode_into(&codec::callback_value(callback), scratch);
+                    if let Some(r) = self.child(&ids, callback.message_id, encoded, index)? {
+                        return refused(r);
                     }
                 }
                 Op::OptOut { .. } | Op::OptIn { .. } | Op::ForgetCallback { .. } => {}
@@ -268,6 +250,26 @@ impl Foresight {
     }
 
     /// Whether message `id` is stored (or put by an earlier foreseen unit).
+    /// Why applying would refuse a record that belongs to message `id` (a
+    /// delivery error, a report, a callback owed): the message is neither
+    /// stored nor put in this group (`ids`), or the record's value did not
+    /// encode; in that order, as `apply.rs` checks them.
+    fn child(
+        &self,
+        ids: &HashSet<MessageId>,
+        id: MessageId,
+        encoded: Result<(), postcard::Error>,
+        op: usize,
+    ) -> Result<Option<Rejection>, Unsure> {
+        if !ids.contains(&id) && !self.stored(id)? {
+            return Ok(Some(Rejection::MissingMessage { op, id }));
+        }
+        Ok(encoded.err().map(|e| Rejection::Unencodable {
+            op,
+            reason: e.to_string(),
+        }))
+    }
+
     fn stored(&self, id: MessageId) -> Result<bool, Unsure> {
         if self.ids.contains(&id) {
             return Ok(true);

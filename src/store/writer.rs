@@ -400,6 +400,21 @@ struct Applied {
 }
 
 impl Writer {
+    /// Counts an answered batch of `units` in the writer's statistics;
+    /// returns how many of `answers` were refusals.
+    fn count_batch(&self, units: usize, answers: &[Result<Outcome, StoreError>]) -> usize {
+        let refused = answers.iter().filter(|a| a.is_err()).count();
+        self.shared.units.fetch_add(units as u64, Ordering::Relaxed);
+        self.shared
+            .refused
+            .fetch_add(refused as u64, Ordering::Relaxed);
+        self.shared
+            .largest_batch
+            .fetch_max(units as u64, Ordering::Relaxed);
+        self.shared.histograms.batch_units.observe(units as f64);
+        refused
+    }
+
     /// Runs until every handle is gone or a close was asked for, and the
     /// queue is empty.
     pub(crate) fn run(mut self) {
@@ -584,15 +599,7 @@ impl Writer {
         };
         match self.write(&db, batch, bytes, scratch) {
             Ok(answers) => {
-                let refused = answers.iter().filter(|a| a.is_err()).count();
-                self.shared.units.fetch_add(units as u64, Ordering::Relaxed);
-                self.shared
-                    .refused
-                    .fetch_add(refused as u64, Ordering::Relaxed);
-                self.shared
-                    .largest_batch
-                    .fetch_max(units as u64, Ordering::Relaxed);
-                self.shared.histograms.batch_units.observe(units as f64);
+                let refused = self.count_batch(units, &answers);
                 for (pending, answer) in batch.drain(..).zip(answers) {
                     pending.answer(answer);
                 }
@@ -1308,15 +1315,7 @@ impl Writer {
                 bytes,
             });
         }
-        let refused = answers.iter().filter(|a| a.is_err()).count();
-        self.shared.units.fetch_add(units as u64, Ordering::Relaxed);
-        self.shared
-            .refused
-            .fetch_add(refused as u64, Ordering::Relaxed);
-        self.shared
-            .largest_batch
-            .fetch_max(units as u64, Ordering::Relaxed);
-        self.shared.histograms.batch_units.observe(units as f64);
+        let refused = self.count_batch(units, &answers);
         self.shared
             .histograms
             .commit_seconds
