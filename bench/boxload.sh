@@ -52,20 +52,7 @@ template = "You said: %a"
 CONF
         start_rapidbox "$dir"
     else
-        # smsbox takes its bearerbox from its own group; it also reads the
-        # core group of the same file, which must exist.
-        cat > "$dir/smsbox.conf" <<CONF
-group = core
-admin-port = $(free_port)
-admin-password = bench
-smsbox-port = $port
-
-group = smsbox
-bearerbox-host = "127.0.0.1"
-bearerbox-port = $port
-log-file = "$dir/smsbox.log"
-log-level = 4
-
+        smsbox_conf "$dir" "$port" <<CONF
 group = sms-service
 keyword = default
 text = "You said: %a"

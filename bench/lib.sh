@@ -111,6 +111,23 @@ start_boxload() { # DIR MESSAGES WINDOW
 # Starts a box, COMMAND [ARGS...], under bench/rusage.py (its CPU, peak
 # RSS and bytes written land in DIR/rusage when it exits); its output goes
 # to DIR/box.log. Sets BOX (the pid).
+# Writes DIR/smsbox.conf for an smsbox attached to boxload on PORT: its
+# core group (which smsbox reads from the same file and must exist) and its
+# smsbox group, then the sms-service groups given on stdin.
+smsbox_conf() { # DIR PORT [SMSBOX-GROUP LINES...] < SERVICES
+    local dir=$1 port=$2
+    shift 2
+    {
+        printf 'group = core\nadmin-port = %s\nadmin-password = bench\nsmsbox-port = %s\n\n' \
+            "$(free_port)" "$port"
+        printf 'group = smsbox\nbearerbox-host = "127.0.0.1"\nbearerbox-port = %s\n' "$port"
+        printf 'log-file = "%s/smsbox.log"\nlog-level = 4\n' "$dir"
+        for line in "$@"; do printf '%s\n' "$line"; done
+        printf '\n'
+        cat
+    } > "$dir/smsbox.conf"
+}
+
 start_box() { # DIR COMMAND [ARGS...]
     local dir="$1"; shift
     python3 bench/rusage.py "$dir/rusage" "$@" > "$dir/box.log" 2>&1 &

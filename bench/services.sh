@@ -98,22 +98,9 @@ run_one() { # CASE NAME
     local app=$APP
     start_boxload "$dir" "$N" "$WINDOW"
     local port=$LOAD_PORT
-    # smsbox takes its bearerbox from its own group; it also reads the core
-    # group of the same file, which must exist. max-pending-requests is
-    # smsbox's default, written out to show the bound.
-    cat > "$dir/smsbox.conf" <<CONF
-group = core
-admin-port = $(free_port)
-admin-password = bench
-smsbox-port = $port
-
-group = smsbox
-bearerbox-host = "127.0.0.1"
-bearerbox-port = $port
-log-file = "$dir/smsbox.log"
-log-level = 4
-max-pending-requests = 512
-
+    # max-pending-requests is smsbox's default, written out to show the
+    # bound.
+    smsbox_conf "$dir" "$port" "max-pending-requests = 512" <<CONF
 group = sms-service
 keyword = default
 get-url = "http://127.0.0.1:$APP_PORT/sms?text=%a"
