@@ -259,6 +259,33 @@ pub fn store_path(file: Option<PathBuf>, config: &Config) -> anyhow::Result<Path
 mod tests {
     use super::parse_date;
 
+    #[tokio::test]
+    async fn the_redb_file_commands_refuse_another_backend_and_say_why() {
+        let mut config = rapidbox::config::Config::default();
+        config.store.backend = rapidbox::config::StoreBackend::Postgres;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("copy.redb");
+        let errors = [
+            super::backup(&config, &dest).await.unwrap_err(),
+            super::compact(&config).unwrap_err(),
+            super::store_path(None, &config).unwrap_err(),
+        ];
+        for (error, command) in errors.iter().zip(["backup", "compact", "verify"]) {
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("rapidbox {command} works on the redb store"))
+                    && text.contains("\"postgres\""),
+                "{text}"
+            );
+        }
+        assert!(!dest.exists());
+        // A file named outright is verified whatever the configuration.
+        assert_eq!(
+            super::store_path(Some(dest.clone()), &config).unwrap(),
+            dest
+        );
+    }
+
     #[test]
     fn dates_parse_as_utc_and_nonsense_is_refused() {
         assert_eq!(parse_date("1970-01-02").unwrap(), 86_400_000_000);
