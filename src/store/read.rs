@@ -16,11 +16,14 @@
 //! the `dlr-url` worker ([`RedbStore::owed_callbacks`]), the opt-out app
 //! ([`RedbStore::opted_out_since`]), retention ([`RedbStore::counts`]) and backups.
 //!
-//! Point lookups (a message, a UUID, an opt-out, a connection, the counts,
-//! which are at most 22 entries) are cheap enough to call from async code.
-//! Scans ([`RedbStore::messages_by_status`], [`RedbStore::recent_messages`]) read
-//! up to their limit, and a page can be cold on disk: run them under
-//! `tokio::task::spawn_blocking` when the limit is more than a few hundred.
+//! These reads are synchronous; [`Store`](super::Store)'s `async` reads
+//! call them inline. Point lookups (a message, a UUID, an opt-out, a
+//! connection, the counts, which are at most 22 entries) are cheap enough
+//! for that. Scans ([`RedbStore::messages_by_status`],
+//! [`RedbStore::recent_messages`]) read up to their limit, and a page can
+//! be cold on disk: callers run long ones through
+//! [`Store::long_read`](super::Store::long_read), which puts them on a
+//! blocking thread.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
