@@ -62,6 +62,7 @@ mod error;
 mod faults;
 mod journal;
 mod legacy;
+pub mod pg;
 mod purge;
 mod read;
 mod retention;
