@@ -167,7 +167,10 @@ impl PgServer {
 
     /// The same database through TCP on 127.0.0.1.
     pub fn tcp_url(&self, dbname: &str) -> String {
-        format!("host=127.0.0.1 port={} user={USER} dbname={dbname}", self.port)
+        format!(
+            "host=127.0.0.1 port={} user={USER} dbname={dbname}",
+            self.port
+        )
     }
 
     /// Creates a database no other test uses and returns its name.
@@ -358,7 +361,14 @@ fn unprivileged_user() -> Option<String> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    Some(if has("postgres") { "postgres" } else { "nobody" }.to_owned())
+    Some(
+        if has("postgres") {
+            "postgres"
+        } else {
+            "nobody"
+        }
+        .to_owned(),
+    )
 }
 
 /// Runs a setup command, panicking with its output if it fails.

@@ -76,7 +76,10 @@ impl Ids {
                 }
                 _ => {
                     if !s.overran {
-                        warn!(next = s.next, "message ids ran out of reserved blocks; going on past them");
+                        warn!(
+                            next = s.next,
+                            "message ids ran out of reserved blocks; going on past them"
+                        );
                     }
                     s.overran = true;
                     s.end = s.next + 1;

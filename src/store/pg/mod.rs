@@ -165,12 +165,13 @@ impl PgStore {
     /// database.
     pub async fn open(options: PgOptions) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config =
-            options.url.parse().map_err(|e: tokio_postgres::Error| {
-                StoreError::Database {
+            options
+                .url
+                .parse()
+                .map_err(|e: tokio_postgres::Error| StoreError::Database {
                     during: "reading the connection string",
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
         let database = config
             .get_dbname()
             .or(config.get_user())

@@ -22,8 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::{
-    DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback,
-    Status,
+    DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback, Status,
 };
 use crate::store::apply::apply_update;
 use crate::store::codec::encode_into;

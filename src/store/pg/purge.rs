@@ -16,9 +16,9 @@ use std::collections::HashSet;
 
 use deadpool_postgres::Object;
 
+use super::db_error;
 use super::plan::CountDeltas;
 use super::writer::{first_failure, pipeline, prepare, query, Failure, Query};
-use super::db_error;
 use crate::model::{Message, MessageId};
 use crate::store::codec;
 use crate::store::error::StoreError;

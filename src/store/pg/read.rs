@@ -11,8 +11,7 @@ use deadpool_postgres::Object;
 use super::schema::key_text;
 use super::{db_error, pool_error, PgStore};
 use crate::model::{
-    Connection, DeliveryError, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback,
-    Status,
+    Connection, DeliveryError, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback, Status,
 };
 use crate::store::codec;
 use crate::store::error::StoreError;
@@ -25,7 +24,11 @@ fn db_id(id: MessageId) -> Option<i64> {
 }
 
 /// A bytea column that holds UTF-8 text.
-fn text(table: &'static str, key: impl FnOnce() -> String, bytes: &[u8]) -> Result<String, StoreError> {
+fn text(
+    table: &'static str,
+    key: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<String, StoreError> {
     String::from_utf8(bytes.to_vec()).map_err(|e| StoreError::Corrupt {
         table,
         key: key(),
@@ -40,7 +43,11 @@ fn message_of(row: &Row) -> Result<Message, StoreError> {
 
 impl PgStore {
     /// Runs one read statement on a pooled connection, bounded in time.
-    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
         let client: Object = self.inner.pool.get().await.map_err(pool_error)?;
         let bound = self.inner.statement_timeout + std::time::Duration::from_secs(2);
         let run = async {
@@ -371,7 +378,11 @@ impl PgStore {
         rows.iter()
             .map(|r| {
                 let backend: String = r.get(0);
-                let address = text("connections", || format!("({backend:?}, {identity:?})"), r.get(1))?;
+                let address = text(
+                    "connections",
+                    || format!("({backend:?}, {identity:?})"),
+                    r.get(1),
+                )?;
                 Ok(StoredConnection {
                     connection: Connection {
                         backend,

@@ -238,14 +238,22 @@ pub(crate) async fn migrate(client: &mut Client, database: &str) -> Result<i32, 
             .await
             .map_err(err("migrating"))?;
         txn.execute(
-            &format!("INSERT INTO {SCHEMA}.schema_migrations (version, description) VALUES ($1, $2)"),
+            &format!(
+                "INSERT INTO {SCHEMA}.schema_migrations (version, description) VALUES ($1, $2)"
+            ),
             &[&migration.version, &migration.description],
         )
         .await
         .map_err(err("recording a migration"))?;
-        tracing::info!(version = migration.version, migration.description, "PostgreSQL schema migrated");
+        tracing::info!(
+            version = migration.version,
+            migration.description,
+            "PostgreSQL schema migrated"
+        );
     }
-    txn.commit().await.map_err(err("committing the migration"))?;
+    txn.commit()
+        .await
+        .map_err(err("committing the migration"))?;
     Ok(VERSION)
 }
 

@@ -261,7 +261,11 @@ impl Writer {
                 if wrote {
                     shared.committed.send_modify(|n| *n += 1);
                 }
-                debug!(units = n, micros = elapsed.as_micros() as u64, "group committed");
+                debug!(
+                    units = n,
+                    micros = elapsed.as_micros() as u64,
+                    "group committed"
+                );
             }
             Err(e) => {
                 shared.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +281,8 @@ impl Writer {
         let mut attempt = 1;
         loop {
             let client = self.connection().await?;
-            let tried = tokio::time::timeout(2 * self.flight_timeout, self.try_commit(&client, group));
+            let tried =
+                tokio::time::timeout(2 * self.flight_timeout, self.try_commit(&client, group));
             let failure = match tried.await {
                 Ok(Ok(plan)) => return Ok(plan),
                 Ok(Err(f)) => f,
@@ -389,9 +394,10 @@ impl Writer {
 
         // In memory: the units applied to what was read.
         let plan = plan::plan(units(), View::new(&needs, found, owners));
-        self.shared
-            .apply_micros
-            .fetch_add(apply_started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.shared.apply_micros.fetch_add(
+            apply_started.elapsed().as_micros() as u64,
+            Ordering::Relaxed,
+        );
 
         // Flight 2: the writes and COMMIT.
         let writes = Writes::of(&plan, self.slot);
@@ -461,7 +467,13 @@ pub(crate) async fn prepare(
 ) -> Result<Vec<tokio_postgres::Statement>, Failure> {
     let prepared = pipeline_of(sql.iter().map(|s| {
         Box::pin(client.prepare_cached(s))
-            as Pin<Box<dyn Future<Output = Result<tokio_postgres::Statement, tokio_postgres::Error>> + Send + '_>>
+            as Pin<
+                Box<
+                    dyn Future<Output = Result<tokio_postgres::Statement, tokio_postgres::Error>>
+                        + Send
+                        + '_,
+                >,
+            >
     }))
     .await;
     prepared
@@ -477,7 +489,9 @@ pub(crate) async fn prepare(
 
 /// Runs `queries` on one connection as a pipeline: each is sent, in order,
 /// before any answer is awaited, so all of them cost one round trip.
-pub(crate) async fn pipeline(queries: Vec<Query<'_>>) -> Vec<Result<Vec<Row>, tokio_postgres::Error>> {
+pub(crate) async fn pipeline(
+    queries: Vec<Query<'_>>,
+) -> Vec<Result<Vec<Row>, tokio_postgres::Error>> {
     pipeline_of(queries).await
 }
 
@@ -589,7 +603,8 @@ impl Columns {
             c.direction.push(m.direction.code().to_string());
             c.status.push(m.status.code().to_string());
             c.backend.push(key_text(&m.connection.backend).into_owned());
-            c.identity.push(key_text(&m.connection.identity).into_owned());
+            c.identity
+                .push(key_text(&m.connection.identity).into_owned());
             c.date.push(m.date);
             c.mo_time.push(key.map(|k| k.time));
             c.mo_uuid.push(key.map(|k| k.uuid.to_vec()));
