@@ -487,3 +487,130 @@ fn encodable(index: usize, message: &Message) -> Result<(), StoreError> {
         .into()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Connection, KannelInfo};
+    use crate::store::unit::Update;
+
+    fn mo(id: MessageId, uuid: u8) -> Message {
+        let mut m = Message::new(id, Connection::new("b", "+1"), Direction::Incoming, "x");
+        m.kannel = Some(KannelInfo {
+            uuid: Some([uuid; 16]),
+            time: Some(7),
+            ..KannelInfo::default()
+        });
+        m
+    }
+
+    fn key(uuid: u8) -> MoKey {
+        MoKey {
+            time: 7,
+            uuid: [uuid; 16],
+        }
+    }
+
+    fn ok(p: &Plan) -> Vec<Option<Outcome>> {
+        p.outcomes
+            .iter()
+            .map(|o| o.as_ref().ok().copied())
+            .collect()
+    }
+
+    fn planned(units: &[Unit], stored: Vec<Message>) -> Plan {
+        let needs = Needs::of(units.iter());
+        let owners = stored
+            .iter()
+            .filter_map(|m| Some((MoKey::of(m)?, m.id)))
+            .collect();
+        let found = stored.into_iter().map(|m| (m.id, Ok(m))).collect();
+        plan(units.iter(), View::new(&needs, found, owners))
+    }
+
+    #[test]
+    fn the_same_mo_twice_in_one_group_applies_once() {
+        let units = [
+            Unit::new().unless_mo_known(key(1)).with(Op::put(mo(10, 1))),
+            Unit::new().unless_mo_known(key(1)).with(Op::put(mo(11, 1))),
+        ];
+        let p = planned(&units, vec![]);
+        assert_eq!(
+            ok(&p),
+            [Some(Outcome::Applied), Some(Outcome::Duplicate(10))]
+        );
+        assert_eq!(p.new_mos.len(), 1);
+        assert_eq!(p.connections.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_unit_gives_back_the_key_it_took() {
+        let units = [
+            Unit::new()
+                .unless_mo_known(key(1))
+                .with(Op::put(mo(10, 1)))
+                .with(Update::status(99, Status::Sent, 1).into()),
+            Unit::new().unless_mo_known(key(1)).with(Op::put(mo(11, 1))),
+        ];
+        let p = planned(&units, vec![]);
+        assert!(matches!(
+            p.outcomes[0],
+            Err(StoreError::Rejected(Rejection::MissingMessage {
+                op: 1,
+                id: 99
+            }))
+        ));
+        assert_eq!(ok(&p)[1], Some(Outcome::Applied));
+        assert_eq!(p.new_mos.len(), 1);
+        assert_eq!(p.new_mos[0].message.id, 11);
+        assert_eq!(p.refused, 1);
+        assert_eq!(
+            p.counts.nonzero(),
+            vec![(Direction::Incoming, Status::Received, 1)]
+        );
+    }
+
+    #[test]
+    fn a_put_that_takes_a_stored_messages_key_is_refused() {
+        let units = [Unit::new().with(Op::put(mo(11, 1)))];
+        let p = planned(&units, vec![mo(10, 1)]);
+        assert!(matches!(
+            p.outcomes[0],
+            Err(StoreError::Rejected(Rejection::UuidTaken {
+                owner: 10,
+                id: 11,
+                ..
+            }))
+        ));
+        assert!(!p.writes());
+    }
+
+    #[test]
+    fn keys_swapped_between_stored_messages_clear_the_old_keys_first() {
+        // 10 gives key 1 up for key 3; 11 takes key 1.
+        let units = [
+            Unit::new().with(Op::put(mo(10, 3))),
+            Unit::new().with(Op::put(mo(11, 1))),
+        ];
+        let p = planned(&units, vec![mo(10, 1)]);
+        assert_eq!(ok(&p), [Some(Outcome::Applied), Some(Outcome::Applied)]);
+        assert_eq!(p.rekeyed, vec![10]);
+        assert_eq!(p.upserts.len(), 1);
+        assert_eq!(p.new_mos.len(), 1);
+    }
+
+    #[test]
+    fn a_message_updated_many_times_is_written_once_in_its_final_state() {
+        let mut units = vec![Unit::new().with(Op::put(mo(10, 1)))];
+        for status in [Status::Handled, Status::Failed] {
+            units.push(Unit::new().with(Update::status(10, status, 5).into()));
+        }
+        let p = planned(&units, vec![]);
+        assert_eq!(p.new_mos.len(), 1);
+        assert_eq!(p.new_mos[0].message.status, Status::Failed);
+        assert_eq!(
+            p.counts.nonzero(),
+            vec![(Direction::Incoming, Status::Failed, 1)]
+        );
+    }
+}
