@@ -236,13 +236,18 @@ impl PgServer {
     }
 
     fn start_server(&mut self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c fsync=on -c synchronous_commit=on -c max_connections=200 \
              -c shared_buffers=32MB",
             self.port,
             self.path.display()
         );
+        // Statements slower than this many milliseconds go to server.log
+        // (see `log_tail`), for finding out what is slow.
+        if let Ok(ms) = std::env::var("RAPIDBOX_PG_LOG_MS") {
+            options.push_str(&format!(" -c log_min_duration_statement={ms}"));
+        }
         let mut pg_ctl = self.command("pg_ctl");
         pg_ctl
             .arg("-D")

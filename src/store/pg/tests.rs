@@ -440,3 +440,56 @@ async fn purging_takes_old_messages_that_owe_nothing_with_their_events() {
     );
     store.close().await;
 }
+
+/// Throughput: 256 tasks each committing an MO and its reply, as the
+/// redb store's `cargo bench --bench store` does. Prints units/s and the
+/// units per transaction. `cargo test --release --lib pg_throughput --
+/// --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn pg_throughput() {
+    let Some(store) = fresh_store("pg throughput").await else {
+        return;
+    };
+    let per_task: u32 = std::env::var("PG_THROUGHPUT_UNITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..256u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                let id = store.allocate_id();
+                let mut m = mo(id, 0);
+                let mut uuid = [0u8; 16];
+                uuid[..4].copy_from_slice(&t.to_be_bytes());
+                uuid[4..8].copy_from_slice(&i.to_be_bytes());
+                m.kannel.as_mut().unwrap().uuid = Some(uuid);
+                let reply = reply_to(store.allocate_id(), id);
+                let unit = Unit::new()
+                    .unless_mo_known(MoKey::of(&m).unwrap())
+                    .with(Op::put(m))
+                    .with(Op::put(reply));
+                assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let stats = store.stats();
+    eprintln!(
+        "{} units in {elapsed:?}: {:.0} units/s, {:.1} units per transaction, largest {}",
+        stats.units,
+        stats.units as f64 / elapsed.as_secs_f64(),
+        stats.units as f64 / stats.transactions as f64,
+        stats.largest_batch
+    );
+    store.close().await;
+    if std::env::var_os("RAPIDBOX_PG_LOG_MS").is_some() {
+        eprintln!("{}", postgres::PgServer::shared().log_tail());
+    }
+}

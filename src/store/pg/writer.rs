@@ -335,10 +335,13 @@ impl Writer {
             client,
             &[
                 "BEGIN",
+                // One probe of the MO key index per key (LATERAL), never
+                // a scan of messages, whatever the planner thinks of the
+                // array's size.
                 "SELECT m.mo_time, m.mo_uuid, m.id \
                  FROM unnest($1::int8[], $2::bytea[]) AS k(t, u) \
-                 JOIN messages m ON m.mo_time = k.t AND m.mo_uuid = k.u \
-                 WHERE m.mo_uuid IS NOT NULL",
+                 CROSS JOIN LATERAL (SELECT mo_time, mo_uuid, id FROM messages \
+                   WHERE mo_time = k.t AND mo_uuid = k.u AND mo_uuid IS NOT NULL) m",
                 "SELECT id, body FROM messages WHERE id = ANY($1) FOR UPDATE",
                 "SELECT reserve_id_block($1, $2)",
             ],
