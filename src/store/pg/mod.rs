@@ -61,6 +61,9 @@ pub struct PgOptions {
     /// dbname=rapidbox user=rapidbox`) or URL
     /// (`postgresql://rapidbox@db.example/rapidbox`).
     pub url: String,
+    /// The password, when the server asks for one: kept apart from `url`,
+    /// which may be logged.
+    pub password: Option<String>,
     /// Connections in the pool: the writer's and the reads'.
     pub pool_size: usize,
     /// The longest a connection attempt takes before the store says the
@@ -84,6 +87,7 @@ impl PgOptions {
     pub fn new(url: impl Into<String>) -> PgOptions {
         PgOptions {
             url: url.into(),
+            password: None,
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
@@ -172,6 +176,14 @@ impl PgStore {
                     during: "reading the connection string",
                     reason: e.to_string(),
                 })?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError::Database {
+                during: "reading the connection string",
+                reason: "sslmode=require: this version of rapidbox does not speak TLS to \
+                         PostgreSQL (use a Unix socket or a trusted network)"
+                    .to_owned(),
+            });
+        }
         let database = config
             .get_dbname()
             .or(config.get_user())
@@ -189,6 +201,9 @@ impl PgStore {
         );
         if let Some(theirs) = config.get_options() {
             session = format!("{theirs} {session}");
+        }
+        if let Some(password) = &options.password {
+            config.password(password);
         }
         config
             .options(&session)
