@@ -64,7 +64,7 @@ pub struct PgOptions {
     /// The password, when the server asks for one: kept apart from `url`,
     /// which may be logged.
     pub password: Option<String>,
-    /// Connections in the pool: the writer's and the reads'.
+    /// Connections for reads; the writer has one more of its own.
     pub pool_size: usize,
     /// The longest a connection attempt takes before the store says the
     /// server is unreachable.
@@ -211,26 +211,33 @@ impl PgStore {
             .connect_timeout(options.connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // A closed connection is replaced when taken; a broken one
-                // fails its statement, and is dropped by its user.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(2))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout + options.statement_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .recycle_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| StoreError::Database {
-                during: "building the connection pool",
-                reason: e.to_string(),
-            })?;
+        // Two pools on the same settings: the writer's single connection,
+        // so that reads never make a group wait for a connection, and the
+        // reads'.
+        let pool = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    // A closed connection is replaced when taken; a broken
+                    // one fails its statement, and is dropped by its user.
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(options.connect_timeout + options.statement_timeout))
+                .create_timeout(Some(options.connect_timeout))
+                .recycle_timeout(Some(options.connect_timeout))
+                .build()
+                .map_err(|e| StoreError::Database {
+                    during: "building the connection pool",
+                    reason: e.to_string(),
+                })
+        };
+        let writer_pool = pool(1)?;
+        let pool = pool(options.pool_size.max(1))?;
 
         let mut client = pool.get().await.map_err(pool_error)?;
         schema::migrate(&mut client, &database).await?;
@@ -261,7 +268,7 @@ impl PgStore {
             purge_micros: AtomicU64::new(0),
         });
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
-        let writer = Writer::new(pool.clone(), queue, shared.clone(), &options);
+        let writer = Writer::new(writer_pool, queue, shared.clone(), &options);
         let task = tokio::spawn(writer.run());
         info!(database, first_id = first, "PostgreSQL store open");
         Ok(PgStore {
