@@ -43,7 +43,7 @@ use crate::link::{Link, LinkConfig};
 use crate::metrics::{LinkStatus, Metrics};
 use crate::reload::{self, Reloadable, Snapshot};
 use crate::router::App;
-use crate::store::{Retention, Store, StoreOptions};
+use crate::store::{Retention, Store};
 
 /// Why rapidbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -248,13 +248,8 @@ async fn start(config: Config, extra: Vec<Arc<dyn App>>) -> Result<Running, Star
     for warning in config.warnings() {
         warn!("{warning}");
     }
-    let options = StoreOptions {
-        cache_bytes: config.store.cache_mb << 20,
-        journal: config.store.journal,
-        checkpoint_interval: Duration::from_secs(config.store.checkpoint_secs),
-        ..StoreOptions::default()
-    };
-    let store = Store::open(&config.store.path, options)?;
+    // `[store] backend` chooses; a backend not built in is refused here.
+    let store = Store::open_configured(&config.store).await?;
     let http = HttpClient::new()?;
     let settings = Reloadable::new(Snapshot::build(config, &store, &http, &extra));
     let app_names: Vec<String> = settings
@@ -471,8 +466,9 @@ async fn sweep(outbox: Outbox, store: Store, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        let (o, s) = (outbox.clone(), store.clone());
-        if let Err(e) = tokio::task::spawn_blocking(move || o.sweep(&s)).await {
+        let o = outbox.clone();
+        let swept = store.long_read(move |s| async move { o.sweep(&s).await });
+        if let Err(e) = swept.await {
             error!(error = %e, "outbox sweep failed");
         }
     }

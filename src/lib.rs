@@ -29,8 +29,10 @@
 //!   messages, statuses, delivery errors and reports.
 //! - [`config`] — the TOML configuration, its embedded defaults, and
 //!   `check-config`, which reports every problem with its key path.
-//! - [`store`] — all state in one redb file, written by one thread that
-//!   commits many callers' work per durable transaction.
+//! - [`store`] — all state behind one handle ([`store::Store`]) whose
+//!   backend `[store] backend` chooses: one redb file (the default),
+//!   written by one thread that commits many callers' work per durable
+//!   transaction.
 //! - [`escape`] — every Kannel 1.4.5 `%x` escape, declared once: compiled
 //!   patterns rendered for a message as text, for a URL or exactly as
 //!   smsbox does (public: apps of your own can answer with them too).

@@ -91,7 +91,7 @@ enum Command {
         config: ConfigArg,
     },
     /// Write a consistent copy of the store to DEST (a new file), then
-    /// verify it.
+    /// verify it. For the redb store (store.backend = "redb").
     ///
     /// Works while rapidbox runs: it then asks the running rapidbox (at
     /// [http] listen, with [http] password, which must be set) to write
@@ -104,14 +104,16 @@ enum Command {
         config: ConfigArg,
     },
     /// Check a store file: checksums, schema version, and that its tables
-    /// agree. The file must not be open in a running rapidbox.
+    /// agree. The file must not be open in a running rapidbox. For the
+    /// redb store's file.
     Verify {
         /// The store file (default: the configured store).
         file: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Shrink a stopped store's file to what it holds (after a purge).
+    /// Shrink a stopped store's file to what it holds (after a purge). For
+    /// the redb store.
     Compact {
         #[command(flatten)]
         config: ConfigArg,
@@ -198,9 +200,9 @@ async fn other(command: Command) -> anyhow::Result<()> {
         } => store_cli::purge(&config.load()?, &before, including_owed).await,
         Command::Backup { dest, config } => store_cli::backup(&config.load()?, &dest).await,
         Command::Verify { file, config } => {
-            store_cli::verify(&store_cli::store_path(file, &config.load()?))
+            store_cli::verify(&store_cli::store_path(file, &config.load()?)?)
         }
-        Command::Compact { config } => store_cli::compact(&config.load()?.store.path),
+        Command::Compact { config } => store_cli::compact(&config.load()?),
     }
 }
 

@@ -202,8 +202,14 @@ pub trait App: Send + Sync + 'static {
     /// False cancels this outgoing message. `answering` is the incoming
     /// message it replies to, after every phase (with its annotations), or
     /// `None` for a message that answers nothing (sendsms, a console reply).
-    fn outgoing(&self, _msg: &Message, _answering: Option<&Incoming>) -> AppResult<bool> {
-        Ok(true)
+    /// Async, as `handle` is, so an app may read the store (the opt-out
+    /// list) to decide.
+    fn outgoing<'a>(
+        &'a self,
+        _msg: &'a Message,
+        _answering: Option<&'a Incoming>,
+    ) -> AppFuture<'a, bool> {
+        Box::pin(std::future::ready(Ok(true)))
     }
 }
 
@@ -456,10 +462,10 @@ impl Router {
         msg.message.status = Status::Handled;
         msg.message.updated = now_micros();
         let responses = std::mem::take(&mut msg.responses);
-        let outgoing = responses
-            .into_iter()
-            .map(|r| self.outgoing_message(&msg, r, &mut failures))
-            .collect();
+        let mut outgoing = Vec::with_capacity(responses.len());
+        for response in responses {
+            outgoing.push(self.outgoing_message(&msg, response, &mut failures).await);
+        }
         Routed {
             incoming: msg.message,
             outgoing,
@@ -470,7 +476,7 @@ impl Router {
     }
 
     /// Builds the reply to `incoming` and runs the outgoing phase over it.
-    fn outgoing_message(
+    async fn outgoing_message(
         &self,
         answering: &Incoming,
         response: Response,
@@ -503,7 +509,8 @@ impl Router {
         if let Some(uuid) = reply.kannel.as_ref().and_then(|k| k.uuid) {
             reply.external_id = Some(uuid::Uuid::from_bytes(uuid).to_string());
         }
-        self.screen_outgoing(&mut reply, Some(answering), failures);
+        self.screen_outgoing(&mut reply, Some(answering), failures)
+            .await;
         reply
     }
 
@@ -511,10 +518,12 @@ impl Router {
     /// MO (sendsms, a console reply), and adds what stores it to `unit`:
     /// the message, queued or cancelled, then a delivery error on it for
     /// each app failure. Returns the message as stored.
-    pub fn screen_new_outgoing(&self, mut msg: Message, unit: &mut Unit) -> Message {
-        let _span = message_span(&msg).entered();
+    pub async fn screen_new_outgoing(&self, mut msg: Message, unit: &mut Unit) -> Message {
+        let span = message_span(&msg);
         let mut failures = Vec::new();
-        self.screen_outgoing(&mut msg, None, &mut failures);
+        self.screen_outgoing(&mut msg, None, &mut failures)
+            .instrument(span)
+            .await;
         // The message first: a delivery error must name a stored message.
         unit.push(Op::put(msg.clone()));
         for failure in &failures {
@@ -529,7 +538,7 @@ impl Router {
 
     /// Runs the outgoing phase, in reverse app order, over a message about
     /// to be queued; cancels it (C) when an app says no.
-    fn screen_outgoing(
+    async fn screen_outgoing(
         &self,
         msg: &mut Message,
         answering: Option<&Incoming>,
@@ -537,7 +546,13 @@ impl Router {
     ) {
         for app in self.apps.iter().rev() {
             let app = app.as_ref();
-            let verdict = guard(app, "outgoing", failures, || app.outgoing(msg, answering));
+            // A panic while the future is made counts as one while it runs.
+            let outcome =
+                match std::panic::catch_unwind(AssertUnwindSafe(|| app.outgoing(msg, answering))) {
+                    Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                    Err(panic) => Err(panic),
+                };
+            let verdict = settle(app, "outgoing", failures, outcome);
             if verdict == Some(false) {
                 debug!(
                     message_id = msg.id,
@@ -660,9 +675,11 @@ mod tests {
         fn cleanup(&self, _: &mut Incoming) -> AppResult<()> {
             self.note("cleanup")
         }
-        fn outgoing(&self, _: &Message, _: Option<&Incoming>) -> AppResult<bool> {
-            self.note("outgoing")?;
-            Ok(self.outgoing)
+        fn outgoing<'a>(&'a self, _: &'a Message, _: Option<&'a Incoming>) -> AppFuture<'a, bool> {
+            Box::pin(async move {
+                self.note("outgoing")?;
+                Ok(self.outgoing)
+            })
         }
     }
 

@@ -130,18 +130,20 @@ impl Rig {
     }
 
     /// The stored status of message `id`.
-    fn status(&self, id: MessageId) -> Status {
+    async fn status(&self, id: MessageId) -> Status {
         self.store()
             .message(id)
+            .await
             .unwrap_or_else(|e| panic!("cannot read message {id}: {e}"))
             .unwrap_or_else(|| panic!("message {id} is not stored"))
             .status
     }
 
-    fn is_opted_out(&self, address: &str) -> bool {
+    async fn is_opted_out(&self, address: &str) -> bool {
         let identity = Connection::new(SMSC, address).identity;
         self.store()
             .is_opted_out(&identity)
+            .await
             .unwrap_or_else(|e| panic!("cannot read the opt-out list: {e}"))
     }
 }
@@ -196,9 +198,9 @@ async fn webhook_json_responses_become_replies_and_the_post_carries_the_message(
     for reply in &routed.outgoing {
         assert_eq!(reply.in_response_to, Some(mo_id));
         assert_eq!(reply.connection.address, ALICE);
-        assert_eq!(rig.status(reply.id), Status::Queued, "stored queued");
+        assert_eq!(rig.status(reply.id).await, Status::Queued, "stored queued");
     }
-    assert_eq!(rig.status(mo_id), Status::Handled);
+    assert_eq!(rig.status(mo_id).await, Status::Handled);
 
     let seen = service.seen();
     assert_eq!(seen.len(), 1, "one call per message: {seen:?}");
@@ -260,7 +262,7 @@ async fn webhook_http_500_is_a_failure_that_names_the_app_and_the_status() {
         failure.error.contains("HTTP 500") && failure.error.contains("database down"),
         "the failure gives the status and the service's words: {failure}"
     );
-    assert_eq!(rig.status(routed.incoming.id), Status::Handled);
+    assert_eq!(rig.status(routed.incoming.id).await, Status::Handled);
     assert_eq!(service.seen().len(), 1);
 }
 
@@ -279,7 +281,7 @@ failure_reply = "Sorry %p, try again later."
     );
     assert_eq!(routed.failures.len(), 1, "still recorded as a failure");
     assert!(routed.failures[0].error.contains("HTTP 500"));
-    assert_eq!(rig.status(routed.outgoing[0].id), Status::Queued);
+    assert_eq!(rig.status(routed.outgoing[0].id).await, Status::Queued);
 }
 
 #[tokio::test]
@@ -335,7 +337,11 @@ async fn a_slow_webhook_s_mo_is_stored_and_acked_before_it_answers_and_then_answ
         matches!(received, Received::Deferred(d) if d == id),
         "the MO waited for the webhook: {received:?}"
     );
-    assert_eq!(rig.status(id), Status::Received, "stored before the answer");
+    assert_eq!(
+        rig.status(id).await,
+        Status::Received,
+        "stored before the answer"
+    );
     assert!(
         service.seen().len() <= 1,
         "one request at most so far: {:?}",
@@ -343,17 +349,18 @@ async fn a_slow_webhook_s_mo_is_stored_and_acked_before_it_answers_and_then_answ
     );
     // And answered once the service does.
     let started = Instant::now();
-    while rig.status(id) != Status::Handled {
+    while rig.status(id).await != Status::Handled {
         assert!(
             started.elapsed() < WAIT,
             "never answered: {:?}",
-            rig.status(id)
+            rig.status(id).await
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let replies: Vec<(String, Status)> = rig
         .store()
         .recent_messages(None, 10)
+        .await
         .unwrap_or_else(|e| panic!("cannot read messages: {e}"))
         .into_iter()
         .filter(|m| m.in_response_to == Some(id))
@@ -418,25 +425,25 @@ async fn optout_stop_cancels_later_replies_until_start() {
 
     // STOP: recorded, and confirmed; echo does not see it.
     let stop = rig.send(ALICE, "stop please").await;
-    assert!(rig.is_opted_out(ALICE), "STOP is in the store");
+    assert!(rig.is_opted_out(ALICE).await, "STOP is in the store");
     assert!(stop.handled);
     assert_eq!(
         replies(&stop),
         [("You will get no more messages from 8500.", Status::Queued)],
         "the confirmation is owed and goes out"
     );
-    assert_eq!(rig.status(stop.outgoing[0].id), Status::Queued);
+    assert_eq!(rig.status(stop.outgoing[0].id).await, Status::Queued);
 
     // Afterwards: the reply is made, and cancelled by the outgoing phase.
     let later = rig.send(ALICE, "hello again").await;
     assert_eq!(replies(&later), [("echo: hello again", Status::Cancelled)]);
-    assert_eq!(rig.status(later.outgoing[0].id), Status::Cancelled);
-    assert_eq!(rig.status(later.incoming.id), Status::Handled);
+    assert_eq!(rig.status(later.outgoing[0].id).await, Status::Cancelled);
+    assert_eq!(rig.status(later.incoming.id).await, Status::Handled);
     // The same number written another way is the same person.
     let spaced = rig.send("+256 772 000 001", "hi").await;
     assert_eq!(replies(&spaced), [("echo: hi", Status::Cancelled)]);
     // Nobody else is affected.
-    assert!(!rig.is_opted_out(BOB));
+    assert!(!rig.is_opted_out(BOB).await);
     assert_eq!(
         replies(&rig.send(BOB, "hello").await),
         [("echo: hello", Status::Queued)]
@@ -444,23 +451,23 @@ async fn optout_stop_cancels_later_replies_until_start() {
 
     // START, in any case: off the list, confirmed, and replies flow again.
     let start = rig.send(ALICE, "Start").await;
-    assert!(!rig.is_opted_out(ALICE), "START is in the store");
+    assert!(!rig.is_opted_out(ALICE).await, "START is in the store");
     assert_eq!(replies(&start), [("Welcome back.", Status::Queued)]);
     let after = rig.send(ALICE, "hello once more").await;
     assert_eq!(replies(&after), [("echo: hello once more", Status::Queued)]);
-    assert_eq!(rig.status(after.outgoing[0].id), Status::Queued);
+    assert_eq!(rig.status(after.outgoing[0].id).await, Status::Queued);
 }
 
 #[tokio::test]
 async fn optout_is_durable_across_a_reopened_store() {
     let rig = Rig::new(OPTOUT).await;
     rig.send(ALICE, "STOP").await;
-    let path = rig.store().path().to_owned();
+    let path = rig.store().path().expect("a redb store").to_owned();
     rig.running.stop().await;
     let reopened = Store::open(&path, StoreOptions::default())
         .unwrap_or_else(|e| panic!("cannot reopen the store: {e}"));
     let identity = Connection::new(SMSC, ALICE).identity;
-    assert_eq!(reopened.is_opted_out(&identity).ok(), Some(true));
+    assert_eq!(reopened.is_opted_out(&identity).await.ok(), Some(true));
     reopened.close().await;
 }
 
@@ -507,7 +514,7 @@ async fn a_keyword_match_stops_echo_and_no_match_falls_through_to_echo() {
         [],
         "optout without stop_reply sends nothing"
     );
-    assert!(rig.is_opted_out(ALICE));
+    assert!(rig.is_opted_out(ALICE).await);
 }
 
 #[tokio::test]

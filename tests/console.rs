@@ -88,8 +88,8 @@ async fn fill(rig: &Rig, n: usize) {
     let _outcome = bounded("fill", store.commit(unit)).await.expect("commit");
 }
 
-fn all_messages(store: &Store) -> Vec<Message> {
-    store.recent_messages(None, 10_000).expect("read")
+async fn all_messages(store: &Store) -> Vec<Message> {
+    store.recent_messages(None, 10_000).await.expect("read")
 }
 
 // --- a plain HTTP client ------------------------------------------------------
@@ -342,7 +342,7 @@ async fn browser_logs_in_sends_searches_replies_and_logs_out() {
     assert!(text.contains("H — handled"), "{text}");
     assert!(text.contains("console"), "{text}");
     assert!(text.contains("12065551212"), "{text}");
-    let stored = all_messages(rig.store());
+    let stored = all_messages(rig.store()).await;
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[1].connection.backend, "console");
     assert_eq!(stored[0].in_response_to, Some(stored[1].id));
@@ -381,6 +381,7 @@ async fn browser_logs_in_sends_searches_replies_and_logs_out() {
     wait_for_text(c, "Reply queued.").await;
     wait_for_text(c, "a word from the operator").await;
     let reply = all_messages(rig.store())
+        .await
         .into_iter()
         .find(|m| m.text == "a word from the operator")
         .expect("the reply is stored");
@@ -394,6 +395,7 @@ async fn browser_logs_in_sends_searches_replies_and_logs_out() {
     click(c, "form#reply button[type=submit]").await;
     wait_for_text(c, "This number isn't in the system").await;
     assert!(all_messages(rig.store())
+        .await
         .iter()
         .all(|m| m.text != "to nobody"));
 
@@ -657,7 +659,10 @@ async fn a_post_without_the_csrf_token_is_refused() {
         let r = post(&rig.url(path), &session, &wrong).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{path} with a wrong token");
     }
-    assert!(all_messages(rig.store()).is_empty(), "nothing was sent");
+    assert!(
+        all_messages(rig.store()).await.is_empty(),
+        "nothing was sent"
+    );
     // The session still works, and with its token the same POST goes.
     let r = post(
         &rig.url("/router/console/send"),
@@ -667,7 +672,7 @@ async fn a_post_without_the_csrf_token_is_refused() {
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(
-        all_messages(rig.store()).len(),
+        all_messages(rig.store()).await.len(),
         2,
         "the message and its echo"
     );
@@ -704,7 +709,7 @@ async fn every_console_page_needs_a_login() {
     }
     let r = post(&rig.url("/router/console/send"), "", &[("text", "x")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(all_messages(rig.store()).len(), 1, "nothing sent");
+    assert_eq!(all_messages(rig.store()).await.len(), 1, "nothing sent");
     rig.stop().await;
 }
 
@@ -839,7 +844,7 @@ async fn bad_input_is_refused_with_the_field_named() {
     let r = get(&rig.url("/router/console/send"), &session, None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.allow, "POST");
-    assert!(all_messages(rig.store()).is_empty());
+    assert!(all_messages(rig.store()).await.is_empty());
     rig.stop().await;
 }
 
@@ -870,6 +875,7 @@ async fn a_reply_goes_through_the_numbers_backend_and_its_transport() {
     let outbox = get(&rig.url("/router/outbox?backend=tigo"), "", None).await;
     assert!(outbox.body.contains("from the console"), "{}", outbox.body);
     let reply = all_messages(rig.store())
+        .await
         .into_iter()
         .find(|m| m.text == "from the console")
         .expect("stored");
@@ -882,6 +888,7 @@ async fn a_reply_goes_through_the_numbers_backend_and_its_transport() {
     // The message page shows the Kannel fields when there are some, and
     // its reply form names the backend.
     let mo = all_messages(rig.store())
+        .await
         .into_iter()
         .find(|m| m.text == "hi")
         .expect("stored");
@@ -1114,14 +1121,15 @@ async fn a_number_on_several_backends_is_replied_to_on_the_one_asked() {
         "{}",
         r.body
     );
-    let backend_of = |text: &str| {
+    let backend_of = async |text: &str| {
         all_messages(rig.store())
+            .await
             .into_iter()
             .find(|m| m.text == text)
             .map(|m| m.connection.backend)
     };
-    assert_eq!(backend_of("on airtel").as_deref(), Some("airtel"));
-    assert_eq!(backend_of("on the newest").as_deref(), Some("mtn"));
-    assert_eq!(backend_of("nowhere"), None);
+    assert_eq!(backend_of("on airtel").await.as_deref(), Some("airtel"));
+    assert_eq!(backend_of("on the newest").await.as_deref(), Some("mtn"));
+    assert_eq!(backend_of("nowhere").await, None);
     rig.stop().await;
 }

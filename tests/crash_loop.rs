@@ -324,9 +324,10 @@ async fn crash_loop(plan: Plan) {
 
     // What the store holds.
     let store = rb::open_store(&params.store);
-    let messages = rb::every_message(&store);
+    let messages = rb::every_message(&store).await;
     let owed = store
         .owed_callbacks(10)
+        .await
         .unwrap_or_else(|e| panic!("cannot read the owed callbacks: {e}"));
     store.close().await;
     let verified = rapidbox::store::verify(&params.store)
@@ -526,6 +527,7 @@ async fn open_replies_at_stop(
         loop {
             let page = snapshot
                 .messages_by_status(status, None, after, rapidbox::store::MAX_SCAN)
+                .await
                 .unwrap_or_else(|e| panic!("cannot read the copy of the store: {e}"));
             let Some(last) = page.last() else { break };
             after = Some(last.id);

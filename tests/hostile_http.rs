@@ -47,9 +47,10 @@ async fn rig_with(http: &str) -> Rig {
     .await
 }
 
-fn total(store: &Store) -> u64 {
+async fn total(store: &Store) -> u64 {
     store
         .counts()
+        .await
         .expect("counts")
         .iter()
         .map(|(_, _, n)| n)
@@ -813,7 +814,7 @@ async fn every_endpoint_names_what_is_wrong_with_bad_input_and_stores_nothing() 
         cases.len(),
         failures.join("\n")
     );
-    assert_eq!(total(rig.store()), 0, "bad input stored messages");
+    assert_eq!(total(rig.store()).await, 0, "bad input stored messages");
     // Still serving, and the counts agree with the store.
     let stats = exchange(rig.addr, &request("GET", b"/router/stats", "", b"")).await;
     assert_eq!(stats.status, 200, "{stats:?}");
@@ -828,7 +829,7 @@ async fn every_endpoint_names_what_is_wrong_with_bad_input_and_stores_nothing() 
     )
     .await;
     assert_eq!(good.status, 200, "{good:?}");
-    assert_eq!(total(rig.store()), 2, "a good message and its echo");
+    assert_eq!(total(rig.store()).await, 2, "a good message and its echo");
     rig.stop().await;
 }
 
@@ -904,11 +905,11 @@ async fn wrong_sendsms_passwords_are_rate_limited_per_address() {
             .unwrap_or(0);
         assert!((1..=300).contains(&retry), "Retry-After {retry}");
     }
-    assert_eq!(total(rig.store()), 0);
+    assert_eq!(total(rig.store()).await, 0);
     // Another address is not affected, and sends.
     let reply = sendsms_from(&rig, other, "s3cret").await;
     assert_eq!(reply.status, 202, "{reply:?}");
-    assert_eq!(total(rig.store()), 1);
+    assert_eq!(total(rig.store()).await, 1);
     let metrics = exchange(
         rig.addr,
         &request(
@@ -1000,11 +1001,11 @@ async fn wrong_router_passwords_are_rate_limited_per_address_with_sendsms() {
     // Endpoints without a password still answer the address.
     let stats = from_address(&rig, guesser, &request("GET", b"/router/stats", "", b"")).await;
     assert_eq!(stats.status, 200, "{stats:?}");
-    assert_eq!(total(rig.store()), 0);
+    assert_eq!(total(rig.store()).await, 0);
     // Another address is not affected.
     let reply = receive_from(&rig, other, PASSWORD).await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(total(rig.store()), 2, "the message and its echo");
+    assert_eq!(total(rig.store()).await, 2, "the message and its echo");
     let metrics = from_address(
         &rig,
         other,

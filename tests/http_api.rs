@@ -93,17 +93,19 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-fn stored(store: &Store, id: &Value) -> Message {
+async fn stored(store: &Store, id: &Value) -> Message {
     let id = id.as_u64().unwrap_or_else(|| panic!("not an id: {id}"));
     store
         .message(id)
+        .await
         .expect("store readable")
         .unwrap_or_else(|| panic!("message {id} is not stored"))
 }
 
-fn total(store: &Store) -> u64 {
+async fn total(store: &Store) -> u64 {
     store
         .counts()
+        .await
         .expect("counts")
         .iter()
         .map(|(_, _, n)| n)
@@ -162,14 +164,14 @@ async fn receive_routes_the_message_and_answers_after_storing_it_with_its_reply(
 
     // Both were durable before the answer.
     let store = rig.store();
-    let mo = stored(store, &message["id"]);
+    let mo = stored(store, &message["id"]).await;
     assert_eq!(
         (mo.direction, mo.status),
         (Direction::Incoming, Status::Handled)
     );
     assert_eq!(mo.connection.address, "+256-772 000001");
     assert!(mo.kannel.is_none());
-    let mt = stored(store, &response["id"]);
+    let mt = stored(store, &response["id"]).await;
     assert_eq!(
         (mt.direction, mt.status),
         (Direction::Outgoing, Status::Queued)
@@ -193,7 +195,7 @@ async fn receive_takes_a_posted_form_whose_fields_override_the_query() {
     assert_eq!(body["message"]["backend"], "web");
     assert_eq!(body["message"]["text"], "café & more");
     assert_eq!(
-        stored(rig.store(), &body["message"]["id"]).text,
+        stored(rig.store(), &body["message"]["id"]).await.text,
         "café & more"
     );
 
@@ -208,7 +210,11 @@ async fn receive_takes_a_posted_form_whose_fields_override_the_query() {
         "{reply:?}"
     );
     assert!(reply.json()["error"].is_string());
-    assert_eq!(total(rig.store()), 2, "only the form's message and reply");
+    assert_eq!(
+        total(rig.store()).await,
+        2,
+        "only the form's message and reply"
+    );
     rig.stop().await;
 }
 
@@ -247,7 +253,7 @@ async fn an_invalid_receive_names_every_bad_field_and_stores_nothing() {
     );
     assert_eq!(get(rig.addr, &ok).await.status, StatusCode::OK);
     assert_eq!(
-        total(rig.store()),
+        total(rig.store()).await,
         2,
         "only the valid message and its reply"
     );
@@ -260,7 +266,7 @@ async fn silent_mode_answers_empty_unless_echo_is_asked_for() {
     let reply = get(rig.addr, "/router/receive?backend=web&sender=1&message=hi").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "");
-    assert_eq!(total(rig.store()), 2, "stored all the same");
+    assert_eq!(total(rig.store()).await, 2, "stored all the same");
     let reply = get(
         rig.addr,
         "/router/receive?backend=web&sender=1&message=hi&echo=false",
@@ -296,7 +302,7 @@ async fn the_password_is_required_by_receive_outbox_and_delivered_only() {
         .body(Full::default())
         .expect("request");
     assert_eq!(send(wrong_bearer).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(total(rig.store()), 0, "nothing refused was stored");
+    assert_eq!(total(rig.store()).await, 0, "nothing refused was stored");
 
     let by_query = get(rig.addr, &format!("{receive}&password=s3cret")).await;
     assert_eq!(by_query.status, StatusCode::OK, "{by_query:?}");
@@ -312,7 +318,7 @@ async fn the_password_is_required_by_receive_outbox_and_delivered_only() {
         .body(Full::default())
         .expect("request");
     assert_eq!(send(bearer).await.status, StatusCode::OK);
-    assert_eq!(total(rig.store()), 6);
+    assert_eq!(total(rig.store()).await, 6);
     let outbox = get(rig.addr, "/router/outbox?password=s3cret").await;
     assert_eq!(outbox.status, StatusCode::OK, "{outbox:?}");
     // Monitoring needs no password.
@@ -355,7 +361,7 @@ async fn the_outbox_lists_queued_replies_of_pull_backends_and_delivered_takes_th
     let body = delivered.json();
     assert_eq!(body["status"], "Message marked as delivered.");
     assert_eq!(body["message"]["status"], "D");
-    let message = stored(rig.store(), &ids[0]);
+    let message = stored(rig.store(), &ids[0]).await;
     assert_eq!(message.status, Status::Delivered);
     assert!(message.delivered.is_some_and(|t| t > message.date - 1));
     // Again, by POST: still delivered, the first time kept.
@@ -366,7 +372,10 @@ async fn the_outbox_lists_queued_replies_of_pull_backends_and_delivered_takes_th
     )
     .await;
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
-    assert_eq!(stored(rig.store(), &ids[0]).delivered, message.delivered);
+    assert_eq!(
+        stored(rig.store(), &ids[0]).await.delivered,
+        message.delivered
+    );
     let outbox = get(rig.addr, "/router/outbox?backend=relay").await.json();
     assert_eq!(outbox["outbox"].as_array().expect("outbox").len(), 1);
     rig.stop().await;
@@ -396,7 +405,7 @@ async fn delivered_refuses_unknown_ids_non_integers_and_incoming_messages() {
     let id = &mo["message"]["id"];
     let reply = get(rig.addr, &format!("/router/delivered?message_id={id}")).await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{reply:?}");
-    assert_eq!(stored(rig.store(), id).status, Status::Handled);
+    assert_eq!(stored(rig.store(), id).await.status, Status::Handled);
     rig.stop().await;
 }
 
@@ -514,7 +523,7 @@ async fn oversized_bodies_get_413_whether_declared_or_streamed() {
     );
     let (text, _) = raw(rig.addr, chunked.as_bytes()).await;
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
-    assert_eq!(total(rig.store()), 0);
+    assert_eq!(total(rig.store()).await, 0);
     rig.stop().await;
 }
 
@@ -583,7 +592,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
     let (text, elapsed) = raw(rig.addr, partial.as_bytes()).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(elapsed >= Duration::from_millis(250), "after {elapsed:?}");
-    assert_eq!(total(rig.store()), 0);
+    assert_eq!(total(rig.store()).await, 0);
     rig.stop().await;
 }
 
@@ -662,6 +671,7 @@ async fn an_app_added_through_the_builder_answers_and_the_outbox_shows_only_pull
             running
                 .store()
                 .message(id)
+                .await
                 .expect("store")
                 .expect("stored")
                 .status,
@@ -708,7 +718,7 @@ async fn shutdown_lets_the_request_in_progress_finish_and_closes_idle_connection
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let id = reply.json()["message"]["id"].clone();
     let store = Store::open(&dir.path().join("s.redb"), StoreOptions::default()).expect("store");
-    assert_eq!(stored(&store, &id).status, Status::Handled);
+    assert_eq!(stored(&store, &id).await.status, Status::Handled);
     assert!(
         stopped_after < Duration::from_secs(5),
         "stop took {stopped_after:?}"

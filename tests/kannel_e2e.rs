@@ -289,8 +289,8 @@ fn check_replies(mts: &[FakeMt], n: u32) -> BTreeMap<u32, usize> {
 /// answered by exactly one stored reply in `reply_statuses`, to that
 /// address, from the shortcode, in response to it; and nothing else.
 /// Returns each MO's reply.
-fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32, Message> {
-    let messages = rb::all_messages(store);
+async fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32, Message> {
+    let messages = rb::all_messages(store).await;
     let incoming = rb::of_direction(&messages, Direction::Incoming);
     let outgoing = rb::of_direction(&messages, Direction::Outgoing);
     let mut problems = Vec::new();
@@ -316,7 +316,11 @@ fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32
                 uuids.entry(uuid).or_default().push(mo.id);
                 // A bearerbox always sets `time`; the key leads with it.
                 let key = MoKey::of(mo).filter(|key| key.time > 0);
-                match key.map(|key| store.message_id_by_mo(&key)) {
+                let found = match key {
+                    Some(key) => Some(store.message_id_by_mo(&key).await),
+                    None => None,
+                };
+                match found {
                     Some(Ok(Some(id))) if id == mo.id => {}
                     other => problems.push(format!(
                         "MO {k} (message {}): expected its Kannel time and UUID to find it \
@@ -412,6 +416,7 @@ fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32
         // reply, and in whatever order, it must end Delivered.
         let events = store
             .dlr_events(reply.id)
+            .await
             .unwrap_or_else(|e| panic!("cannot read the reports of message {}: {e}", reply.id));
         if events.iter().any(|e| e.mask == 1)
             && (reply.status != Status::Delivered || reply.delivered.is_none())
@@ -460,6 +465,7 @@ fn check_store(store: &Store, n: u32, reply_statuses: &[Status]) -> BTreeMap<u32
     // The counts table must agree with the messages.
     let counts = store
         .counts()
+        .await
         .unwrap_or_else(|e| panic!("cannot read the store's counts: {e}"));
     let mut counted: BTreeMap<(char, char), u64> = BTreeMap::new();
     for (d, s, c) in &counts {
@@ -546,7 +552,7 @@ async fn volume(test: &str, smsbox_id: Option<&str>) {
         first(&repeated, 20)
     );
     let store = rb::open_store(&rig.params.store);
-    let replies = check_store(&store, VOLUME, SENT_OR_DELIVERED);
+    let replies = check_store(&store, VOLUME, SENT_OR_DELIVERED).await;
     let delivered = replies
         .values()
         .filter(|r| r.status == Status::Delivered)
@@ -620,7 +626,7 @@ async fn an_smsbox_id_without_a_route_receives_nothing() {
     rig.bearerbox.daemon().kill();
 
     let store = rb::open_store(&rig.params.store);
-    let messages = rb::all_messages(&store);
+    let messages = rb::all_messages(&store).await;
     assert!(
         messages.is_empty(),
         "expected rapidbox to store nothing without an smsbox-route for its id, found {} \
@@ -713,7 +719,7 @@ async fn a_ucs2_mo_gets_a_ucs2_reply() {
     assert_eq!(mts.len(), 1, "expected one reply, got {mts:?}");
 
     let store = rb::open_store(&rig.params.store);
-    let messages = rb::all_messages(&store);
+    let messages = rb::all_messages(&store).await;
     let summary: Vec<(Direction, &str, Option<u64>)> = messages
         .iter()
         .map(|m| (m.direction, m.text.as_str(), m.in_response_to))
@@ -763,10 +769,11 @@ async fn a_reply_that_asked_for_a_report_ends_delivered() {
     phone.stop();
 
     let store = rb::open_store(&rig.params.store);
-    let replies = check_store(&store, 1, &[Status::Delivered]);
+    let replies = check_store(&store, 1, &[Status::Delivered]).await;
     let reply = &replies[&1];
     let events = store
         .dlr_events(reply.id)
+        .await
         .unwrap_or_else(|e| panic!("cannot read the reply's reports: {e}"));
     let masks: BTreeSet<i32> = events.iter().map(|e| e.mask).collect();
     assert!(
@@ -873,7 +880,7 @@ async fn a_bearerbox_restart_loses_and_duplicates_no_mo() {
     let store = rb::open_store(&rig.params.store);
     // What happened, printed before any assertion so that a failure shows
     // it too.
-    let messages = rb::all_messages(&store);
+    let messages = rb::all_messages(&store).await;
     let during_stop = mo_numbers(&messages, |_, mo| {
         (sigterm_at..restarted_at).contains(&mo.date)
     });
@@ -904,7 +911,7 @@ async fn a_bearerbox_restart_loses_and_duplicates_no_mo() {
          held none, so this run did not restart it mid-stream"
     );
     check_replies(&mts, VOLUME);
-    check_store(&store, VOLUME, SENT_OR_DELIVERED);
+    check_store(&store, VOLUME, SENT_OR_DELIVERED).await;
     store.close().await;
 }
 
@@ -972,6 +979,7 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
         .unwrap_or_else(|e| panic!("cannot copy rapidbox's store after the kill: {e}"));
     let at_kill_store = rb::open_store(&at_kill_path);
     let replies_at_kill: Vec<(u32, Status)> = rb::all_messages(&at_kill_store)
+        .await
         .iter()
         .filter(|m| m.direction == Direction::Outgoing)
         .filter_map(|m| {
@@ -1011,7 +1019,7 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
     phone.stop();
 
     let store = rb::open_store(&rig.params.store);
-    let messages = rb::all_messages(&store);
+    let messages = rb::all_messages(&store).await;
     let repeated = repeats(&mts);
     let extra: usize = repeated.iter().map(|(_, c)| c - 1).sum();
     let stored_before_kill = mo_numbers(&messages, |_, mo| mo.date < killed_at).len();
@@ -1033,7 +1041,7 @@ async fn a_killed_rapidbox_loses_no_mo_and_repeats_only_what_was_in_flight() {
          it mid-stream"
     );
     check_replies(&mts, VOLUME);
-    check_store(&store, VOLUME, SENT_OR_DELIVERED);
+    check_store(&store, VOLUME, SENT_OR_DELIVERED).await;
     let resent_though_recorded: Vec<u32> = repeated
         .iter()
         .map(|(k, _)| *k)
@@ -1098,6 +1106,7 @@ async fn a_slow_app_does_not_hold_the_window_and_its_mos_are_answered_after_a_ki
     hanging.kill();
     let at_kill = rb::open_store(&rig.params.store);
     let received = rb::all_messages(&at_kill)
+        .await
         .iter()
         .filter(|m| m.direction == Direction::Incoming && m.status == Status::Received)
         .count();
@@ -1122,7 +1131,7 @@ async fn a_slow_app_does_not_hold_the_window_and_its_mos_are_answered_after_a_ki
         first(&mts, 3)
     );
     let store = rb::open_store(&rig.params.store);
-    let messages = rb::all_messages(&store);
+    let messages = rb::all_messages(&store).await;
     let handled = messages
         .iter()
         .filter(|m| m.direction == Direction::Incoming && m.status == Status::Handled)
@@ -1177,6 +1186,19 @@ fn panic_message(f: impl FnOnce()) -> String {
     let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) else {
         panic!("expected the check to fail, but it passed");
     };
+    text_of(panic)
+}
+
+/// [`panic_message`] of a future.
+async fn async_panic_message(f: impl std::future::Future<Output = ()>) -> String {
+    use futures_util::FutureExt;
+    let Err(panic) = std::panic::AssertUnwindSafe(f).catch_unwind().await else {
+        panic!("expected the check to fail, but it passed");
+    };
+    text_of(panic)
+}
+
+fn text_of(panic: Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
@@ -1206,9 +1228,10 @@ async fn the_store_check_catches_lost_repeated_and_unanswered_mos() {
     }
     let outcome = store.commit(unit).await.unwrap();
     assert_eq!(outcome, rapidbox::store::Outcome::Applied);
-    let message = panic_message(|| {
-        check_store(&store, 4, SENT_OR_DELIVERED);
-    });
+    let message = async_panic_message(async {
+        check_store(&store, 4, SENT_OR_DELIVERED).await;
+    })
+    .await;
     for expected in [
         "MOs [3] are not",
         "stored more than once (MO, message ids): [(2, [3, 5])]",
@@ -1221,9 +1244,10 @@ async fn the_store_check_catches_lost_repeated_and_unanswered_mos() {
         );
     }
     // Checked for MO 1 alone, every other MO is one too many.
-    let message = panic_message(|| {
-        check_store(&store, 1, SENT_OR_DELIVERED);
-    });
+    let message = async_panic_message(async {
+        check_store(&store, 1, SENT_OR_DELIVERED).await;
+    })
+    .await;
     assert!(
         message.contains("expected only MOs \"msg 1\"..=\"msg 1\""),
         "expected MOs beyond n reported, got:\n{message}"

@@ -82,7 +82,7 @@ async fn every_json_line_about_a_message_carries_its_id_and_kannel_uuid() {
     assert!(!lines.is_empty(), "rapidbox logged nothing");
 
     let store = open_store(&params.store);
-    let messages = all_messages(&store);
+    let messages = all_messages(&store).await;
     let mos: Vec<_> = messages
         .iter()
         .filter(|m| m.direction == Direction::Incoming)

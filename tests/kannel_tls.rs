@@ -351,6 +351,7 @@ async fn mos_are_answered_over_tls() {
     let store = rapidbox.stop().await;
     let messages = store
         .recent_messages(None, 100)
+        .await
         .unwrap_or_else(|e| panic!("{NAME}: reading the store: {e}"));
     let (incoming, outgoing): (Vec<_>, Vec<_>) = messages
         .into_iter()
@@ -390,6 +391,7 @@ async fn mos_are_answered_over_tls() {
         );
         let mut masks: Vec<i32> = store
             .dlr_events(reply.id)
+            .await
             .unwrap_or_else(|e| panic!("{NAME}: reading reports: {e}"))
             .iter()
             .map(|r| r.mask)
@@ -518,6 +520,7 @@ async fn refused_and_retried(
     let store = rapidbox.stop().await;
     let messages = store
         .recent_messages(None, 100)
+        .await
         .unwrap_or_else(|e| panic!("{name}: reading the store: {e}"));
     assert!(
         messages.is_empty(),

@@ -264,7 +264,7 @@ impl Scenario {
         self.bearerbox.stop(BEARERBOX_EXIT_WAIT).await;
 
         let store = rb::open_store(&self.params.store);
-        let messages = rb::all_messages(&store);
+        let messages = rb::all_messages(&store).await;
         store.close().await;
         let mut stored: BTreeMap<u32, usize> = BTreeMap::new();
         for mo in rb::of_direction(&messages, Direction::Incoming) {

@@ -50,20 +50,22 @@ async fn start(config: Config) -> Running {
         .unwrap_or_else(|e| panic!("rapidbox does not start: {e}"))
 }
 
-fn errors(running: &Running, id: MessageId) -> Vec<String> {
+async fn errors(running: &Running, id: MessageId) -> Vec<String> {
     running
         .store()
         .delivery_errors(id)
+        .await
         .unwrap_or_else(|e| panic!("delivery errors: {e}"))
         .into_iter()
         .map(|e| e.log)
         .collect()
 }
 
-fn message(running: &Running, id: MessageId) -> Message {
+async fn message(running: &Running, id: MessageId) -> Message {
     running
         .store()
         .message(id)
+        .await
         .unwrap_or_else(|e| panic!("message {id}: {e}"))
         .unwrap_or_else(|| panic!("message {id} is not stored"))
 }
@@ -132,7 +134,7 @@ async fn push_targets_that_misbehave_fail_bounded_recorded_and_retried_while_oth
     // The good backend's message is sent while the others misbehave:
     // before the slow peer's first timeout has even fired.
     loop {
-        if message(&running, good_id).status == Status::Sent {
+        if message(&running, good_id).await.status == Status::Sent {
             break;
         }
         assert!(
@@ -145,7 +147,7 @@ async fn push_targets_that_misbehave_fail_bounded_recorded_and_retried_while_oth
     // Every misbehaving one fails after its two attempts, each recorded.
     for ((how, peer), id) in peers.iter().zip(&ids) {
         loop {
-            let m = message(&running, *id);
+            let m = message(&running, *id).await;
             if m.status == Status::Failed {
                 assert_eq!(m.attempts, 2, "{how:?}: retried as configured");
                 break;
@@ -153,7 +155,7 @@ async fn push_targets_that_misbehave_fail_bounded_recorded_and_retried_while_oth
             assert!(started.elapsed() < WAIT, "{how:?}: still {:?}", m.status);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let logs = errors(&running, *id);
+        let logs = errors(&running, *id).await;
         assert_eq!(
             logs.len(),
             2,
@@ -249,7 +251,7 @@ async fn routing_peers_misbehave(app: &str, config: impl Fn(&str) -> String) {
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|n| n.parse::<MessageId>().ok())
             .unwrap_or_else(|| panic!("{how:?}: no message id in {:?}", reply.body));
-        let logs = errors(&running, id);
+        let logs = errors(&running, id).await;
         assert_eq!(logs.len(), 1, "{how:?}: {logs:?}");
         assert!(
             logs[0].contains(app) && logs[0].contains(names_the_problem(how)),

@@ -99,6 +99,7 @@ async fn wait_for(running: &Running, id: MessageId, status: Status) -> Message {
         let msg = running
             .store()
             .message(id)
+            .await
             .unwrap_or_else(|e| panic!("cannot read message {id}: {e}"))
             .unwrap_or_else(|| panic!("message {id} is not stored"));
         if msg.status == status {
@@ -113,10 +114,11 @@ async fn wait_for(running: &Running, id: MessageId, status: Status) -> Message {
     }
 }
 
-fn logs(running: &Running, id: MessageId) -> Vec<String> {
+async fn logs(running: &Running, id: MessageId) -> Vec<String> {
     running
         .store()
         .delivery_errors(id)
+        .await
         .unwrap_or_else(|e| panic!("cannot read delivery errors: {e}"))
         .into_iter()
         .map(|e| e.log)
@@ -210,7 +212,7 @@ async fn failures_are_recorded_retried_and_the_third_makes_it_failed() {
     );
     let failed = wait_for(&running, ids[0], Status::Failed).await;
     assert_eq!(failed.attempts, 3, "the third failure makes it F");
-    let logs = logs(&running, ids[0]);
+    let logs = logs(&running, ids[0]).await;
     assert_eq!(logs.len(), 3, "one delivery error per attempt: {logs:?}");
     for log in &logs {
         assert_eq!(log, "HTTP 500: relay is down for maintenance");
@@ -230,7 +232,7 @@ async fn an_errored_message_is_sent_when_the_relay_recovers() {
     relay.answer(Answer::Text("OK"));
     let sent = wait_for(&running, ids[0], Status::Sent).await;
     assert_eq!(sent.attempts, 1, "one failed attempt before the success");
-    assert_eq!(logs(&running, ids[0]), ["HTTP 503: busy"]);
+    assert_eq!(logs(&running, ids[0]).await, ["HTTP 503: busy"]);
     running.stop().await;
 }
 
@@ -260,7 +262,7 @@ async fn a_backend_without_url_or_default_fails_saying_so() {
     let failed = wait_for(&running, ids[0], Status::Failed).await;
     assert_eq!(failed.attempts, 1);
     assert_eq!(
-        logs(&running, ids[0]),
+        logs(&running, ids[0]).await,
         ["no push URL for backend \"airtel\" and no default"]
     );
     assert!(relay.seen().is_empty(), "nothing was sent anywhere");

@@ -34,6 +34,7 @@ async fn reply_to(rig: &Rig, backend: &str, message: &str) -> (String, String) {
     let replies: Vec<_> = rig
         .store()
         .recent_messages(None, 100)
+        .await
         .expect("read")
         .into_iter()
         .filter(|m| m.in_response_to == Some(id))

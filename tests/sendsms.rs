@@ -77,11 +77,12 @@ impl Rig {
     }
 
     /// The outgoing messages stored, oldest first.
-    fn outgoing(&self) -> Vec<Message> {
+    async fn outgoing(&self) -> Vec<Message> {
         let mut all = self
             .running()
             .store()
             .recent_messages(None, 1000)
+            .await
             .unwrap_or_else(|e| panic!("cannot read the store: {e}"));
         all.reverse();
         all.into_iter()
@@ -175,7 +176,7 @@ async fn refusals_are_smsboxs_words_and_store_nothing() {
         let response = rig.get(query).await;
         assert_eq!(status_and_body(&response), (status, body), "{query}");
     }
-    assert_eq!(rig.outgoing(), [], "a refused request stores nothing");
+    assert_eq!(rig.outgoing().await, [], "a refused request stores nothing");
     rig.stop().await;
 }
 
@@ -193,7 +194,7 @@ async fn several_receivers_make_one_queued_message_each_and_one_answer() {
         status_and_body(&response),
         (202, "0: Accepted for delivery")
     );
-    let stored = rig.outgoing();
+    let stored = rig.outgoing().await;
     let receivers: Vec<&str> = stored
         .iter()
         .map(|m| m.connection.address.as_str())
@@ -251,7 +252,7 @@ async fn a_post_form_coding_udh_charset_and_the_users_defaults() {
         let response = rig.get(query).await;
         assert_eq!(response.status, 202, "{query}: {}", response.body);
     }
-    let stored = rig.outgoing();
+    let stored = rig.outgoing().await;
     assert_eq!(stored.len(), 3);
     let (latin, ucs2, binary) = (&stored[0], &stored[1], &stored[2]);
     assert_eq!(latin.text, "héllo", "ISO-8859-1 text is decoded");
@@ -302,6 +303,7 @@ async fn a_cancelled_message_is_stored_cancelled() {
     );
     let statuses: Vec<(String, Status)> = rig
         .outgoing()
+        .await
         .into_iter()
         .map(|m| (m.connection.identity, m.status))
         .collect();
@@ -417,7 +419,7 @@ async fn a_sendsms_reaches_the_smsc_and_its_reports_call_the_dlr_url() {
 
     rapidbox.stop().await;
     let store = rb::open_store(&params.store);
-    let messages = rb::all_messages(&store);
+    let messages = rb::all_messages(&store).await;
     let sent: Vec<&Message> = rb::of_direction(&messages, Direction::Outgoing);
     assert_eq!(sent.len(), 1, "{TEST}: one message stored");
     assert_eq!(
@@ -458,7 +460,7 @@ async fn kannels_post_with_the_text_as_body_and_x_kannel_headers() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
     assert!(answer.ends_with("0: Accepted for delivery"), "{answer}");
-    let stored = rig.outgoing();
+    let stored = rig.outgoing().await;
     assert_eq!(stored.len(), 2, "one message per receiver");
     for (msg, to) in stored.iter().zip(["7", "8"]) {
         assert_eq!(msg.connection.address, to);
@@ -525,7 +527,7 @@ async fn xml_and_octet_stream_posts_and_refused_content_types() {
         let response = http::request(port, "POST", "/cgi-bin/sendsms", &headers, Some(body)).await;
         assert_eq!(status_and_body(&response), (status, answer), "{headers:?}");
     }
-    let stored = rig.outgoing();
+    let stored = rig.outgoing().await;
     let summary: Vec<(&str, &str, i32)> = stored
         .iter()
         .map(|m| {

@@ -238,7 +238,7 @@ async fn stream_through(test: &str, dir: &Path, store_dir: &Path, fault: &dyn Fa
     phone.daemon().stop();
 
     let store = rb::open_store(&params.store);
-    let messages = rb::every_message(&store);
+    let messages = rb::every_message(&store).await;
     store.close().await;
     let verified = rapidbox::store::verify(&params.store)
         .unwrap_or_else(|e| panic!("{test}: cannot verify the store: {e}"));

@@ -188,7 +188,7 @@ async fn a_backup_of_a_running_rapidbox_under_load_holds_everything_committed_be
         let report = verify(file).unwrap();
         assert!(report.is_ok(), "{report:#?}");
         let store = open_store(file);
-        let texts = mo_texts(&all_messages(&store));
+        let texts = mo_texts(&all_messages(&store).await);
         for n in 0..before {
             assert!(
                 texts.contains(&format!("load {n}")),
@@ -255,7 +255,7 @@ async fn purge_compact_and_verify_work_on_a_stopped_store() {
     assert!(stdout(&verified).contains("ok, schema"));
 
     let store = open_store(&path);
-    let left: Vec<_> = all_messages(&store).iter().map(|m| m.id).collect();
+    let left: Vec<_> = all_messages(&store).await.iter().map(|m| m.id).collect();
     assert_eq!(left, [1001, 1002]);
     store.close().await;
     let bad_date = rapidbox(cmd(&["purge", "--before", "last tuesday"])).await;
@@ -287,14 +287,21 @@ async fn a_running_rapidbox_purges_down_to_its_maximum_and_stays_whole() {
     // go would be owed work, and kept); the sweep runs every second.
     let started = Instant::now();
     loop {
-        let total: u64 = running.store().counts().unwrap().iter().map(|c| c.2).sum();
+        let total: u64 = running
+            .store()
+            .counts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.2)
+            .sum();
         if total <= 10 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(15),
             "still {total} messages: {:?}",
-            running.store().counts().unwrap()
+            running.store().counts().await.unwrap()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -315,7 +322,7 @@ async fn a_running_rapidbox_purges_down_to_its_maximum_and_stays_whole() {
     running.stop().await;
     assert!(verify(&path).unwrap().is_ok());
     let store = open_store(&path);
-    let texts = mo_texts(&all_messages(&store));
+    let texts = mo_texts(&all_messages(&store).await);
     assert!(texts.contains("mo 29"), "the newest stay: {texts:?}");
     assert!(!texts.contains("mo 0"), "the oldest go: {texts:?}");
     store.close().await;

@@ -10,7 +10,7 @@ use tracing::{error, info};
 use crate::config::OptoutConfig;
 use crate::model::now_micros;
 use crate::model::Message;
-use crate::router::{App, AppError, AppFuture, AppResult, Incoming};
+use crate::router::{App, AppError, AppFuture, Incoming};
 use crate::store::{Op, Store, Unit};
 
 /// The annotation a stop leaves on its message, so the outgoing phase can
@@ -76,21 +76,27 @@ impl App for Optout {
         })
     }
 
-    fn outgoing(&self, msg: &Message, answering: Option<&Incoming>) -> AppResult<bool> {
-        let confirms_stop = answering
-            .and_then(|m| m.annotations.get(ANNOTATION))
-            .is_some_and(|v| v == "stop");
-        if confirms_stop {
-            return Ok(true);
-        }
-        match self.store.is_opted_out(&msg.connection.identity) {
-            Ok(opted_out) => Ok(!opted_out),
-            // Fail closed: better one reply lost than a message to someone
-            // who said STOP.
-            Err(e) => {
-                error!(message_id = msg.id, error = %e, "cannot read the opt-out list; cancelling the message");
-                Ok(false)
+    fn outgoing<'a>(
+        &'a self,
+        msg: &'a Message,
+        answering: Option<&'a Incoming>,
+    ) -> AppFuture<'a, bool> {
+        Box::pin(async move {
+            let confirms_stop = answering
+                .and_then(|m| m.annotations.get(ANNOTATION))
+                .is_some_and(|v| v == "stop");
+            if confirms_stop {
+                return Ok(true);
             }
-        }
+            match self.store.is_opted_out(&msg.connection.identity).await {
+                Ok(opted_out) => Ok(!opted_out),
+                // Fail closed: better one reply lost than a message to
+                // someone who said STOP.
+                Err(e) => {
+                    error!(message_id = msg.id, error = %e, "cannot read the opt-out list; cancelling the message");
+                    Ok(false)
+                }
+            }
+        })
     }
 }

@@ -1,5 +1,10 @@
 //! The store's commands: `purge`, `backup`, `verify`, `compact`.
 //!
+//! `backup`, `verify` and `compact` work on redb's file and so apply to
+//! `[store] backend = "redb"` only; with another backend they say so (a
+//! database is backed up and checked with its own tools). `purge` goes
+//! through the store's interface and works on either.
+//!
 //! `purge` and `compact` need the store stopped (redb locks the file
 //! against a second process). `backup` works either way: on a stopped
 //! store it opens the file itself; while rapidbox runs it asks the daemon
@@ -11,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use rapidbox::config::Config;
+use rapidbox::config::{Config, StoreBackend};
 use rapidbox::store::{self, PurgeRule, Store, StoreError, StoreOptions};
 
 /// The configuration at `path`, or the embedded defaults.
@@ -22,7 +27,31 @@ pub fn config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
-/// Opens an existing store (never creates one), explaining a held lock.
+/// Refuses a command on redb's file when the configuration uses another
+/// backend.
+fn redb_only(config: &Config, command: &str) -> anyhow::Result<()> {
+    match config.store.backend {
+        StoreBackend::Redb => Ok(()),
+        other => bail!(
+            "rapidbox {command} works on the redb store's file; store.backend is {:?} \
+             (back up and check a PostgreSQL database with its own tools, such as pg_dump \
+             and pg_amcheck)",
+            other.name()
+        ),
+    }
+}
+
+/// Opens the configured store: for redb an existing file only (never a
+/// new one), explaining a held lock.
+async fn open_configured(config: &Config) -> anyhow::Result<Store> {
+    match config.store.backend {
+        StoreBackend::Redb => open_existing(&config.store.path),
+        _ => Ok(Store::open_configured(&config.store).await?),
+    }
+}
+
+/// Opens an existing redb store (never creates one), explaining a held
+/// lock.
 fn open_existing(path: &Path) -> anyhow::Result<Store> {
     if !path.exists() {
         bail!("no store at {}", path.display());
@@ -39,7 +68,7 @@ fn open_existing(path: &Path) -> anyhow::Result<Store> {
 /// `rapidbox purge --before DATE`.
 pub async fn purge(config: &Config, before: &str, including_owed: bool) -> anyhow::Result<()> {
     let before = parse_date(before)?;
-    let store = open_existing(&config.store.path)?;
+    let store = open_configured(config).await?;
     let retention = store::Retention::from_config(&config.store);
     let rule = PurgeRule {
         before: Some(before),
@@ -92,6 +121,7 @@ pub fn parse_date(text: &str) -> anyhow::Result<rapidbox::model::Micros> {
 
 /// `rapidbox backup DEST`.
 pub async fn backup(config: &Config, dest: &Path) -> anyhow::Result<()> {
+    redb_only(config, "backup")?;
     let dest =
         std::path::absolute(dest).with_context(|| format!("cannot resolve {}", dest.display()))?;
     if dest.exists() {
@@ -188,8 +218,10 @@ pub fn verify(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rapidbox compact`.
-pub fn compact(path: &Path) -> anyhow::Result<()> {
+/// `rapidbox compact`, on the configured store.
+pub fn compact(config: &Config) -> anyhow::Result<()> {
+    redb_only(config, "compact")?;
+    let path = &config.store.path;
     if !path.exists() {
         bail!("no store at {}", path.display());
     }
@@ -212,9 +244,15 @@ pub fn compact(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The store file a command works on: `FILE` if given, else the
-/// configured one.
-pub fn store_path(file: Option<PathBuf>, config: &Config) -> PathBuf {
-    file.unwrap_or_else(|| config.store.path.clone())
+/// configured one (which only the redb backend has).
+pub fn store_path(file: Option<PathBuf>, config: &Config) -> anyhow::Result<PathBuf> {
+    match file {
+        Some(file) => Ok(file),
+        None => {
+            redb_only(config, "verify")?;
+            Ok(config.store.path.clone())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -58,8 +58,8 @@ pub use apps::{
 pub use console::{check_password_hash, AlertsConfig, ConsoleConfig, ConsoleUser, SmtpSecurity};
 pub use report::{ConfigErrors, KeyPath, Problem, Report};
 pub use sections::{
-    HttpConfig, KannelConfig, LogConfig, LogFormat, MetricsConfig, RouterConfig, RuntimeConfig,
-    StoreConfig,
+    HttpConfig, KannelConfig, LogConfig, LogFormat, MetricsConfig, PostgresConfig, RouterConfig,
+    RuntimeConfig, StoreBackend, StoreConfig,
 };
 pub use sendsms::{Behaviour, Pattern, SendsmsUser};
 pub use services::{EscapeStyle, NonGsmReplies, SmsService, SmsServicesAppConfig, SmsboxConfig};

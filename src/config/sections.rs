@@ -15,6 +15,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, expecting = "the [store] section (a table)")]
 pub struct StoreConfig {
+    /// What keeps the state: `redb` (one file, the default) or `postgres`
+    /// (a PostgreSQL database several instances can share, configured in
+    /// `[store.postgres]`). The keys below up to `checkpoint_secs` are
+    /// redb's; the retention keys apply to either.
+    pub backend: StoreBackend,
     /// The redb file; its directory is created when missing.
     pub path: PathBuf,
     /// redb's page cache, in MiB. It is most of rapidbox's memory; the
@@ -41,11 +46,106 @@ pub struct StoreConfig {
     pub retention_batch: usize,
     /// Seconds between two retention sweeps.
     pub retention_every_secs: u64,
+    /// `[store.postgres]`: the database, with `backend = "postgres"`.
+    pub postgres: PostgresConfig,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"redb\" or \"postgres\"")]
+pub enum StoreBackend {
+    /// One redb file on this machine.
+    #[default]
+    Redb,
+    /// A PostgreSQL database (`[store.postgres]`).
+    Postgres,
+}
+
+impl StoreBackend {
+    /// The name as the configuration spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreBackend::Redb => "redb",
+            StoreBackend::Postgres => "postgres",
+        }
+    }
+
+    /// Whether this build of rapidbox has the backend. The PostgreSQL
+    /// store (issue 15) is not wired in yet: `check-config` and the start
+    /// refuse it rather than run without it.
+    pub fn is_built(self) -> bool {
+        match self {
+            StoreBackend::Redb => true,
+            StoreBackend::Postgres => false,
+        }
+    }
+}
+
+/// `[store.postgres]`: where the PostgreSQL store is and how rapidbox uses
+/// it. Give either `url` or the parts (`host`, `port`, `user`, `dbname`);
+/// the password, if the server asks for one, comes from `password_file`
+/// rather than this file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, expecting = "the [store.postgres] section (a table)")]
+pub struct PostgresConfig {
+    /// A libpq connection URI, `postgres://USER@HOST:PORT/DBNAME` (with
+    /// `?sslmode=...` and the like if wanted). Instead of the parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The server's host name, IP address, or Unix socket directory (an
+    /// absolute path). Default `localhost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The server's port. Default 5432.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The role to connect as. Default `rapidbox`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The database. Default `rapidbox`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dbname: Option<String>,
+    /// A file holding the password (its first line), readable by
+    /// rapidbox's user only; none: connect without one (peer or
+    /// certificate authentication, or `~/.pgpass`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Most connections this instance holds open. Several instances share
+    /// the server's `max_connections`.
+    pub pool_size: usize,
+    /// Most milliseconds one statement may run before the server cancels
+    /// it (PostgreSQL's `statement_timeout`); a commit that takes longer
+    /// fails, and its MOs are acked `failed_tmp`.
+    pub statement_timeout_ms: u64,
+    /// With several instances on one database: seconds an instance's
+    /// claim on a queued MT, push retry or `dlr-url` call lasts without
+    /// being renewed, after which another instance takes the work over
+    /// (an instance that died leaves its claims behind this long).
+    pub claim_lease_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> PostgresConfig {
+        PostgresConfig {
+            url: None,
+            host: None,
+            port: None,
+            user: None,
+            dbname: None,
+            password_file: None,
+            // The writer needs few: group commit puts many units on one
+            // connection; the rest serve reads.
+            pool_size: 8,
+            statement_timeout_ms: 30_000,
+            claim_lease_secs: 60,
+        }
+    }
 }
 
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
+            backend: StoreBackend::Redb,
             path: PathBuf::from("./data/rapidbox.redb"),
             cache_mb: 32,
             journal: true,
@@ -57,6 +157,7 @@ impl Default for StoreConfig {
             retention_report_window_hours: 72,
             retention_batch: 1000,
             retention_every_secs: 60,
+            postgres: PostgresConfig::default(),
         }
     }
 }

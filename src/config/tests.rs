@@ -142,6 +142,15 @@ fn the_example_documents_every_key() {
     config.metrics.listen = Some("127.0.0.1:9187".parse().unwrap());
     config.store.retention_days = Some(1);
     config.store.retention_max_messages = Some(1);
+    config.store.postgres = PostgresConfig {
+        url: Some("postgres://x@y/z".into()),
+        host: Some("x".into()),
+        port: Some(1),
+        user: Some("x".into()),
+        dbname: Some("x".into()),
+        password_file: Some("x".into()),
+        ..PostgresConfig::default()
+    };
     let AppConfig::Keyword(menu) = config.apps.get_mut("menu").unwrap() else {
         panic!("menu is a keyword app");
     };
@@ -794,4 +803,91 @@ fn worker_threads_leave_a_cpu_to_the_store_unless_told() {
     assert_eq!(four.runtime.workers(2, true), Some(4));
     let huge = check("[runtime]\nworker_threads = 513\n");
     assert!(keys(&huge.errors).contains("runtime.worker_threads"));
+}
+
+#[test]
+fn the_store_backend_is_redb_and_postgres_is_refused_until_built() {
+    let config = Config::default();
+    assert_eq!(config.store.backend, StoreBackend::Redb);
+    assert_eq!(config.store.postgres, PostgresConfig::default());
+    let redb = check("[store]\nbackend = \"redb\"\n");
+    assert!(
+        redb.errors.is_empty() && redb.warnings.is_empty(),
+        "{redb:#?}"
+    );
+    // Parsed, but refused with a reason at its key rather than run
+    // without the store it names.
+    let pg = check("[store]\nbackend = \"postgres\"\n[store.postgres]\nhost = \"db\"\n");
+    assert_eq!(keys(&pg.errors), set(&["store.backend"]), "{pg:#?}");
+    assert!(
+        message(&pg.errors, "store.backend").contains("not built in this version"),
+        "{pg:#?}"
+    );
+    assert!(pg.warnings.is_empty(), "{pg:#?}");
+    let other = Config::from_toml_str("[store]\nbackend = \"mysql\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(other.contains("store.backend"), "{other}");
+    assert!(other.contains("`redb` or `postgres`"), "{other}");
+}
+
+#[test]
+fn the_postgres_section_is_checked_with_its_key_paths() {
+    let bad = check(
+        "[store.postgres]\n\
+         url = \"mysql://db/x\"\n\
+         host = \"db\"\n\
+         port = 0\n\
+         user = \" \"\n\
+         password_file = \"\"\n\
+         pool_size = 0\n\
+         statement_timeout_ms = 0\n\
+         claim_lease_secs = 86401\n",
+    );
+    assert_eq!(
+        keys(&bad.errors),
+        set(&[
+            "store.postgres.url",
+            "store.postgres.host",
+            "store.postgres.port",
+            "store.postgres.user",
+            "store.postgres.password_file",
+            "store.postgres.pool_size",
+            "store.postgres.statement_timeout_ms",
+            "store.postgres.claim_lease_secs",
+        ]),
+        "{bad:#?}"
+    );
+    assert!(message(&bad.errors, "store.postgres.host").contains("together with url"));
+    // Set while the backend is redb: ignored, and said so.
+    assert_eq!(keys(&bad.warnings), set(&["store.postgres"]), "{bad:#?}");
+
+    // A URL with a password works, but the file would hold a secret.
+    let secret = check("[store.postgres]\nurl = \"postgresql://rb:hunter2@db:5432/rb\"\n");
+    assert!(secret.errors.is_empty(), "{secret:#?}");
+    assert!(
+        message(&secret.warnings, "store.postgres.url").contains("password_file"),
+        "{secret:#?}"
+    );
+    let parts = Config::from_toml_str(
+        "[store.postgres]\nhost = \"/run/postgresql\"\nport = 5433\nuser = \"rb\"\n\
+         dbname = \"sms\"\npassword_file = \"/etc/rapidbox/pg\"\npool_size = 4\n",
+    )
+    .unwrap();
+    assert_eq!(
+        parts.store.postgres,
+        PostgresConfig {
+            host: Some("/run/postgresql".into()),
+            port: Some(5433),
+            user: Some("rb".into()),
+            dbname: Some("sms".into()),
+            password_file: Some("/etc/rapidbox/pg".into()),
+            pool_size: 4,
+            ..PostgresConfig::default()
+        }
+    );
+    let bad_port = Config::from_toml_str("[store.postgres]\nport = 70000\n")
+        .unwrap_err()
+        .to_string();
+    assert!(bad_port.contains("store.postgres.port"), "{bad_port}");
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use super::apps::{same_word, AppConfig, KeywordConfig, OnFailure, OptoutConfig, WebhookConfig};
 use super::report::{KeyPath, Problem, Report};
-use super::sections::{HttpConfig, KannelConfig, RouterConfig, StoreConfig};
+use super::sections::{
+    HttpConfig, KannelConfig, PostgresConfig, RouterConfig, StoreBackend, StoreConfig,
+};
 use super::{smsbox_id_warning, Config};
 use crate::template::Template;
 
@@ -352,6 +354,24 @@ fn blank(value: Option<&str>, at: &KeyPath, why: &str, report: &mut Report) {
 }
 
 fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
+    if !store.backend.is_built() {
+        error(
+            report,
+            &at.key("backend"),
+            format!(
+                "{}: not built in this version of rapidbox (use \"redb\")",
+                store.backend.name()
+            ),
+        );
+    }
+    postgres(&store.postgres, &at.key("postgres"), report);
+    if store.backend != StoreBackend::Postgres && store.postgres != PostgresConfig::default() {
+        warning(
+            report,
+            &at.key("postgres"),
+            "ignored: store.backend is not \"postgres\"",
+        );
+    }
     if store.path.as_os_str().is_empty() {
         error(report, &at.key("path"), "empty: give the store file's path");
     }
@@ -397,6 +417,91 @@ fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
         error(
             report,
             &at.key("retention_every_secs"),
+            "must be 1 to 86400 (seconds)",
+        );
+    }
+}
+
+/// `[store.postgres]`, checked whichever backend is chosen, so that a
+/// switch to it finds the section sound.
+fn postgres(pg: &PostgresConfig, at: &KeyPath, report: &mut Report) {
+    if let Some(url) = &pg.url {
+        let rest = url
+            .strip_prefix("postgresql://")
+            .or_else(|| url.strip_prefix("postgres://"));
+        match rest {
+            None => error(
+                report,
+                &at.key("url"),
+                "not a PostgreSQL URL: give postgres://USER@HOST:PORT/DBNAME",
+            ),
+            Some(rest) => {
+                // The credentials are what comes before the host's `@`.
+                let authority = rest.split(['/', '?']).next().unwrap_or("");
+                if authority
+                    .rsplit_once('@')
+                    .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+                {
+                    warning(
+                        report,
+                        &at.key("url"),
+                        "holds a password, readable by whoever reads this file: use password_file",
+                    );
+                }
+            }
+        }
+        let parts = [
+            ("host", pg.host.is_some()),
+            ("port", pg.port.is_some()),
+            ("user", pg.user.is_some()),
+            ("dbname", pg.dbname.is_some()),
+        ];
+        for (key, set) in parts {
+            if set {
+                error(
+                    report,
+                    &at.key(key),
+                    "set together with url: give either url or the parts",
+                );
+            }
+        }
+    }
+    let why = "blank: leave it out for the default";
+    blank(pg.host.as_deref(), &at.key("host"), why, report);
+    blank(pg.user.as_deref(), &at.key("user"), why, report);
+    blank(pg.dbname.as_deref(), &at.key("dbname"), why, report);
+    if pg.port == Some(0) {
+        error(report, &at.key("port"), "must be 1 to 65535");
+    }
+    if pg
+        .password_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        error(
+            report,
+            &at.key("password_file"),
+            "empty: give the file's path, or leave it out",
+        );
+    }
+    if pg.pool_size == 0 || pg.pool_size > 1000 {
+        error(
+            report,
+            &at.key("pool_size"),
+            "must be 1 to 1000 (connections)",
+        );
+    }
+    if pg.statement_timeout_ms == 0 || pg.statement_timeout_ms > 3_600_000 {
+        error(
+            report,
+            &at.key("statement_timeout_ms"),
+            "must be 1 to 3600000 (milliseconds)",
+        );
+    }
+    if pg.claim_lease_secs == 0 || pg.claim_lease_secs > 86_400 {
+        error(
+            report,
+            &at.key("claim_lease_secs"),
             "must be 1 to 86400 (seconds)",
         );
     }

@@ -200,8 +200,8 @@ impl Outbox {
     }
 
     /// Scans the store for sendable messages the outbox does not hold, up to
-    /// its free room. Blocking: run it on a blocking thread.
-    pub fn sweep(&self, store: &Store) {
+    /// its free room. A long read: run it under [`Store::long_read`].
+    pub async fn sweep(&self, store: &Store) {
         // Before the snapshot: anything finished from here on may still
         // read as Q in it.
         let _sweep = self.begin_sweep();
@@ -223,8 +223,12 @@ impl Outbox {
         if room == 0 {
             return;
         }
-        let queued = store.messages_by_status(Status::Queued, None, after_q, room);
-        let errored = store.messages_by_status(Status::Errored, None, after_e, room);
+        let queued = store
+            .messages_by_status(Status::Queued, None, after_q, room)
+            .await;
+        let errored = store
+            .messages_by_status(Status::Errored, None, after_e, room)
+            .await;
         let (queued, errored) = match (queued, errored) {
             (Ok(q), Ok(e)) => (q, e),
             (Err(e), _) | (_, Err(e)) => {

@@ -122,7 +122,7 @@ impl Worker {
         let mut calls = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, [u8; 16]> = HashMap::new();
         loop {
-            let wait = this.start_due(&mut calls, &mut in_flight);
+            let wait = this.start_due(&mut calls, &mut in_flight).await;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = this.wake.notified() => {}
@@ -147,7 +147,7 @@ impl Worker {
 
     /// Starts the calls that are due, as far as slots allow; returns how
     /// long to wait before the next one is due.
-    fn start_due(
+    async fn start_due(
         self: &Arc<Self>,
         calls: &mut JoinSet<()>,
         in_flight: &mut HashMap<tokio::task::Id, [u8; 16]>,
@@ -158,7 +158,7 @@ impl Worker {
         }
         // The calls in flight are still owed, so they come first in the
         // table; read past them.
-        let owed = match self.store.owed_callbacks(in_flight.len() + free + 1) {
+        let owed = match self.store.owed_callbacks(in_flight.len() + free + 1).await {
             Ok(owed) => owed,
             Err(e) => {
                 warn!(error = %e, "cannot read the dlr-url calls owed; trying again later");

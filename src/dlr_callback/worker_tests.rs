@@ -87,17 +87,18 @@ impl Worker {
 }
 
 /// Waits until `done` holds, or fails the test saying `what`.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
-    while !done() {
+    while !done().await {
         assert!(start.elapsed() < PATIENCE, "timed out waiting: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-fn owed_count(store: &Store) -> usize {
+async fn owed_count(store: &Store) -> usize {
     store
         .owed_callbacks(100)
+        .await
         .unwrap_or_else(|e| panic!("read: {e}"))
         .len()
 }
@@ -112,12 +113,15 @@ async fn an_owed_call_is_made_once_and_forgotten() {
     owe(&store, id, service.url("/dlr?status=1&id=7")).await;
     worker.handle.wake();
 
-    until("the call is made and forgotten", || owed_count(&store) == 0).await;
+    until("the call is made and forgotten", async || {
+        owed_count(&store).await == 0
+    })
+    .await;
     let seen = service.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].method, "GET");
     assert_eq!(seen[0].target, "/dlr?status=1&id=7");
-    assert_eq!(store.delivery_errors(id).unwrap_or_default(), vec![]);
+    assert_eq!(store.delivery_errors(id).await.unwrap_or_default(), vec![]);
     worker.stop().await;
 }
 
@@ -131,16 +135,19 @@ async fn a_failing_call_is_retried_until_it_answers() {
     // Started after the call was committed: it finds it by itself.
     let worker = Worker::start(&store);
 
-    until("two failed attempts", || service.seen().len() >= 2).await;
-    let owed = store.owed_callbacks(10).unwrap_or_default();
+    until("two failed attempts", async || service.seen().len() >= 2).await;
+    let owed = store.owed_callbacks(10).await.unwrap_or_default();
     assert_eq!(owed.len(), 1, "still owed after a 503: {owed:?}");
     assert!(owed[0].attempts >= 1);
     // A 4xx would be answered the same again: it ends the call.
     service.answer(Answer::Status(404, "no such thing"));
-    until("the call is forgotten", || owed_count(&store) == 0).await;
+    until("the call is forgotten", async || {
+        owed_count(&store).await == 0
+    })
+    .await;
     let calls = service.seen().len();
     assert!(calls < MAX_ATTEMPTS as usize + 1, "{calls} calls");
-    assert_eq!(store.delivery_errors(id).unwrap_or_default(), vec![]);
+    assert_eq!(store.delivery_errors(id).await.unwrap_or_default(), vec![]);
     worker.stop().await;
 }
 
@@ -154,9 +161,12 @@ async fn a_call_that_keeps_failing_is_given_up_with_a_delivery_error() {
     owe(&store, id, service.url("/dlr")).await;
     worker.handle.wake();
 
-    until("the call is given up", || owed_count(&store) == 0).await;
+    until("the call is given up", async || {
+        owed_count(&store).await == 0
+    })
+    .await;
     assert_eq!(service.seen().len(), MAX_ATTEMPTS as usize);
-    let errors = store.delivery_errors(id).unwrap_or_default();
+    let errors = store.delivery_errors(id).await.unwrap_or_default();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].log.starts_with(&format!(
@@ -179,7 +189,7 @@ async fn a_call_owed_when_rapidbox_stops_is_made_after_it_starts_again() {
     owe(&store, id, service.url("/dlr?after=restart")).await;
     worker.handle.wake();
     // The call is in flight, unanswered, when rapidbox stops.
-    until("the first attempt", || service.seen().len() == 1).await;
+    until("the first attempt", async || service.seen().len() == 1).await;
     worker.stop().await;
     store.close().await;
     drop(store);
@@ -187,13 +197,13 @@ async fn a_call_owed_when_rapidbox_stops_is_made_after_it_starts_again() {
     service.answer(Answer::Text("ok"));
     let store = open(&path);
     assert_eq!(
-        owed_count(&store),
+        owed_count(&store).await,
         1,
         "the call is still owed after the restart"
     );
     let worker = Worker::start(&store);
-    until("the call is made after the restart", || {
-        owed_count(&store) == 0
+    until("the call is made after the restart", async || {
+        owed_count(&store).await == 0
     })
     .await;
     let seen = service.seen();

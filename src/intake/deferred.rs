@@ -187,11 +187,14 @@ impl Deferrals {
         let mut after = None;
         let mut resumed = 0usize;
         loop {
-            let store = intake.store().clone();
-            let read = tokio::task::spawn_blocking(move || {
-                store.messages_by_status(Status::Received, None, after, RESUME_BATCH)
-            })
-            .await;
+            let read = intake
+                .store()
+                .long_read(move |store| async move {
+                    store
+                        .messages_by_status(Status::Received, None, after, RESUME_BATCH)
+                        .await
+                })
+                .await;
             let batch = match read {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
@@ -214,7 +217,7 @@ impl Deferrals {
                 };
                 // Read again under the claim: a background routing may have
                 // stored it (and let go of it) since the batch was read.
-                let message = match intake.store().message(message.id) {
+                let message = match intake.store().message(message.id).await {
                     Ok(Some(m)) if m.status == Status::Received => m,
                     Ok(_) => continue,
                     Err(e) => {
@@ -351,7 +354,7 @@ mod tests {
             "waited for the application: {:?}",
             started.elapsed()
         );
-        assert_eq!(status(&intake, id), Status::Received);
+        assert_eq!(status(&intake, id).await, Status::Received);
         until_handled(&intake, id).await;
         assert_eq!(outbox.next().await.text, "fetched");
     }
@@ -393,13 +396,19 @@ mod tests {
         (m, key)
     }
 
-    fn status(intake: &Intake, id: MessageId) -> Status {
-        intake.store().message(id).unwrap().expect("stored").status
+    async fn status(intake: &Intake, id: MessageId) -> Status {
+        intake
+            .store()
+            .message(id)
+            .await
+            .unwrap()
+            .expect("stored")
+            .status
     }
 
     async fn until_handled(intake: &Intake, id: MessageId) {
         let start = Instant::now();
-        while status(intake, id) != Status::Handled {
+        while status(intake, id).await != Status::Handled {
             assert!(start.elapsed() < Duration::from_secs(10), "never routed");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -422,7 +431,7 @@ mod tests {
             "waited for the app"
         );
         assert_eq!(
-            status(&intake, id),
+            status(&intake, id).await,
             Status::Received,
             "durable before the ack"
         );
@@ -438,7 +447,7 @@ mod tests {
             (reply.text.as_str(), reply.in_response_to),
             ("done", Some(id))
         );
-        assert_eq!(status(&intake, reply.id), Status::Queued);
+        assert_eq!(status(&intake, reply.id).await, Status::Queued);
         assert!(outbox.is_empty(), "one reply only");
     }
 

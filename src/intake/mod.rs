@@ -165,7 +165,7 @@ impl Intake {
         message: Message,
         key: MoKey,
     ) -> Result<Received, StoreError> {
-        if let Some(first) = self.store.message_id_by_mo(&key)? {
+        if let Some(first) = self.store.message_id_by_mo(&key).await? {
             return Ok(Received::Duplicate(first));
         }
         // This MO's apps, whatever a reload does while it is routed.
@@ -281,10 +281,10 @@ impl Intake {
     pub async fn send(&self, messages: Vec<Message>) -> Result<Vec<Message>, StoreError> {
         let mut unit = Unit::new();
         let settings = self.settings.load();
-        let screened: Vec<Message> = messages
-            .into_iter()
-            .map(|m| settings.router.screen_new_outgoing(m, &mut unit))
-            .collect();
+        let mut screened = Vec::with_capacity(messages.len());
+        for m in messages {
+            screened.push(settings.router.screen_new_outgoing(m, &mut unit).await);
+        }
         // Without a Kannel key the outcome is always Applied.
         let _outcome = self.store.commit(unit).await?;
         for msg in screened.iter().filter(|m| m.status == Status::Queued) {
@@ -321,8 +321,12 @@ mod tests {
             })
         }
 
-        fn outgoing(&self, msg: &Message, _: Option<&Incoming>) -> crate::router::AppResult<bool> {
-            Ok(msg.text != "blocked")
+        fn outgoing<'a>(
+            &'a self,
+            msg: &'a Message,
+            _: Option<&'a Incoming>,
+        ) -> AppFuture<'a, bool> {
+            Box::pin(async move { Ok(msg.text != "blocked") })
         }
     }
 
@@ -338,8 +342,8 @@ mod tests {
             Box::pin(async { Err(crate::router::AppError::new("down")) })
         }
 
-        fn outgoing(&self, _: &Message, _: Option<&Incoming>) -> crate::router::AppResult<bool> {
-            Err(crate::router::AppError::new("down too"))
+        fn outgoing<'a>(&'a self, _: &'a Message, _: Option<&'a Incoming>) -> AppFuture<'a, bool> {
+            Box::pin(async { Err(crate::router::AppError::new("down too")) })
         }
     }
 
@@ -369,7 +373,12 @@ mod tests {
             .unwrap();
         let offered = outbox.next().await;
         assert_eq!(offered.id, routed.outgoing[0].id);
-        let stored = intake.store().message(offered.id).unwrap().expect("stored");
+        let stored = intake
+            .store()
+            .message(offered.id)
+            .await
+            .unwrap()
+            .expect("stored");
         assert_eq!(stored.status, Status::Queued);
     }
 
@@ -422,7 +431,7 @@ mod tests {
         assert_eq!(statuses, [Status::Queued, Status::Cancelled]);
         for m in &sent {
             assert_eq!(
-                store.message(m.id).unwrap().expect("stored").status,
+                store.message(m.id).await.unwrap().expect("stored").status,
                 m.status
             );
         }
@@ -445,6 +454,7 @@ mod tests {
         // included) are the MO's.
         let logs: Vec<String> = store
             .delivery_errors(routed.incoming.id)
+            .await
             .unwrap()
             .into_iter()
             .map(|e| e.log)
@@ -466,7 +476,7 @@ mod tests {
             )])
             .await
             .expect("stored despite the failure");
-        let errors = store.delivery_errors(sent[0].id).unwrap();
+        let errors = store.delivery_errors(sent[0].id).await.unwrap();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].log.contains("down too"), "{errors:?}");
     }

@@ -128,7 +128,7 @@ impl Inbound {
             self.intake.metrics().messages.dlr(DlrKind::Unmatched);
             return AckStatus::Success;
         };
-        let message = match self.store().message(id) {
+        let message = match self.store().message(id).await {
             Ok(Some(m)) if m.direction == Direction::Outgoing => m,
             Ok(_) => {
                 warn!(
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(outbox.len(), 1, "the reply is offered for sending");
         assert_eq!(inbound.mo(&mo(1)).await, AckStatus::Success);
         assert_eq!(outbox.len(), 1, "a redelivery is not routed again");
-        let counts = inbound.store().counts().unwrap();
+        let counts = inbound.store().counts().await.unwrap();
         assert_eq!(
             counts,
             [
@@ -293,13 +293,14 @@ mod tests {
         let id = inbound
             .store()
             .message_id_by_mo(&convert::mo_key(&sms))
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(
-            inbound.store().message(id).unwrap().unwrap().status,
+            inbound.store().message(id).await.unwrap().unwrap().status,
             Status::Failed
         );
-        let errors = inbound.store().delivery_errors(id).unwrap();
+        let errors = inbound.store().delivery_errors(id).await.unwrap();
         assert_eq!(errors[0].log, "the MO has no sender");
     }
 
@@ -319,7 +320,7 @@ mod tests {
             ..report
         };
         assert_eq!(inbound.report(&unknown_id).await, AckStatus::Success);
-        assert!(inbound.store().counts().unwrap().is_empty());
+        assert!(inbound.store().counts().await.unwrap().is_empty());
     }
 
     /// A corrupt entry or a refused unit fails the same way every time:

@@ -26,7 +26,7 @@ use crate::model::{Direction, MoKey};
 use super::codec;
 use super::error::StoreError;
 use super::schema::*;
-use super::{open_database, Store, StoreOptions};
+use super::{open_database, RedbStore, StoreOptions};
 
 /// Entries copied per transaction of the copy: bounds the memory the copy
 /// holds in dirty pages, whatever the store's size.
@@ -80,7 +80,7 @@ fn storage(during: &'static str) -> impl Fn(redb::Error) -> StoreError {
     move |e| StoreError::storage(during)(e)
 }
 
-impl Store {
+impl RedbStore {
     /// Writes a consistent copy of the store, as of its last commit, to
     /// `dest`, which must not exist. Blocking (it reads the whole store):
     /// run it under `tokio::task::spawn_blocking`. Writers go on
@@ -199,7 +199,7 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
 }
 
 /// Opens the store at `path` (checking every page's checksum and the
-/// schema version, as [`Store::open`] does), checks its tables against
+/// schema version, as [`RedbStore::open`] does), checks its tables against
 /// each other, and closes it. The store must not be open elsewhere.
 pub fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
     if !path.exists() {
@@ -208,7 +208,7 @@ pub fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
             source: Arc::new(std::io::ErrorKind::NotFound.into()),
         });
     }
-    let store = Store::open(path, StoreOptions::default())?;
+    let store = RedbStore::open(path, StoreOptions::default())?;
     let snapshot = store.snapshot()?;
     let report = check(&snapshot).map_err(storage("verifying"));
     drop(snapshot);

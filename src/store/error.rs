@@ -85,6 +85,21 @@ pub enum StoreError {
     /// open statuses are; see `Status::is_open`).
     #[error("messages in status {status} are not indexed by status")]
     NotIndexed { status: char },
+
+    /// `[store] backend` names a backend this build of rapidbox does not
+    /// have.
+    #[error(
+        "the {backend} store backend is not built in this version of rapidbox (store.backend)"
+    )]
+    NotBuilt { backend: &'static str },
+
+    /// The operation exists for another backend only (backup, verify and
+    /// compact are the redb file's).
+    #[error("{operation} applies to the redb store only; this store is {backend}")]
+    Unsupported {
+        operation: &'static str,
+        backend: &'static str,
+    },
 }
 
 impl StoreError {

@@ -1,6 +1,10 @@
-//! rapidbox's durable state: one redb file, written by one writer that
-//! group-commits.
+//! rapidbox's durable state, behind one handle, [`Store`] (`backend.rs`),
+//! whatever keeps it: `[store] backend` chooses. The default, and the only
+//! backend built so far, is one redb file written by one writer that
+//! group-commits; the rest of this module is that backend.
 //!
+//! - `backend.rs`: [`Store`], which dispatches every call to its backend
+//!   (an enum, matched per call), and opens the configured one.
 //! - [`schema`]: every table, its key and value, in one place.
 //! - [`Unit`], [`Op`], [`Update`], [`Outcome`] (`unit.rs`): what callers
 //!   ask the writer to do, and its answer.
@@ -8,7 +12,7 @@
 //!   answers every waiter once its group is durable: by redb's own fsync,
 //!   or (with [`StoreOptions::journal`], the default) by the journal's,
 //!   redb then taking thousands of acked units per commit. It also says
-//!   how reads see every answered unit ([`Store::fence`]).
+//!   how reads see every answered unit ([`RedbStore::fence`]).
 //! - `journal.rs`: the write-ahead journal: one appended, fsynced record
 //!   per group, so that redb commits without an fsync between
 //!   checkpoints; two files, so that a checkpoint runs while acks go on;
@@ -54,6 +58,7 @@
 //! ```
 
 mod apply;
+mod backend;
 mod backup;
 mod checkpoint;
 mod codec;
@@ -87,6 +92,7 @@ use tracing::{error, info};
 
 use crate::model::{MessageId, MoKey};
 
+pub use backend::Store;
 pub use backup::{compact, verify, BackupReport, Compacted, VerifyReport};
 pub use error::{Rejection, StoreError};
 pub use purge::{PurgeReport, PurgeRule, MAX_OWED_CALLS_SCANNED};
@@ -99,7 +105,7 @@ use apply::Tables;
 use writer::{Limits, Pending, Request, Shared, Writer};
 
 /// The longest a read waits for acked units to be committed to redb (see
-/// [`Store::fence`]) before answering [`StoreError::Recovering`].
+/// [`RedbStore::fence`]) before answering [`StoreError::Recovering`].
 const MAX_FENCE_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting read looks again whether the writer is still
 /// there (it is woken when its units are committed).
@@ -199,11 +205,12 @@ pub struct StoreStats {
     pub purge_time: Duration,
 }
 
-/// A handle on the store. Cheap to clone; every clone talks to the same
-/// writer. The store closes when [`Store::close`] is called or the last
-/// handle is dropped.
+/// The redb backend's handle: one file, one writer thread. Cheap to
+/// clone; every clone talks to the same writer. The file closes when
+/// [`RedbStore::close`] is called or the last handle is dropped. Callers
+/// reach it through [`Store`] (`backend.rs`).
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct RedbStore {
     inner: Arc<Inner>,
 }
 
@@ -217,7 +224,7 @@ struct Inner {
     writer: WriterThread,
 }
 
-impl Store {
+impl RedbStore {
     /// Opens the store at `path`, creating the file (and its directories)
     /// if missing, and starts its writer thread.
     ///
@@ -225,7 +232,7 @@ impl Store {
     /// database or is damaged, [`StoreError::SchemaMismatch`] for another
     /// schema version, [`StoreError::AlreadyOpen`] if something else has it
     /// open.
-    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+    pub(crate) fn open(path: &Path, options: StoreOptions) -> Result<RedbStore, StoreError> {
         let open_error = |source| StoreError::Open {
             path: path.to_owned(),
             source: Arc::new(source),
@@ -278,7 +285,7 @@ impl Store {
             .spawn(move || writer.run())
             .map_err(open_error)?;
         info!(path = %path.display(), next_id, "store open");
-        Ok(Store {
+        Ok(RedbStore {
             inner: Arc::new(Inner {
                 requests,
                 shared,
@@ -490,9 +497,9 @@ impl Store {
     }
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("RedbStore")
             .field("path", &self.inner.path)
             .field("stats", &self.stats())
             .finish()
@@ -503,7 +510,7 @@ impl std::fmt::Debug for Store {
 ///
 /// Joining blocks the dropping thread until the queued units are committed
 /// (one transaction, usually milliseconds); async code that can should
-/// call [`Store::close`] instead.
+/// call [`RedbStore::close`] instead.
 struct WriterThread(Mutex<Option<JoinHandle<()>>>);
 
 impl WriterThread {

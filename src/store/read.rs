@@ -3,22 +3,22 @@
 //!
 //! With the journal, a unit is answered once journaled, before redb
 //! commits it (`writer.rs`). So every read but one opens its snapshot
-//! through [`Store::fence`]: at once when redb holds every answered unit,
+//! through [`RedbStore::fence`]: at once when redb holds every answered unit,
 //! else after having the writer commit them (well under a millisecond;
 //! during a checkpoint, once its durable commit has returned, tens of
 //! milliseconds, see `writer.rs`). The exception is the MO key lookup
-//! ([`Store::message_id_by_mo`], once per MO), which finds the keys of
+//! ([`RedbStore::message_id_by_mo`], once per MO), which finds the keys of
 //! answered units in memory and so never waits. The readers and their
 //! callers, all of which therefore see every acked unit: the HTTP API
 //! (`/router/outbox`, `/router/delivered`, monitoring, counts), the
-//! console, delivery reports ([`Store::message`] in the link), the
-//! outbox and deferred-routing sweeps ([`Store::messages_by_status`]),
-//! the `dlr-url` worker ([`Store::owed_callbacks`]), the opt-out app
-//! ([`Store::is_opted_out`]), retention ([`Store::counts`]) and backups.
+//! console, delivery reports ([`RedbStore::message`] in the link), the
+//! outbox and deferred-routing sweeps ([`RedbStore::messages_by_status`]),
+//! the `dlr-url` worker ([`RedbStore::owed_callbacks`]), the opt-out app
+//! ([`RedbStore::opted_out_since`]), retention ([`RedbStore::counts`]) and backups.
 //!
 //! Point lookups (a message, a UUID, an opt-out, a connection, the counts,
 //! which are at most 22 entries) are cheap enough to call from async code.
-//! Scans ([`Store::messages_by_status`], [`Store::recent_messages`]) read
+//! Scans ([`RedbStore::messages_by_status`], [`RedbStore::recent_messages`]) read
 //! up to their limit, and a page can be cold on disk: run them under
 //! `tokio::task::spawn_blocking` when the limit is more than a few hundred.
 
@@ -38,7 +38,7 @@ use crate::model::{
 use super::codec;
 use super::error::StoreError;
 use super::schema::*;
-use super::Store;
+use super::RedbStore;
 
 /// The most entries one scan returns, whatever limit it is given.
 pub const MAX_SCAN: usize = 10_000;
@@ -81,9 +81,9 @@ fn read_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::storage("reading")(e.into())
 }
 
-impl Store {
+impl RedbStore {
     /// A snapshot that holds every unit answered so far (see
-    /// [`Store::fence`]).
+    /// [`RedbStore::fence`]).
     pub(super) fn snapshot(&self) -> Result<ReadTransaction, StoreError> {
         self.fence()?;
         self.database()?.begin_read().map_err(read_err)
@@ -233,7 +233,7 @@ impl Store {
     /// The backends that have messages in `status`, in name order, found
     /// by skipping from one backend's index keys to the next (one read per
     /// backend, not per message). Only open statuses are indexed, as for
-    /// [`Store::messages_by_status`].
+    /// [`RedbStore::messages_by_status`].
     pub fn backends_with_status(&self, status: Status) -> Result<Vec<String>, StoreError> {
         if !status.is_open() {
             return Err(StoreError::NotIndexed {
@@ -262,11 +262,6 @@ impl Store {
             found.push(codec::decode_message(key.value(), value.value())?);
         }
         Ok(found)
-    }
-
-    /// Whether this normalized identity has opted out.
-    pub fn is_opted_out(&self, identity: &str) -> Result<bool, StoreError> {
-        Ok(self.opted_out_since(identity)?.is_some())
     }
 
     /// When this normalized identity last opted out, if it has not opted

@@ -81,7 +81,7 @@ impl Retention {
 
     /// One sweep from the oldest message, as of now; returns its totals.
     pub async fn sweep(&self, store: &Store) -> Result<PurgeReport, StoreError> {
-        let total = store.counts()?.iter().map(|(_, _, n)| n).sum();
+        let total = store.counts().await?.iter().map(|(_, _, n)| n).sum();
         let rule = self.rule(now_micros(), total);
         purge_all(store, rule, self.pause).await
     }

@@ -1,4 +1,11 @@
 //! The store against real redb files in temporary directories.
+//!
+//! The tests written inside [`for_each_backend!`] prove the store's
+//! behaviour through [`Store`]'s interface alone (units in, reads out,
+//! reopening), so they run against every backend that has a [`Fixture`]:
+//! each becomes a module with one test per backend (`NAME::redb`). The
+//! others prove what is redb's own: its writer's batching, the journal,
+//! damaged files, backups.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +17,51 @@ use crate::model::{
     Connection, DeliveryError, Direction, DlrEvent, KannelInfo, Message, Micros, MoKey,
     PendingCallback, Status,
 };
+
+/// Where one behavioural test's store lives, for one backend: a fresh,
+/// empty store, which the test may close and open again (as a restart
+/// does) with [`Fixture::open`]. A new backend adds a variant here and a
+/// test function in [`for_each_backend!`].
+pub(super) enum Fixture {
+    /// A redb file in a temporary directory, opened as [`open`] opens it.
+    Redb { dir: tempfile::TempDir },
+}
+
+impl Fixture {
+    fn redb() -> Fixture {
+        Fixture::Redb {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Opens the fixture's store: empty the first time, then as the last
+    /// handle left it (close that one first).
+    async fn open(&self) -> Store {
+        match self {
+            Fixture::Redb { dir } => open(&store_path(dir)),
+        }
+    }
+}
+
+/// Writes a behavioural test once and runs it against every backend:
+/// `async fn NAME(fixture: Fixture) { .. }`, with its `#[tokio::test]`
+/// attribute, becomes a module `NAME` holding one test per backend, each
+/// given a fresh [`Fixture`] of its backend.
+macro_rules! for_each_backend {
+    ($(#[$attr:meta])* async fn $name:ident($fixture:ident: Fixture) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($fixture: Fixture) $body
+
+            $(#[$attr])*
+            async fn redb() {
+                run(Fixture::redb()).await;
+            }
+        }
+    };
+}
 
 fn uuid(n: u64) -> [u8; 16] {
     let mut u = [0xa5; 16];
@@ -81,13 +133,19 @@ fn open(path: &Path) -> Store {
 /// Holds the writer's next transaction back until the returned one is
 /// dropped, so the test decides what is queued together.
 fn hold_writer(store: &Store) -> WriteTransaction {
-    store.database().unwrap().begin_write().unwrap()
+    store
+        .redb()
+        .unwrap()
+        .database()
+        .unwrap()
+        .begin_write()
+        .unwrap()
 }
 
 /// Waits until `n` units wait in the queue (or, with 0, until the writer
 /// has taken everything).
 async fn queued(store: &Store, n: usize) {
-    let tx = &store.inner.requests;
+    let tx = &store.redb().unwrap().inner.requests;
     while tx.max_capacity() - tx.capacity() != n {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
@@ -106,11 +164,11 @@ fn copy_store(from: &Path, to: &Path) {
 }
 
 /// Every message, by a full scan of the messages table.
-fn all_messages(store: &Store) -> Vec<Message> {
+async fn all_messages(store: &Store) -> Vec<Message> {
     let mut all = Vec::new();
     let mut before = None;
     loop {
-        let page = store.recent_messages(before, 1000).unwrap();
+        let page = store.recent_messages(before, 1000).await.unwrap();
         let Some(last) = page.last() else {
             return all;
         };
@@ -120,8 +178,8 @@ fn all_messages(store: &Store) -> Vec<Message> {
 }
 
 /// Checks every index and the counts against a full scan.
-fn assert_consistent(store: &Store) {
-    let all = all_messages(store);
+async fn assert_consistent(store: &Store) {
+    let all = all_messages(store).await;
     let mut scanned: BTreeMap<(char, char), u64> = BTreeMap::new();
     for m in &all {
         *scanned
@@ -134,7 +192,7 @@ fn assert_consistent(store: &Store) {
             };
             let indexed = (m.direction == Direction::Incoming).then_some(m.id);
             assert_eq!(
-                store.message_id_by_mo(&key).unwrap(),
+                store.message_id_by_mo(&key).await.unwrap(),
                 indexed,
                 "mo_keys of {}",
                 m.id
@@ -142,11 +200,13 @@ fn assert_consistent(store: &Store) {
         }
         assert!(store
             .connection(&m.connection.backend, &m.connection.identity)
+            .await
             .unwrap()
             .is_some());
     }
     let stored: BTreeMap<(char, char), u64> = store
         .counts()
+        .await
         .unwrap()
         .into_iter()
         .map(|(d, s, n)| ((d.code(), s.code()), n))
@@ -155,7 +215,7 @@ fn assert_consistent(store: &Store) {
     for status in Status::ALL {
         if !status.is_open() {
             assert!(matches!(
-                store.messages_by_status(status, None, None, 1),
+                store.messages_by_status(status, None, None, 1).await,
                 Err(StoreError::NotIndexed { .. })
             ));
             continue;
@@ -163,7 +223,10 @@ fn assert_consistent(store: &Store) {
         let mut indexed = Vec::new();
         let mut after = None;
         loop {
-            let page = store.messages_by_status(status, None, after, 333).unwrap();
+            let page = store
+                .messages_by_status(status, None, after, 333)
+                .await
+                .unwrap();
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             indexed.extend(page.into_iter().map(|m| m.id));
@@ -178,11 +241,10 @@ fn assert_consistent(store: &Store) {
     }
 }
 
+for_each_backend! {
 #[tokio::test]
-async fn messages_and_every_index_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = store_path(&dir);
-    let store = open(&path);
+async fn messages_and_every_index_round_trip(fixture: Fixture) {
+    let store = fixture.open().await;
 
     let mo_id = store.allocate_id();
     let reply_id = store.allocate_id();
@@ -221,40 +283,54 @@ async fn messages_and_every_index_round_trip() {
         });
     assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
 
-    let check = |store: &Store| {
-        assert_eq!(store.message(mo_id).unwrap(), Some(mo.clone()));
-        assert_eq!(store.message(reply_id).unwrap(), Some(reply.clone()));
-        assert_eq!(store.message(reply_id + 1).unwrap(), None);
-        assert_eq!(store.message_id_by_mo(&key(1)).unwrap(), Some(mo_id));
+    let check = async |store: &Store| {
+        assert_eq!(store.message(mo_id).await.unwrap(), Some(mo.clone()));
+        assert_eq!(store.message(reply_id).await.unwrap(), Some(reply.clone()));
+        assert_eq!(store.message(reply_id + 1).await.unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(1)).await.unwrap(), Some(mo_id));
         // An MT's UUID is not indexed: acks match in memory, reports by id.
-        assert_eq!(store.message_id_by_mo(&key(2)).unwrap(), None);
-        assert_eq!(store.message_id_by_mo(&key(3)).unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(2)).await.unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(3)).await.unwrap(), None);
         let received = store
             .messages_by_status(Status::Received, Some("smsc1"), None, 10)
+            .await
             .unwrap();
         assert_eq!(received, vec![mo.clone()]);
         let queued = store
             .messages_by_status(Status::Queued, None, None, 10)
+            .await
             .unwrap();
         assert_eq!(queued, vec![reply.clone()]);
         assert!(store
             .messages_by_status(Status::Queued, Some("smsc2"), None, 10)
+            .await
             .unwrap()
             .is_empty());
-        let connection = store.connection("smsc1", "250788383383").unwrap().unwrap();
+        let connection = store
+            .connection("smsc1", "250788383383")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(connection.connection.address, "+250 788-383383");
         assert_eq!(connection.first_seen, mo.date);
-        assert!(store.connection("smsc2", "250788383383").unwrap().is_none());
-        assert!(store.is_opted_out("250788383383").unwrap());
-        assert_eq!(store.opted_out_since("250788383383").unwrap(), Some(7));
-        assert!(!store.is_opted_out("1").unwrap());
+        assert!(store
+            .connection("smsc2", "250788383383")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.is_opted_out("250788383383").await.unwrap());
         assert_eq!(
-            store.delivery_errors(reply_id).unwrap(),
+            store.opted_out_since("250788383383").await.unwrap(),
+            Some(7)
+        );
+        assert!(!store.is_opted_out("1").await.unwrap());
+        assert_eq!(
+            store.delivery_errors(reply_id).await.unwrap(),
             vec![error.clone()]
         );
-        assert_eq!(store.dlr_events(reply_id).unwrap(), vec![dlr.clone()]);
-        assert!(store.delivery_errors(mo_id).unwrap().is_empty());
-        let mut counts = store.counts().unwrap();
+        assert_eq!(store.dlr_events(reply_id).await.unwrap(), vec![dlr.clone()]);
+        assert!(store.delivery_errors(mo_id).await.unwrap().is_empty());
+        let mut counts = store.counts().await.unwrap();
         counts.sort_by_key(|(d, s, _)| (d.code(), s.code()));
         assert_eq!(
             counts,
@@ -263,31 +339,32 @@ async fn messages_and_every_index_round_trip() {
                 (Direction::Outgoing, Status::Queued, 1),
             ]
         );
-        let recent = store.recent_messages(None, 10).unwrap();
+        let recent = store.recent_messages(None, 10).await.unwrap();
         assert_eq!(recent, vec![reply.clone(), mo.clone()]);
-        let older = store.recent_messages(Some(reply_id), 10).unwrap();
+        let older = store.recent_messages(Some(reply_id), 10).await.unwrap();
         assert_eq!(older, vec![mo.clone()]);
-        assert_consistent(store);
+        assert_consistent(store).await;
     };
-    check(&store);
+    check(&store).await;
     store.close().await;
 
-    let store = open(&path);
-    check(&store);
+    let store = fixture.open().await;
+    check(&store).await;
     assert_eq!(store.allocate_id(), reply_id + 1);
 
     let unit = Unit::new().with(Op::OptIn {
         identity: "250788383383".to_owned(),
     });
     assert_eq!(store.commit(unit).await.unwrap(), Outcome::Applied);
-    assert!(!store.is_opted_out("250788383383").unwrap());
+    assert!(!store.is_opted_out("250788383383").await.unwrap());
     store.close().await;
 }
+}
 
+for_each_backend! {
 #[tokio::test]
-async fn by_status_moves_when_status_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&store_path(&dir));
+async fn by_status_moves_when_status_changes(fixture: Fixture) {
+    let store = fixture.open().await;
     let mut unit = Unit::new();
     for i in 0..10 {
         let backend = if i % 2 == 0 { "even" } else { "odd" };
@@ -300,14 +377,17 @@ async fn by_status_moves_when_status_changes() {
     // All backends merge in id order, and pages continue after `after_id`.
     let queued = store
         .messages_by_status(Status::Queued, None, None, 4)
+        .await
         .unwrap();
     assert_eq!(ids(queued), vec![1, 2, 3, 4]);
     let queued = store
         .messages_by_status(Status::Queued, None, Some(4), 100)
+        .await
         .unwrap();
     assert_eq!(ids(queued), vec![5, 6, 7, 8, 9, 10]);
     let odd = store
         .messages_by_status(Status::Queued, Some("odd"), Some(2), 2)
+        .await
         .unwrap();
     assert_eq!(ids(odd), vec![4, 6]);
 
@@ -328,14 +408,17 @@ async fn by_status_moves_when_status_changes() {
 
     let queued = store
         .messages_by_status(Status::Queued, None, None, 100)
+        .await
         .unwrap();
     assert_eq!(ids(queued), vec![1, 2, 5, 6, 7, 8, 9, 10]);
     // Final statuses leave the index; the message is found by id.
     assert!(matches!(
-        store.messages_by_status(Status::Delivered, Some("even"), None, 100),
+        store
+            .messages_by_status(Status::Delivered, Some("even"), None, 100)
+            .await,
         Err(StoreError::NotIndexed { status: 'D' })
     ));
-    let three = &store.message(3).unwrap().unwrap();
+    let three = &store.message(3).await.unwrap().unwrap();
     assert_eq!(three.status, Status::Delivered);
     assert_eq!(
         (three.sent, three.delivered, three.updated),
@@ -347,25 +430,27 @@ async fn by_status_moves_when_status_changes() {
     );
     let errored = store
         .messages_by_status(Status::Errored, Some("odd"), None, 100)
+        .await
         .unwrap();
     assert_eq!(errored.len(), 1);
     assert_eq!((errored[0].attempts, errored[0].retry_after), (1, Some(99)));
 
     let unit = Unit::new().with(Update::new(4, 60).retry_after(None).into());
     applied(store.commit(unit).await.unwrap());
-    let four = store.message(4).unwrap().unwrap();
+    let four = store.message(4).await.unwrap().unwrap();
     assert_eq!(
         (four.status, four.retry_after, four.updated),
         (Status::Errored, None, 60)
     );
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
 }
+}
 
+for_each_backend! {
 #[tokio::test]
-async fn a_put_that_replaces_moves_every_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&store_path(&dir));
+async fn a_put_that_replaces_moves_every_index(fixture: Fixture) {
+    let store = fixture.open().await;
     let original = with_uuid(message(1, Direction::Incoming, "a", "1"), uuid(10));
     applied(
         store
@@ -382,30 +467,74 @@ async fn a_put_that_replaces_moves_every_index() {
             .await
             .unwrap(),
     );
-    assert_eq!(store.message(1).unwrap(), Some(replaced));
-    assert_eq!(store.message_id_by_mo(&key(10)).unwrap(), None);
-    assert_eq!(store.message_id_by_mo(&key(11)).unwrap(), Some(1));
+    assert_eq!(store.message(1).await.unwrap(), Some(replaced));
+    assert_eq!(store.message_id_by_mo(&key(10)).await.unwrap(), None);
+    assert_eq!(store.message_id_by_mo(&key(11)).await.unwrap(), Some(1));
     assert!(store
         .messages_by_status(Status::Queued, None, None, 10)
+        .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.counts().unwrap(),
+        store.counts().await.unwrap(),
         vec![(Direction::Incoming, Status::Handled, 1)]
     );
     // A put under an id above the allocator moves the allocator past it.
     let far = message(1_000, Direction::Incoming, "a", "1");
     applied(store.commit(Unit::new().with(Op::put(far))).await.unwrap());
     assert_eq!(store.allocate_id(), 1_001);
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
 }
+}
 
+for_each_backend! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counts_stay_exact_across_many_updates() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = store_path(&dir);
-    let store = open(&path);
+async fn racing_units_with_one_mo_key_apply_once(fixture: Fixture) {
+    // Redeliveries of one MO, committed at once from many tasks (several
+    // links, or several instances on one database): the first applies,
+    // every other answers Duplicate with its id, and nothing of theirs
+    // is stored.
+    let store = fixture.open().await;
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        racers.spawn(async move {
+            let id = store.allocate_id();
+            let m = with_uuid(message(id, Direction::Incoming, "s", "1"), uuid(42));
+            let unit = Unit::new().unless_mo_known(key(42)).with(Op::put(m));
+            (id, store.commit(unit).await.unwrap())
+        });
+    }
+    let mut applied_ids = Vec::new();
+    let mut duplicates = Vec::new();
+    while let Some(done) = racers.join_next().await {
+        match done.unwrap() {
+            (id, Outcome::Applied) => applied_ids.push(id),
+            (id, Outcome::Duplicate(first)) => duplicates.push((id, first)),
+        }
+    }
+    assert_eq!(applied_ids.len(), 1, "exactly one applies: {applied_ids:?}");
+    let first = applied_ids[0];
+    assert_eq!(duplicates.len(), 15);
+    for (id, answered) in duplicates {
+        assert_eq!(answered, first, "a duplicate names the first");
+        assert_eq!(store.message(id).await.unwrap(), None);
+    }
+    assert_eq!(store.message_id_by_mo(&key(42)).await.unwrap(), Some(first));
+    assert_eq!(
+        store.counts().await.unwrap(),
+        vec![(Direction::Incoming, Status::Received, 1)]
+    );
+    assert_consistent(&store).await;
+    store.close().await;
+}
+}
+
+for_each_backend! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_across_many_updates(fixture: Fixture) {
+    let store = fixture.open().await;
     // A fixed pseudo-random walk: puts, status changes, replacements.
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = move |n: u64| {
@@ -445,13 +574,20 @@ async fn counts_stay_exact_across_many_updates() {
         }
         applied(store.commit(unit).await.unwrap());
     }
-    assert_consistent(&store);
-    let counted: u64 = store.counts().unwrap().iter().map(|(_, _, n)| n).sum();
+    assert_consistent(&store).await;
+    let counted: u64 = store
+        .counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, _, n)| n)
+        .sum();
     assert_eq!(counted, ids.len() as u64);
     store.close().await;
-    let store = open(&path);
-    assert_consistent(&store);
+    let store = fixture.open().await;
+    assert_consistent(&store).await;
     store.close().await;
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,20 +630,20 @@ async fn concurrent_committers_share_transactions_and_all_are_durable() {
 
     let store = open(&path);
     for n in 0..UNITS {
-        let id = store.message_id_by_mo(&key(n)).unwrap().unwrap();
-        assert!(store.message(id).unwrap().is_some());
+        let id = store.message_id_by_mo(&key(n)).await.unwrap().unwrap();
+        assert!(store.message(id).await.unwrap().is_some());
     }
     assert_eq!(
-        store.counts().unwrap(),
+        store.counts().await.unwrap(),
         vec![(Direction::Incoming, Status::Received, UNITS)]
     );
     store.close().await;
 }
 
+for_each_backend! {
 #[tokio::test]
-async fn a_known_uuid_applies_once_across_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&store_path(&dir));
+async fn a_known_uuid_applies_once_across_batches(fixture: Fixture) {
+    let store = fixture.open().await;
     let first = with_uuid(message(1, Direction::Incoming, "s", "1"), uuid(7));
     let again = with_uuid(message(2, Direction::Incoming, "s", "1"), uuid(7));
     let unit = |m: Message| Unit::new().unless_mo_known(key(7)).with(Op::put(m));
@@ -516,9 +652,10 @@ async fn a_known_uuid_applies_once_across_batches() {
         store.commit(unit(again)).await.unwrap(),
         Outcome::Duplicate(1)
     );
-    assert_eq!(store.message(2).unwrap(), None);
-    assert_consistent(&store);
+    assert_eq!(store.message(2).await.unwrap(), None);
+    assert_consistent(&store).await;
     store.close().await;
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,8 +686,8 @@ async fn a_known_uuid_applies_once_within_a_batch() {
     assert_eq!(outcomes, vec![Outcome::Applied, Outcome::Duplicate(2)]);
     let stats = store.stats();
     assert_eq!((stats.transactions, stats.largest_batch), (2, 2));
-    assert_eq!(store.message(3).unwrap(), None);
-    assert_consistent(&store);
+    assert_eq!(store.message(3).await.unwrap(), None);
+    assert_consistent(&store).await;
     store.close().await;
 }
 
@@ -650,24 +787,27 @@ async fn a_refused_unit_leaves_no_trace_and_spares_its_batch() {
     assert_eq!(answers[4].as_ref().unwrap(), &Outcome::Applied);
     assert_eq!(store.stats().refused, 3);
 
-    let check = |store: &Store| {
-        assert_eq!(store.message(2).unwrap(), None);
-        assert_eq!(store.message(3).unwrap(), None);
-        assert_eq!(store.message_id_by_mo(&key(2)).unwrap(), None);
-        assert_eq!(store.message_id_by_mo(&key(1)).unwrap(), Some(1));
-        assert!(store.connection("s", "2").unwrap().is_none());
-        assert!(store.connection("s", "3").unwrap().is_none());
-        assert!(!store.is_opted_out("2").unwrap());
-        assert!(store.dlr_events(2).unwrap().is_empty());
-        assert_eq!(store.owed_callbacks(10).unwrap(), vec![callback(1)]);
-        assert_eq!(store.delivery_errors(1).unwrap().len(), 1);
-        assert_eq!(store.message(1).unwrap().unwrap().status, Status::Handled);
-        assert!(store.message(4).unwrap().is_some());
-        assert_consistent(store);
+    let check = async |store: &Store| {
+        assert_eq!(store.message(2).await.unwrap(), None);
+        assert_eq!(store.message(3).await.unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(2)).await.unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(1)).await.unwrap(), Some(1));
+        assert!(store.connection("s", "2").await.unwrap().is_none());
+        assert!(store.connection("s", "3").await.unwrap().is_none());
+        assert!(!store.is_opted_out("2").await.unwrap());
+        assert!(store.dlr_events(2).await.unwrap().is_empty());
+        assert_eq!(store.owed_callbacks(10).await.unwrap(), vec![callback(1)]);
+        assert_eq!(store.delivery_errors(1).await.unwrap().len(), 1);
+        assert_eq!(
+            store.message(1).await.unwrap().unwrap().status,
+            Status::Handled
+        );
+        assert!(store.message(4).await.unwrap().is_some());
+        assert_consistent(store).await;
     };
-    check(&store);
+    check(&store).await;
     store.close().await;
-    check(&open(&path));
+    check(&open(&path)).await;
 }
 
 /// Removals from `by_status` wait for the end of the batch and go in runs
@@ -734,22 +874,26 @@ async fn by_status_removals_wait_for_the_batch_and_follow_every_unit() {
     assert_eq!(refused, vec![1, 4, 5]);
     assert_eq!(store.stats().largest_batch, 7);
 
-    let check = |store: &Store| {
+    let check = async |store: &Store| {
         let queued: Vec<MessageId> = store
             .messages_by_status(Status::Queued, None, None, 1_000)
+            .await
             .unwrap()
             .into_iter()
             .map(|m| m.id)
             .collect();
         let expected: Vec<MessageId> = (1..=199).filter(|id| *id % 7 == 0 || *id > 150).collect();
         assert_eq!(queued, expected);
-        assert_eq!(store.message(22).unwrap().unwrap().status, Status::Sent);
-        assert_eq!(store.message(300).unwrap(), None);
-        assert_consistent(store);
+        assert_eq!(
+            store.message(22).await.unwrap().unwrap().status,
+            Status::Sent
+        );
+        assert_eq!(store.message(300).await.unwrap(), None);
+        assert_consistent(store).await;
     };
-    check(&store);
+    check(&store).await;
     store.close().await;
-    check(&open(&path));
+    check(&open(&path)).await;
 }
 
 #[tokio::test]
@@ -779,12 +923,12 @@ async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
     for (file, status_of_1) in [(&crash_image, Status::Received), (&path, Status::Handled)] {
         let store = open(file);
         for id in &stored {
-            assert_eq!(store.message_id_by_mo(&key(*id)).unwrap(), Some(*id));
+            assert_eq!(store.message_id_by_mo(&key(*id)).await.unwrap(), Some(*id));
         }
-        assert_eq!(store.message(1).unwrap().unwrap().status, status_of_1);
+        assert_eq!(store.message(1).await.unwrap().unwrap().status, status_of_1);
         let max = *stored.last().unwrap();
         assert_eq!(store.allocate_id(), max + 1);
-        assert_consistent(&store);
+        assert_consistent(&store).await;
         store.close().await;
     }
 }
@@ -793,11 +937,17 @@ async fn a_crash_after_commit_loses_nothing_and_ids_continue() {
 /// writer's copy of `mo_recent` in memory holds as many.
 fn mo_key_tables(store: &Store) -> (u64, u64) {
     // Acked units committed first, so the file and memory agree.
-    store.fence().unwrap();
-    let txn = store.database().unwrap().begin_read().unwrap();
+    store.redb().unwrap().fence().unwrap();
+    let txn = store
+        .redb()
+        .unwrap()
+        .database()
+        .unwrap()
+        .begin_read()
+        .unwrap();
     let recent = txn.open_table(schema::MO_RECENT).unwrap().len().unwrap();
     let moved = txn.open_table(schema::MO_KEYS).unwrap().len().unwrap();
-    let in_memory = store.inner.shared.recent_mos().len() as u64;
+    let in_memory = store.redb().unwrap().inner.shared.recent_mos().len() as u64;
     assert_eq!(in_memory, recent, "keys in memory and in mo_recent");
     (recent, moved)
 }
@@ -839,7 +989,7 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
         ),
         "{refused:?}"
     );
-    assert_eq!(store.message_id_by_mo(&key(51)).unwrap(), None);
+    assert_eq!(store.message_id_by_mo(&key(51)).await.unwrap(), None);
     assert_eq!(mo_key_tables(&store), (3, 0));
 
     // From the fourth key on, each batch moves the oldest: an eighth of
@@ -874,11 +1024,14 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
                 .await
                 .unwrap(),
         );
-        assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), None);
-        assert_eq!(store.message_id_by_mo(&key(new_uuid)).unwrap(), Some(id));
+        assert_eq!(store.message_id_by_mo(&key(id)).await.unwrap(), None);
+        assert_eq!(
+            store.message_id_by_mo(&key(new_uuid)).await.unwrap(),
+            Some(id)
+        );
     }
     assert_eq!(mo_key_tables(&store), (3, 7));
-    assert_consistent(&store);
+    assert_consistent(&store).await;
 
     // Killed with keys in mo_recent, or closed: both come back.
     copy_store(&path, &crash_image);
@@ -887,15 +1040,18 @@ async fn mo_keys_gather_in_mo_recent_then_move_and_stay_known() {
         let store = Store::open(file, options.clone()).unwrap();
         let known = [(101, 1), (2, 2), (4, 4), (7, 7), (8, 8), (109, 9), (10, 10)];
         for (uuid_n, id) in known {
-            assert_eq!(store.message_id_by_mo(&key(uuid_n)).unwrap(), Some(id));
+            assert_eq!(
+                store.message_id_by_mo(&key(uuid_n)).await.unwrap(),
+                Some(id)
+            );
         }
-        assert_eq!(store.message_id_by_mo(&key(9)).unwrap(), None);
+        assert_eq!(store.message_id_by_mo(&key(9)).await.unwrap(), None);
         let redelivered = Unit::new().unless_mo_known(key(109)).with(Op::put(mo(99)));
         assert_eq!(
             store.commit(redelivered).await.unwrap(),
             Outcome::Duplicate(9)
         );
-        assert_consistent(&store);
+        assert_consistent(&store).await;
         store.close().await;
     }
 }
@@ -925,9 +1081,15 @@ async fn a_store_of_the_version_before_is_upgraded() {
         txn.commit().unwrap();
     }
     let store = open(&path);
-    assert_eq!(store.message_id_by_mo(&key(1)).unwrap(), Some(1));
+    assert_eq!(store.message_id_by_mo(&key(1)).await.unwrap(), Some(1));
     let version = {
-        let txn = store.database().unwrap().begin_read().unwrap();
+        let txn = store
+            .redb()
+            .unwrap()
+            .database()
+            .unwrap()
+            .begin_read()
+            .unwrap();
         let meta = txn.open_table(schema::META).unwrap();
         let version = meta
             .get(schema::META_SCHEMA_VERSION)
@@ -977,8 +1139,8 @@ async fn a_schema_5_store_is_upgraded_with_its_sendsms_messages_rewritten() {
         txn.commit().unwrap();
     }
     let store = open(&path);
-    assert_eq!(store.message(2).unwrap(), Some(sendsms));
-    assert_eq!(store.message(1).unwrap(), Some(plain));
+    assert_eq!(store.message(2).await.unwrap(), Some(sendsms));
+    assert_eq!(store.message(1).await.unwrap(), Some(plain));
     store.close().await;
 }
 
@@ -1002,10 +1164,10 @@ async fn a_closed_store_says_so_and_frees_the_file() {
         other.commit(Unit::new()).await,
         Err(StoreError::Closed)
     ));
-    assert!(matches!(other.message(1), Err(StoreError::Closed)));
+    assert!(matches!(other.message(1).await, Err(StoreError::Closed)));
     // Everything enqueued before the close was committed.
     let store = open(&path);
-    assert_eq!(all_messages(&store).len(), 100);
+    assert_eq!(all_messages(&store).await.len(), 100);
     store.close().await;
 }
 
@@ -1162,10 +1324,10 @@ fn handles_are_send_sync_and_errors_clone() {
     shareable::<Unit>();
 }
 
+for_each_backend! {
 #[tokio::test]
-async fn a_late_sent_never_replaces_a_delivered_or_failed_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&store_path(&dir));
+async fn a_late_sent_never_replaces_a_delivered_or_failed_report(fixture: Fixture) {
+    let store = fixture.open().await;
     let mut unit = Unit::new();
     for id in [1, 2] {
         unit.push(Op::put(message(id, Direction::Outgoing, "fake", "1")));
@@ -1181,14 +1343,18 @@ async fn a_late_sent_never_replaces_a_delivered_or_failed_report() {
         .with(Update::status(1, Status::Sent, 11).into())
         .with(Update::status(2, Status::Sent, 11).into());
     applied(store.commit(acks).await.unwrap());
-    let one = store.message(1).unwrap().unwrap();
+    let one = store.message(1).await.unwrap().unwrap();
     assert_eq!(
         (one.status, one.sent, one.delivered),
         (Status::Delivered, Some(11), Some(10))
     );
-    assert_eq!(store.message(2).unwrap().unwrap().status, Status::Failed);
-    assert_consistent(&store);
+    assert_eq!(
+        store.message(2).await.unwrap().unwrap().status,
+        Status::Failed
+    );
+    assert_consistent(&store).await;
     store.close().await;
+}
 }
 
 /// Commits `unit` until the store takes it again after a failure, within a
@@ -1252,13 +1418,16 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
             .unwrap_err();
         assert!(again.is_transient(), "{again:?}");
     }
-    assert!(matches!(store.message(first), Err(StoreError::Recovering)));
+    assert!(matches!(
+        store.message(first).await,
+        Err(StoreError::Recovering)
+    ));
 
     // The disk is back: the writer reopens the file by itself, without a
     // unit coming, and readers get it back.
     faults.fail_writes(false);
     let started = std::time::Instant::now();
-    while let Err(e) = store.message(first) {
+    while let Err(e) = store.message(first).await {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "the store did not reopen its file: {e}"
@@ -1267,9 +1436,9 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
     }
     let after = store.allocate_id();
     applied(commit_once_recovered(&store, Unit::new().with(Op::put(m(after)))).await);
-    assert!(store.message(first).unwrap().is_some());
-    assert!(store.message(lost).unwrap().is_none());
-    assert!(store.message(after).unwrap().is_some());
+    assert!(store.message(first).await.unwrap().is_some());
+    assert!(store.message(lost).await.unwrap().is_none());
+    assert!(store.message(after).await.unwrap().is_some());
     // The duplicate check still sees what was stored before the failure.
     let redelivered = Unit::new()
         .unless_mo_known(key(first))
@@ -1278,14 +1447,45 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
         store.commit(redelivered).await.unwrap(),
         Outcome::Duplicate(first)
     );
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
 
     let reopened = open(&path);
-    assert!(reopened.message(first).unwrap().is_some());
-    assert!(reopened.message(after).unwrap().is_some());
+    assert!(reopened.message(first).await.unwrap().is_some());
+    assert!(reopened.message(after).await.unwrap().is_some());
     assert!(reopened.allocate_id() > after);
-    assert_consistent(&reopened);
+    assert_consistent(&reopened).await;
+}
+
+#[tokio::test]
+async fn the_configured_backend_opens_and_one_not_built_is_refused() {
+    use crate::config::{StoreBackend, StoreConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig {
+        path: store_path(&dir),
+        ..StoreConfig::default()
+    };
+    let store = Store::open_configured(&config).await.unwrap();
+    assert_eq!(store.backend_name(), "redb");
+    assert_eq!(store.path(), Some(config.path.as_path()));
+    store.close().await;
+
+    config.backend = StoreBackend::Postgres;
+    let refused = Store::open_configured(&config).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::NotBuilt {
+                backend: "postgres"
+            }
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("not built in this version"),
+        "{refused}"
+    );
+    assert!(!refused.is_transient());
 }
 
 mod backup;

@@ -78,7 +78,7 @@
 //! dedupe of every MO) find the keys of acked units in memory, published
 //! before the answer, and keys moved to `mo_keys` leave memory only once
 //! that move is committed; every other read first calls
-//! [`Store::fence`](super::Store::fence), which is two atomic loads when
+//! [`RedbStore::fence`](super::RedbStore::fence), which is two atomic loads when
 //! everything acked is committed, and otherwise flags the writer, which
 //! commits the open transaction after the group it is applying (or after
 //! the checkpoint under way), and waits for that commit. Memory stays
@@ -253,7 +253,7 @@ pub(crate) struct Shared {
     /// so far; with the journal some may not be committed to redb yet.
     pub(crate) acked: AtomicU64,
     /// Of those, the groups readers see (committed to redb): see
-    /// [`Store::fence`](super::Store::fence). Changed under
+    /// [`RedbStore::fence`](super::RedbStore::fence). Changed under
     /// `visible_lock`, and `visible_changed` notified.
     pub(crate) visible: AtomicU64,
     pub(crate) visible_lock: Mutex<()>,

@@ -230,9 +230,10 @@ pub fn open_store(path: &Path) -> Store {
 
 /// Every message in the store, oldest first. Panics if there are more than
 /// one scan returns, which no test comes near.
-pub fn all_messages(store: &Store) -> Vec<Message> {
+pub async fn all_messages(store: &Store) -> Vec<Message> {
     let mut messages = store
         .recent_messages(None, MAX_SCAN)
+        .await
         .unwrap_or_else(|e| panic!("cannot read rapidbox's store: {e}"));
     assert!(
         messages.len() < MAX_SCAN,
@@ -245,12 +246,13 @@ pub fn all_messages(store: &Store) -> Vec<Message> {
 /// Every message in the store, oldest first, read a page of [`MAX_SCAN`]
 /// at a time: for the stores of long runs (crash loops, soaks), which
 /// [`all_messages`] refuses.
-pub fn every_message(store: &Store) -> Vec<Message> {
+pub async fn every_message(store: &Store) -> Vec<Message> {
     let mut messages = Vec::new();
     let mut before = None;
     loop {
         let page = store
             .recent_messages(before, MAX_SCAN)
+            .await
             .unwrap_or_else(|e| panic!("cannot read rapidbox's store: {e}"));
         let Some(last) = page.last() else { break };
         before = Some(last.id);

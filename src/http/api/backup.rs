@@ -7,7 +7,9 @@
 //! endpoint is refused unless `[http] password` is set, and then requires
 //! it. One backup runs at a time; another is answered 409.
 //!
-//! Answers JSON: `{"path", "messages", "entries", "bytes"}`, or an error.
+//! Answers JSON: `{"path", "messages", "entries", "bytes"}`, or an error
+//! (501 for a store that is not redb's: back a database up with its own
+//! tools).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,6 +103,10 @@ pub async fn handle(
                 StatusCode::INTERNAL_SERVER_ERROR
             };
             return Ok(refused(status, format!("{}: {source}", to.display())));
+        }
+        // Another backend's database is backed up with its own tools.
+        Ok(Err(e @ crate::store::StoreError::Unsupported { .. })) => {
+            return Ok(refused(StatusCode::NOT_IMPLEMENTED, e.to_string()));
         }
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(ApiError::Internal("the backup task failed")),

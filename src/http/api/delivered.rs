@@ -33,7 +33,10 @@ fn message_id(params: &Params) -> Result<MessageId, ApiError> {
 pub async fn handle(ctx: &Context, params: &Params) -> Result<HttpResponse, ApiError> {
     let id = message_id(params)?;
     let store = ctx.store();
-    let mut message = store.message(id)?.ok_or(ApiError::NoSuchMessage(id))?;
+    let mut message = store
+        .message(id)
+        .await?
+        .ok_or(ApiError::NoSuchMessage(id))?;
     if message.direction != Direction::Outgoing {
         return Err(ApiError::NotOutgoing(id));
     }

@@ -113,7 +113,7 @@ impl Api {
                 backup::handle(ctx, &self.backup, &params).await
             }
             Endpoint::Status => monitor::status(ctx, &params, &head.headers).await,
-            Endpoint::Stats => monitor::stats(ctx),
+            Endpoint::Stats => monitor::stats(ctx).await,
             // Answered above, before any parameter was read.
             Endpoint::Sendsms => Err(ApiError::NoSuchPath),
             Endpoint::Alert | Endpoint::RelayLog => {

@@ -49,7 +49,8 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let store = ctx.store().clone();
     let cutoff = now_micros() - STUCK_AFTER.as_micros() as Micros;
-    let (pending, complete) = tokio::task::spawn_blocking(move || stuck(&store, cutoff))
+    let (pending, complete) = store
+        .long_read(move |store| async move { stuck(&store, cutoff).await })
         .await
         .map_err(|_| ApiError::Internal("the status scan failed"))??;
     let report = Pending {
@@ -113,12 +114,14 @@ fn accepts(headers: &HeaderMap, kind: &str) -> bool {
 
 /// How many Q messages are dated before `cutoff`, and whether every Q
 /// message was looked at.
-fn stuck(store: &Store, cutoff: Micros) -> Result<(u64, bool), ApiError> {
+async fn stuck(store: &Store, cutoff: Micros) -> Result<(u64, bool), ApiError> {
     let mut count = 0;
     let mut checked = 0;
     let mut after = None;
     while checked < MAX_CHECKED {
-        let page = store.messages_by_status(Status::Queued, None, after, MAX_SCAN)?;
+        let page = store
+            .messages_by_status(Status::Queued, None, after, MAX_SCAN)
+            .await?;
         checked += page.len();
         count += page.iter().filter(|m| m.date < cutoff).count() as u64;
         match page.last() {
@@ -166,10 +169,10 @@ struct StoreNumbers {
 }
 
 /// `/router/stats`.
-pub fn stats(ctx: &Context) -> Result<HttpResponse, ApiError> {
+pub async fn stats(ctx: &Context) -> Result<HttpResponse, ApiError> {
     let mut messages: BTreeMap<char, BTreeMap<char, u64>> = BTreeMap::new();
     let mut total = 0;
-    for (direction, status, n) in ctx.store().counts()? {
+    for (direction, status, n) in ctx.store().counts().await? {
         messages
             .entry(direction.code())
             .or_default()

@@ -44,7 +44,8 @@ pub async fn handle(ctx: &Context, params: &Params) -> Result<HttpResponse, ApiE
                 .is_none_or(|w| backend.to_lowercase() == w)
     };
     // A scan of up to MAX_LISTED messages per backend may touch cold pages.
-    let messages = tokio::task::spawn_blocking(move || queued(&store, pull))
+    let messages = store
+        .long_read(move |store| async move { queued(&store, pull).await })
         .await
         .map_err(|_| ApiError::Internal("the outbox scan failed"))??;
     let body = Answer {
@@ -57,16 +58,15 @@ pub async fn handle(ctx: &Context, params: &Params) -> Result<HttpResponse, ApiE
 /// The oldest [`MAX_LISTED`] Q messages of the backends `include` accepts.
 /// Holds at most twice that many messages at a time, however many
 /// backends there are.
-fn queued(store: &Store, include: impl Fn(&str) -> bool) -> Result<Vec<Message>, ApiError> {
+async fn queued(store: &Store, include: impl Fn(&str) -> bool) -> Result<Vec<Message>, ApiError> {
     let mut found = Vec::new();
-    for backend in store.backends_with_status(Status::Queued)? {
+    for backend in store.backends_with_status(Status::Queued).await? {
         if include(&backend) {
-            found.extend(store.messages_by_status(
-                Status::Queued,
-                Some(&backend),
-                None,
-                MAX_LISTED,
-            )?);
+            found.extend(
+                store
+                    .messages_by_status(Status::Queued, Some(&backend), None, MAX_LISTED)
+                    .await?,
+            );
             found.sort_by_key(|m| m.id);
             found.truncate(MAX_LISTED);
         }

@@ -117,7 +117,7 @@ pub async fn reply(
     if recipient.is_empty() {
         bad.insert("recipient", "required".to_owned());
     } else {
-        let mut known = store.connections_with_identity(&identity)?;
+        let mut known = store.connections_with_identity(&identity).await?;
         if let Some(backend) = backend {
             known.retain(|c| c.connection.backend == backend);
         }

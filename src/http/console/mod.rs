@@ -349,7 +349,7 @@ pub async fn serve(
             .strip_prefix("/message/")
             .and_then(|id| id.parse::<MessageId>().ok())
         {
-            Some(id) => detail(ctx, &session, id),
+            Some(id) => detail(ctx, &session, id).await,
             None => Ok(error_page(
                 StatusCode::NOT_FOUND,
                 "Not found",
@@ -379,7 +379,8 @@ fn page_number(params: &Params) -> Result<usize, Failure> {
 async fn read_page(ctx: &Context, query: &str, number: usize) -> Result<search::Page, Failure> {
     let store = ctx.store().clone();
     let query = search::Query::parse(query);
-    tokio::task::spawn_blocking(move || search::page(&store, &query, number))
+    store
+        .long_read(move |store| async move { search::page(&store, &query, number).await })
         .await
         .map_err(|_| Failure::Task)?
         .map_err(Failure::from)
@@ -440,13 +441,13 @@ fn events(ctx: &Context, console: &Console) -> Response<ResponseBody> {
     }
 }
 
-fn detail(
+async fn detail(
     ctx: &Context,
     session: &Session,
     id: MessageId,
 ) -> Result<Response<ResponseBody>, Failure> {
     let store = &ctx.store();
-    let Some(message) = store.message(id)? else {
+    let Some(message) = store.message(id).await? else {
         return Ok(error_page(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -454,11 +455,11 @@ fn detail(
         ));
     };
     let answered = match message.in_response_to {
-        Some(other) => store.message(other)?,
+        Some(other) => store.message(other).await?,
         None => None,
     };
-    let errors = store.delivery_errors(id)?;
-    let dlrs = store.dlr_events(id)?;
+    let errors = store.delivery_errors(id).await?;
+    let dlrs = store.dlr_events(id).await?;
     let user = User {
         name: &session.username,
         csrf: &session.csrf,

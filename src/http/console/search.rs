@@ -75,25 +75,25 @@ pub struct Page {
 }
 
 /// Page `number` (1-based; past the end means the last) of the log, or of
-/// the messages matching `query`. Blocking: reads up to [`SCAN_LIMIT`]
-/// messages.
-pub fn page(store: &Store, query: &Query, number: usize) -> Result<Page, StoreError> {
+/// the messages matching `query`. A long read (up to [`SCAN_LIMIT`]
+/// messages): run it under [`Store::long_read`].
+pub async fn page(store: &Store, query: &Query, number: usize) -> Result<Page, StoreError> {
     let number = number.max(1);
     let (mut matched, total, truncated) = if query.is_empty() {
-        let total: u64 = store.counts()?.iter().map(|(_, _, n)| n).sum();
+        let total: u64 = store.counts().await?.iter().map(|(_, _, n)| n).sum();
         let reachable = (SCAN_LIMIT / PAGE_SIZE) * PAGE_SIZE;
         let last = pages(total.min(reachable as u64));
         let wanted = number.min(last) * PAGE_SIZE;
-        let recent = store.recent_messages(None, wanted)?;
+        let recent = store.recent_messages(None, wanted).await?;
         (recent, total, total > reachable as u64)
     } else {
-        let recent = store.recent_messages(None, SCAN_LIMIT)?;
+        let recent = store.recent_messages(None, SCAN_LIMIT).await?;
         let truncated = recent.len() == SCAN_LIMIT;
         let texts: HashMap<MessageId, String> =
             recent.iter().map(|m| (m.id, m.text.clone())).collect();
         let mut matched = Vec::new();
         for m in recent {
-            let answered = answered_text(store, &texts, &m)?;
+            let answered = answered_text(store, &texts, &m).await?;
             if query.matches(&m, answered.as_deref()) {
                 matched.push(m);
             }
@@ -113,7 +113,7 @@ pub fn page(store: &Store, query: &Query, number: usize) -> Result<Page, StoreEr
     let mut answered = HashMap::new();
     for m in &messages {
         if let Some(id) = m.in_response_to {
-            if let Some(other) = store.message(id)? {
+            if let Some(other) = store.message(id).await? {
                 answered.insert(id, other.text);
             }
         }
@@ -130,7 +130,7 @@ pub fn page(store: &Store, query: &Query, number: usize) -> Result<Page, StoreEr
 
 /// The text of the message `m` answers: from the scanned messages when it
 /// is among them, else from the store.
-fn answered_text(
+async fn answered_text(
     store: &Store,
     scanned: &HashMap<MessageId, String>,
     m: &Message,
@@ -141,7 +141,7 @@ fn answered_text(
     if let Some(text) = scanned.get(&id) {
         return Ok(Some(text.clone()));
     }
-    Ok(store.message(id)?.map(|other| other.text))
+    Ok(store.message(id).await?.map(|other| other.text))
 }
 
 /// Pages needed for `n` messages, at least one.

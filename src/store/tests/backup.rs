@@ -46,7 +46,7 @@ async fn a_backup_holds_every_table_and_verifies() {
     assert!(report.bytes > 0);
     // Never over an existing file.
     assert!(matches!(store.backup(&dest), Err(StoreError::Open { .. })));
-    let original = all_messages(&store);
+    let original = all_messages(&store).await;
     let tables = |txn: redb::ReadTransaction| -> Vec<String> {
         let mut names: Vec<String> = txn
             .list_tables()
@@ -56,7 +56,7 @@ async fn a_backup_holds_every_table_and_verifies() {
         names.sort();
         names
     };
-    let every_table = tables(store.snapshot().unwrap());
+    let every_table = tables(store.redb().unwrap().snapshot().unwrap());
     store.close().await;
 
     // Read raw: opening it as a store would create any missing table.
@@ -72,15 +72,15 @@ async fn a_backup_holds_every_table_and_verifies() {
     assert_eq!(verified.messages, 31);
     assert_eq!(verified.entries, report.entries);
     let copy = open(&dest);
-    assert_eq!(all_messages(&copy), original);
+    assert_eq!(all_messages(&copy).await, original);
     for id in 1..=30 {
-        assert_eq!(copy.message_id_by_mo(&key(id)).unwrap(), Some(id));
+        assert_eq!(copy.message_id_by_mo(&key(id)).await.unwrap(), Some(id));
     }
-    assert_eq!(copy.dlr_events(31).unwrap().len(), 1);
-    assert_eq!(copy.delivery_errors(31).unwrap().len(), 1);
-    assert_eq!(copy.owed_callbacks(5).unwrap(), vec![callback(31)]);
-    assert!(copy.is_opted_out("3").unwrap());
-    assert_consistent(&copy);
+    assert_eq!(copy.dlr_events(31).await.unwrap().len(), 1);
+    assert_eq!(copy.delivery_errors(31).await.unwrap().len(), 1);
+    assert_eq!(copy.owed_callbacks(5).await.unwrap(), vec![callback(31)]);
+    assert!(copy.is_opted_out("3").await.unwrap());
+    assert_consistent(&copy).await;
     copy.close().await;
     assert!(!dir.path().join("backup.redb.partial").exists());
 }

@@ -53,17 +53,22 @@ fn copy_both(from: &Path, to: &Path) {
 /// every index agrees, and new ids start above them.
 async fn holds_exactly(path: &Path, options: StoreOptions, ids: &[MessageId]) {
     let store = Store::open(path, options).unwrap();
-    let stored: Vec<MessageId> = all_messages(&store).iter().rev().map(|m| m.id).collect();
+    let stored: Vec<MessageId> = all_messages(&store)
+        .await
+        .iter()
+        .rev()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(stored, ids, "messages after reopening");
     for &id in ids {
-        assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), Some(id));
+        assert_eq!(store.message_id_by_mo(&key(id)).await.unwrap(), Some(id));
         assert_eq!(
-            store.delivery_errors(id).unwrap().len(),
+            store.delivery_errors(id).await.unwrap().len(),
             1,
             "events of {id}"
         );
     }
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     assert!(store.allocate_id() > ids.last().copied().unwrap_or(0));
     store.close().await;
 }
@@ -143,7 +148,7 @@ async fn acked_units_are_read_at_once_and_survive_a_kill_before_any_checkpoint()
     for _ in 0..40 {
         let id = commit_mo(&store).await;
         // Acked means readable: the non-durable commit is visible.
-        assert_eq!(store.message(id).unwrap().map(|m| m.id), Some(id));
+        assert_eq!(store.message(id).await.unwrap().map(|m| m.id), Some(id));
         ids.push(id);
     }
     assert_eq!(store.stats().checkpoints, 0);
@@ -313,8 +318,8 @@ async fn a_failing_journal_write_fails_its_batch_and_the_store_recovers() {
     faults.fail_writes(false);
     let after = store.allocate_id();
     applied(commit_once_recovered(&store, Unit::new().with(Op::put(mo(after)))).await);
-    assert!(store.message(first).unwrap().is_some());
-    assert!(store.message(lost).unwrap().is_none());
+    assert!(store.message(first).await.unwrap().is_some());
+    assert!(store.message(lost).await.unwrap().is_none());
     let redelivered = Unit::new()
         .unless_mo_known(key(first))
         .with(Op::put(mo(store.allocate_id())));
@@ -322,13 +327,13 @@ async fn a_failing_journal_write_fails_its_batch_and_the_store_recovers() {
         store.commit(redelivered).await.unwrap(),
         Outcome::Duplicate(first)
     );
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
     let reopened = Store::open(&path, journaled()).unwrap();
-    assert!(reopened.message(first).unwrap().is_some());
-    assert!(reopened.message(lost).unwrap().is_none());
-    assert!(reopened.message(after).unwrap().is_some());
-    assert_consistent(&reopened);
+    assert!(reopened.message(first).await.unwrap().is_some());
+    assert!(reopened.message(lost).await.unwrap().is_none());
+    assert!(reopened.message(after).await.unwrap().is_some());
+    assert_consistent(&reopened).await;
 }
 
 #[tokio::test]
@@ -372,7 +377,7 @@ async fn acked_groups_gather_in_one_redb_commit_and_every_read_sees_them() {
     for _ in 0..30 {
         let id = commit_mo(&store).await;
         // The dedupe lookup answers from memory, without a commit.
-        assert_eq!(store.message_id_by_mo(&key(id)).unwrap(), Some(id));
+        assert_eq!(store.message_id_by_mo(&key(id)).await.unwrap(), Some(id));
         ids.push(id);
     }
     let stats = store.stats();
@@ -384,19 +389,20 @@ async fn acked_groups_gather_in_one_redb_commit_and_every_read_sees_them() {
     );
     // A read of anything else commits them first.
     assert_eq!(
-        store.counts().unwrap(),
+        store.counts().await.unwrap(),
         vec![(Direction::Incoming, Status::Received, 30)]
     );
     assert!(store.stats().redb_commits > stats.redb_commits);
     let last = *ids.last().unwrap();
     let id = commit_mo(&store).await;
-    assert_eq!(store.message(id).unwrap().map(|m| m.id), Some(id));
-    assert_eq!(store.delivery_errors(id).unwrap().len(), 1);
-    assert_eq!(store.recent_messages(None, 1).unwrap()[0].id, id);
+    assert_eq!(store.message(id).await.unwrap().map(|m| m.id), Some(id));
+    assert_eq!(store.delivery_errors(id).await.unwrap().len(), 1);
+    assert_eq!(store.recent_messages(None, 1).await.unwrap()[0].id, id);
     let id2 = commit_mo(&store).await;
     assert_eq!(
         store
             .messages_by_status(Status::Received, None, Some(last), 10)
+            .await
             .unwrap()
             .iter()
             .map(|m| m.id)
@@ -405,9 +411,9 @@ async fn acked_groups_gather_in_one_redb_commit_and_every_read_sees_them() {
     );
     // Nothing pending: a read commits nothing.
     let commits = store.stats().redb_commits;
-    store.message(id).unwrap();
+    store.message(id).await.unwrap();
     assert_eq!(store.stats().redb_commits, commits);
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
 }
 
@@ -426,7 +432,7 @@ async fn a_kill_while_groups_wait_in_the_open_transaction_loses_none() {
         ids.push(commit_mo(&store).await);
     }
     // Half of them committed to redb (non-durably), half still open.
-    store.counts().unwrap();
+    store.counts().await.unwrap();
     for _ in 0..25 {
         ids.push(commit_mo(&store).await);
     }
@@ -577,7 +583,10 @@ async fn caught_in_a_checkpoint() -> Caught {
     assert_eq!(store.stats().checkpoints, 0);
     // The dedupe lookup sees them at once.
     let last = *ids.last().unwrap();
-    assert_eq!(store.message_id_by_mo(&key(last)).unwrap(), Some(last));
+    assert_eq!(
+        store.message_id_by_mo(&key(last)).await.unwrap(),
+        Some(last)
+    );
     Caught {
         dir,
         path,
@@ -627,7 +636,9 @@ async fn acks_go_on_during_a_checkpoint_and_a_power_cut_then_loses_none() {
     let last = *ids.last().unwrap();
     let reader = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || store.message(last))
+        // The read blocks its thread until the checkpoint is done.
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(store.message(last)))
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
     faults.hold_syncs(false);
@@ -638,9 +649,9 @@ async fn acks_go_on_during_a_checkpoint_and_a_power_cut_then_loses_none() {
     // Durable: the old file is gone, the new one goes on.
     assert!(!old.exists(), "the old journal file is deleted");
     for &id in &ids {
-        assert!(store.message(id).unwrap().is_some(), "message {id}");
+        assert!(store.message(id).await.unwrap().is_some(), "message {id}");
     }
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
     holds_exactly(&cut, journaled(), &ids).await;
     // Replayed and emptied: one file left, empty.
@@ -731,11 +742,11 @@ async fn a_failed_checkpoint_loses_no_acked_unit_and_the_store_recovers() {
     // Reopened with both journal files replayed: every acked unit is
     // there, once.
     for &id in &ids {
-        assert!(store.message(id).unwrap().is_some(), "message {id}");
-        assert_eq!(store.delivery_errors(id).unwrap().len(), 1);
+        assert!(store.message(id).await.unwrap().is_some(), "message {id}");
+        assert_eq!(store.delivery_errors(id).await.unwrap().len(), 1);
     }
     assert!(store.stats().failed_batches > 0);
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
     holds_exactly(&path, journaled(), &ids).await;
 }
@@ -802,9 +813,12 @@ async fn answers_during_a_checkpoint_are_those_applying_gives() {
     faults.hold_syncs(false);
     assert_eq!(replaced.await.unwrap().unwrap(), Outcome::Applied);
     for id in [ids[0], ids[before + 3]] {
-        assert_eq!(store.message(id).unwrap().unwrap().status, Status::Handled);
+        assert_eq!(
+            store.message(id).await.unwrap().unwrap().status,
+            Status::Handled
+        );
     }
-    assert_consistent(&store);
+    assert_consistent(&store).await;
     store.close().await;
 }
 
