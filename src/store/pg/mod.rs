@@ -34,7 +34,7 @@ pub mod schema;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,6 +49,7 @@ use super::error::{Rejection, StoreError};
 use super::purge::{Job, PurgeReport, PurgeRule};
 use super::unit::{Outcome, Unit};
 use super::{StoreStats, WriterHistograms};
+use crate::config::PostgresConfig;
 use crate::model::MessageId;
 
 use ids::Ids;
@@ -96,6 +97,45 @@ impl PgOptions {
             max_batch_bytes: 16 << 20,
             max_unit_ops: 1024,
         }
+    }
+}
+
+impl PgOptions {
+    /// The options `[store.postgres]` gives: its `url`, or a connection
+    /// string made of its parts (defaults `localhost`, 5432, `rapidbox`,
+    /// `rapidbox`), the password read from `password_file`, and its
+    /// bounds. `pool_size` counts every connection: the writer's one and
+    /// the reads' (at least one).
+    pub fn from_config(config: &PostgresConfig) -> Result<PgOptions, StoreError> {
+        let url = match &config.url {
+            Some(url) => url.clone(),
+            None => {
+                // libpq's key/value form, each value quoted.
+                let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+                format!(
+                    "host={} port={} user={} dbname={}",
+                    quote(config.host.as_deref().unwrap_or("localhost")),
+                    config.port.unwrap_or(5432),
+                    quote(config.user.as_deref().unwrap_or("rapidbox")),
+                    quote(config.dbname.as_deref().unwrap_or("rapidbox")),
+                )
+            }
+        };
+        let password = match &config.password_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| StoreError::Open {
+                    path: path.clone(),
+                    source: Arc::new(e),
+                })?;
+                Some(text.lines().next().unwrap_or("").to_owned())
+            }
+        };
+        let mut options = PgOptions::new(url);
+        options.password = password;
+        options.pool_size = config.pool_size.saturating_sub(1).max(1);
+        options.statement_timeout = Duration::from_millis(config.statement_timeout_ms.max(1));
+        Ok(options)
     }
 }
 

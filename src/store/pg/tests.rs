@@ -13,9 +13,9 @@ use crate::model::{Connection, Direction, KannelInfo, Message, MoKey, Status};
 use crate::store::StoreError;
 use crate::store::{Op, Outcome, Unit, Update};
 
-/// A store on a fresh database of the shared server, or `None` when
-/// PostgreSQL is not installed (outside CI).
-pub(crate) async fn fresh_store(test: &str) -> Option<PgStore> {
+/// The connection string of a fresh database on the test process's
+/// server, or `None` when PostgreSQL is not installed (outside CI).
+pub(crate) async fn fresh_database(test: &str) -> Option<String> {
     if !postgres::require_postgres(test) {
         return None;
     }
@@ -25,11 +25,14 @@ pub(crate) async fn fresh_store(test: &str) -> Option<PgStore> {
     let db = tokio::task::spawn_blocking(move || server.create_database())
         .await
         .unwrap();
-    Some(
-        PgStore::open(PgOptions::new(server.url(&db)))
-            .await
-            .unwrap(),
-    )
+    Some(server.url(&db))
+}
+
+/// A store on a fresh database of the shared server, or `None` when
+/// PostgreSQL is not installed (outside CI).
+pub(crate) async fn fresh_store(test: &str) -> Option<PgStore> {
+    let url = fresh_database(test).await?;
+    Some(PgStore::open(PgOptions::new(url)).await.unwrap())
 }
 
 fn mo(id: MessageId, n: u8) -> Message {
