@@ -194,9 +194,13 @@ async fn rapidbox_on_postgres_killed_and_restarted_loses_and_repeats_nothing_but
     let mut params = RapidboxParams::new(dir.path(), ports.smsbox);
     params.template = "You said: %a".to_owned();
     params.max_in_flight = Some(MAX_IN_FLIGHT);
+    // The parts rather than a URL: the socket directory as the host.
     params.store_toml = format!(
-        "backend = \"postgres\"\n\n[store.postgres]\nurl = {}\n",
-        toml::Value::String(url.clone())
+        "backend = \"postgres\"\n\n[store.postgres]\nhost = {}\nport = {}\n\
+         user = \"{}\"\ndbname = \"{db}\"\n",
+        toml::Value::String(pg.socket_dir().display().to_string()),
+        pg.port(),
+        postgres::USER,
     );
     let config = params.write(dir.path(), "rapidbox.toml");
     let start = |name: &str| Rapidbox::start(name, dir.path(), &config);
@@ -247,6 +251,11 @@ async fn rapidbox_on_postgres_killed_and_restarted_loses_and_repeats_nothing_but
         "{TEST}: at the kill the database held {mos_at_kill} MOs and {} replies not yet sent; \
          {extra} replies repeated: {repeated:?}",
         unsent_at_kill.len()
+    );
+    assert!(
+        mos_at_kill < KILL_AFTER as usize || !unsent_at_kill.is_empty(),
+        "expected rapidbox to be killed with work in hand (MOs not yet stored, or replies not \
+         yet recorded as sent); it had none, so this run did not kill it mid-stream"
     );
     let resent_though_sent: Vec<u32> = repeated
         .iter()
