@@ -204,7 +204,7 @@ impl Plan {
 
 /// The state of an entry before a unit changed it.
 enum Undo {
-    Message(MessageId, Option<Message>),
+    Message(MessageId, Option<Box<Message>>),
     Key(MoKey, Option<MessageId>),
     Dirty(MessageId),
     Connection((String, String)),
@@ -400,8 +400,8 @@ impl Planner {
     fn write(&mut self, m: Message) {
         let id = m.id;
         let old = self.view.messages.insert(id, Ok(Some(m)));
-        self.undo
-            .push(Undo::Message(id, old.and_then(Result::ok).flatten()));
+        let old = old.and_then(Result::ok).flatten().map(Box::new);
+        self.undo.push(Undo::Message(id, old));
         if self.dirty.insert(id) {
             self.undo.push(Undo::Dirty(id));
         }
@@ -412,7 +412,7 @@ impl Planner {
         while let Some(undo) = self.undo.pop() {
             match undo {
                 Undo::Message(id, old) => {
-                    self.view.messages.insert(id, Ok(old));
+                    self.view.messages.insert(id, Ok(old.map(|m| *m)));
                 }
                 Undo::Key(key, old) => {
                     self.view.keys.insert(key, old);

@@ -578,10 +578,14 @@ struct Writes {
     connections: (Vec<String>, Vec<String>, Vec<Vec<u8>>, Vec<i64>),
     optouts_set: (Vec<String>, Vec<i64>),
     optouts_removed: Vec<String>,
-    callbacks_set: (Vec<i64>, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<u8>>, Vec<i64>),
+    callbacks_set: CallbackColumns,
     callbacks_removed: (Vec<i64>, Vec<Vec<u8>>),
     counts: (Vec<String>, Vec<String>, Vec<i64>),
 }
+
+/// `dlr_callbacks` rows, column by column: due, id, message id, url,
+/// attempts.
+type CallbackColumns = (Vec<i64>, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<u8>>, Vec<i64>);
 
 /// `messages` rows, column by column.
 #[derive(Default)]
