@@ -32,7 +32,8 @@
 //! - [`store`] — all state behind one handle ([`store::Store`]) whose
 //!   backend `[store] backend` chooses: one redb file (the default),
 //!   written by one thread that commits many callers' work per durable
-//!   transaction.
+//!   transaction, or a PostgreSQL database (`store/pg/`), written by one
+//!   task that does the same.
 //! - [`escape`] — every Kannel 1.4.5 `%x` escape, declared once: compiled
 //!   patterns rendered for a message as text, for a URL or exactly as
 //!   smsbox does (public: apps of your own can answer with them too).

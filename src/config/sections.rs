@@ -70,13 +70,12 @@ impl StoreBackend {
         }
     }
 
-    /// Whether this build of rapidbox has the backend. The PostgreSQL
-    /// store (issue 15) is not wired in yet: `check-config` and the start
-    /// refuse it rather than run without it.
+    /// Whether this build of rapidbox has the backend (both are built in;
+    /// `check-config` and the start refuse one that is not).
     pub fn is_built(self) -> bool {
         match self {
             StoreBackend::Redb => true,
-            StoreBackend::Postgres => false,
+            StoreBackend::Postgres => true,
         }
     }
 }
@@ -106,8 +105,8 @@ pub struct PostgresConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dbname: Option<String>,
     /// A file holding the password (its first line), readable by
-    /// rapidbox's user only; none: connect without one (peer or
-    /// certificate authentication, or `~/.pgpass`).
+    /// rapidbox's user only; none: connect without one (peer or trust
+    /// authentication; `~/.pgpass` is not read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     /// Most connections this instance holds open. Several instances share

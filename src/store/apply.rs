@@ -948,7 +948,7 @@ fn mo_key((time, uuid): (i64, &[u8; 16])) -> MoKey {
     MoKey { time, uuid: *uuid }
 }
 
-fn apply_update(message: &mut Message, update: &Update) {
+pub(crate) fn apply_update(message: &mut Message, update: &Update) {
     message.updated = update.at;
     if let Some(status) = update.status {
         // A delivery report can overtake the bearerbox's ack of its MT

@@ -11,9 +11,9 @@
 //!   group-commits (`mod.rs`, `writer.rs`, `read.rs`, ...). Its reads are
 //!   cheap synchronous work, done inline in the `async fn`s here (a
 //!   `spawn_blocking` per read would cost the hot path more than the read).
-//! - PostgreSQL (issue 15): a second variant, added beside this one under
-//!   `store/pg/`. Until it is, `backend = "postgres"` is refused at start
-//!   ([`StoreError::NotBuilt`]).
+//! - `Backend::Postgres`: a PostgreSQL database (`pg/`), written by one
+//!   writer task that group-commits; its reads are statements on pooled
+//!   connections.
 //!
 //! Every read is `async` so that a backend that waits on the network can
 //! stand behind the same calls. Every read sees every unit answered before
@@ -26,6 +26,7 @@ use crate::model::{
     DeliveryError, Direction, DlrEvent, Message, MessageId, Micros, MoKey, PendingCallback, Status,
 };
 
+use super::pg::{PgOptions, PgStore};
 use super::{
     BackupReport, Outcome, PurgeReport, PurgeRule, RedbStore, StoreError, StoreOptions, StoreStats,
     StoredConnection, Unit, WriterHistograms,
@@ -45,8 +46,8 @@ pub struct Store {
 enum Backend {
     /// One redb file (`mod.rs`).
     Redb(RedbStore),
-    // The PostgreSQL backend (issue 15, `store/pg/`) goes here as
-    // `Postgres(pg::PgStore)`, with an arm in every method below.
+    /// A PostgreSQL database (`pg/`).
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -79,16 +80,26 @@ impl Store {
                 };
                 Store::open(&config.path, options)
             }
-            StoreBackend::Postgres => Err(StoreError::NotBuilt {
-                backend: StoreBackend::Postgres.name(),
-            }),
+            StoreBackend::Postgres => {
+                let options = PgOptions::from_config(&config.postgres)?;
+                Store::open_postgres(options).await
+            }
         }
+    }
+
+    /// Opens the PostgreSQL store (`pg/`): connects, migrates the schema,
+    /// starts its writer.
+    pub async fn open_postgres(options: PgOptions) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(PgStore::open(options).await?),
+        })
     }
 
     /// The backend's name as `[store] backend` spells it (`"redb"`).
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {
             Backend::Redb(_) => StoreBackend::Redb.name(),
+            Backend::Postgres(_) => StoreBackend::Postgres.name(),
         }
     }
 
@@ -97,6 +108,7 @@ impl Store {
     pub fn path(&self) -> Option<&Path> {
         match &self.backend {
             Backend::Redb(s) => Some(s.path()),
+            Backend::Postgres(_) => None,
         }
     }
 
@@ -106,6 +118,7 @@ impl Store {
     pub(crate) fn redb(&self) -> Option<&RedbStore> {
         match &self.backend {
             Backend::Redb(s) => Some(s),
+            Backend::Postgres(_) => None,
         }
     }
 
@@ -119,6 +132,7 @@ impl Store {
     pub fn allocate_id(&self) -> MessageId {
         match &self.backend {
             Backend::Redb(s) => s.allocate_id(),
+            Backend::Postgres(s) => s.allocate_id(),
         }
     }
 
@@ -131,6 +145,7 @@ impl Store {
     pub async fn commit(&self, unit: Unit) -> Result<Outcome, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.commit(unit).await,
+            Backend::Postgres(s) => s.commit(unit).await,
         }
     }
 
@@ -140,6 +155,7 @@ impl Store {
     pub async fn enqueue(&self, unit: Unit) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.enqueue(unit).await,
+            Backend::Postgres(s) => s.enqueue(unit).await,
         }
     }
 
@@ -149,6 +165,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Redb(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 
@@ -156,6 +173,7 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         match &self.backend {
             Backend::Redb(s) => s.stats(),
+            Backend::Postgres(s) => s.stats(),
         }
     }
 
@@ -164,6 +182,7 @@ impl Store {
     pub fn histograms(&self) -> WriterHistograms {
         match &self.backend {
             Backend::Redb(s) => s.histograms(),
+            Backend::Postgres(s) => s.histograms(),
         }
     }
 
@@ -171,6 +190,7 @@ impl Store {
     pub fn queue_depth(&self) -> usize {
         match &self.backend {
             Backend::Redb(s) => s.queue_depth(),
+            Backend::Postgres(s) => s.queue_depth(),
         }
     }
 
@@ -179,6 +199,7 @@ impl Store {
     pub fn is_writable(&self) -> bool {
         match &self.backend {
             Backend::Redb(s) => s.is_writable(),
+            Backend::Postgres(s) => s.is_writable(),
         }
     }
 
@@ -188,6 +209,7 @@ impl Store {
     pub async fn purge(&self, rule: PurgeRule) -> Result<PurgeReport, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.purge(rule).await,
+            Backend::Postgres(s) => s.purge(rule).await,
         }
     }
 
@@ -196,6 +218,7 @@ impl Store {
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         match &self.backend {
             Backend::Redb(s) => s.changes(),
+            Backend::Postgres(s) => s.changes(),
         }
     }
 
@@ -208,6 +231,10 @@ impl Store {
     pub fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.backup(dest),
+            Backend::Postgres(_) => Err(StoreError::Unsupported {
+                operation: "backup",
+                backend: StoreBackend::Postgres.name(),
+            }),
         }
     }
 
@@ -232,6 +259,8 @@ impl Store {
                 let runtime = tokio::runtime::Handle::current();
                 tokio::task::spawn_blocking(move || runtime.block_on(read(store))).await
             }
+            // The reads wait on the network: a task of its own.
+            Backend::Postgres(_) => tokio::spawn(read(store)).await,
         }
     }
 
@@ -239,6 +268,7 @@ impl Store {
     pub async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.message(id),
+            Backend::Postgres(s) => s.message(id).await,
         }
     }
 
@@ -247,6 +277,7 @@ impl Store {
     pub async fn message_id_by_mo(&self, key: &MoKey) -> Result<Option<MessageId>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.message_id_by_mo(key),
+            Backend::Postgres(s) => s.message_id_by_mo(key).await,
         }
     }
 
@@ -268,6 +299,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.messages_by_status(status, backend, after_id, limit),
+            Backend::Postgres(s) => s.messages_by_status(status, backend, after_id, limit).await,
         }
     }
 
@@ -277,6 +309,7 @@ impl Store {
     pub async fn backends_with_status(&self, status: Status) -> Result<Vec<String>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.backends_with_status(status),
+            Backend::Postgres(s) => s.backends_with_status(status).await,
         }
     }
 
@@ -289,6 +322,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.recent_messages(before_id, limit),
+            Backend::Postgres(s) => s.recent_messages(before_id, limit).await,
         }
     }
 
@@ -302,6 +336,7 @@ impl Store {
     pub async fn opted_out_since(&self, identity: &str) -> Result<Option<Micros>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.opted_out_since(identity),
+            Backend::Postgres(s) => s.opted_out_since(identity).await,
         }
     }
 
@@ -310,6 +345,7 @@ impl Store {
     pub async fn delivery_errors(&self, id: MessageId) -> Result<Vec<DeliveryError>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.delivery_errors(id),
+            Backend::Postgres(s) => s.delivery_errors(id).await,
         }
     }
 
@@ -318,6 +354,7 @@ impl Store {
     pub async fn dlr_events(&self, id: MessageId) -> Result<Vec<DlrEvent>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.dlr_events(id),
+            Backend::Postgres(s) => s.dlr_events(id).await,
         }
     }
 
@@ -326,6 +363,7 @@ impl Store {
     pub async fn owed_callbacks(&self, limit: usize) -> Result<Vec<PendingCallback>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.owed_callbacks(limit),
+            Backend::Postgres(s) => s.owed_callbacks(limit).await,
         }
     }
 
@@ -334,6 +372,7 @@ impl Store {
     pub async fn counts(&self) -> Result<Vec<(Direction, Status, u64)>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.counts(),
+            Backend::Postgres(s) => s.counts().await,
         }
     }
 
@@ -345,6 +384,7 @@ impl Store {
     ) -> Result<Option<StoredConnection>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.connection(backend, identity),
+            Backend::Postgres(s) => s.connection(backend, identity).await,
         }
     }
 
@@ -357,6 +397,7 @@ impl Store {
     ) -> Result<Vec<StoredConnection>, StoreError> {
         match &self.backend {
             Backend::Redb(s) => s.connections_with_identity(identity),
+            Backend::Postgres(s) => s.connections_with_identity(identity).await,
         }
     }
 }

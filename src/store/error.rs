@@ -48,6 +48,17 @@ pub enum StoreError {
         source: Arc<redb::Error>,
     },
 
+    /// PostgreSQL could not be reached or a statement failed: a refused or
+    /// lost connection, a timeout, the server shutting down (the PostgreSQL
+    /// store, `pg/`). Nothing of the units in the failed group was
+    /// committed, unless the connection broke while its COMMIT was under
+    /// way: then an MO may be stored, and its redelivery is a duplicate.
+    #[error("PostgreSQL failed while {during}: {reason}")]
+    Database {
+        during: &'static str,
+        reason: String,
+    },
+
     /// A stored entry could not be decoded.
     #[error("corrupt entry {key} in table {table}: {reason}")]
     Corrupt {
@@ -99,7 +110,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Storage { .. } | StoreError::Closed | StoreError::Recovering
+            StoreError::Storage { .. }
+                | StoreError::Database { .. }
+                | StoreError::Closed
+                | StoreError::Recovering
         )
     }
 

@@ -1,10 +1,12 @@
 //! rapidbox's durable state, behind one handle, [`Store`] (`backend.rs`),
-//! whatever keeps it: `[store] backend` chooses. The default, and the only
-//! backend built so far, is one redb file written by one writer that
-//! group-commits; the rest of this module is that backend.
+//! whatever keeps it: `[store] backend` chooses. The default is one redb
+//! file written by one writer that group-commits, and most of this module
+//! is that backend; the other is a PostgreSQL database ([`pg`]).
 //!
 //! - `backend.rs`: [`Store`], which dispatches every call to its backend
 //!   (an enum, matched per call), and opens the configured one.
+//! - [`pg`]: the PostgreSQL store (its own schema, writer, reads and
+//!   purge), with the same units, outcomes and reads.
 //! - [`schema`]: every table, its key and value, in one place.
 //! - [`Unit`], [`Op`], [`Update`], [`Outcome`] (`unit.rs`): what callers
 //!   ask the writer to do, and its answer.
@@ -67,6 +69,7 @@ mod error;
 mod faults;
 mod journal;
 mod legacy;
+pub mod pg;
 mod purge;
 mod read;
 mod retention;

@@ -46,6 +46,9 @@
 //!   (webhook target, push relay).
 //! - [`browser`]: headless Chromium over WebDriver (fantoccini), for the
 //!   console's tests, skipped like Kannel's when it is not installed.
+//! - [`postgres`]: a real PostgreSQL (Debian's server binaries) in a
+//!   temporary directory, run as an unprivileged user, stopped on drop:
+//!   for the PostgreSQL store's tests.
 //! - [`promtool`]: Prometheus' `promtool check metrics` over a scrape,
 //!   skipped like Kannel when it is not installed.
 //! - [`misbehaving`]: HTTP peers that are down, never answer, answer
@@ -74,6 +77,7 @@ pub mod judge;
 pub mod loopback;
 pub mod misbehaving;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod promtool;
 pub mod rapidbox;

@@ -380,7 +380,11 @@ async fn ids_are_never_given_again_after_purging_the_newest(fixture: Fixture) {
     store.close().await;
     let store = fixture.open().await;
     assert!(all_messages(&store).await.is_empty());
-    assert_eq!(store.allocate_id(), 6);
+    let next = store.allocate_id();
+    assert!(next > 5, "{next}");
+    if store.redb().is_some() {
+        assert_eq!(next, 6);
+    }
     store.close().await;
 }
 }
