@@ -19,8 +19,9 @@
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
-//! - `read.rs`: lookups and scans, from read snapshots; they wait for the
-//!   writer only to have acked units committed (see `writer.rs`).
+//! - `read.rs`: lookups and scans, from read snapshots; scans wait for the
+//!   writer to have acked units committed (see `writer.rs`), point
+//!   lookups look first at what acked units changed (`unapplied.rs`).
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
 //! - `purge.rs`: purging old messages in bounded batches through the
 //!   writer, and the rule of what may go ([`PurgeRule`]); `retention.rs`:
@@ -66,6 +67,7 @@ mod purge;
 mod read;
 mod retention;
 pub mod schema;
+mod unapplied;
 mod unit;
 mod writer;
 
