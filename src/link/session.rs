@@ -650,13 +650,13 @@ async fn handle_sms(inbound: &Inbound, sms: &Sms) -> AckStatus {
 /// every frame queued by then.
 ///
 /// The first frame of a batch is rarely alone for long: a store commit
-/// answers many MOs at once, and each one's task queues its ack a moment
-/// later on one of the workers. Woken by the first, the writer lets every
-/// task that is ready run first ([`tokio::task::yield_now`]), so those
-/// acks (and the MTs the session queued meanwhile) share its write: at
-/// 10,000 MOs/s this took the link from about 1.3 writes per MO to a
-/// fraction of one (BENCHMARKS.md), for no added wait when nothing else
-/// is ready.
+/// answers many MOs at once, and the session queues their acks one after
+/// the other (and other tasks, such as HTTP requests, their own frames).
+/// Woken by the first, the writer lets every task that is ready run first
+/// ([`tokio::task::yield_now`]), so those acks (and the MTs the session
+/// queued meanwhile) share its write: at 10,000 MOs/s this took the link
+/// from about 1.3 writes per MO to a fraction of one (BENCHMARKS.md), for
+/// no added wait when nothing else is ready.
 async fn write_frames<S>(mut sink: S, mut queue: mpsc::Receiver<Msg>) -> Result<(), String>
 where
     S: futures_util::Sink<Msg, Error = boxproto::EncodeError> + Unpin,
