@@ -429,8 +429,10 @@ impl Store {
     /// is at once unless the journal holds acked groups that redb has not
     /// committed yet: then it asks the writer to commit them and waits
     /// (usually a non-durable commit, well under a millisecond; longer
-    /// if a checkpoint is under way). Every read but the MO key lookup
-    /// (which has what it needs in memory) goes through here.
+    /// if a checkpoint is under way). Scans go through here; the point
+    /// lookups of MO keys, opt-outs and messages have what they need of
+    /// unapplied units in memory and come here only when a message they
+    /// look up was touched by one (`unapplied.rs`).
     pub(crate) fn fence(&self) -> Result<(), StoreError> {
         let shared = &self.inner.shared;
         let target = shared.acked.load(Ordering::Acquire);

@@ -77,7 +77,11 @@
 //! Reads see every acked unit (`read.rs`): lookups of MO keys (the
 //! dedupe of every MO) find the keys of acked units in memory, published
 //! before the answer, and keys moved to `mo_keys` leave memory only once
-//! that move is committed; every other read first calls
+//! that move is committed; the point lookups of a message and of an
+//! opt-out look first at what acked, unapplied units touched
+//! (`unapplied.rs`, noted before each group is answered, forgotten once
+//! a commit holding it is visible) and fence only when that says they
+//! must; every other read first calls
 //! [`Store::fence`](super::Store::fence), which is two atomic loads when
 //! everything acked is committed, and otherwise flags the writer, which
 //! commits the open transaction after the group it is applying (or after
