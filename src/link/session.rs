@@ -3,11 +3,18 @@
 //! A single task owns the read side and all session state (the MTs in
 //! flight, suspend), so none of it needs a lock. Writes go through a bounded
 //! channel to a writer task that batches whatever is queued into one flush.
-//! Each MO or report is handled in a task of its own, inline through router
-//! and store, so a slow commit never holds up the reading of acks. The
-//! session loop itself waits on nothing but its `select!`: it always reads
-//! the bearerbox's acks and admin commands, sends heartbeats and sees
-//! shutdown, however slow the apps are.
+//! Each MO or report is handled by a future of its own, inline through
+//! router and store, polled by the session task itself (a
+//! [`FuturesUnordered`]) beside its `select!`, so a slow commit never holds
+//! up the reading of acks; the bearerbox's answers to MTs are stored the
+//! same way. Not spawning a task per message saves its setup and reaping,
+//! and above all the wake-ups: the store answers a whole group of units at
+//! once, and with every waiter inside this one task that is one wake-up of
+//! one task, not one per MO, often of a parked worker (BENCHMARKS.md,
+//! "issue 14, item 2: one wake-up per group"). The session loop waits on
+//! nothing but its `select!`: it always reads the bearerbox's acks and
+//! admin commands, sends heartbeats and sees shutdown, however slow the
+//! apps are.
 //!
 //! Liveness: Kannel's bearerbox sends no heartbeats to its boxes and
 //! answers nothing rapidbox can send without side effects except MTs, so a
@@ -25,7 +32,8 @@
 //! the MOs whose bytes were eaten (Kannel's smsbox restarts in this case
 //! too).
 //!
-//! Bounds: at most `max_routing` MOs and reports are being handled at once;
+//! Bounds: at most `max_routing` MOs and reports are being handled at once
+//! (futures in the session's set);
 //! while all are busy, up to `max_routing` more wait in the session for a
 //! slot (the bearerbox's own window, `smsbox-max-pending`, normally keeps
 //! it from sending that many). Beyond that an MO is acked `failed_tmp`: the
@@ -43,6 +51,7 @@
 //! were in flight when it began.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,9 +60,9 @@ use boxproto::{
     Ack, AckStatus, Admin, AdminCommand, BodyError, BoxCodec, Bytes, FrameError, Heartbeat, Msg,
     Sms, SmsType, Uuid,
 };
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +75,7 @@ use crate::link::hold::Hold;
 use crate::link::inbound::Inbound;
 use crate::link::LinkConfig;
 use crate::metrics::{LinkStatus, MoAck, MtKind, MtOutcome, MtTransport};
-use crate::model::{now_micros, DeliveryError, Message, Micros, Status};
+use crate::model::{now_micros, DeliveryError, Message, MessageId, Micros, Status};
 use crate::store::{Op, Unit, Update};
 
 /// Frames waiting for the writer. Acks, heartbeats and MTs are small; this
@@ -202,23 +211,24 @@ impl Session<'_> {
             return SessionEnd::Broken("the writer stopped before identify".into());
         }
 
-        let routing = Arc::new(Semaphore::new(self.config.max_routing));
-        // MOs and reports read while every routing slot is busy, oldest
-        // first; at most `max_routing` of them.
-        let mut waiting: VecDeque<Sms> = VecDeque::new();
-        // MOs and reports being handled: aborted when the connection is
-        // lost (their acks could not be sent; the bearerbox redelivers).
-        let mut tasks = JoinSet::new();
-        // Answers to our MTs being stored: never aborted. Each one takes
-        // its message out of the outbox's hands when its commit returns; an
-        // aborted one would leave the message marked as in hand forever,
-        // and a failed_tmp'd MT would never be sent again.
-        let mut answers = JoinSet::new();
         // Answers that failed to commit hold the MTs back while they are
         // tried again; `give_up` ends those tries when the session ends
         // (the messages stay Q and are sent again).
         let hold = Hold::default();
         let give_up = CancellationToken::new();
+        // MOs and reports read while `max_routing` are being handled,
+        // oldest first; at most `max_routing` of them.
+        let mut waiting: VecDeque<Sms> = VecDeque::new();
+        // MOs and reports being handled, at most `max_routing`: dropped
+        // (so abandoned) when the connection is lost (their acks could not
+        // be sent; the bearerbox redelivers, the store recognizes them).
+        let mut routing = FuturesUnordered::new();
+        // Answers to our MTs being stored, at most `max_in_flight` (each
+        // holds its window slot): never abandoned. Each one takes its
+        // message out of the outbox's hands when its commit returns; an
+        // abandoned one would leave the message marked as in hand forever,
+        // and a failed_tmp'd MT would never be sent again.
+        let mut answers = FuturesUnordered::new();
         let mut in_flight: HashMap<Uuid, InFlight> = HashMap::new();
         // The MT window. A slot is held from the moment an MT is sent until
         // the bearerbox's answer is durably stored, not just received: an
@@ -250,6 +260,10 @@ impl Session<'_> {
             let held = hold.is_held();
             tokio::select! {
                 biased;
+                // Finished MOs first: their acks go out, and their places
+                // go to the MOs waiting, before more frames are read.
+                Some(()) = routing.next(), if !routing.is_empty() => {}
+                Some(()) = answers.next(), if !answers.is_empty() => {}
                 _ = shutdown.cancelled(), if draining.is_none() => {
                     if !in_flight.is_empty() {
                         info!(in_flight = in_flight.len(), "shutting down: waiting for the bearerbox's answers to the MTs in flight");
@@ -278,30 +292,24 @@ impl Session<'_> {
                         Msg::Sms(sms) => {
                             // Oldest first: a newcomer does not pass the
                             // ones already waiting.
-                            let free = if waiting.is_empty() {
-                                routing.clone().try_acquire_owned()
+                            if waiting.is_empty() && routing.len() < self.config.max_routing {
+                                routing.push(self.route(sms, &out));
+                            } else if waiting.len() < self.config.max_routing {
+                                waiting.push_back(sms);
                             } else {
-                                Err(TryAcquireError::NoPermits)
-                            };
-                            match free {
-                                Ok(permit) => self.route(sms, permit, &mut tasks, &out),
-                                Err(TryAcquireError::NoPermits) if waiting.len() < self.config.max_routing => {
-                                    waiting.push_back(sms);
-                                }
-                                Err(TryAcquireError::NoPermits) => {
                                     warn!(kannel_uuid = %sms.id, waiting = waiting.len(), "every routing slot is busy and the waiting line is full; acking failed_tmp so the bearerbox offers the message again");
                                     self.inbound.intake.metrics().messages.mo_ack(MoAck::FailedTmp);
                                     let ack = Ack { nack: AckStatus::FailedTmp, time: sms.time, id: sms.id, ..Ack::default() };
-                                    if out.send(ack.into()).await.is_err() {
-                                        break SessionEnd::Broken("the writer stopped".into());
-                                    }
+                                if out.send(ack.into()).await.is_err() {
+                                    break SessionEnd::Broken("the writer stopped".into());
                                 }
-                                Err(TryAcquireError::Closed) => break SessionEnd::Broken("routing closed".into()),
                             }
                         }
                         Msg::Ack(ack) => {
                             let answer = Answer { hold: &hold, give_up: &give_up };
-                            self.on_ack(ack, &mut in_flight, &mut answers, answer);
+                            if let Some(storing) = self.on_ack(ack, &mut in_flight, answer) {
+                                answers.push(storing);
+                            }
                         }
                         Msg::Admin(admin) => match admin.command {
                             AdminCommand::Shutdown | AdminCommand::Restart => {
@@ -337,16 +345,8 @@ impl Session<'_> {
                     }
                     silence.as_mut().reset(liveness.deadline());
                 }
-                free = routing.clone().acquire_owned(), if !waiting.is_empty() => {
-                    let Ok(permit) = free else {
-                        break SessionEnd::Broken("routing closed".into());
-                    };
-                    if let Some(sms) = waiting.pop_front() {
-                        self.route(sms, permit, &mut tasks, &out);
-                    }
-                }
                 _ = heartbeat.tick() => {
-                    let busy = self.config.max_routing - routing.available_permits() + waiting.len();
+                    let busy = routing.len() + waiting.len();
                     let load = i32::try_from(busy).unwrap_or(i32::MAX);
                     if out.send(Heartbeat { load, ..Heartbeat::default() }.into()).await.is_err() {
                         break SessionEnd::Broken("the writer stopped".into());
@@ -371,17 +371,12 @@ impl Session<'_> {
                     }
                 }
             }
-            // Slots freed while the loop was busy go to the waiting MOs at
-            // once: the select is biased towards reading frames, so under
-            // a steady stream of them the arm above alone would leave the
-            // line waiting behind free slots.
-            while !waiting.is_empty() {
-                let Ok(permit) = routing.clone().try_acquire_owned() else {
+            // Places freed by MOs that finished go to the waiting ones.
+            while routing.len() < self.config.max_routing {
+                let Some(sms) = waiting.pop_front() else {
                     break;
                 };
-                if let Some(sms) = waiting.pop_front() {
-                    self.route(sms, permit, &mut tasks, &out);
-                }
+                routing.push(self.route(sms, &out));
             }
             let used = self.config.max_in_flight - window.available_permits();
             self.status.in_flight.store(used, Ordering::Relaxed);
@@ -393,20 +388,18 @@ impl Session<'_> {
         // Let the MOs already being routed finish, so their acks reach the
         // bearerbox before the connection closes.
         if matches!(end, SessionEnd::Shutdown) {
-            let max = u32::try_from(self.config.max_routing).unwrap_or(u32::MAX);
-            let drained = tokio::time::timeout(DRAIN_TIMEOUT, routing.acquire_many(max)).await;
-            if drained.is_err() {
+            let drain = async { while routing.next().await.is_some() {} };
+            if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
                 warn!("MOs still being routed after {DRAIN_TIMEOUT:?}; the bearerbox will redeliver them");
             }
-        } else {
-            tasks.abort_all();
         }
-        while tasks.join_next().await.is_some() {}
+        drop(routing);
         // An answer commit under way finishes; one waiting to be tried
         // again is not (the store may fail for hours, and the link must
         // redial or the process stop meanwhile).
         give_up.cancel();
-        while answers.join_next().await.is_some() {}
+        while answers.next().await.is_some() {}
+        drop(answers);
         drop(out);
         let writer_abort = writer.abort_handle();
         match tokio::time::timeout(WRITER_CLOSE_TIMEOUT, writer).await {
@@ -435,20 +428,15 @@ impl Session<'_> {
         end
     }
 
-    /// Handles an MO or report in a task of its own, holding its routing
-    /// slot until its ack is queued for the bearerbox.
-    fn route(
-        &self,
-        sms: Sms,
-        permit: OwnedSemaphorePermit,
-        tasks: &mut JoinSet<()>,
-        out: &mpsc::Sender<Msg>,
-    ) {
-        let inbound = self.inbound.clone();
-        let out = out.clone();
-        let status = self.status.clone();
-        tasks.spawn(async move {
-            let ack = handle_sms(&inbound, &sms).await;
+    /// Handles an MO or report: a future the session polls among the
+    /// others it is handling (not a task of its own; see the module's
+    /// docs), which ends once its ack is queued for the bearerbox.
+    fn route<'s>(&'s self, sms: Sms, out: &'s mpsc::Sender<Msg>) -> impl Future<Output = ()> + 's {
+        // Shortened to `'s`, so that the future names only that lifetime.
+        let inbound: &'s Inbound = self.inbound;
+        let status: &'s LinkStatus = self.status;
+        async move {
+            let ack = handle_sms(inbound, &sms).await;
             status.received.fetch_add(1, Ordering::Relaxed);
             inbound.intake.metrics().messages.mo_ack(match ack {
                 AckStatus::Success => MoAck::Success,
@@ -464,10 +452,7 @@ impl Session<'_> {
             // A closed writer means the connection is gone; the bearerbox
             // redelivers, the store recognizes the UUID.
             let _ = out.send(ack.into()).await;
-            drop(permit);
-        });
-        // Reap finished tasks so the set stays small.
-        while tasks.try_join_next().is_some() {}
+        }
     }
 
     /// Turns an outgoing message into an MT and records it in flight, or
@@ -513,82 +498,53 @@ impl Session<'_> {
         }
     }
 
-    /// Records the bearerbox's answer to one of our MTs. The MT keeps its
+    /// Records the bearerbox's answer to one of our MTs: the future that
+    /// stores it, which the session polls to its end. The MT keeps its
     /// window slot until the answer is durably stored.
-    fn on_ack(
-        &self,
+    fn on_ack<'s>(
+        &'s self,
         ack: Ack,
         in_flight: &mut HashMap<Uuid, InFlight>,
-        tasks: &mut JoinSet<()>,
-        answer: Answer<'_>,
-    ) {
+        answer: Answer<'s>,
+    ) -> Option<impl Future<Output = ()> + 's> {
         let Some(InFlight { message, slot }) = in_flight.remove(&ack.id) else {
             warn!(kannel_uuid = %ack.id, nack = ?ack.nack, "ack for an MT we do not have in flight");
-            return;
+            return None;
         };
         let (id, uuid) = (message.id, ack.id);
         let now = now_micros();
         let attempts = message.attempts + 1;
-        let mut unit = Unit::new();
         let kind = MtKind::of(&message);
-        let report = |outcome| {
-            let metrics = self.inbound.intake.metrics();
-            metrics.messages.mt(MtTransport::Kannel, kind, outcome);
-        };
-        match ack.nack {
+        // The message itself is not needed any more: only its id goes on.
+        drop(message);
+        let outcome = match ack.nack {
             AckStatus::Success | AckStatus::Buffered => {
                 debug!(message_id = id, kannel_uuid = %ack.id, nack = ?ack.nack, "MT accepted");
-                report(MtOutcome::Accepted);
-                unit.push(
-                    Update::status(id, Status::Sent, now)
-                        .retry_after(None)
-                        .into(),
-                );
+                MtOutcome::Accepted
             }
             AckStatus::Failed => {
                 warn!(message_id = id, kannel_uuid = %ack.id, "bearerbox refused the MT");
-                report(MtOutcome::Failed);
-                unit.push(
-                    Update::status(id, Status::Failed, now)
-                        .attempts(attempts)
-                        .into(),
-                );
-                unit.push(Op::AddDeliveryError(DeliveryError {
-                    message_id: id,
-                    time: now,
-                    log: "bearerbox ack: failed (no route, rejected or expired)".into(),
-                }));
+                MtOutcome::Failed
             }
             nack => {
-                // failed_tmp is the bearerbox saying "not now" (its queue is
-                // full, or it is shutting down): back off and send again. It
-                // never makes a message fail.
-                let retry = now + retry_delay(attempts);
                 warn!(message_id = id, kannel_uuid = %ack.id, ?nack, "bearerbox cannot take the MT now; will retry");
-                report(MtOutcome::Retry);
-                unit.push(
-                    Update::status(id, Status::Errored, now)
-                        .attempts(attempts)
-                        .retry_after(Some(retry))
-                        .into(),
-                );
-                unit.push(Op::AddDeliveryError(DeliveryError {
-                    message_id: id,
-                    time: now,
-                    log: format!("bearerbox ack: {nack:?} (queue full or shutting down); retrying"),
-                }));
+                MtOutcome::Retry
             }
-        }
+        };
+        let metrics = self.inbound.intake.metrics();
+        metrics.messages.mt(MtTransport::Kannel, kind, outcome);
         self.status.answered.fetch_add(1, Ordering::Relaxed);
-        let store = self.inbound.intake.store().clone();
-        let outbox = self.outbox.clone();
-        let (hold, give_up) = (answer.hold.clone(), answer.give_up.clone());
-        tasks.spawn(async move {
+        let store: &'s crate::store::Store = self.inbound.intake.store();
+        let outbox: &'s Outbox = self.outbox;
+        let Answer { hold, give_up } = answer;
+        let nack = ack.nack;
+        Some(async move {
             let mut failing = None;
             let mut tries = 0u32;
             loop {
                 tries += 1;
-                match store.commit(unit.clone()).await {
+                // Built afresh for each try, rather than cloned for it.
+                match store.commit(answer_unit(id, nack, now, attempts)).await {
                     Ok(_) => {
                         if tries > 1 {
                             info!(message_id = id, kannel_uuid = %uuid, tries, "the bearerbox's answer is stored at last");
@@ -619,8 +575,45 @@ impl Session<'_> {
             // hold's release, finds the window open again.
             drop(slot);
             drop(failing);
-        });
-        while tasks.try_join_next().is_some() {}
+        })
+    }
+}
+
+/// The unit that records the bearerbox's answer `nack` to MT `id`, sent
+/// for the `attempts`th time, at `now`.
+fn answer_unit(id: MessageId, nack: AckStatus, now: Micros, attempts: u32) -> Unit {
+    match nack {
+        AckStatus::Success | AckStatus::Buffered => Unit::new().with(
+            Update::status(id, Status::Sent, now)
+                .retry_after(None)
+                .into(),
+        ),
+        AckStatus::Failed => Unit::new()
+            .with(
+                Update::status(id, Status::Failed, now)
+                    .attempts(attempts)
+                    .into(),
+            )
+            .with(Op::AddDeliveryError(DeliveryError {
+                message_id: id,
+                time: now,
+                log: "bearerbox ack: failed (no route, rejected or expired)".into(),
+            })),
+        // failed_tmp is the bearerbox saying "not now" (its queue is full,
+        // or it is shutting down): back off and send again. It never makes
+        // a message fail.
+        nack => Unit::new()
+            .with(
+                Update::status(id, Status::Errored, now)
+                    .attempts(attempts)
+                    .retry_after(Some(now + retry_delay(attempts)))
+                    .into(),
+            )
+            .with(Op::AddDeliveryError(DeliveryError {
+                message_id: id,
+                time: now,
+                log: format!("bearerbox ack: {nack:?} (queue full or shutting down); retrying"),
+            })),
     }
 }
 
@@ -657,13 +650,13 @@ async fn handle_sms(inbound: &Inbound, sms: &Sms) -> AckStatus {
 /// every frame queued by then.
 ///
 /// The first frame of a batch is rarely alone for long: a store commit
-/// answers many MOs at once, and each one's task queues its ack a moment
-/// later on one of the workers. Woken by the first, the writer lets every
-/// task that is ready run first ([`tokio::task::yield_now`]), so those
-/// acks (and the MTs the session queued meanwhile) share its write: at
-/// 10,000 MOs/s this took the link from about 1.3 writes per MO to a
-/// fraction of one (BENCHMARKS.md), for no added wait when nothing else
-/// is ready.
+/// answers many MOs at once, and the session queues their acks one after
+/// the other (and other tasks, such as HTTP requests, their own frames).
+/// Woken by the first, the writer lets every task that is ready run first
+/// ([`tokio::task::yield_now`]), so those acks (and the MTs the session
+/// queued meanwhile) share its write: at 10,000 MOs/s this took the link
+/// from about 1.3 writes per MO to a fraction of one (BENCHMARKS.md), for
+/// no added wait when nothing else is ready.
 async fn write_frames<S>(mut sink: S, mut queue: mpsc::Receiver<Msg>) -> Result<(), String>
 where
     S: futures_util::Sink<Msg, Error = boxproto::EncodeError> + Unpin,

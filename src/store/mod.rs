@@ -25,8 +25,9 @@
 //! - `apply.rs`: how ops become table writes, keeping every index and the
 //!   counts in step, and undoing a refused unit without disturbing the rest
 //!   of its batch.
-//! - `read.rs`: lookups and scans, from read snapshots; they wait for the
-//!   writer only to have acked units committed (see `writer.rs`).
+//! - `read.rs`: lookups and scans, from read snapshots; scans wait for the
+//!   writer to have acked units committed (see `writer.rs`), point
+//!   lookups look first at what acked units changed (`unapplied.rs`).
 //! - `codec.rs`: how values are laid out; [`StoreError`] (`error.rs`).
 //! - `purge.rs`: purging old messages in bounded batches through the
 //!   writer, and the rule of what may go ([`PurgeRule`]); `retention.rs`:
@@ -74,6 +75,7 @@ mod purge;
 mod read;
 mod retention;
 pub mod schema;
+mod unapplied;
 mod unit;
 mod writer;
 
@@ -437,8 +439,10 @@ impl RedbStore {
     /// is at once unless the journal holds acked groups that redb has not
     /// committed yet: then it asks the writer to commit them and waits
     /// (usually a non-durable commit, well under a millisecond; longer
-    /// if a checkpoint is under way). Every read but the MO key lookup
-    /// (which has what it needs in memory) goes through here.
+    /// if a checkpoint is under way). Scans go through here; the point
+    /// lookups of MO keys, opt-outs and messages have what they need of
+    /// unapplied units in memory and come here only when a message they
+    /// look up was touched by one (`unapplied.rs`).
     pub(crate) fn fence(&self) -> Result<(), StoreError> {
         let shared = &self.inner.shared;
         let target = shared.acked.load(Ordering::Acquire);

@@ -2,13 +2,17 @@
 //! of the last commit, and sees every unit answered before it started.
 //!
 //! With the journal, a unit is answered once journaled, before redb
-//! commits it (`writer.rs`). So every read but one opens its snapshot
-//! through [`RedbStore::fence`]: at once when redb holds every answered unit,
-//! else after having the writer commit them (well under a millisecond;
-//! during a checkpoint, once its durable commit has returned, tens of
-//! milliseconds, see `writer.rs`). The exception is the MO key lookup
-//! ([`RedbStore::message_id_by_mo`], once per MO), which finds the keys of
-//! answered units in memory and so never waits. The readers and their
+//! commits it (`writer.rs`). So scans open their snapshot through
+//! [`RedbStore::fence`]: at once when redb holds every answered unit, else
+//! after having the writer commit them (well under a millisecond, but a
+//! redb commit; during a checkpoint, once its durable commit has
+//! returned, tens of milliseconds, see `writer.rs`). The point lookups
+//! the MO path makes do not wait: the MO key lookup
+//! ([`RedbStore::message_id_by_mo`], once per MO) finds the keys of answered
+//! units in memory; [`RedbStore::opted_out_since`] finds what answered units
+//! left for an identity in memory (`unapplied.rs`), and [`RedbStore::message`]
+//! reads the last commit unless an answered unit not yet in it touched
+//! that message (then it fences). The readers and their
 //! callers, all of which therefore see every acked unit: the HTTP API
 //! (`/router/outbox`, `/router/delivered`, monitoring, counts), the
 //! console, delivery reports ([`RedbStore::message`] in the link), the
@@ -41,6 +45,7 @@ use crate::model::{
 use super::codec;
 use super::error::StoreError;
 use super::schema::*;
+use super::unapplied::Unapplied;
 use super::RedbStore;
 
 /// The most entries one scan returns, whatever limit it is given.
@@ -99,9 +104,33 @@ impl RedbStore {
         self.snapshot()?.open_table(definition).map_err(read_err)
     }
 
+    /// A snapshot that holds every unit answered so far as far as the
+    /// point lookup at hand can tell: fenced only if `unapplied` says an
+    /// acked unit that reads do not see yet touched what it looks up
+    /// (`unapplied.rs`); else the last commit, which holds everything
+    /// acked about it.
+    fn snapshot_for(
+        &self,
+        unapplied: impl FnOnce(&Unapplied) -> bool,
+    ) -> Result<ReadTransaction, StoreError> {
+        let shared = &self.inner.shared;
+        let all_visible =
+            shared.visible.load(Ordering::Acquire) >= shared.acked.load(Ordering::Acquire);
+        if !all_visible && unapplied(&shared.unapplied) {
+            return self.snapshot();
+        }
+        self.database()?.begin_read().map_err(read_err)
+    }
+
     /// The message with this id, if stored.
+    ///
+    /// Needs no redb commit of acked units unless one of them put or
+    /// changed this message (`unapplied.rs`).
     pub fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let messages = self.table(MESSAGES)?;
+        let messages = self
+            .snapshot_for(|unapplied| unapplied.touches_message(id))?
+            .open_table(MESSAGES)
+            .map_err(read_err)?;
         let found = messages.get(id).map_err(read_err)?;
         found
             .map(|g| codec::decode_message(id, g.value()))
@@ -269,8 +298,21 @@ impl RedbStore {
 
     /// When this normalized identity last opted out, if it has not opted
     /// back in.
+    ///
+    /// Needs no redb commit of acked units: what they left for an
+    /// identity is in memory until reads see it (`unapplied.rs`).
     pub fn opted_out_since(&self, identity: &str) -> Result<Option<Micros>, StoreError> {
-        let optouts = self.table(OPTOUTS)?;
+        let shared = &self.inner.shared;
+        if shared.visible.load(Ordering::Acquire) < shared.acked.load(Ordering::Acquire) {
+            if let Some(known) = shared.unapplied.optout(identity) {
+                return Ok(known);
+            }
+        }
+        // A miss above is settled: the snapshot holds what it missed.
+        let optouts = self
+            .snapshot_for(|_| false)?
+            .open_table(OPTOUTS)
+            .map_err(read_err)?;
         let found = optouts.get(identity).map_err(read_err)?;
         Ok(found.map(|g| g.value()))
     }

@@ -77,7 +77,11 @@
 //! Reads see every acked unit (`read.rs`): lookups of MO keys (the
 //! dedupe of every MO) find the keys of acked units in memory, published
 //! before the answer, and keys moved to `mo_keys` leave memory only once
-//! that move is committed; every other read first calls
+//! that move is committed; the point lookups of a message and of an
+//! opt-out look first at what acked, unapplied units touched
+//! (`unapplied.rs`, noted before each group is answered, forgotten once
+//! a commit holding it is visible) and fence only when that says they
+//! must; every other read first calls
 //! [`RedbStore::fence`](super::RedbStore::fence), which is two atomic loads when
 //! everything acked is committed, and otherwise flags the writer, which
 //! commits the open transaction after the group it is applying (or after
@@ -118,6 +122,7 @@ use super::journal::{self, Journal};
 use super::purge::{self, Job, PurgeReport};
 use super::read::MoKeysView;
 use super::schema::{META, META_JOURNAL_SEQ};
+use super::unapplied::Unapplied;
 use super::unit::{Outcome, Unit};
 use super::{Opened, Opener, RecentMoKeys};
 use crate::model::MoKey;
@@ -166,7 +171,10 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    fn answer(self, answer: Result<Outcome, StoreError>) {
+    /// Tells the unit's waiter, if any (and logs a refusal, or the loss
+    /// of an enqueued unit); the unit itself stays, to be dropped with
+    /// its group ([`answer_group`]).
+    fn answer(&mut self, answer: Result<Outcome, StoreError>) {
         if let Err(e) = &answer {
             let uuid = self
                 .unit
@@ -181,11 +189,38 @@ impl Pending {
                 warn!(error = %e, uuid, ops = self.unit.ops.len(), "enqueued unit lost");
             }
         }
-        if let Some(reply) = self.reply {
+        if let Some(reply) = self.reply.take() {
             // A caller that stopped waiting has nothing to learn.
             let _ = reply.send(answer);
         }
     }
+}
+
+/// Answers every unit of a group, in order, then drops the units.
+///
+/// The answers go out in one tight run, and the units (their messages,
+/// the costly part to free) are dropped only after the last: waiters that
+/// one task polls together (the link's session polls all of its MOs, see
+/// `link/session.rs`) are then all ready by the time that task runs, so a
+/// group wakes it once rather than once per unit. Each unit still gets
+/// its own exact answer.
+fn answer_group(
+    batch: &mut Vec<Pending>,
+    answers: impl IntoIterator<Item = Result<Outcome, StoreError>>,
+) {
+    for (pending, answer) in batch.iter_mut().zip(answers) {
+        pending.answer(answer);
+    }
+    batch.clear();
+}
+
+/// Answers every unit of a group with the same error ([`answer_group`]).
+fn fail_group(batch: &mut Vec<Pending>, error: &StoreError) {
+    let units = batch.len();
+    answer_group(
+        batch,
+        std::iter::repeat_n(error, units).map(|e| Err(e.clone())),
+    );
 }
 
 /// How much one transaction may carry.
@@ -261,6 +296,9 @@ pub(crate) struct Shared {
     /// A reader waits for the open transaction: commit it at the next
     /// chance.
     pub(crate) flush_wanted: AtomicBool,
+    /// What acked groups not yet visible changed, for point lookups that
+    /// need no fence (`unapplied.rs`).
+    pub(crate) unapplied: Unapplied,
 }
 
 /// The writer's histograms: prometheus-client's, which the metrics module
@@ -320,8 +358,19 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(visible) = visible {
             self.visible.fetch_max(visible, Ordering::AcqRel);
+            // After the commit: a lookup that misses these now finds
+            // them in the snapshot it opens next.
+            self.unapplied.settle(visible);
         }
         self.visible_changed.notify_all();
+    }
+
+    /// Notes what the next group to be acked changes, for lookups that
+    /// skip the fence (`unapplied.rs`); called just before it counts as
+    /// acked. Only the writer acks, so the group's number is the next.
+    fn note_unapplied<'u>(&self, units: impl IntoIterator<Item = &'u Unit>) {
+        let group = self.acked.load(Ordering::Acquire) + 1;
+        self.unapplied.note(group, units);
     }
 
     /// Drops the shared `mo_keys` snapshot.
@@ -592,25 +641,19 @@ impl Writer {
             self.wait_for_checkpoint();
         }
         let Some(db) = self.usable_database() else {
-            for pending in batch.drain(..) {
-                pending.answer(Err(StoreError::Recovering));
-            }
+            fail_group(batch, &StoreError::Recovering);
             return;
         };
         match self.write(&db, batch, bytes, scratch) {
             Ok(answers) => {
                 let refused = self.count_batch(units, &answers);
-                for (pending, answer) in batch.drain(..).zip(answers) {
-                    pending.answer(answer);
-                }
+                answer_group(batch, answers);
                 debug!(units, refused, elapsed = ?started.elapsed(), "batch committed");
             }
             Err(e) => {
                 self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
                 error!(error = %e, units, "batch not committed; every unit in it fails");
-                for pending in batch.drain(..) {
-                    pending.answer(Err(e.clone()));
-                }
+                fail_group(batch, &e);
                 if matches!(e, StoreError::Storage { .. }) {
                     self.let_go();
                 }
@@ -769,6 +812,7 @@ impl Writer {
             self.next_seq = next_seq;
             // Durable: readers may learn of its MO keys, and then of it.
             self.shared.publish_keys(&recent.added, &recent.released);
+            self.shared.note_unapplied(applied_units(batch, &answers));
             let acked = self.shared.acked.fetch_add(1, Ordering::AcqRel) + 1;
             open.acked = acked;
             self.shared.transactions.fetch_add(1, Ordering::Relaxed);
@@ -936,6 +980,19 @@ enum Next {
     End,
 }
 
+/// The units of `batch` that applied (the refused and duplicate ones
+/// changed nothing).
+fn applied_units<'b>(
+    batch: &'b [Pending],
+    answers: &'b [Result<Outcome, StoreError>],
+) -> impl Iterator<Item = &'b Unit> {
+    batch
+        .iter()
+        .zip(answers)
+        .filter(|(_, answer)| matches!(answer, Ok(Outcome::Applied)))
+        .map(|(pending, _)| &pending.unit)
+}
+
 /// Appends the applied units of `batch` to the journal as one record (the
 /// refused and duplicate ones changed nothing) and notes its sequence in
 /// `txn`, so that replay knows which records a file holds.
@@ -953,12 +1010,7 @@ fn journal_batch(
                 Ok(())
             });
     noted.map_err(StoreError::storage("noting the journal sequence"))?;
-    let applied: Vec<&Unit> = batch
-        .iter()
-        .zip(answers)
-        .filter(|(_, answer)| matches!(answer, Ok(Outcome::Applied)))
-        .map(|(pending, _)| &pending.unit)
-        .collect();
+    let applied: Vec<&Unit> = applied_units(batch, answers).collect();
     journal
         .append(&applied)
         .map_err(journal::storage("writing the journal"))
@@ -1290,9 +1342,7 @@ impl Writer {
                 let e = journal::storage("writing the journal")(e);
                 self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
                 error!(error = %e, units, "batch not journaled; every unit in it fails");
-                for pending in batch.drain(..) {
-                    pending.answer(Err(e.clone()));
-                }
+                fail_group(batch, &e);
                 self.let_go();
                 return true;
             }
@@ -1300,6 +1350,8 @@ impl Writer {
             // Durable: readers may learn of its MO keys; other reads wait
             // for it to be applied, after the checkpoint.
             self.shared.publish_keys(&added, &HashSet::new());
+            self.shared
+                .note_unapplied(applied.iter().map(|&i| &batch[i].unit));
             self.shared.acked.fetch_add(1, Ordering::AcqRel);
             self.shared.transactions.fetch_add(1, Ordering::Relaxed);
             let checkpoint = self.checkpoint.as_mut().expect("checked above");
@@ -1320,9 +1372,7 @@ impl Writer {
             .histograms
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
-        for (pending, answer) in batch.drain(..).zip(answers) {
-            pending.answer(answer);
-        }
+        answer_group(batch, answers);
         debug!(units, refused, elapsed = ?started.elapsed(), "batch acked during a checkpoint");
         true
     }
