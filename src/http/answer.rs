@@ -223,23 +223,28 @@ pub fn iso8601(micros: Micros) -> String {
     if !(0..=9999).contains(&year) {
         return iso8601_by_time(micros);
     }
-    let mut out = [0u8; 19];
-    let mut put = |at: usize, value: i64, digits: u32| {
-        for i in 0..digits as usize {
-            // value is at most 4 digits: each digit is below 10.
-            out[at + i] = b'0' + (value / 10_i64.pow(digits - 1 - i as u32) % 10) as u8;
+    let (hour, minute, second) = (
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+    );
+    let mut out = *b"0000-00-00T00:00:00";
+    for (at, value, digits) in [
+        (0, year, 4),
+        (5, month, 2),
+        (8, day, 2),
+        (11, hour, 2),
+        (14, minute, 2),
+        (17, second, 2),
+    ] {
+        let mut value = value;
+        for i in (at..at + digits).rev() {
+            // Each value fits its digits: year 0-9999, the rest below 100.
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
         }
-    };
-    put(0, year, 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, second_of_day / 3600, 2);
-    put(14, second_of_day / 60 % 60, 2);
-    put(17, second_of_day % 60, 2);
-    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
-        out[at] = separator;
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The proleptic Gregorian date (year, month 1-12, day 1-31) of `days`

@@ -207,7 +207,9 @@ impl Fields {
             match &NAMES[field].2 {
                 Slot::Bytes(slot) => *slot(&mut fields) = Some(percent_decode(value)),
                 // The pair chosen decides, even when it holds no number.
-                Slot::Int(slot) => *slot(&mut fields) = scan_int(&percent_decode(value)).unwrap_or(UNSET),
+                Slot::Int(slot) => {
+                    *slot(&mut fields) = scan_int(&percent_decode(value)).unwrap_or(UNSET)
+                }
             }
         }
         fields

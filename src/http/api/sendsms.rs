@@ -33,7 +33,7 @@ pub use crate::http::answer::THROTTLED;
 use crate::http::answer::{retry_after, HttpResponse};
 use crate::http::context::Context;
 use crate::http::server::PeerAddr;
-use crate::model::{now_micros, Status};
+use crate::model::now_micros;
 use crate::reload::Reloadable;
 use crate::sendsms::{self, Incoming, Refusal, ACCEPTED};
 
@@ -109,15 +109,18 @@ impl Sendsms {
         let request = sendsms::parse(&settings.sendsms_users, defaults, incoming, now)?;
         let store = ctx.store();
         let messages = request.messages(|| store.allocate_id());
-        let sent = ctx.intake.send(messages).await.map_err(|e| {
-            warn!(error = %e, "sendsms: could not store the messages");
-            if e.is_transient() {
-                Refusal::StorageUnavailable
-            } else {
-                Refusal::Storage
-            }
-        })?;
-        let queued = sent.iter().filter(|m| m.status == Status::Queued).count();
+        let queued = ctx
+            .intake
+            .send_counting_queued(messages)
+            .await
+            .map_err(|e| {
+                warn!(error = %e, "sendsms: could not store the messages");
+                if e.is_transient() {
+                    Refusal::StorageUnavailable
+                } else {
+                    Refusal::Storage
+                }
+            })?;
         info!(
             user = %request.username,
             backend = %request.backend,
