@@ -21,9 +21,15 @@ pub struct BodyLimits {
 
 /// Name-value pairs, in the order given: the query string's, then the
 /// form body's.
+///
+/// Decoded once, into one string: a pair is three offsets into it (its
+/// name from the first to the second, its value from the second to the
+/// third), so reading a request's parameters costs two allocations, not
+/// two per parameter.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
-    pairs: Vec<(String, String)>,
+    text: String,
+    pairs: Vec<[usize; 3]>,
     /// The first pair that did not decode: its name (lossily decoded) and
     /// what was wrong. Such a pair is not among `pairs`.
     malformed: Option<(String, Malformed)>,
@@ -44,10 +50,15 @@ impl Params {
     /// Parameters from decoded pairs.
     #[cfg(test)]
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
-        Params {
-            pairs: pairs.into_iter().collect(),
-            malformed: None,
+        let mut params = Params::default();
+        for (name, value) in pairs {
+            let at = params.text.len();
+            params.text.push_str(&name);
+            let between = params.text.len();
+            params.text.push_str(&value);
+            params.pairs.push([at, between, params.text.len()]);
         }
+        params
     }
 
     /// The first parameter that did not decode, and why: every endpoint
@@ -65,33 +76,45 @@ impl Params {
         params
     }
 
+    /// Every pair, in order.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
+        self.pairs
+            .iter()
+            .map(|&[at, between, end]| (&self.text[at..between], &self.text[between..end]))
+    }
+
     /// The value of `name`: the last one given, as Django's `QueryDict`
     /// (so a form field overrides the query string).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// Every value given for `name`.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
     }
 
     fn extend_urlencoded(&mut self, bytes: &[u8]) {
+        // Room for the decoded text (never longer than the encoded) and
+        // for the pairs, at once.
+        self.text.reserve(bytes.len());
+        self.pairs
+            .reserve(bytes.iter().filter(|&&b| b == b'&').count() + 1);
+        let mut scratch = Vec::new();
         for pair in bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = match pair.iter().position(|&b| b == b'=') {
                 Some(at) => (&pair[..at], &pair[at + 1..]),
                 None => (pair, &b""[..]),
             };
-            match (decode(name), decode(value)) {
-                (Ok(name), Ok(value)) => self.pairs.push((name, value)),
-                (Err(why), _) | (_, Err(why)) => {
+            let at = self.text.len();
+            let decoded = decode_into(name, &mut self.text, &mut scratch).and_then(|()| {
+                let between = self.text.len();
+                decode_into(value, &mut self.text, &mut scratch).map(|()| between)
+            });
+            match decoded {
+                Ok(between) => self.pairs.push([at, between, self.text.len()]),
+                Err(why) => {
+                    self.text.truncate(at);
                     if self.malformed.is_none() {
                         let name =
                             String::from_utf8_lossy(&percent_decode_lossy(name)).into_owned();
@@ -103,14 +126,21 @@ impl Params {
     }
 }
 
-/// Decodes one `application/x-www-form-urlencoded` name or value: `+` is
-/// a space, `%XX` a byte; the result must be UTF-8.
-fn decode(encoded: &[u8]) -> Result<String, Malformed> {
-    let mut out = Vec::with_capacity(encoded.len());
+/// Decodes one `application/x-www-form-urlencoded` name or value onto the
+/// end of `out`: `+` is a space, `%XX` a byte; the result must be UTF-8.
+/// `scratch` holds the bytes of an escaped one while they are checked.
+/// On error `out` may hold part of it; the caller cuts it off.
+fn decode_into(encoded: &[u8], out: &mut String, scratch: &mut Vec<u8>) -> Result<(), Malformed> {
+    if !encoded.iter().any(|&b| b == b'%' || b == b'+') {
+        // Nothing to decode (most names and values): checked and copied.
+        out.push_str(std::str::from_utf8(encoded).map_err(|_| Malformed::Utf8)?);
+        return Ok(());
+    }
+    scratch.clear();
     let mut i = 0;
     while i < encoded.len() {
         match encoded[i] {
-            b'+' => out.push(b' '),
+            b'+' => scratch.push(b' '),
             b'%' => {
                 let hex = encoded.get(i + 1..i + 3).ok_or(Malformed::Percent)?;
                 let byte = std::str::from_utf8(hex)
@@ -118,14 +148,15 @@ fn decode(encoded: &[u8]) -> Result<String, Malformed> {
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .filter(|_| hex.iter().all(u8::is_ascii_hexdigit))
                     .ok_or(Malformed::Percent)?;
-                out.push(byte);
+                scratch.push(byte);
                 i += 2;
             }
-            b => out.push(b),
+            b => scratch.push(b),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| Malformed::Utf8)
+    out.push_str(std::str::from_utf8(scratch).map_err(|_| Malformed::Utf8)?);
+    Ok(())
 }
 
 /// A name decoded as far as it goes, for naming it in an error.
@@ -254,5 +285,13 @@ mod tests {
         let p = Params::from_query("text=%C3%A9t%C3%A9+%2B");
         assert_eq!(p.get("text"), Some("été +"));
         assert_eq!(p.malformed(), None);
+    }
+
+    #[test]
+    fn a_malformed_pair_leaves_the_others_whole() {
+        let p = Params::from_query("a=1&b%2B=%zz&c=x%2By&d%FF=2&e=%C3%A9");
+        assert_eq!(p.malformed(), Some(("b+", Malformed::Percent)));
+        let pairs: Vec<(&str, &str)> = p.iter().collect();
+        assert_eq!(pairs, [("a", "1"), ("c", "x+y"), ("e", "é")]);
     }
 }

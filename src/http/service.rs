@@ -33,15 +33,17 @@ pub async fn serve(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let is_console = console::is_console_path(&path);
-    let metrics = service.ctx.intake.metrics().clone();
-    let timer = metrics.http.start(&path, is_console);
+    // The URI's parts are shared, not copied: it is kept for the logs.
+    let uri = request.uri().clone();
+    let path = uri.path();
+    let is_console = console::is_console_path(path);
+    let metrics = &service.ctx.intake.metrics().http;
+    let timer = metrics.start(path, is_console);
     let refused = |e: ApiError| {
         debug!(%method, %path, error = %e, "HTTP request refused");
         e.into_response()
     };
-    let response = if let Some(endpoint) = ops::endpoint(&path, service.role) {
+    let response = if let Some(endpoint) = ops::endpoint(path, service.role) {
         body::whole(
             ops::respond(&service.ctx, service.role, endpoint, &request).unwrap_or_else(refused),
         )
@@ -59,7 +61,7 @@ pub async fn serve(
         )
     };
     let status = response.status().as_u16();
-    metrics.http.finish(timer, status);
+    metrics.finish(timer, status);
     debug!(%method, %path, status, "HTTP request answered");
     Ok(response)
 }

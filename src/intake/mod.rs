@@ -279,6 +279,31 @@ impl Intake {
     /// cancelled (C) by an app. Give each message an id from
     /// [`Store::allocate_id`].
     pub async fn send(&self, messages: Vec<Message>) -> Result<Vec<Message>, StoreError> {
+        let screened = self.commit_new(messages).await?;
+        for msg in screened.iter().filter(|m| m.status == Status::Queued) {
+            self.offer_new(msg.clone());
+        }
+        Ok(screened)
+    }
+
+    /// [`Intake::send`] for a caller that needs only how many of the
+    /// messages were queued (sendsms): they go to their transports without
+    /// a copy.
+    pub(crate) async fn send_counting_queued(
+        &self,
+        messages: Vec<Message>,
+    ) -> Result<usize, StoreError> {
+        let screened = self.commit_new(messages).await?;
+        let mut queued = 0;
+        for msg in screened.into_iter().filter(|m| m.status == Status::Queued) {
+            queued += 1;
+            self.offer_new(msg);
+        }
+        Ok(queued)
+    }
+
+    /// Screens and commits new outgoing messages ([`Intake::send`]).
+    async fn commit_new(&self, messages: Vec<Message>) -> Result<Vec<Message>, StoreError> {
         let mut unit = Unit::new();
         let settings = self.settings.load();
         let mut screened = Vec::with_capacity(messages.len());
@@ -287,11 +312,13 @@ impl Intake {
         }
         // Without a Kannel key the outcome is always Applied.
         let _outcome = self.store.commit(unit).await?;
-        for msg in screened.iter().filter(|m| m.status == Status::Queued) {
-            debug!(message_id = msg.id, backend = %msg.connection.backend, "outgoing message queued");
-            self.dispatch.offer(msg.clone());
-        }
         Ok(screened)
+    }
+
+    /// Offers a committed new outgoing message to its transport.
+    fn offer_new(&self, msg: Message) {
+        debug!(message_id = msg.id, backend = %msg.connection.backend, "outgoing message queued");
+        self.dispatch.offer(msg);
     }
 }
 

@@ -135,8 +135,8 @@ pub struct Incoming<'a> {
     pub post: bool,
     /// The raw query string, without the `?`.
     pub query: &'a [u8],
-    /// Every header, in order (only `Content-Type` and `X-Kannel-*` are
-    /// read).
+    /// Every header, in order (only a POST's `Content-Type` and
+    /// `X-Kannel-*` are read: a GET's may be left out).
     pub headers: &'a [(&'a str, &'a [u8])],
     pub body: &'a [u8],
     /// Who sent it, for the user's `user_deny_ip`/`user_allow_ip`.

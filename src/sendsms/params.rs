@@ -177,30 +177,38 @@ impl Fields {
     /// counts and later ones are ignored; an alias counts only when the
     /// main name is absent.
     pub fn from_cgi(encoded: &[&[u8]]) -> Fields {
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = encoded
+        let mut fields = Fields::default();
+        // One pass over the pairs. For each field, the rank (the place in
+        // its list of names) of the pair it holds: a later pair replaces it
+        // only under a name ranked before, so the first value of the main
+        // name wins, then the first of an alias. Only the values of known
+        // names are decoded.
+        let mut held = [usize::MAX; NAMES.len()];
+        let pairs = encoded
             .iter()
             .flat_map(|part| part.split(|&b| b == b'&'))
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| match pair.iter().position(|&b| b == b'=') {
-                Some(at) => (percent_decode(&pair[..at]), percent_decode(&pair[at + 1..])),
-                None => (percent_decode(pair), Vec::new()),
-            })
-            .collect();
-        let mut fields = Fields::default();
-        for (names, _, slot) in NAMES {
-            let value = names
-                .iter()
-                .find_map(|name| pairs.iter().find(|(n, _)| n == name.as_bytes()))
-                .map(|(_, v)| v);
-            let Some(value) = value else {
+            .filter(|pair| !pair.is_empty());
+        for pair in pairs {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let name = decode_name(name);
+            let Some((field, rank)) = NAMES.iter().enumerate().find_map(|(i, (names, _, _))| {
+                let rank = names.iter().position(|n| n.as_bytes() == &*name)?;
+                Some((i, rank))
+            }) else {
                 continue;
             };
-            match slot {
-                Slot::Bytes(field) => *field(&mut fields) = Some(value.clone()),
-                Slot::Int(field) => {
-                    if let Some(n) = scan_int(value) {
-                        *field(&mut fields) = n;
-                    }
+            if rank >= held[field] {
+                continue;
+            }
+            held[field] = rank;
+            match &NAMES[field].2 {
+                Slot::Bytes(slot) => *slot(&mut fields) = Some(percent_decode(value)),
+                // The pair chosen decides, even when it holds no number.
+                Slot::Int(slot) => {
+                    *slot(&mut fields) = scan_int(&percent_decode(value)).unwrap_or(UNSET)
                 }
             }
         }
@@ -281,6 +289,16 @@ pub fn strip_blanks(value: &[u8]) -> &[u8] {
     &value[..end]
 }
 
+/// A parameter's name, URL-decoded; as it came when it holds nothing to
+/// decode (every name smsbox reads), without a copy.
+fn decode_name(name: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if name.iter().any(|&b| b == b'%' || b == b'+') {
+        std::borrow::Cow::Owned(percent_decode(name))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// Hex and URL-decoding are Kannel XML's too (one copy, below both).
 pub use crate::kannel_xml::{unhex, url_decode as percent_decode};
 
@@ -307,6 +325,16 @@ mod tests {
         assert_eq!(f.password.as_deref(), Some(&b"x"[..]));
         assert_eq!(f.dlr_url.as_deref(), Some(&b"http://old"[..]));
         assert_eq!(f.dlr_mask, 3);
+        // The main name wins wherever it comes, even when it holds no
+        // number (the field is then unset, as smsbox's sscanf leaves it).
+        let f = cgi("dlrmask=5&pass=y&dlr-mask=3&password=z&dlrmask=6");
+        assert_eq!((f.dlr_mask, f.password.as_deref()), (3, Some(&b"z"[..])));
+        let f = cgi("dlrmask=5&dlr-mask=x");
+        assert_eq!(f.dlr_mask, UNSET);
+        // Names are compared URL-decoded; unknown names are skipped.
+        let f = cgi("%74o=1&t%65xt=a+b&nonsense=%zz&to=2");
+        assert_eq!(f.to.as_deref(), Some(&b"1"[..]));
+        assert_eq!(f.text.as_deref(), Some(&b"a b"[..]));
     }
 
     #[test]

@@ -33,13 +33,13 @@ pub use crate::http::answer::THROTTLED;
 use crate::http::answer::{retry_after, HttpResponse};
 use crate::http::context::Context;
 use crate::http::server::PeerAddr;
-use crate::model::{now_micros, Status};
+use crate::model::now_micros;
 use crate::reload::Reloadable;
 use crate::sendsms::{self, Incoming, Refusal, ACCEPTED};
 
 /// smsbox answers `text/html` whatever it says.
-fn answer(status: u16, body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn answer(status: u16, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     response
         .headers_mut()
@@ -64,13 +64,18 @@ impl Sendsms {
         head: &hyper::http::request::Parts,
         body: &[u8],
     ) -> HttpResponse {
-        let headers: Vec<(&str, &[u8])> = head
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_bytes()))
-            .collect();
+        let post = head.method == hyper::Method::POST;
+        // Only a POST's headers are read (its content type, X-Kannel-*).
+        let headers: Vec<(&str, &[u8])> = if post {
+            head.headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let incoming = Incoming {
-            post: head.method == hyper::Method::POST,
+            post,
             query: head.uri.query().unwrap_or_default().as_bytes(),
             headers: &headers,
             body,
@@ -80,7 +85,7 @@ impl Sendsms {
         if let Err(wait) = ctx.throttle.check(incoming.client_ip, Instant::now()) {
             warn!(ip = ?incoming.client_ip, "sendsms: refused, too many failed authorizations");
             metrics.http.auth_failure("sendsms", true);
-            let mut response = answer(429, THROTTLED.to_owned());
+            let mut response = answer(429, THROTTLED);
             retry_after(&mut response, wait);
             return response;
         }
@@ -90,7 +95,7 @@ impl Sendsms {
             metrics.http.auth_failure("sendsms", false);
         }
         match sent {
-            Ok(()) => answer(202, ACCEPTED.to_owned()),
+            Ok(()) => answer(202, ACCEPTED),
             Err(refusal) => answer(refusal.status(), refusal.to_string()),
         }
     }
@@ -104,15 +109,18 @@ impl Sendsms {
         let request = sendsms::parse(&settings.sendsms_users, defaults, incoming, now)?;
         let store = ctx.store();
         let messages = request.messages(|| store.allocate_id());
-        let sent = ctx.intake.send(messages).await.map_err(|e| {
-            warn!(error = %e, "sendsms: could not store the messages");
-            if e.is_transient() {
-                Refusal::StorageUnavailable
-            } else {
-                Refusal::Storage
-            }
-        })?;
-        let queued = sent.iter().filter(|m| m.status == Status::Queued).count();
+        let queued = ctx
+            .intake
+            .send_counting_queued(messages)
+            .await
+            .map_err(|e| {
+                warn!(error = %e, "sendsms: could not store the messages");
+                if e.is_transient() {
+                    Refusal::StorageUnavailable
+                } else {
+                    Refusal::Storage
+                }
+            })?;
         info!(
             user = %request.username,
             backend = %request.backend,
