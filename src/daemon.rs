@@ -252,6 +252,7 @@ async fn start(config: Config, extra: Vec<Arc<dyn App>>) -> Result<Running, Star
         cache_bytes: config.store.cache_mb << 20,
         journal: config.store.journal,
         checkpoint_interval: Duration::from_secs(config.store.checkpoint_secs),
+        commit_delay: Duration::from_micros(config.store.commit_delay_us),
         ..StoreOptions::default()
     };
     let store = Store::open(&config.store.path, options)?;

@@ -57,6 +57,7 @@ mod apply;
 mod backup;
 mod checkpoint;
 mod codec;
+mod commit_delay;
 mod error;
 #[cfg(test)]
 mod faults;
@@ -104,6 +105,9 @@ const MAX_FENCE_WAIT: Duration = Duration::from_secs(10);
 /// there (it is woken when its units are committed).
 const FENCE_POLL: Duration = Duration::from_millis(50);
 
+/// [`StoreOptions::commit_delay`]'s default.
+pub const DEFAULT_COMMIT_DELAY: Duration = Duration::from_micros(0);
+
 /// Tuning, with bounds on everything the store holds in memory.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -141,6 +145,10 @@ pub struct StoreOptions {
     /// With the journal, a checkpoint also comes once the journal holds
     /// this many bytes.
     pub checkpoint_bytes: u64,
+    /// With the journal, the longest a group waits for more units before
+    /// its fdatasync, taken only while units come fast enough for the wait
+    /// to gather some (`commit_delay.rs`); zero never waits.
+    pub commit_delay: Duration,
     /// Tests: the file's backend fails writes on demand.
     #[cfg(test)]
     pub(crate) faults: Option<Arc<faults::Faults>>,
@@ -159,6 +167,7 @@ impl Default for StoreOptions {
             journal: true,
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_bytes: 64 << 20,
+            commit_delay: DEFAULT_COMMIT_DELAY,
             #[cfg(test)]
             faults: None,
         }
@@ -271,6 +280,7 @@ impl Store {
             recent: shared.recent_mos().clone(),
             open: None,
             checkpoint: None,
+            commit_delay: commit_delay::CommitDelay::new(options.commit_delay),
         };
         let thread = std::thread::Builder::new()
             .name("rapidbox-store".to_owned())

@@ -1289,5 +1289,6 @@ async fn after_a_storage_failure_the_store_reopens_its_file_and_loses_nothing() 
 }
 
 mod backup;
+mod commit_delay;
 mod journal;
 mod retention;
