@@ -13,6 +13,8 @@
 //!   per group, so that redb commits without an fsync between
 //!   checkpoints; two files, so that a checkpoint runs while acks go on;
 //!   replayed on open.
+//! - `commit_delay.rs`: when a group waits for more units before the
+//!   journal's fdatasync ([`StoreOptions::commit_delay`]).
 //! - `checkpoint.rs`: the durable commit on a thread of its own, and the
 //!   groups acked meanwhile, their outcomes foreseen, held to be applied
 //!   after it.

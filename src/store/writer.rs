@@ -6,7 +6,10 @@
 //! the group durable, and only then answers the waiters. While one group
 //! waits for the disk the queue fills, so the next group is bigger: the
 //! group size follows the load and throughput is not capped by the disk's
-//! fsync rate.
+//! fsync rate. With the journal and a commit delay
+//! ([`StoreOptions::commit_delay`](super::StoreOptions::commit_delay)), a
+//! group of units from several senders, coming fast, first waits that
+//! long for more (`commit_delay.rs`), so that one fdatasync answers more.
 //!
 //! How a group becomes durable:
 //!

@@ -16,12 +16,10 @@ fn with_delay(delay: Duration) -> StoreOptions {
 }
 
 fn mo_unit(id: MessageId) -> Unit {
-    Unit::new()
-        .unless_mo_known(key(id))
-        .with(Op::put(with_uuid(
-            message(id, Direction::Incoming, "s", "1"),
-            uuid(id),
-        )))
+    Unit::new().unless_mo_known(key(id)).with(Op::put(with_uuid(
+        message(id, Direction::Incoming, "s", "1"),
+        uuid(id),
+    )))
 }
 
 #[tokio::test]
@@ -77,7 +75,11 @@ async fn a_sender_alone_never_waits_for_the_delay() {
         let id = store.allocate_id();
         let one = Instant::now();
         applied(store.commit(mo_unit(id)).await.unwrap());
-        assert!(one.elapsed() < DELAY, "a lone unit waited {:?}", one.elapsed());
+        assert!(
+            one.elapsed() < DELAY,
+            "a lone unit waited {:?}",
+            one.elapsed()
+        );
     }
     assert!(started.elapsed() < DELAY * 4, "{:?}", started.elapsed());
     store.close().await;
