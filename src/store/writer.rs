@@ -500,6 +500,10 @@ impl Writer {
     /// more units (`commit_delay.rs`). Never on the way out, nor for a
     /// group already at its bounds.
     fn gather(&mut self, taken: &mut Taken<'_>, bytes: &mut usize) {
+        if taken.batch.is_empty() {
+            // A reader's flush, a purge or a close: no group to time.
+            return;
+        }
         let room = taken.batch.len() < self.limits.max_units && *bytes < self.limits.max_bytes;
         if room && taken.closers.is_empty() && self.journal.is_some() {
             if let Some(wait) = self.commit_delay.wait(taken.batch.len(), Instant::now()) {
