@@ -33,6 +33,10 @@ pub struct StoreConfig {
     /// With `journal`: the most seconds between durable redb commits,
     /// after each of which the journal is emptied.
     pub checkpoint_secs: u64,
+    /// With `journal`: the most microseconds a group of units waits for
+    /// more before the journal's fdatasync, only while units come fast
+    /// enough for the wait to gather some (0: never wait).
+    pub commit_delay_us: u64,
     /// Purge messages older than this many days (`None`: keep them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u64>,
@@ -149,6 +153,7 @@ impl Default for StoreConfig {
             cache_mb: 32,
             journal: true,
             checkpoint_secs: 5,
+            commit_delay_us: crate::store::DEFAULT_COMMIT_DELAY.as_micros() as u64,
             retention_days: None,
             retention_max_messages: None,
             // Kannel's SMSCs usually report within hours; a message's

@@ -884,3 +884,18 @@ fn the_postgres_section_is_checked_with_its_key_paths() {
         .to_string();
     assert!(bad_port.contains("store.postgres.port"), "{bad_port}");
 }
+
+#[test]
+fn the_commit_delay_is_bounded_and_reaches_the_store() {
+    let report = check("[store]\ncommit_delay_us = 10001\n");
+    assert_eq!(
+        keys(&report.errors),
+        BTreeSet::from(["store.commit_delay_us"])
+    );
+    assert!(message(&report.errors, "store.commit_delay_us").contains("0 to 10000"));
+    let report = check("[store]\ncommit_delay_us = 500\n");
+    assert!(report.errors.is_empty(), "{report:#?}");
+    let config = Config::from_toml_str("[store]\ncommit_delay_us = 500\n").unwrap();
+    assert_eq!(config.store.commit_delay_us, 500);
+    assert_eq!(Config::default().store.commit_delay_us, 0, "off by default");
+}

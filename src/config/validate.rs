@@ -353,6 +353,11 @@ fn blank(value: Option<&str>, at: &KeyPath, why: &str, report: &mut Report) {
     }
 }
 
+/// The longest `[store] commit_delay_us`: every ack may wait this long,
+/// and past a few milliseconds the wait costs more latency than the
+/// fdatasyncs it saves are worth.
+const MAX_COMMIT_DELAY_US: u64 = 10_000;
+
 fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
     if !store.backend.is_built() {
         error(
@@ -383,6 +388,13 @@ fn store(store: &StoreConfig, at: &KeyPath, report: &mut Report) {
             report,
             &at.key("checkpoint_secs"),
             "must be 1 to 3600 (seconds)",
+        );
+    }
+    if store.commit_delay_us > MAX_COMMIT_DELAY_US {
+        error(
+            report,
+            &at.key("commit_delay_us"),
+            format!("must be 0 to {MAX_COMMIT_DELAY_US} (microseconds)"),
         );
     }
     if store.retention_days.is_some_and(|d| d == 0 || d > 36_500) {

@@ -76,6 +76,7 @@ impl Store {
                     cache_bytes: config.cache_mb << 20,
                     journal: config.journal,
                     checkpoint_interval: std::time::Duration::from_secs(config.checkpoint_secs),
+                    commit_delay: std::time::Duration::from_micros(config.commit_delay_us),
                     ..StoreOptions::default()
                 };
                 Store::open(&config.path, options)

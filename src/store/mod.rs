@@ -19,6 +19,8 @@
 //!   per group, so that redb commits without an fsync between
 //!   checkpoints; two files, so that a checkpoint runs while acks go on;
 //!   replayed on open.
+//! - `commit_delay.rs`: when a group waits for more units before the
+//!   journal's fdatasync ([`StoreOptions::commit_delay`]).
 //! - `checkpoint.rs`: the durable commit on a thread of its own, and the
 //!   groups acked meanwhile, their outcomes foreseen, held to be applied
 //!   after it.
@@ -65,6 +67,7 @@ mod backend;
 mod backup;
 mod checkpoint;
 mod codec;
+mod commit_delay;
 mod error;
 #[cfg(test)]
 mod faults;
@@ -115,6 +118,9 @@ const MAX_FENCE_WAIT: Duration = Duration::from_secs(10);
 /// there (it is woken when its units are committed).
 const FENCE_POLL: Duration = Duration::from_millis(50);
 
+/// [`StoreOptions::commit_delay`]'s default.
+pub const DEFAULT_COMMIT_DELAY: Duration = Duration::from_micros(0);
+
 /// Tuning, with bounds on everything the store holds in memory.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -152,6 +158,10 @@ pub struct StoreOptions {
     /// With the journal, a checkpoint also comes once the journal holds
     /// this many bytes.
     pub checkpoint_bytes: u64,
+    /// With the journal, the longest a group waits for more units before
+    /// its fdatasync, taken only while units come fast enough for the wait
+    /// to gather some (`commit_delay.rs`); zero never waits.
+    pub commit_delay: Duration,
     /// Tests: the file's backend fails writes on demand.
     #[cfg(test)]
     pub(crate) faults: Option<Arc<faults::Faults>>,
@@ -170,6 +180,7 @@ impl Default for StoreOptions {
             journal: true,
             checkpoint_interval: Duration::from_secs(5),
             checkpoint_bytes: 64 << 20,
+            commit_delay: DEFAULT_COMMIT_DELAY,
             #[cfg(test)]
             faults: None,
         }
@@ -283,6 +294,7 @@ impl RedbStore {
             recent: shared.recent_mos().clone(),
             open: None,
             checkpoint: None,
+            commit_delay: commit_delay::CommitDelay::new(options.commit_delay),
         };
         let thread = std::thread::Builder::new()
             .name("rapidbox-store".to_owned())

@@ -1522,5 +1522,6 @@ async fn the_configured_backend_opens_and_an_unreachable_database_is_a_transient
 }
 
 mod backup;
+mod commit_delay;
 mod journal;
 mod retention;

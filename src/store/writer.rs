@@ -6,7 +6,10 @@
 //! the group durable, and only then answers the waiters. While one group
 //! waits for the disk the queue fills, so the next group is bigger: the
 //! group size follows the load and throughput is not capped by the disk's
-//! fsync rate.
+//! fsync rate. With the journal and a commit delay
+//! ([`StoreOptions::commit_delay`](super::StoreOptions::commit_delay)), a
+//! group of units from several senders, coming fast, first waits that
+//! long for more (`commit_delay.rs`), so that one fdatasync answers more.
 //!
 //! How a group becomes durable:
 //!
@@ -117,6 +120,7 @@ use tracing::{debug, error, info, warn};
 
 use super::apply::{Batch, Finished, RecentMos, Tables};
 use super::checkpoint::{self, Checkpoint, Held};
+use super::commit_delay::CommitDelay;
 use super::error::{uuid_text, StoreError};
 use super::journal::{self, Journal};
 use super::purge::{self, Job, PurgeReport};
@@ -424,6 +428,9 @@ pub(crate) struct Writer {
     /// A durable commit under way on its own thread, and the groups acked
     /// meanwhile (`checkpoint.rs`).
     pub(crate) checkpoint: Option<Checkpoint>,
+    /// With the journal: how long a group waits for more units before
+    /// its fdatasync (`commit_delay.rs`).
+    pub(crate) commit_delay: CommitDelay,
 }
 
 /// The transaction that groups are applied to, with the journal on, until
@@ -504,12 +511,8 @@ impl Writer {
                 purges: &mut purges,
             };
             let mut bytes = taken.take(first);
-            while taken.batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
-                match self.requests.try_recv() {
-                    Ok(request) => bytes += taken.take(request),
-                    Err(_) => break,
-                }
-            }
+            bytes = self.drain(&mut taken, bytes);
+            self.gather(&mut taken, &mut bytes);
             if !batch.is_empty() {
                 self.commit_batch(&mut batch, bytes, &mut scratch);
             }
@@ -527,6 +530,39 @@ impl Writer {
         for done in closers {
             let _ = done.send(());
         }
+    }
+
+    /// Takes what is already queued into the group, up to the batch
+    /// bounds; returns the group's bytes.
+    fn drain(&mut self, taken: &mut Taken<'_>, mut bytes: usize) -> usize {
+        while taken.batch.len() < self.limits.max_units && bytes < self.limits.max_bytes {
+            match self.requests.try_recv() {
+                Ok(request) => bytes += taken.take(request),
+                Err(_) => break,
+            }
+        }
+        bytes
+    }
+
+    /// With the journal, when units come fast enough: waits the commit
+    /// delay and takes what came meanwhile, so that one fdatasync answers
+    /// more units (`commit_delay.rs`). Never on the way out, nor for a
+    /// group already at its bounds.
+    fn gather(&mut self, taken: &mut Taken<'_>, bytes: &mut usize) {
+        if taken.batch.is_empty() {
+            // A reader's flush, a purge or a close: no group to time.
+            return;
+        }
+        let room = taken.batch.len() < self.limits.max_units && *bytes < self.limits.max_bytes;
+        if room && taken.closers.is_empty() && self.journal.is_some() {
+            if let Some(wait) = self.commit_delay.wait(taken.batch.len(), Instant::now()) {
+                // A sleep, not a wait on the queue: senders then wake
+                // nobody, and the writer wakes once.
+                std::thread::sleep(wait);
+                *bytes = self.drain(taken, *bytes);
+            }
+        }
+        self.commit_delay.taken(taken.batch.len(), Instant::now());
     }
 
     /// Between groups: commits the open transaction if it is due, and runs

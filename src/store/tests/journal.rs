@@ -951,10 +951,17 @@ async fn point_lookups_see_acked_unapplied_units_without_a_redb_commit() {
             unapplied_rounds += 1;
         }
         // A message one of them changed: read after the commit it asks for.
-        assert_eq!(store.message(old.id).await.unwrap().unwrap().status, Status::Sent);
+        assert_eq!(
+            store.message(old.id).await.unwrap().unwrap().status,
+            Status::Sent
+        );
         assert!(store.message(mo).await.unwrap().is_some());
         assert!(all_visible(&store));
-        assert_eq!(store.redb().unwrap().inner.shared.unapplied.len(), 0, "settled");
+        assert_eq!(
+            store.redb().unwrap().inner.shared.unapplied.len(),
+            0,
+            "settled"
+        );
         // Read from redb now, the same answers.
         assert_eq!(
             store.opted_out_since(&identity).await.unwrap(),
